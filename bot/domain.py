@@ -1,0 +1,196 @@
+"""The core's own vocabulary: who asked, what was asked, and the job that does it.
+
+These types are platform-neutral: adapters translate Telegram/Discord/console
+objects into them, and storage persists them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Any
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Platform(StrEnum):
+    TELEGRAM = "telegram"
+    DISCORD = "discord"
+    CONSOLE = "console"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRef:
+    """Where a conversation happens: a Telegram chat (+ forum topic), a Discord channel (+ thread)."""
+
+    platform: Platform
+    chat_id: str
+    thread_id: str | None = None
+    # A group/server the chat belongs to (Discord guild; Telegram group == chat).
+    group_id: str | None = None
+    is_private: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UserRef:
+    platform: Platform
+    user_id: str
+    display_name: str = ""
+
+    @property
+    def key(self) -> str:
+        """A stable id across platforms, e.g. `telegram:42`."""
+        return f"{self.platform}:{self.user_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    """Who asked, where, and which message to answer."""
+
+    user: UserRef
+    chat: ChatRef
+    reply_to: str | None = None
+    # Platform-specific hints the adapter wants back with each event (e.g. a Discord
+    # interaction token and its expiry). Opaque to the core; persisted with the job.
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+class JobKind(StrEnum):
+    """What the upstream is asked to do."""
+
+    CREATE = "create"  # text to video (/create_single, reroll and remix of it)
+    ANIMATE = "animate"  # image to video (/animate, reroll and remix of it)
+    UPSCALE = "upscale"
+    EXTEND = "extend"
+
+
+class ResultAction(StrEnum):
+    """The buttons under a finished video."""
+
+    REROLL = "reroll"
+    REMIX = "remix"
+    UPSCALE = "upscale"
+    EXTEND = "extend"
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    # Written before the create call, so a crash mid-call is resolved by looking
+    # the job's replyRef up upstream instead of sending the request twice.
+    SUBMITTING = "submitting"
+    SUBMITTED = "submitted"
+    GENERATING = "generating"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    MODERATED = "moderated"
+    CANCELLED = "cancelled"
+    # The outcome has reached the chat (video, or the failure explained).
+    DELIVERED = "delivered"
+
+
+RUNNING_STATES = frozenset({JobState.SUBMITTED, JobState.GENERATING})
+IN_FLIGHT_STATES = frozenset({JobState.SUBMITTING, *RUNNING_STATES})
+OUTCOME_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.MODERATED, JobState.CANCELLED})
+# Which transitions are legal; storage enforces them with compare-and-set.
+ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.QUEUED: frozenset({JobState.SUBMITTING, JobState.FAILED, JobState.CANCELLED, JobState.MODERATED}),
+    JobState.SUBMITTING: frozenset(
+        {JobState.QUEUED, JobState.SUBMITTED, JobState.FAILED, JobState.MODERATED, JobState.CANCELLED}
+    ),
+    JobState.SUBMITTED: frozenset({JobState.GENERATING, *OUTCOME_STATES}),
+    JobState.GENERATING: OUTCOME_STATES,
+    JobState.COMPLETED: frozenset({JobState.DELIVERED}),
+    JobState.FAILED: frozenset({JobState.DELIVERED}),
+    JobState.MODERATED: frozenset({JobState.DELIVERED}),
+    JobState.CANCELLED: frozenset({JobState.DELIVERED}),
+    JobState.DELIVERED: frozenset(),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """A fully resolved v2 generation: what will be sent upstream (minus routing fields).
+
+    `prompt` is the text sent to PixVerse (v1 style, character, negative prompt and
+    motion already folded in); `user_prompt` is what the user typed, kept for captions,
+    remix and moderation.
+    """
+
+    kind: JobKind
+    user_prompt: str = ""
+    prompt: str = ""
+    model: str = "v5.5"
+    duration: int = 5
+    quality: str = "540p"
+    aspect_ratio: str = "16:9"
+    seed: int = 0
+    audio: bool = False
+    off_peak: bool = False
+    # v1 parameters as given, for captions and for rebuilding on remix.
+    style: str | None = None
+    negative_prompt: str | None = None
+    character: str | None = None
+    motion: int | None = None
+    hd_quality: bool | None = None
+    # /animate: the uploaded image's reference (set once uploaded) and the stored copy.
+    image_path: str | None = None
+    image_blob_id: str | None = None
+    # upscale/extend: the source video at the upstream.
+    source_video_id: str | None = None
+
+    def with_changes(self, **changes: Any) -> GenerationRequest:
+        return replace(self, **changes)
+
+
+def new_job_id() -> str:
+    """A short id: fits Telegram's 64-byte callback_data and Discord's custom_id."""
+    return secrets.token_urlsafe(6).replace("-", "x").replace("_", "y")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    requester: Requester
+    request: GenerationRequest
+    state: JobState = JobState.QUEUED
+    # The outcome (completed/failed/moderated/cancelled), kept once the job is delivered.
+    outcome: JobState | None = None
+    action: ResultAction | None = None  # set when a button made this job
+    parent_id: str | None = None
+    video_id: str | None = None
+    account: str | None = None
+    result_url: str | None = None
+    failure: str | None = None
+    # Adapter's handle of the progress message it keeps editing.
+    status_message_id: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+    submitted_at: datetime | None = None
+    finished_at: datetime | None = None
+    # When the scheduler may try again after a "busy" answer.
+    not_before: datetime | None = None
+    attempts: int = 0
+
+    @property
+    def user(self) -> UserRef:
+        return self.requester.user
+
+    @property
+    def chat(self) -> ChatRef:
+        return self.requester.chat
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in OUTCOME_STATES or self.state is JobState.DELIVERED
+
+    @property
+    def has_video(self) -> bool:
+        """True when the job produced a video (buttons work on it)."""
+        return (self.outcome or self.state) is JobState.COMPLETED and bool(self.video_id)
+
+    def evolve(self, **changes: Any) -> Job:
+        return replace(self, **changes)

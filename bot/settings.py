@@ -1,0 +1,138 @@
+"""Configuration from the environment and `.env`, validated once at start.
+
+Every setting is documented in README.md ("Configuration"). Nothing here is read at
+import time: `load_settings()` is called by the composition root.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.upstream.models import AspectRatio, Model, Quality
+
+V1_STYLES = ("Realistic", "Anime", "3D Animation")
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # --- upstream
+    useapi_api_token: SecretStr | None = None
+    useapi_base_url: str = "https://api.useapi.net"
+    useapi_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Accounts to use (emails). Empty: every account GET scheduler/available reports.
+    useapi_accounts: CsvList = Field(default_factory=list)
+    # Run the built-in sandbox in-process instead of a real upstream (no token needed).
+    bot_sandbox: bool = False
+
+    # --- storage and HTTP
+    bot_database: Path = Path("data/bot.sqlite3")
+    bot_public_url: str | None = None
+    bot_http_host: str = "0.0.0.0"
+    bot_http_port: int = Field(default=8080, ge=0, le=65535)
+    # Key for the per-job webhook tokens; generated and stored in the database if unset.
+    bot_webhook_secret: SecretStr | None = None
+
+    # --- chat platforms
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_base: str | None = None
+    discord_bot_token: SecretStr | None = None
+    discord_guild_ids: CsvList = Field(default_factory=list)
+    # Operator ids per platform, e.g. "telegram:123,discord:456".
+    bot_admin_ids: CsvList = Field(default_factory=list)
+
+    # --- generation defaults (v1 style, v2 options)
+    default_style: str = "Realistic"
+    default_model: Model = Model.V5_5
+    default_duration: int = Field(default=5, ge=1, le=10)
+    default_quality: Quality = Quality.P540
+    default_hd_quality: Quality = Quality.P720
+    default_aspect_ratio: AspectRatio = AspectRatio.WIDE
+    default_audio: bool = False
+    default_off_peak: bool = False
+    # Anime characters /create_single accepts (v1 `character`).
+    anime_characters: CsvList = Field(
+        default_factory=lambda: [
+            "xiangling", "kamisatoayaka", "hutao", "raidenshogun", "yaemiko", "nahida", "ganyu", "keqing",
+        ]
+    )
+    max_image_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+
+    # --- scheduling and tracking (seconds)
+    max_jobs_in_flight_per_user: int = Field(default=2, ge=1)
+    scheduler_interval: float = Field(default=2.0, gt=0)
+    busy_retry_initial: float = Field(default=15.0, gt=0)
+    busy_retry_max: float = Field(default=120.0, gt=0)
+    capacity_refresh_interval: float = Field(default=30.0, gt=0)
+    poll_interval: float = Field(default=10.0, gt=0)
+    off_peak_poll_interval: float = Field(default=600.0, gt=0)
+    job_timeout: float = Field(default=30 * 60.0, gt=0)
+    off_peak_job_timeout: float = Field(default=26 * 3600.0, gt=0)
+    queue_timeout: float = Field(default=6 * 3600.0, gt=0)
+    progress_interval: float = Field(default=5.0, ge=0)
+
+    # --- console
+    console_output_dir: Path = Path("data/videos")
+
+    @field_validator("useapi_accounts", "discord_guild_ids", "bot_admin_ids", "anime_characters", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("default_style")
+    @classmethod
+    def _style(cls, value: str) -> str:
+        for style in V1_STYLES:
+            if value.strip().lower() == style.lower():
+                return style
+        raise ValueError(f"must be one of {', '.join(V1_STYLES)}")
+
+    @field_validator("bot_admin_ids")
+    @classmethod
+    def _admin_ids(cls, value: list[str]) -> list[str]:
+        for item in value:
+            platform, _, user_id = item.partition(":")
+            if platform not in {"telegram", "discord", "console"} or not user_id:
+                raise ValueError(f"{item!r} should look like telegram:123 or discord:456")
+        return value
+
+    @property
+    def uses_sandbox(self) -> bool:
+        """No token means the sandbox: the bot runs offline on embedded defaults."""
+        return self.bot_sandbox or self.useapi_api_token is None
+
+
+class SettingsError(Exception):
+    """The configuration is invalid; `str()` tells the operator what to fix."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
+            lines.append(f"  {name}: {err['msg']}")
+        raise SettingsError("Invalid configuration (environment or .env):\n" + "\n".join(lines)) from None
+
+
+def mask_secret(secret: SecretStr | None) -> str:
+    """`abc…xyz` for long secrets, `…` for short ones, `(not set)` for none."""
+    if secret is None:
+        return "(not set)"
+    raw = secret.get_secret_value()
+    return f"{raw[:3]}…{raw[-3:]}" if len(raw) >= 12 else "…"

@@ -1,0 +1,347 @@
+"""Typed shapes of the useapi.net PixVerse v2 API (requests and responses).
+
+Requests validate the documented limits, so a bad request fails here with a message
+that names the field, before anything reaches the network. Responses allow extra
+fields: the upstream adds fields over time and we must not break when it does.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# Documented limits (seeds/v2/post-pixverse-videos-create-v4.md, model-capabilities.md).
+MAX_PROMPT_CHARS = 2048
+MAX_LIP_SYNC_TTS_CHARS = 140
+MAX_REPLY_FIELD_CHARS = 1024
+SEED_MIN, SEED_MAX = 1, 2_147_483_647
+DURATION_MIN, DURATION_MAX = 1, 10
+DURATION_MAX_1080P = 8
+MAX_JOBS_MIN, MAX_JOBS_MAX = 1, 8
+
+
+class Model(StrEnum):
+    V5_6 = "v5.6"
+    V5_5 = "v5.5"
+    V5 = "v5"
+    V5_FAST = "v5-fast"
+
+
+class Quality(StrEnum):
+    P360 = "360p"
+    P540 = "540p"
+    P720 = "720p"
+    P1080 = "1080p"
+
+
+class AspectRatio(StrEnum):
+    WIDE = "16:9"
+    TALL = "9:16"
+    SQUARE = "1:1"
+    CLASSIC = "4:3"
+    PORTRAIT = "3:4"
+
+
+# Which models offer which extras (model-capabilities.md).
+MODELS_WITH_NATIVE_AUDIO = frozenset({Model.V5_6, Model.V5_5})
+MODELS_WITH_LIP_SYNC_AND_SFX = frozenset({Model.V5})
+MODELS_THAT_EXTEND = frozenset({Model.V5_5, Model.V5})
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=True, populate_by_name=True)
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON body to send: unset options are left out, as the docs show."""
+        return self.model_dump(exclude_none=True, by_alias=True)
+
+
+def _check_duration_quality(duration: int | None, quality: str | None) -> None:
+    if duration is not None and quality == Quality.P1080 and duration > DURATION_MAX_1080P:
+        raise ValueError(
+            f"duration {duration}s is too long for 1080p; 1080p allows at most "
+            f"{DURATION_MAX_1080P} seconds (other qualities up to {DURATION_MAX})"
+        )
+
+
+class CreateVideoRequest(_Request):
+    """POST videos/create."""
+
+    email: str | None = None
+    model: Model | None = None
+    prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    first_frame_path: str | None = None
+    last_frame_path: str | None = None
+    template_id: int | None = None
+    duration: int | None = Field(default=None, ge=DURATION_MIN, le=DURATION_MAX)
+    quality: Quality | None = None
+    aspect_ratio: AspectRatio | None = None
+    audio: bool | None = None
+    auto_sound: bool | None = None
+    sound_effect_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    lip_sync_tts_prompt: str | None = Field(default=None, max_length=MAX_LIP_SYNC_TTS_CHARS)
+    lip_sync_tts_speaker_id: str | None = None
+    preview_mode: bool | None = None
+    seed: int | None = Field(default=None, ge=SEED_MIN, le=SEED_MAX)
+    off_peak_mode: bool | None = None
+    replyUrl: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
+    replyRef: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
+    maxJobs: int | None = Field(default=None, ge=MAX_JOBS_MIN, le=MAX_JOBS_MAX)
+
+    @model_validator(mode="after")
+    def _model_specific_options(self) -> CreateVideoRequest:
+        _check_duration_quality(self.duration, self.quality)
+        # The upstream default model is v5.6 when none is named.
+        model = Model(self.model) if self.model else Model.V5_6
+        if self.template_id is not None and self.model is not None:
+            raise ValueError("model must not be set together with template_id (the effect decides)")
+        if self.audio and model not in MODELS_WITH_NATIVE_AUDIO:
+            allowed = ", ".join(sorted(MODELS_WITH_NATIVE_AUDIO))
+            raise ValueError(f"audio is only available on models {allowed}, not {model}")
+        if (self.lip_sync_tts_prompt or self.sound_effect_prompt) and model not in MODELS_WITH_LIP_SYNC_AND_SFX:
+            raise ValueError(
+                f"lip_sync_tts_prompt and sound_effect_prompt are only available on model v5, not {model}"
+            )
+        return self
+
+
+class UpscaleRequest(_Request):
+    """POST videos/upscale."""
+
+    video_id: str = Field(min_length=1)
+    replyUrl: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
+    replyRef: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
+    maxJobs: int | None = Field(default=None, ge=MAX_JOBS_MIN, le=MAX_JOBS_MAX)
+
+
+class ExtendRequest(_Request):
+    """POST videos/extend (models v5.5 and v5)."""
+
+    email: str | None = None
+    model: Model | None = None
+    prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    video_id: str | None = None
+    video_path: str | None = None
+    duration: int | None = Field(default=None, ge=DURATION_MIN, le=DURATION_MAX)
+    quality: Quality | None = None
+    seed: int | None = Field(default=None, ge=SEED_MIN, le=SEED_MAX)
+    off_peak_mode: bool | None = None
+    replyUrl: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
+    replyRef: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
+    maxJobs: int | None = Field(default=None, ge=MAX_JOBS_MIN, le=MAX_JOBS_MAX)
+
+    @model_validator(mode="after")
+    def _source_and_model(self) -> ExtendRequest:
+        if not (self.video_id or self.video_path):
+            raise ValueError("extend needs video_id or video_path")
+        if self.model is not None and Model(self.model) not in MODELS_THAT_EXTEND:
+            allowed = ", ".join(sorted(MODELS_THAT_EXTEND))
+            raise ValueError(f"extend works with models {allowed}, not {self.model}")
+        _check_duration_quality(self.duration, self.quality)
+        return self
+
+
+class AccountConfigRequest(_Request):
+    """POST accounts/{email}."""
+
+    email: str = Field(min_length=3)
+    password: str = Field(min_length=1)
+    maxJobs: int = Field(ge=MAX_JOBS_MIN, le=MAX_JOBS_MAX)
+    token: str | None = None
+
+    def __repr_args__(self):  # never show the password in a repr
+        return [(k, "…secured…" if k in {"password", "token"} and v else v) for k, v in super().__repr_args__()]
+
+
+# ---------------------------------------------------------------- responses
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class VideoStatus(StrEnum):
+    COMPLETED = "COMPLETED"
+    QUEUED = "QUEUED"
+    MODERATED = "MODERATED"
+    GENERATING = "GENERATING"
+    FAILED = "FAILED"
+
+
+class Video(_Response):
+    """A video as GET videos/{id}, GET videos and the replyUrl callback describe it."""
+
+    video_id: str | None = None
+    image_id: str | None = None
+    video_status: int | None = None
+    video_status_name: str | None = None
+    video_status_final: bool | None = None
+    url: str | None = None
+    prompt: str | None = None
+    model: str | None = None
+    seed: int | None = None
+    quality: str | None = None
+    duration: int | None = None
+    video_duration: int | None = None
+    aspect_ratio: str | None = None
+    off_peak: int | None = None
+    created_at: str | None = None
+    first_frame: str | None = None
+    output_width: int | None = None
+    output_height: int | None = None
+    replyRef: str | None = None
+    error: str | None = None
+
+    @field_validator("seed", "video_status", "off_peak", "duration", "video_duration", mode="before")
+    @classmethod
+    def _lenient_int(cls, value: Any) -> Any:
+        # The upstream sometimes sends numbers as strings (or "" for none).
+        if value == "" or value is None:
+            return None
+        return int(value) if isinstance(value, str) and value.lstrip("-").isdigit() else value
+
+    @property
+    def is_final(self) -> bool:
+        return bool(self.video_status_final)
+
+    @property
+    def succeeded(self) -> bool:
+        """Success is COMPLETED *with* a url; anything else final is a failure."""
+        return self.is_final and self.video_status_name == VideoStatus.COMPLETED and bool(self.url)
+
+    @property
+    def moderated(self) -> bool:
+        return self.video_status_name == VideoStatus.MODERATED
+
+    @classmethod
+    def from_callback(cls, body: dict[str, Any]) -> Video:
+        """Parse a replyUrl POST body; `replyRef` may be top-level or under `response`."""
+        data = dict(body)
+        nested = data.get("response")
+        if isinstance(nested, dict):
+            merged = {**nested, **{k: v for k, v in data.items() if k != "response"}}
+            ref = data.get("replyRef") or nested.get("replyRef")
+            data = merged | ({"replyRef": ref} if ref else {})
+        return cls.model_validate(data)
+
+
+class VideoCreated(_Response):
+    video_id: str | None = None
+    image_id: str | None = None
+
+    @property
+    def id(self) -> str:
+        return self.video_id or self.image_id or ""
+
+
+class VideoPage(_Response):
+    data: list[Video] = Field(default_factory=list)
+    next_offset: int | None = None
+    total: int | None = None
+
+
+class UploadedImage(_Response):
+    id: int | str | None = None
+    url: str | None = None
+    path: str | None = None
+    size: int | None = None
+    name: str | None = None
+    err_msg: str | None = None
+
+
+class UploadedFile(_Response):
+    """POST files: images answer `result[0]` (id, path); video/audio answer `path`, `url`."""
+
+    result: list[UploadedImage] | None = None
+    path: str | None = None
+    url: str | None = None
+
+    @property
+    def reference_path(self) -> str:
+        """The path to pass as `first_frame_path` / `video_path`."""
+        if self.result:
+            return self.result[0].path or ""
+        return self.path or ""
+
+
+class SchedulerJob(_Response):
+    """An entry of GET scheduler (`videoId`) or GET scheduler/available (`video_id`)."""
+
+    video_id: str | None = Field(default=None, validation_alias="videoId")
+    started: str | None = None
+    elapsed: str | None = None
+    replyUrl: str | None = None
+    replyRef: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _either_id_spelling(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "video_id" in data and "videoId" not in data:
+            data = {**data, "videoId": data["video_id"]}
+        return data
+
+
+class AccountCapacity(_Response):
+    email: str
+    maxJobs: int = 0
+    executing: int = 0
+    available: int = 0
+
+
+class SchedulerAvailability(_Response):
+    executing: list[SchedulerJob] = Field(default_factory=list)
+    available: list[AccountCapacity] = Field(default_factory=list)
+
+
+class Features(_Response):
+    """GET features: the account's plan and credit balances."""
+
+    plan_name: str | None = None
+    credit_daily: int = 0
+    credit_monthly: int = 0
+    credit_package: int = 0
+    gen_simultaneously: int | None = None
+
+    @property
+    def credits_left(self) -> int:
+        return self.credit_daily + self.credit_monthly + self.credit_package
+
+
+class Account(_Response):
+    email: str | None = None
+    maxJobs: int | None = None
+
+
+class Effect(_Response):
+    template_id: int | None = None
+    display_name: str | None = None
+    effect_type: str | None = None
+    template_type: int | None = None
+
+
+class EffectPage(_Response):
+    items: list[Effect] = Field(default_factory=list)
+    total: int | None = None
+    next_offset: int | None = None
+
+
+class Voice(_Response):
+    speaker_id: str | None = None
+    display_name: str | None = None
+    url: str | None = None
+
+
+class VoiceList(_Response):
+    tts_list: list[Voice] = Field(default_factory=list)
+
+
+def account_email_of(video_id: str) -> str | None:
+    """The account email inside `user:<uid>-pixverse:<email>-video:<n>`."""
+    marker, end = "-pixverse:", "-video:"
+    start = video_id.find(marker)
+    stop = video_id.rfind(end)
+    if start < 0 or stop < 0 or stop <= start:
+        return None
+    return video_id[start + len(marker) : stop] or None
