@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from bot.domain import Job, JobState, ResultAction, UserRef
+from bot.domain import IN_FLIGHT_STATES, Job, JobState, ResultAction, UserRef
 from bot.upstream import models as up
 
 
@@ -47,7 +47,10 @@ class JobStore(Protocol):
     async def find_by_video_id(self, video_id: str) -> Job | None: ...
 
     async def queue_position(self, job: Job) -> int:
-        """1-based position of a queued job among all queued jobs (oldest first)."""
+        """1-based position of a queued job among all queued jobs (oldest first); 0 when not queued."""
+
+    async def count_in_flight_by_user(self, states: Iterable[JobState] = IN_FLIGHT_STATES) -> dict[str, int]:
+        """How many jobs each user (UserRef.key) has in `states`; users with none are absent."""
 
 
 class BlobStore(Protocol):
@@ -56,6 +59,8 @@ class BlobStore(Protocol):
     async def put(self, data: bytes, content_type: str) -> str: ...
 
     async def get(self, blob_id: str) -> tuple[bytes, str] | None: ...
+
+    async def delete(self, blob_id: str) -> bool: ...
 
 
 class Upstream(Protocol):
@@ -113,8 +118,23 @@ class VideoDelivery:
     size_bytes: int | None = None
 
 
+class DeliveryFailed(Exception):
+    """A notifier could not post; `retry` says whether trying later can help.
+
+    Not retryable: the user blocked the bot, the chat is gone. Retryable: the
+    platform is down or rate-limited beyond what the adapter waits out.
+    """
+
+    def __init__(self, reason: str, *, retry: bool) -> None:
+        self.retry = retry
+        super().__init__(reason)
+
+
 class Notifier(Protocol):
     """How the core talks back to a chat platform. One per platform."""
+
+    # The longest caption the platform shows with a video (Telegram 1024, Discord 2000).
+    caption_limit: int
 
     def upload_limit(self, job: Job) -> int:
         """The largest file (bytes) this platform accepts for this job's chat."""

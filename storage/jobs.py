@@ -1,0 +1,236 @@
+"""Jobs in SQLite: `SqliteJobStore` implements the core's `JobStore` port."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import fields
+from datetime import datetime
+from enum import Enum
+from typing import Any, TypeVar
+
+from pydantic import TypeAdapter
+
+from bot.domain import (
+    ALLOWED_TRANSITIONS,
+    IN_FLIGHT_STATES,
+    OUTCOME_STATES,
+    GenerationRequest,
+    Job,
+    JobState,
+    Requester,
+    ResultAction,
+    UserRef,
+    utcnow,
+)
+from storage.database import Database, from_sql_time, to_sql_time
+
+T = TypeVar("T")
+
+# Pydantic (de)serializes the frozen dataclasses: enums by value, nested refs, and
+# fields missing from rows written by an older version fall back to their defaults.
+_REQUESTER = TypeAdapter(Requester)
+_REQUEST = TypeAdapter(GenerationRequest)
+
+_JOB_FIELDS = tuple(field.name for field in fields(Job))
+# `id` never changes; `state` (and the `outcome` it implies) change only by transition().
+_NOT_CHANGEABLE = frozenset({"id", "state", "outcome"})
+
+
+def _states(states: JobState | Iterable[JobState]) -> tuple[JobState, ...]:
+    """One state or several, as a tuple without repeats."""
+    # A JobState is a str, and so itself iterable: test for it first.
+    if isinstance(states, JobState):
+        return (states,)
+    return tuple(dict.fromkeys(JobState(state) for state in states))
+
+
+def _placeholders(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
+    """SQL column values for Job fields. The requester also fills the columns that
+    jobs are queried by (platform, chat_id, user_key)."""
+    columns: dict[str, Any] = {}
+    for name, value in values.items():
+        if name == "requester":
+            columns.update(
+                requester=_REQUESTER.dump_json(value).decode(),
+                platform=value.chat.platform.value,
+                chat_id=value.chat.chat_id,
+                user_key=value.user.key,
+            )
+        elif name == "request":
+            columns["request"] = _REQUEST.dump_json(value).decode()
+        elif isinstance(value, datetime):
+            columns[name] = to_sql_time(value)
+        elif isinstance(value, Enum):
+            columns[name] = value.value
+        else:
+            columns[name] = value
+    return columns
+
+
+def _check_changes(changes: Mapping[str, Any]) -> None:
+    unknown = changes.keys() - _JOB_FIELDS
+    if unknown:
+        raise TypeError(f"Job has no field(s) {sorted(unknown)}")
+    refused = changes.keys() & _NOT_CHANGEABLE
+    if refused:
+        raise ValueError(f"cannot change {sorted(refused)} here: id is fixed; state changes only by transition()")
+
+
+def _optional(convert: Callable[[Any], T], value: Any) -> T | None:
+    return None if value is None else convert(value)
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"],
+        requester=_REQUESTER.validate_json(row["requester"]),
+        request=_REQUEST.validate_json(row["request"]),
+        state=JobState(row["state"]),
+        outcome=_optional(JobState, row["outcome"]),
+        action=_optional(ResultAction, row["action"]),
+        parent_id=row["parent_id"],
+        video_id=row["video_id"],
+        account=row["account"],
+        result_url=row["result_url"],
+        failure=row["failure"],
+        status_message_id=row["status_message_id"],
+        created_at=from_sql_time(row["created_at"]),
+        updated_at=from_sql_time(row["updated_at"]),
+        submitted_at=_optional(from_sql_time, row["submitted_at"]),
+        finished_at=_optional(from_sql_time, row["finished_at"]),
+        not_before=_optional(from_sql_time, row["not_before"]),
+        attempts=row["attempts"],
+    )
+
+
+class SqliteJobStore:
+    """The `bot.ports.JobStore` port on SQLite. Every lookup is served by an index.
+
+    `clock` stamps `updated_at` and `finished_at`; tests pass a fake one.
+    """
+
+    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def add(self, job: Job) -> None:
+        """Insert a new job. A repeated id, or a `parent_id` naming no job, raises
+        `sqlite3.IntegrityError`.
+
+        `requester.context` must hold JSON values only (it is stored as JSON).
+        """
+        columns = _columns({name: getattr(job, name) for name in _JOB_FIELDS})
+        # Column names come from Job's own fields, never from input; values are bound.
+        await self._db.write(
+            f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({_placeholders(len(columns))})",
+            tuple(columns.values()),
+        )
+
+    async def get(self, job_id: str) -> Job | None:
+        row = await self._db.fetch_one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return _optional(_job, row)
+
+    async def transition(
+        self, job_id: str, expected: JobState | Iterable[JobState], new_state: JobState, **changes: Any
+    ) -> Job | None:
+        """Move a job from one of `expected` to `new_state`, writing `changes` with it,
+        in one compare-and-set UPDATE.
+
+        Returns the updated job, or None when the job is not in an expected state (or
+        does not exist). Raises ValueError for a move `ALLOWED_TRANSITIONS` forbids from
+        any of `expected`: that is a bug in the caller, not a race. Entering an outcome
+        state records it in `outcome` and stamps `finished_at` unless given.
+        """
+        from_states = _states(expected)
+        new_state = JobState(new_state)
+        if not from_states:
+            raise ValueError("a transition needs at least one expected state")
+        illegal = [state.value for state in from_states if new_state not in ALLOWED_TRANSITIONS[state]]
+        if illegal:
+            raise ValueError(f"illegal job transition {'/'.join(illegal)} -> {new_state.value}")
+        _check_changes(changes)
+        if new_state in OUTCOME_STATES:
+            changes["outcome"] = new_state
+            changes.setdefault("finished_at", self._clock())
+        return await self._set(job_id, {"state": new_state, **changes}, only_in=from_states)
+
+    async def update(self, job_id: str, **changes: Any) -> Job | None:
+        """Change non-state fields (status message id, not_before, attempts …).
+
+        Returns the updated job, or None if there is no such job. `state`, `outcome`
+        and `id` are refused (ValueError); an unknown field is a TypeError.
+        """
+        _check_changes(changes)
+        return await self._set(job_id, changes)
+
+    async def _set(self, job_id: str, changes: Mapping[str, Any], only_in: tuple[JobState, ...] = ()) -> Job | None:
+        """One atomic UPDATE of `changes` (plus updated_at), guarded by the job's state
+        being one of `only_in` when given."""
+        columns = _columns({"updated_at": self._clock(), **changes})
+        # Column names were checked against Job's fields; values are bound.
+        sql = f"UPDATE jobs SET {', '.join(f'{name} = ?' for name in columns)} WHERE id = ?"
+        params = [*columns.values(), job_id]
+        if only_in:
+            sql += f" AND state IN ({_placeholders(len(only_in))})"
+            params += [state.value for state in only_in]
+        rows = await self._db.write(f"{sql} RETURNING *", params)
+        return _job(rows[0]) if rows else None
+
+    async def in_states(self, states: Iterable[JobState]) -> list[Job]:
+        """Jobs in any of `states`, oldest first."""
+        wanted = _states(states)
+        if not wanted:
+            return []
+        rows = await self._db.fetch_all(
+            f"SELECT * FROM jobs WHERE state IN ({_placeholders(len(wanted))}) ORDER BY created_at, id",
+            [state.value for state in wanted],
+        )
+        return [_job(row) for row in rows]
+
+    async def recent_for_user(self, user: UserRef, limit: int = 10) -> list[Job]:
+        """A user's newest jobs first, at most `limit`."""
+        rows = await self._db.fetch_all(
+            "SELECT * FROM jobs WHERE user_key = ? ORDER BY created_at DESC, id DESC LIMIT ?",
+            # SQLite reads a negative LIMIT as "no limit".
+            (user.key, max(limit, 0)),
+        )
+        return [_job(row) for row in rows]
+
+    async def find_by_video_id(self, video_id: str) -> Job | None:
+        """The job that made upstream video `video_id` (the newest, should two claim it)."""
+        row = await self._db.fetch_one(
+            "SELECT * FROM jobs WHERE video_id = ? ORDER BY created_at DESC LIMIT 1", (video_id,)
+        )
+        return _optional(_job, row)
+
+    async def queue_position(self, job: Job) -> int:
+        """1-based position of a queued job among all queued jobs (oldest first, ties
+        by id); 0 when the job is no longer queued."""
+        row = await self._db.fetch_one(
+            # When the job is not queued the subquery is empty, the comparison NULL,
+            # and the count 0.
+            "SELECT COUNT(*) FROM jobs WHERE state = ? AND (created_at, id) <= "
+            "(SELECT created_at, id FROM jobs WHERE id = ? AND state = ?)",
+            (JobState.QUEUED.value, job.id, JobState.QUEUED.value),
+        )
+        assert row is not None  # an aggregate always answers one row
+        return int(row[0])
+
+    async def count_in_flight_by_user(self, states: Iterable[JobState] = IN_FLIGHT_STATES) -> dict[str, int]:
+        """How many jobs each user has in `states` (default: submitting or running),
+        keyed by `UserRef.key`; users with none are absent. For per-user limits and
+        fair scheduling."""
+        wanted = _states(states)
+        if not wanted:
+            return {}
+        rows = await self._db.fetch_all(
+            f"SELECT user_key, COUNT(*) AS jobs FROM jobs WHERE state IN ({_placeholders(len(wanted))}) "
+            "GROUP BY user_key",
+            [state.value for state in wanted],
+        )
+        return {row["user_key"]: row["jobs"] for row in rows}

@@ -1,0 +1,438 @@
+"""SQLite storage: migrations, the JobStore and BlobStore ports, meta, persistence."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot import ports
+from bot.domain import (
+    ChatRef,
+    GenerationRequest,
+    Job,
+    JobKind,
+    JobState,
+    Platform,
+    Requester,
+    ResultAction,
+    UserRef,
+    new_job_id,
+)
+from storage import Database, SqliteBlobStore, SqliteJobStore, open_database
+from storage.database import Migration, load_migrations
+
+START = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+ALICE = UserRef(Platform.TELEGRAM, "42", "Alice")
+BOB = UserRef(Platform.DISCORD, "7", "Bob")
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float = 1) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
+
+def make_job(user: UserRef = ALICE, *, created_at: datetime = START, **changes: Any) -> Job:
+    requester = Requester(user=user, chat=ChatRef(user.platform, "chat-1"))
+    return Job(
+        id=new_job_id(),
+        requester=requester,
+        request=GenerationRequest(kind=JobKind.CREATE, user_prompt="a fox", prompt="a fox"),
+        created_at=created_at,
+        updated_at=created_at,
+        **changes,
+    )
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    # A directory that does not exist yet: open_database creates it.
+    return tmp_path / "data" / "bot.sqlite3"
+
+
+@pytest.fixture
+async def db(db_path: Path) -> AsyncIterator[Database]:
+    async with await open_database(db_path) as database:
+        yield database
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def jobs(db: Database, clock: FakeClock) -> SqliteJobStore:
+    return SqliteJobStore(db, clock=clock)
+
+
+# --- database and migrations
+
+
+async def test_migrations_apply_once_and_reopen_cleanly(db_path: Path) -> None:
+    shipped = load_migrations()
+    assert [migration.version for migration in shipped] == [1, 2, 3]
+    async with await open_database(db_path) as db:
+        assert await db.schema_version() == 3
+    async with await open_database(db_path) as db:
+        assert await db.schema_version() == 3
+        assert await db.migrate(shipped) == []
+        rows = await db.fetch_all("SELECT version, name FROM schema_migrations ORDER BY version")
+        assert [tuple(row) for row in rows] == [(1, "jobs"), (2, "blobs"), (3, "meta")]
+
+
+async def test_pragmas(db: Database, db_path: Path) -> None:
+    settings = {}
+    for pragma in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout"):
+        row = await db.fetch_one(f"PRAGMA {pragma}")
+        assert row is not None
+        settings[pragma] = row[0]
+    assert settings == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "busy_timeout": 5000}
+    assert db_path.with_name(db_path.name + "-wal").exists()
+
+
+async def test_a_failing_migration_applies_nothing(db: Database) -> None:
+    migrations = [Migration(1001, "good", "CREATE TABLE t1 (x);"), Migration(1002, "bad", "CREATE TABLE t2 (x); SELEC 1;")]
+    with pytest.raises(sqlite3.OperationalError):
+        await db.migrate(migrations)
+    assert await db.schema_version() == 3
+    assert await db.fetch_one("SELECT name FROM sqlite_master WHERE name = 't1'") is None
+
+
+async def test_migration_statements_split_like_sqlite(db: Database) -> None:
+    # Semicolons inside a string, a comment and a trigger body end no statement.
+    script = """
+        CREATE TABLE notes (body TEXT); -- a comment; with a semicolon
+        CREATE TRIGGER mark AFTER INSERT ON notes BEGIN
+            UPDATE notes SET body = body || ';!' WHERE rowid = new.rowid;
+        END;
+        INSERT INTO notes (body) VALUES ('a;b');
+        -- a trailing comment
+    """
+    assert await db.migrate([*load_migrations(), Migration(1001, "notes", script)]) == [1001]
+    assert [row["body"] for row in await db.fetch_all("SELECT body FROM notes")] == ["a;b;!"]
+
+
+async def test_a_newer_schema_is_refused(db_path: Path) -> None:
+    async with await open_database(db_path) as db:
+        await db.write("INSERT INTO schema_migrations VALUES (?, ?, ?)", (9999, "future", START.isoformat()))
+    with pytest.raises(RuntimeError, match="newer than this bot knows"):
+        await open_database(db_path)
+
+
+async def test_memory_database() -> None:
+    async with await open_database(":memory:") as db:
+        store = SqliteJobStore(db)
+        job = make_job()
+        await store.add(job)
+        assert await store.get(job.id) == job
+
+
+async def test_meta(db_path: Path) -> None:
+    calls: list[int] = []
+
+    def make_secret() -> str:
+        calls.append(1)
+        return f"secret-{len(calls)}"
+
+    async with await open_database(db_path) as db:
+        assert await db.get_meta("webhook_secret") is None
+        assert await db.get_or_create_meta("webhook_secret", make_secret) == "secret-1"
+        assert await db.get_or_create_meta("webhook_secret", make_secret) == "secret-1"
+        await db.set_meta("mode", "polling")
+        await db.set_meta("mode", "webhook")
+    async with await open_database(db_path) as db:
+        assert await db.get_or_create_meta("webhook_secret", make_secret) == "secret-1"
+        assert await db.get_meta("mode") == "webhook"
+    assert len(calls) == 1
+
+
+# --- jobs
+
+
+def test_stores_implement_their_ports() -> None:
+    def parameters(function: Any) -> list[tuple[str, Any, Any]]:
+        return [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
+
+    for port, store in ((ports.JobStore, SqliteJobStore), (ports.BlobStore, SqliteBlobStore)):
+        for name, method in inspect.getmembers(port, inspect.isfunction):
+            if not name.startswith("_"):
+                assert parameters(getattr(store, name)) == parameters(method), name
+
+
+async def test_job_round_trip(jobs: SqliteJobStore) -> None:
+    parent = make_job()
+    requester = Requester(
+        user=BOB,
+        chat=ChatRef(Platform.DISCORD, "555", thread_id="556", group_id="900", is_private=False),
+        reply_to="msg-1",
+        context={"interaction_token": "tok", "expires": 1767225600, "nested": {"ids": [1, 2], "none": None}},
+    )
+    local = timezone(timedelta(hours=2))
+    full = Job(
+        id=new_job_id(),
+        requester=requester,
+        request=GenerationRequest(
+            kind=JobKind.ANIMATE,
+            user_prompt="waves",
+            prompt="waves, anime style",
+            model="v5",
+            duration=8,
+            quality="720p",
+            aspect_ratio="9:16",
+            seed=2147483647,
+            audio=True,
+            off_peak=True,
+            style="Anime",
+            negative_prompt="blur",
+            character="hutao",
+            motion=7,
+            hd_quality=True,
+            image_path="upload/abc.png",
+            image_blob_id="blob-1",
+            source_video_id="user:1-pixverse:a@b.c-video:9",
+        ),
+        state=JobState.DELIVERED,
+        outcome=JobState.COMPLETED,
+        action=ResultAction.REMIX,
+        parent_id=parent.id,
+        video_id="user:1-pixverse:a@b.c-video:10",
+        account="a@b.c",
+        result_url="https://media.pixverse.ai/v.mp4",
+        failure=None,
+        status_message_id="status-1",
+        # A time in another zone comes back as the same instant in UTC.
+        created_at=datetime(2026, 3, 4, 5, 6, 7, tzinfo=local),
+        updated_at=START,
+        submitted_at=START + timedelta(seconds=1),
+        finished_at=START + timedelta(seconds=90, microseconds=5),
+        not_before=START + timedelta(minutes=2),
+        attempts=3,
+    )
+    await jobs.add(parent)
+    await jobs.add(full)
+    assert await jobs.get(parent.id) == parent
+    assert await jobs.get(full.id) == full
+    assert await jobs.get("missing") is None
+
+
+async def test_add_refuses_duplicates_and_naive_times(jobs: SqliteJobStore) -> None:
+    job = make_job()
+    await jobs.add(job)
+    with pytest.raises(sqlite3.IntegrityError):
+        await jobs.add(job)
+    with pytest.raises(ValueError, match="naive"):
+        await jobs.add(make_job(created_at=datetime(2026, 1, 1)))
+
+
+async def test_concurrent_transitions_one_wins(jobs: SqliteJobStore) -> None:
+    job = make_job()
+    await jobs.add(job)
+    results = await asyncio.gather(
+        *(jobs.transition(job.id, JobState.QUEUED, JobState.SUBMITTING, account=f"acc-{n}") for n in range(10))
+    )
+    winners = [result for result in results if result is not None]
+    assert len(winners) == 1
+    assert winners[0].state is JobState.SUBMITTING
+    assert await jobs.get(job.id) == winners[0]
+
+
+async def test_transitions_race_across_connections(db_path: Path, db: Database) -> None:
+    # Two processes (e.g. a restarted bot and a late webhook) share the file.
+    job = make_job(state=JobState.GENERATING)
+    await SqliteJobStore(db).add(job)
+    async with await open_database(db_path) as other:
+        results = await asyncio.gather(
+            SqliteJobStore(db).transition(job.id, JobState.GENERATING, JobState.COMPLETED, video_id="v1"),
+            SqliteJobStore(other).transition(job.id, JobState.GENERATING, JobState.FAILED, failure="boom"),
+        )
+    assert sum(result is not None for result in results) == 1
+
+
+async def test_illegal_transitions_raise(jobs: SqliteJobStore) -> None:
+    job = make_job()
+    await jobs.add(job)
+    with pytest.raises(ValueError, match="illegal"):
+        await jobs.transition(job.id, JobState.QUEUED, JobState.COMPLETED)
+    # Legal from QUEUED but not from DELIVERED: still refused.
+    with pytest.raises(ValueError, match="illegal"):
+        await jobs.transition(job.id, [JobState.QUEUED, JobState.DELIVERED], JobState.SUBMITTING)
+    with pytest.raises(ValueError, match="expected state"):
+        await jobs.transition(job.id, [], JobState.SUBMITTING)
+    with pytest.raises(ValueError, match="cannot change"):
+        await jobs.transition(job.id, JobState.QUEUED, JobState.SUBMITTING, outcome=JobState.FAILED)
+    assert await jobs.get(job.id) == job
+
+
+async def test_transition_lifecycle(jobs: SqliteJobStore, clock: FakeClock) -> None:
+    job = make_job()
+    await jobs.add(job)
+    submitting = await jobs.transition(job.id, JobState.QUEUED, JobState.SUBMITTING, attempts=1)
+    assert submitting is not None and submitting.attempts == 1
+    assert await jobs.transition(job.id, JobState.QUEUED, JobState.SUBMITTING) is None  # CAS lost
+
+    submitted_at = clock.advance()
+    running = await jobs.transition(
+        job.id, JobState.SUBMITTING, JobState.SUBMITTED, video_id="vid-1", account="a@b.c", submitted_at=submitted_at
+    )
+    assert running is not None and running.updated_at == submitted_at and running.outcome is None
+    assert await jobs.transition(job.id, JobState.SUBMITTED, JobState.GENERATING) is not None
+
+    done_at = clock.advance(60)
+    completed = await jobs.transition(
+        job.id, [JobState.SUBMITTED, JobState.GENERATING], JobState.COMPLETED, result_url="https://example.com/v.mp4"
+    )
+    assert completed is not None
+    assert (completed.state, completed.outcome, completed.finished_at) == (JobState.COMPLETED,) * 2 + (done_at,)
+
+    clock.advance()
+    delivered = await jobs.transition(job.id, JobState.COMPLETED, JobState.DELIVERED)
+    assert delivered is not None
+    assert (delivered.outcome, delivered.finished_at, delivered.has_video) == (JobState.COMPLETED, done_at, True)
+    assert await jobs.get(job.id) == delivered
+
+
+async def test_given_finished_at_is_kept(jobs: SqliteJobStore) -> None:
+    job = make_job()
+    await jobs.add(job)
+    finished = START - timedelta(hours=1)
+    failed = await jobs.transition(job.id, JobState.QUEUED, JobState.FAILED, failure="bad", finished_at=finished)
+    assert failed is not None
+    assert (failed.outcome, failed.finished_at, failed.failure) == (JobState.FAILED, finished, "bad")
+
+
+async def test_update(jobs: SqliteJobStore, clock: FakeClock) -> None:
+    job = make_job()
+    await jobs.add(job)
+    later = clock.advance(5)
+    updated = await jobs.update(job.id, status_message_id="m-9", not_before=later, attempts=2)
+    assert updated == job.evolve(status_message_id="m-9", not_before=later, attempts=2, updated_at=later)
+    assert await jobs.get(job.id) == updated
+    for refused in ("state", "outcome", "id"):
+        with pytest.raises(ValueError, match="cannot change"):
+            await jobs.update(job.id, **{refused: JobState.COMPLETED})
+    with pytest.raises(TypeError, match="no field"):
+        await jobs.update(job.id, colour="red")
+    assert await jobs.update("missing", attempts=1) is None
+
+
+async def test_update_of_requester_moves_its_query_columns(jobs: SqliteJobStore) -> None:
+    job = make_job(ALICE)
+    await jobs.add(job)
+    await jobs.update(job.id, requester=Requester(BOB, ChatRef(Platform.DISCORD, "c")))
+    assert [found.id for found in await jobs.recent_for_user(BOB)] == [job.id]
+    assert await jobs.recent_for_user(ALICE) == []
+
+
+async def test_queue_position(jobs: SqliteJobStore) -> None:
+    # Two jobs created at the same instant are ordered by id.
+    first, second = sorted((make_job(), make_job()), key=lambda job: job.id)
+    third = make_job(created_at=START + timedelta(seconds=1))
+    running = make_job(created_at=START - timedelta(seconds=1), state=JobState.SUBMITTED)
+    for job in (third, second, running, first):
+        await jobs.add(job)
+    assert [await jobs.queue_position(job) for job in (first, second, third, running)] == [1, 2, 3, 0]
+
+    await jobs.transition(first.id, JobState.QUEUED, JobState.SUBMITTING)
+    assert [await jobs.queue_position(job) for job in (first, second, third)] == [0, 1, 2]
+    assert [job.id for job in await jobs.in_states([JobState.QUEUED])] == [second.id, third.id]
+
+
+async def test_in_states_oldest_first(jobs: SqliteJobStore) -> None:
+    newest = make_job(created_at=START + timedelta(seconds=2), state=JobState.GENERATING)
+    oldest = make_job(created_at=START, state=JobState.SUBMITTED)
+    other = make_job(created_at=START + timedelta(seconds=1), state=JobState.QUEUED)
+    for job in (newest, oldest, other):
+        await jobs.add(job)
+    assert await jobs.in_states([JobState.SUBMITTED, JobState.GENERATING]) == [oldest, newest]
+    assert await jobs.in_states([JobState.QUEUED]) == [other]
+    assert await jobs.in_states([]) == []
+
+
+async def test_recent_for_user(jobs: SqliteJobStore) -> None:
+    alices = [make_job(ALICE, created_at=START + timedelta(seconds=n)) for n in range(4)]
+    for job in [*alices, make_job(BOB)]:
+        await jobs.add(job)
+    assert await jobs.recent_for_user(ALICE, limit=3) == alices[::-1][:3]
+    assert await jobs.recent_for_user(ALICE, limit=0) == []
+    assert await jobs.recent_for_user(UserRef(Platform.CONSOLE, "nobody")) == []
+
+
+async def test_find_by_video_id(jobs: SqliteJobStore) -> None:
+    job = make_job(state=JobState.SUBMITTING)
+    await jobs.add(job)
+    await jobs.add(make_job())
+    assert await jobs.find_by_video_id("vid-7") is None
+    submitted = await jobs.transition(job.id, JobState.SUBMITTING, JobState.SUBMITTED, video_id="vid-7")
+    assert await jobs.find_by_video_id("vid-7") == submitted
+
+
+async def test_count_in_flight_by_user(jobs: SqliteJobStore) -> None:
+    for user, state in ((ALICE, JobState.SUBMITTING), (ALICE, JobState.GENERATING), (BOB, JobState.SUBMITTED)):
+        await jobs.add(make_job(user, state=state))
+    await jobs.add(make_job(BOB, state=JobState.QUEUED))
+    assert await jobs.count_in_flight_by_user() == {ALICE.key: 2, BOB.key: 1}
+    assert await jobs.count_in_flight_by_user([JobState.QUEUED]) == {BOB.key: 1}
+
+
+async def test_job_queries_use_indexes(db: Database, jobs: SqliteJobStore) -> None:
+    job = make_job()
+    await jobs.add(job)
+    statements: list[str] = []
+    # The trace hook sits on the raw connection: no public API needs it.
+    await db._connection.set_trace_callback(statements.append)
+    await jobs.get(job.id)
+    await jobs.find_by_video_id("vid")
+    await jobs.recent_for_user(ALICE)
+    await jobs.in_states([JobState.QUEUED, JobState.SUBMITTED])
+    await jobs.queue_position(job)
+    await jobs.count_in_flight_by_user()
+    await jobs.update(job.id, attempts=1)
+    await jobs.transition(job.id, JobState.QUEUED, JobState.SUBMITTING)
+    await db._connection.set_trace_callback(None)
+    assert len(statements) == 8
+    for statement in statements:
+        plan = [row["detail"] for row in await db.fetch_all(f"EXPLAIN QUERY PLAN {statement}")]
+        assert not any(step.startswith("SCAN") for step in plan), (statement, plan)
+
+
+# --- blobs and persistence
+
+
+async def test_blobs(db: Database) -> None:
+    blobs = SqliteBlobStore(db)
+    image = bytes(range(256)) * 10
+    first = await blobs.put(image, "image/png")
+    second = await blobs.put(b"", "image/webp")
+    assert first != second
+    assert await blobs.get(first) == (image, "image/png")
+    assert await blobs.get(second) == (b"", "image/webp")
+    assert await blobs.delete(first) is True
+    assert await blobs.delete(first) is False
+    assert await blobs.get(first) is None
+
+
+async def test_data_survives_reopen(db_path: Path) -> None:
+    job = make_job()
+    async with await open_database(db_path) as db:
+        await SqliteJobStore(db).add(job)
+        blob_id = await SqliteBlobStore(db).put(b"\x89PNG", "image/png")
+        moved = await SqliteJobStore(db).transition(job.id, JobState.QUEUED, JobState.SUBMITTING)
+    async with await open_database(db_path) as db:
+        assert await SqliteJobStore(db).get(job.id) == moved
+        assert await SqliteBlobStore(db).get(blob_id) == (b"\x89PNG", "image/png")
