@@ -1,0 +1,50 @@
+"""What a sandbox run simulates: its accounts, its timing and the faults it injects.
+
+Both dataclasses stay mutable on purpose: tests (and an operator poking a running
+sandbox from a REPL) change faults while requests are in flight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class SandboxAccount:
+    """One simulated PixVerse account as configured at useapi.net."""
+
+    email: str
+    max_jobs: int = 5  # useapi.net maxJobs: concurrent jobs before 429 "busy"
+    credits: int = 100_000  # spent by generations; 412 when a job costs more than is left
+    needs_attention: bool = False  # True -> every create/upscale/extend on it answers 596
+    concurrency_limit: int | None = None  # PixVerse's own plan limit -> its own 429 text
+
+
+def _default_accounts() -> list[SandboxAccount]:
+    return [SandboxAccount("alice@sandbox.local"), SandboxAccount("bob@sandbox.local")]
+
+
+@dataclass
+class SandboxConfig:
+    """Behaviour of a sandbox; every field may be changed while it runs."""
+
+    token: str = "sandbox-token"
+    accounts: list[SandboxAccount] = field(default_factory=_default_accounts)
+    generation_seconds: float = 3.0  # time from create to final
+    off_peak_seconds: float = 20.0  # off-peak jobs finish after this, without callbacks
+    moderation_word: str = "forbidden"  # in a prompt -> 422 at create
+    late_moderation_word: str = "spicy"  # in a prompt -> accepted, then final MODERATED
+    failure_word: str = "explode"  # in a prompt -> final FAILED, no url
+    error_rate_5xx: float = 0.0  # fraction of requests answered 500/502/503
+    response_delay: float = 0.0  # seconds added before every answer
+    # The next N create/upscale/extend requests are carried out, then the connection
+    # is closed without an answer: the client cannot know its video exists.
+    drop_write_responses: int = 0
+    progress_callbacks: int = 1  # replyUrl POSTs while GENERATING, before the final one
+    video_pad_bytes: int = 0  # pad each MP4 with a `free` box to about this size
+    random_seed: int = 0
+
+    def account(self, email: str) -> SandboxAccount | None:
+        """The configured account with this email (case-insensitive), if any."""
+        wanted = email.lower()
+        return next((a for a in self.accounts if a.email.lower() == wanted), None)

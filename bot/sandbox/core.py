@@ -1,0 +1,145 @@
+"""The sandbox: its state, the life of its jobs, and the app that serves them."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from bot.sandbox.app import build_app
+from bot.sandbox.callbacks import CallbackSender
+from bot.sandbox.config import SandboxConfig
+from bot.sandbox.errors import ApiError
+from bot.sandbox.media import render
+from bot.sandbox.uploads import UploadStore
+from bot.sandbox.videos import SandboxVideo, VideoPhase
+
+
+@dataclass
+class _Job:
+    task: asyncio.Task[None]
+    finish_now: asyncio.Event
+
+
+class Sandbox:
+    """An offline useapi.net PixVerse v2: state you can inspect, and the aiohttp app serving it.
+
+    `config` may be changed while it runs (faults, credits, accounts); every request
+    and every job reads it afresh.
+    """
+
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        self.config = config or SandboxConfig()
+        self.videos: dict[str, SandboxVideo] = {}
+        self.uploads = UploadStore()
+        self.request_log: list[tuple[str, str]] = []
+        self.rng = random.Random(self.config.random_seed)
+        # Where it listens; set by `running_sandbox`, empty when only `app` is used.
+        self.base_url = ""
+        self._numbers = itertools.count(1)
+        self._jobs: dict[str, _Job] = {}
+        self._callbacks = CallbackSender()
+        self.app: web.Application = build_app(self)
+
+    def count(self, method: str, path_prefix: str) -> int:
+        """How many requests with this method had a path starting with `path_prefix`."""
+        return sum(1 for m, path in self.request_log if m == method.upper() and path.startswith(path_prefix))
+
+    def next_number(self) -> int:
+        return next(self._numbers)
+
+    def find(self, video_id: str) -> SandboxVideo | None:
+        """The video with this id, unless it does not exist or was deleted."""
+        video = self.videos.get(video_id)
+        return None if video is None or video.deleted else video
+
+    def require(self, video_id: str) -> SandboxVideo:
+        """The video with this id, else the documented 404."""
+        video = self.find(video_id)
+        if video is None:
+            raise ApiError(404, f"Video {video_id} was not found or has been deleted")
+        return video
+
+    def in_scheduler(self) -> list[SandboxVideo]:
+        """Jobs useapi.net's scheduler tracks, oldest first."""
+        return [video for video in self.videos.values() if video.in_scheduler]
+
+    def executing(self, email: str) -> int:
+        """Jobs counted against this account's maxJobs."""
+        return sum(1 for video in self.in_scheduler() if video.email == email)
+
+    def occupying(self, email: str) -> int:
+        """Jobs counted against this account's PixVerse concurrency limit."""
+        return sum(1 for video in self.videos.values() if video.occupies_pixverse and video.email == email)
+
+    def start(self, video: SandboxVideo) -> None:
+        """Accept a video and let it generate in the background."""
+        self.videos[video.video_id] = video
+        finish_now = asyncio.Event()
+        task = asyncio.create_task(self._generate(video, finish_now), name=f"sandbox {video.video_id}")
+        self._jobs[video.video_id] = _Job(task, finish_now)
+        task.add_done_callback(lambda _: self._jobs.pop(video.video_id, None))
+
+    def complete_now(self, video_id: str) -> None:
+        """Let a generating video reach its final phase now instead of at its due time."""
+        job = self._jobs.get(video_id)
+        if job is None:
+            raise KeyError(f"{video_id} is not generating")
+        job.finish_now.set()
+
+    def delete(self, video_id: str) -> None:
+        """Delete a video; one still generating stops (and never calls back)."""
+        self.require(video_id).deleted = True
+        job = self._jobs.get(video_id)
+        if job is not None:
+            job.task.cancel()
+
+    async def close(self) -> None:
+        """Stop every job and the callback session."""
+        tasks = [job.task for job in self._jobs.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._callbacks.close()
+
+    async def _generate(self, video: SandboxVideo, finish_now: asyncio.Event) -> None:
+        config = self.config
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        total = config.off_peak_seconds if video.off_peak else config.generation_seconds
+        # Progress reports are spread evenly over the generation time.
+        steps = max(0, config.progress_callbacks) + 1
+        for step in range(1, steps):
+            if await _wait(finish_now, started + total * step / steps - loop.time()):
+                break
+            await self._report(video)
+        await _wait(finish_now, started + total - loop.time())
+        if video.outcome is VideoPhase.COMPLETED:
+            video.media = await asyncio.to_thread(render, video.picture, config.video_pad_bytes)
+        else:
+            self._refund(video)
+        video.phase = video.outcome
+        await self._report(video)
+
+    def _refund(self, video: SandboxVideo) -> None:
+        # PixVerse gives back the credits of a generation it did not deliver.
+        account = self.config.account(video.email)
+        if account is not None:
+            account.credits += video.cost
+
+    async def _report(self, video: SandboxVideo) -> None:
+        url = video.callback_url
+        if url:
+            await self._callbacks.post(url, video.to_json())
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> bool:
+    """Wait up to `seconds`; True when the event cut the wait short."""
+    try:
+        await asyncio.wait_for(event.wait(), timeout=max(0.0, seconds))
+    except TimeoutError:
+        return event.is_set()
+    return True

@@ -1,0 +1,112 @@
+"""Real, playable H.264 MP4s (and a JPEG first frame) for sandbox videos.
+
+The look of a video is drawn from its fingerprint (prompt, seed, source ...), so two
+different requests give visibly different files and the same request the same file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+from dataclasses import dataclass, replace
+
+import av
+import numpy as np
+
+FPS = 8
+BASE_FRAMES = 2 * FPS  # each generation (or extension) adds two seconds
+_SHORT_SIDE = 90  # pixels; small files keep tests fast
+_ASPECTS = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4)}
+# A veryfast preset renders a 2 s clip in milliseconds and stays deterministic.
+_X264_OPTIONS = {"preset": "veryfast"}
+_FREE_BOX_HEADER = 8
+_MAX_BOX_SIZE = 0xFFFFFFFF
+
+
+def _even(value: float) -> int:
+    # yuv420p needs even dimensions.
+    return max(2, int(round(value / 2)) * 2)
+
+
+@dataclass(frozen=True)
+class Picture:
+    """What a video file will show: its size, its length and what its look is drawn from."""
+
+    width: int
+    height: int
+    frames: int
+    fingerprint: str
+
+    @classmethod
+    def for_aspect(cls, aspect_ratio: str, fingerprint: str) -> Picture:
+        """A fresh two-second clip in the given aspect ratio (unknown ratios fall back to 16:9)."""
+        wide, tall = _ASPECTS.get(aspect_ratio, _ASPECTS["16:9"])
+        scale = _SHORT_SIDE / min(wide, tall)
+        return cls(_even(wide * scale), _even(tall * scale), BASE_FRAMES, fingerprint)
+
+    def upscaled(self) -> Picture:
+        """The same clip at twice the width and height."""
+        return replace(self, width=self.width * 2, height=self.height * 2)
+
+    def extended(self, fingerprint: str) -> Picture:
+        """The clip made two seconds longer, continuing with a new look."""
+        return replace(self, frames=self.frames + BASE_FRAMES, fingerprint=fingerprint)
+
+
+@dataclass(frozen=True)
+class RenderedVideo:
+    mp4: bytes
+    first_frame_jpeg: bytes
+
+
+def render(picture: Picture, pad_to: int = 0) -> RenderedVideo:
+    """Encode the picture (CPU-bound: call it off the event loop)."""
+    frames = [_draw(picture, index) for index in range(picture.frames)]
+    return RenderedVideo(_pad(_encode_mp4(frames), pad_to), _encode_jpeg(frames[0]))
+
+
+def _draw(picture: Picture, index: int) -> np.ndarray:
+    digest = hashlib.sha256(picture.fingerprint.encode()).digest()
+    background = np.frombuffer(digest[:3], dtype=np.uint8)
+    frame = np.empty((picture.height, picture.width, 3), dtype=np.uint8)
+    frame[:] = background
+    # A square in the inverse colour crosses the frame, so the clip visibly moves.
+    side = max(2, picture.height // 3)
+    travel = max(1, picture.width - side)
+    x = (digest[3] + index * max(1, travel // BASE_FRAMES)) % travel
+    y = digest[4] % max(1, picture.height - side)
+    frame[y : y + side, x : x + side] = 255 - background
+    return frame
+
+
+def _encode_mp4(frames: list[np.ndarray]) -> bytes:
+    height, width, _ = frames[0].shape
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=FPS, options=_X264_OPTIONS)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return buffer.getvalue()
+
+
+def _encode_jpeg(frame: np.ndarray) -> bytes:
+    height, width, _ = frame.shape
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="image2pipe") as container:
+        stream = container.add_stream("mjpeg", rate=1)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuvj420p"
+        picture = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuvj420p")
+        container.mux(stream.encode(picture))
+        container.mux(stream.encode())
+    return buffer.getvalue()
+
+
+def _pad(mp4: bytes, size: int) -> bytes:
+    """Grow the file to about `size` bytes with a top-level `free` box players skip."""
+    missing = min(size - len(mp4), _MAX_BOX_SIZE)
+    if missing < _FREE_BOX_HEADER:
+        return mp4
+    return mp4 + struct.pack(">I", missing) + b"free" + bytes(missing - _FREE_BOX_HEADER)

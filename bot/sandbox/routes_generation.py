@@ -1,0 +1,163 @@
+"""POST videos/create, videos/upscale and videos/extend."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from bot.sandbox.admission import Admission, admit, planned_outcome
+from bot.sandbox.errors import ApiError
+from bot.sandbox.media import Picture
+from bot.sandbox.pricing import generation_cost, upscale_cost
+from bot.sandbox.videos import SandboxVideo, VideoPhase
+from bot.sandbox.web_support import API_PREFIX, RouteGroup, origin, read_body, validated
+from bot.upstream.models import (
+    SEED_MAX,
+    SEED_MIN,
+    AspectRatio,
+    CreateVideoRequest,
+    ExtendRequest,
+    Model,
+    Quality,
+    UpscaleRequest,
+)
+
+log = logging.getLogger(__name__)
+
+# The documented defaults of videos/create and videos/extend.
+DEFAULT_DURATION = 5
+DEFAULT_QUALITY = Quality.P540.value
+DEFAULT_ASPECT_RATIO = AspectRatio.WIDE.value
+DEFAULT_CREATE_MODEL = Model.V5_6.value
+DEFAULT_EXTEND_MODEL = Model.V5_5.value
+
+
+class GenerationRoutes(RouteGroup):
+    """Handlers that start a job; each answers `{"video_id": ...}`."""
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post(f"{API_PREFIX}/videos/create", self.create),
+            web.post(f"{API_PREFIX}/videos/upscale", self.upscale),
+            web.post(f"{API_PREFIX}/videos/extend", self.extend),
+        ]
+
+    async def create(self, request: web.Request) -> web.Response:
+        ask = validated(CreateVideoRequest, await read_body(request))
+        for field, path in (("first_frame_path", ask.first_frame_path), ("last_frame_path", ask.last_frame_path)):
+            if path:
+                self.sandbox.uploads.require(path, "image", field)
+        prompt, seed = ask.prompt or "", self._seed(ask.seed)
+        quality, duration = ask.quality or DEFAULT_QUALITY, ask.duration or DEFAULT_DURATION
+        aspect_ratio, model = ask.aspect_ratio or DEFAULT_ASPECT_RATIO, ask.model or DEFAULT_CREATE_MODEL
+        off_peak = bool(ask.off_peak_mode)
+        cost = generation_cost(quality, duration, audio=bool(ask.audio), off_peak=off_peak)
+        account = admit(self.sandbox, Admission(ask.email, ask.maxJobs, off_peak, prompt, cost))
+        fingerprint = "|".join((prompt, str(seed), model, ask.first_frame_path or "", str(ask.template_id or "")))
+        video = SandboxVideo(
+            number=self.sandbox.next_number(),
+            email=account.email,
+            model=model,
+            prompt=prompt,
+            seed=seed,
+            quality=quality,
+            duration=duration,
+            video_duration=duration,
+            aspect_ratio=aspect_ratio,
+            off_peak=off_peak,
+            cost=cost,
+            outcome=planned_outcome(self.sandbox.config, prompt),
+            picture=Picture.for_aspect(aspect_ratio, fingerprint),
+            media_origin=origin(request),
+            reply_url=ask.replyUrl,
+            reply_ref=ask.replyRef,
+        )
+        return self._accepted(request, video)
+
+    async def upscale(self, request: web.Request) -> web.Response:
+        ask = validated(UpscaleRequest, await read_body(request))
+        source = self._completed_source(ask.video_id)
+        cost = upscale_cost(source.video_duration)
+        # An upscale runs on the account that made the source video.
+        account = admit(self.sandbox, Admission(source.email, ask.maxJobs, False, "", cost))
+        video = SandboxVideo(
+            number=self.sandbox.next_number(),
+            email=account.email,
+            model=source.model,
+            prompt=source.prompt,
+            seed=source.seed,
+            quality=source.quality,
+            duration=source.duration,
+            video_duration=source.video_duration,
+            aspect_ratio=source.aspect_ratio,
+            off_peak=False,
+            cost=cost,
+            outcome=VideoPhase.COMPLETED,
+            picture=source.picture.upscaled(),
+            media_origin=origin(request),
+            reply_url=ask.replyUrl,
+            reply_ref=ask.replyRef,
+            original_video_id=source.video_id,
+            upscaled=True,
+            extended=source.extended,
+        )
+        return self._accepted(request, video)
+
+    async def extend(self, request: web.Request) -> web.Response:
+        ask = validated(ExtendRequest, await read_body(request))
+        if ask.video_id:
+            source = self._completed_source(ask.video_id)
+            email, base, aspect_ratio = ask.email or source.email, source.picture, source.aspect_ratio
+            source_seconds, original_id = source.video_duration, source.video_id
+        else:
+            upload = self.sandbox.uploads.require(ask.video_path or "", "video", "video_path")
+            email, aspect_ratio = ask.email, DEFAULT_ASPECT_RATIO
+            base = Picture.for_aspect(aspect_ratio, upload.path)
+            # The length of an uploaded video is not probed: count only the extension.
+            source_seconds, original_id = 0, ""
+        prompt, seed = ask.prompt or "", self._seed(ask.seed)
+        quality, duration = ask.quality or DEFAULT_QUALITY, ask.duration or DEFAULT_DURATION
+        off_peak = bool(ask.off_peak_mode)
+        cost = generation_cost(quality, duration, audio=False, off_peak=off_peak)
+        account = admit(self.sandbox, Admission(email, ask.maxJobs, off_peak, prompt, cost))
+        video = SandboxVideo(
+            number=self.sandbox.next_number(),
+            email=account.email,
+            model=ask.model or DEFAULT_EXTEND_MODEL,
+            prompt=prompt,
+            seed=seed,
+            quality=quality,
+            duration=duration,
+            video_duration=source_seconds + duration,
+            aspect_ratio=aspect_ratio,
+            off_peak=off_peak,
+            cost=cost,
+            outcome=planned_outcome(self.sandbox.config, prompt),
+            picture=base.extended(f"{base.fingerprint}|extend|{prompt}|{seed}"),
+            media_origin=origin(request),
+            reply_url=ask.replyUrl,
+            reply_ref=ask.replyRef,
+            original_video_id=original_id,
+            extended=True,
+        )
+        return self._accepted(request, video)
+
+    def _seed(self, requested: int | None) -> int:
+        return requested or self.sandbox.rng.randint(SEED_MIN, SEED_MAX)
+
+    def _completed_source(self, video_id: str) -> SandboxVideo:
+        source = self.sandbox.require(video_id)
+        if source.phase is not VideoPhase.COMPLETED:
+            raise ApiError(400, f"video_id: {video_id} is {source.phase.name}; only a COMPLETED video can be used")
+        return source
+
+    def _accepted(self, request: web.Request, video: SandboxVideo) -> web.Response:
+        self.sandbox.start(video)
+        config = self.sandbox.config
+        if config.drop_write_responses > 0 and request.transport is not None:
+            config.drop_write_responses -= 1
+            log.info("dropping the response to the request that created %s", video.video_id)
+            # The job runs, but the client only sees the connection close.
+            request.transport.close()
+        return web.json_response({"video_id": video.video_id})

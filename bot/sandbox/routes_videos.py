@@ -1,0 +1,57 @@
+"""GET/DELETE videos, and the rendered files at their media urls."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bot.sandbox.errors import ApiError
+from bot.sandbox.videos import VIDEO_MEDIA_PREFIX
+from bot.sandbox.web_support import API_PREFIX, RouteGroup, on_both, query_int, queried_account
+
+DEFAULT_PAGE_SIZE = 40
+_MEDIA_TYPES = {"mp4": "video/mp4", "jpg": "image/jpeg"}
+
+
+class VideoRoutes(RouteGroup):
+    """Reading and deleting videos."""
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            *on_both("GET", f"{API_PREFIX}/videos", self.list_videos),
+            web.get(f"{API_PREFIX}/videos/{{video_id}}", self.get_video),
+            web.delete(f"{API_PREFIX}/videos/{{video_id}}", self.delete_video),
+            web.get(f"{VIDEO_MEDIA_PREFIX}{{name}}", self.media),
+        ]
+
+    async def list_videos(self, request: web.Request) -> web.Response:
+        """Newest first, generating ones included."""
+        account = queried_account(self.sandbox, request)
+        limit = query_int(request, "limit", default=DEFAULT_PAGE_SIZE, minimum=1)
+        offset = query_int(request, "offset", default=0, minimum=0)
+        mine = [v for v in self.sandbox.videos.values() if v.email == account.email and not v.deleted]
+        mine.sort(key=lambda video: video.number, reverse=True)
+        page = mine[offset : offset + limit]
+        body = {"data": [video.to_json() for video in page], "next_offset": offset + len(page), "total": len(mine)}
+        return web.json_response(body)
+
+    async def get_video(self, request: web.Request) -> web.Response:
+        """404 until the video is final, as the docs say."""
+        video_id = request.match_info["video_id"]
+        video = self.sandbox.require(video_id)
+        if not video.phase.final:
+            raise ApiError(404, f"Video {video_id} is still processing")
+        return web.json_response(video.to_json())
+
+    async def delete_video(self, request: web.Request) -> web.Response:
+        video_id = request.match_info["video_id"]
+        self.sandbox.delete(video_id)
+        return web.json_response({"video_id": video_id, "deleted": True})
+
+    async def media(self, request: web.Request) -> web.Response:
+        """The MP4 (`<n>.mp4`) or first frame (`<n>.jpg`) of a completed video."""
+        number, _, extension = request.match_info["name"].partition(".")
+        video = next((v for v in self.sandbox.videos.values() if str(v.number) == number), None)
+        if video is None or video.deleted or video.media is None or extension not in _MEDIA_TYPES:
+            raise ApiError(404, f"No such file: {request.path}")
+        body = video.media.mp4 if extension == "mp4" else video.media.first_frame_jpeg
+        return web.Response(body=body, content_type=_MEDIA_TYPES[extension])
