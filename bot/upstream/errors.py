@@ -106,6 +106,42 @@ class Timeout(TransportError):
     """No response within the configured time."""
 
 
+class RequestNotSent(TransportError):
+    """No connection could be made, so the request never reached the upstream; safe to send again."""
+
+
+class OutcomeUnknown(TransportError):
+    """A create/upscale/extend was sent, its answer was lost, and it was not found upstream.
+
+    It may still have run (and been charged): the caller must look it up by `reply_ref`
+    before sending it again.
+    """
+
+    user_message = "The video service did not confirm the request; it may still be running."
+
+    def __init__(self, detail: str = "", *, reply_ref: str | None = None, status: int | None = None) -> None:
+        self.reply_ref = reply_ref
+        super().__init__(detail, status=status)
+
+
+class InvalidResponse(UpstreamError):
+    """A 2xx answer (or a callback body) that is not in the documented shape."""
+
+    user_message = "The video service sent an answer the bot could not read."
+
+
+class TooLarge(UpstreamError):
+    """A download is bigger than the caller allows; no partial file is left behind."""
+
+    user_message = "The video is larger than this chat accepts."
+
+    def __init__(self, detail: str = "", *, max_bytes: int | None = None, size: int | None = None) -> None:
+        # `size`: the declared Content-Length, or the bytes received when the stream went over.
+        self.max_bytes = max_bytes
+        self.size = size
+        super().__init__(detail)
+
+
 _BY_STATUS: dict[int, type[UpstreamError]] = {
     400: BadRequest,
     401: Unauthorized,

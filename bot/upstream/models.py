@@ -20,6 +20,16 @@ SEED_MIN, SEED_MAX = 1, 2_147_483_647
 DURATION_MIN, DURATION_MAX = 1, 10
 DURATION_MAX_1080P = 8
 MAX_JOBS_MIN, MAX_JOBS_MAX = 1, 8
+# The Content-Types POST files accepts (seeds/v2/post-pixverse-files.md), lower-cased:
+# MIME types compare case-insensitively.
+UPLOAD_CONTENT_TYPES = frozenset(
+    {
+        "image/png", "image/jpeg", "image/gif", "image/webp",
+        "video/mp4", "video/quicktime", "video/3gpp", "video/x-matroska", "video/x-flv", "video/mpeg",
+        "video/mp2t", "video/x-msvideo", "video/x-motion-jpeg", "video/webm", "video/ogg",
+        "audio/wav", "audio/wave", "audio/mpeg",
+    }
+)  # fmt: skip
 
 
 class Model(StrEnum):
