@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Platform(StrEnum):
@@ -33,6 +33,13 @@ class ChatRef:
     # A group/server the chat belongs to (Discord guild; Telegram group == chat).
     group_id: str | None = None
     is_private: bool = False
+
+    @property
+    def group_key(self) -> str | None:
+        """The group whose admins and quota pool govern this chat (None for private chats)."""
+        if self.is_private:
+            return None
+        return f"{self.platform}:{self.group_id or self.chat_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +61,9 @@ class Requester:
     user: UserRef
     chat: ChatRef
     reply_to: str | None = None
+    # Set by the adapter from the platform (Telegram chat admin, Discord Manage Server):
+    # may change this group's settings. Bot-wide operators come from settings.
+    is_group_admin: bool = False
     # Platform-specific hints the adapter wants back with each event (e.g. a Discord
     # interaction token and its expiry). Opaque to the core; persisted with the job.
     context: dict[str, Any] = field(default_factory=dict)

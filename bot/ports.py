@@ -75,9 +75,18 @@ class Upstream(Protocol):
     async def extend_video(self, request: up.ExtendRequest) -> up.VideoCreated: ...
 
     async def find_submitted(
-        self, reply_ref: str, *, email: str | None = None, since: datetime | None = None
+        self,
+        reply_ref: str,
+        *,
+        email: str | None = None,
+        since: datetime | None = None,
+        prompt: str | None = None,
+        seed: int | None = None,
     ) -> str | None:
-        """The video id of an earlier create/upscale/extend sent with `reply_ref`, if it exists."""
+        """The video id of an earlier create/upscale/extend sent with `reply_ref`, if it exists.
+
+        `prompt` and `seed` let it match listings that do not carry replyRef.
+        """
 
     async def list_videos(self, *, email: str | None = None, limit: int = 40, offset: int = 0) -> up.VideoPage: ...
 
@@ -150,3 +159,121 @@ class Notifier(Protocol):
 
     async def alert_operator(self, text: str) -> None:
         """Something needs the operator (out of credits, account needs attention)."""
+
+
+# ---------------------------------------------------------------- governance (quotas, moderation)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaCharge:
+    """One limit a reservation must fit: a user's or a group pool's, counted since `since`."""
+
+    scope: str  # "user" or "group"
+    subject: str  # user key or group key
+    limit: int
+    since: datetime | None  # start of the current window (None: all time)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaUsage:
+    committed: int = 0
+    reserved: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.committed + self.reserved
+
+
+class QuotaStore(Protocol):
+    async def reserve(
+        self,
+        job_id: str,
+        user_key: str,
+        group_key: str | None,
+        amount: int,
+        charges: Sequence[QuotaCharge],
+        *,
+        credits: int = 0,
+        user_name: str = "",
+    ) -> QuotaCharge | None:
+        """Atomically check every charge and record the reservation.
+
+        Returns None on success, or the first charge that would be exceeded (then
+        nothing is recorded). Two concurrent calls can never both take the last unit.
+        """
+
+    async def settle(self, job_id: str, *, commit: bool) -> bool:
+        """Commit or refund a job's reservation; False if it was already settled (or none)."""
+
+    async def usage(self, scope: str, subject: str, since: datetime | None) -> QuotaUsage: ...
+
+    async def release_orphans(self) -> int:
+        """Refund reservations whose job was never stored (a crash between reserve and add)."""
+
+    async def get_override(self, scope: str, subject: str) -> tuple[bool, int | None]:
+        """(has an override, its limit — None meaning unlimited)."""
+
+    async def set_override(self, scope: str, subject: str, limit: int | None) -> None: ...
+
+    async def clear_override(self, scope: str, subject: str) -> bool: ...
+
+    async def reset(self, scope: str, subject: str, at: datetime) -> None:
+        """Usage before `at` no longer counts for this subject."""
+
+    async def reset_at(self, scope: str, subject: str) -> datetime | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ModerationLogEntry:
+    at: datetime
+    group_key: str
+    user_key: str
+    user_name: str
+    text: str
+    rule: str
+    source: str  # "blocklist", "external", "pixverse"
+    action: str  # "rejected", "strike", "muted"
+
+
+@dataclass(frozen=True, slots=True)
+class UsageStats:
+    subject: str  # user key (or group key)
+    name: str
+    jobs: int
+    failures: int
+    credits: int
+
+
+class GovernanceStore(Protocol):
+    """Per-group settings, filters, strikes, mutes, bans and the moderation log."""
+
+    async def group_settings(self, group_key: str) -> dict[str, Any] | None: ...
+
+    async def save_group_settings(self, group_key: str, settings: dict[str, Any]) -> None: ...
+
+    async def filters(self, group_key: str) -> list[str]: ...
+
+    async def add_filter(self, group_key: str, entry: str, added_by: str) -> bool: ...
+
+    async def remove_filter(self, group_key: str, entry: str) -> bool: ...
+
+    async def add_strike(self, user_key: str, group_key: str, at: datetime, reason: str) -> None: ...
+
+    async def count_strikes(self, user_key: str, group_key: str, since: datetime) -> int: ...
+
+    async def set_mute(self, user_key: str, group_key: str, until: datetime) -> None: ...
+
+    async def muted_until(self, user_key: str, group_key: str) -> datetime | None: ...
+
+    async def set_ban(self, user_key: str, scope: str, banned_by: str, at: datetime) -> None: ...
+
+    async def remove_ban(self, user_key: str, scope: str) -> bool: ...
+
+    async def is_banned(self, user_key: str, scopes: Sequence[str]) -> bool: ...
+
+    async def log_moderation(self, entry: ModerationLogEntry) -> None: ...
+
+    async def moderation_log(self, group_key: str | None, limit: int) -> list[ModerationLogEntry]: ...
+
+    async def usage_stats(self, group_key: str | None, since: datetime) -> list[UsageStats]:
+        """Per user: jobs, failures and credits committed since `since` (optionally in one group)."""

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bot.upstream.models import AspectRatio, Model, Quality
 
 V1_STYLES = ("Realistic", "Anime", "3D Animation")
+SANDBOX_POLL_INTERVAL = 1.0
 
 
 def _split_csv(value: object) -> object:
@@ -37,6 +38,8 @@ class Settings(BaseSettings):
     useapi_accounts: CsvList = Field(default_factory=list)
     # Run the built-in sandbox in-process instead of a real upstream (no token needed).
     bot_sandbox: bool = False
+    # How long each synthetic video takes in the built-in sandbox.
+    sandbox_generation_seconds: float = Field(default=5.0, ge=0)
 
     # --- storage and HTTP
     bot_database: Path = Path("data/bot.sqlite3")
@@ -66,7 +69,14 @@ class Settings(BaseSettings):
     # Anime characters /create_single accepts (v1 `character`).
     anime_characters: CsvList = Field(
         default_factory=lambda: [
-            "xiangling", "kamisatoayaka", "hutao", "raidenshogun", "yaemiko", "nahida", "ganyu", "keqing",
+            "xiangling",
+            "kamisatoayaka",
+            "hutao",
+            "raidenshogun",
+            "yaemiko",
+            "nahida",
+            "ganyu",
+            "keqing",
         ]
     )
     max_image_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
@@ -84,6 +94,34 @@ class Settings(BaseSettings):
     queue_timeout: float = Field(default=6 * 3600.0, gt=0)
     progress_interval: float = Field(default=5.0, ge=0)
 
+    # --- quotas (see README "Quotas")
+    quota_unit: str = "videos"
+    quota_window: str = "daily"
+    quota_timezone: str = "UTC"
+    # Per-user default; empty or "unlimited" for no limit. Operators are never limited.
+    quota_per_user: str = "10"
+    # Shared pool per group/server; empty for none (only per-user quotas apply).
+    quota_per_group: str = ""
+    pricing_file: Path | None = None
+    # Anti-flood: at most this many commands per window per user.
+    rate_limit_commands: int = Field(default=6, ge=1)
+    rate_limit_seconds: float = Field(default=30.0, gt=0)
+
+    # --- moderation (see README "Moderation")
+    blocklist_file: Path | None = None
+    filter_mode: str = "reject"
+    strike_limit: int = Field(default=3, ge=1)
+    strike_window_hours: float = Field(default=24.0, gt=0)
+    mute_minutes: float = Field(default=60.0, gt=0)
+    admins_exempt: bool = True
+    # Chat admins may press result buttons of other members' videos.
+    admins_may_press_buttons: bool = True
+    moderation_url: str | None = None
+    moderation_api_key: SecretStr | None = None
+    moderation_model: str | None = None
+    moderation_fail_open: bool = True
+    moderation_timeout_seconds: float = Field(default=5.0, gt=0)
+
     # --- console
     console_output_dir: Path = Path("data/videos")
 
@@ -91,6 +129,48 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("quota_unit")
+    @classmethod
+    def _unit(cls, value: str) -> str:
+        return _choice(value, ("videos", "credits"))
+
+    @field_validator("quota_window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        return _choice(value, ("daily", "weekly", "monthly", "total"))
+
+    @field_validator("filter_mode")
+    @classmethod
+    def _filter_mode(cls, value: str) -> str:
+        return _choice(value, ("reject", "strike"))
+
+    @field_validator("quota_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a time zone; use a name like UTC or Europe/Berlin") from None
+        return value
+
+    @field_validator("quota_per_user", "quota_per_group")
+    @classmethod
+    def _quota(cls, value: str) -> str:
+        text = str(value).strip().lower()
+        if text in {"", "unlimited", "none"} or text.isdigit():
+            return text
+        raise ValueError(f"{value!r} should be a whole number, or empty/unlimited")
+
+    @staticmethod
+    def quota_limit(value: str) -> int | None:
+        return int(value) if value.isdigit() else None
+
+    @property
+    def operator_keys(self) -> frozenset[str]:
+        return frozenset(self.bot_admin_ids)
 
     @field_validator("default_style")
     @classmethod
@@ -113,6 +193,20 @@ class Settings(BaseSettings):
     def uses_sandbox(self) -> bool:
         """No token means the sandbox: the bot runs offline on embedded defaults."""
         return self.bot_sandbox or self.useapi_api_token is None
+
+    @property
+    def effective_poll_interval(self) -> float:
+        """Sandbox videos take seconds, not minutes: poll them briskly unless told otherwise."""
+        if self.uses_sandbox and "poll_interval" not in self.model_fields_set:
+            return min(self.poll_interval, SANDBOX_POLL_INTERVAL)
+        return self.poll_interval
+
+
+def _choice(value: str, allowed: tuple[str, ...]) -> str:
+    text = value.strip().lower()
+    if text not in allowed:
+        raise ValueError(f"{value!r} is not one of {', '.join(allowed)}")
+    return text
 
 
 class SettingsError(Exception):

@@ -2,6 +2,14 @@
 
 from storage.blobs import SqliteBlobStore
 from storage.database import Database, open_database
+from storage.governance import SqliteGovernanceStore, SqliteQuotaStore
 from storage.jobs import SqliteJobStore
 
-__all__ = ["Database", "SqliteBlobStore", "SqliteJobStore", "open_database"]
+__all__ = [
+    "Database",
+    "SqliteBlobStore",
+    "SqliteGovernanceStore",
+    "SqliteJobStore",
+    "SqliteQuotaStore",
+    "open_database",
+]

@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
@@ -59,7 +59,7 @@ def to_sql_time(value: datetime) -> str:
     """
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value!r}: storage needs timezone-aware times")
-    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def from_sql_time(value: str) -> datetime:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -28,7 +27,7 @@ class CallbackSender:
             async with self._session.post(url, json=body) as response:
                 if response.status >= 300:
                     log.warning("replyUrl %s answered %s", url, response.status)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+        except (TimeoutError, aiohttp.ClientError) as error:
             log.warning("replyUrl %s could not be reached: %r", url, error)
 
     async def close(self) -> None:

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from bot.sandbox.errors import ApiError
 from bot.sandbox.videos import VIDEO_MEDIA_PREFIX
-from bot.sandbox.web_support import API_PREFIX, RouteGroup, on_both, query_int, queried_account
+from bot.sandbox.web_support import API_PREFIX, RouteGroup, on_both, queried_account, query_int
 
 DEFAULT_PAGE_SIZE = 40
 _MEDIA_TYPES = {"mp4": "video/mp4", "jpg": "image/jpeg"}

@@ -56,7 +56,7 @@ class Upload:
 
     @property
     def kind(self) -> str:
-        """"image", "video" or "audio"."""
+        """ "image", "video" or "audio"."""
         return self.content_type.split("/", 1)[0]
 
     def to_json(self) -> dict[str, Any]:

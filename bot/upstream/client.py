@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -53,8 +53,8 @@ from bot.upstream.models import (
     Features,
     SchedulerAvailability,
     SchedulerJob,
-    UpscaleRequest,
     UploadedFile,
+    UpscaleRequest,
     Video,
     VideoCreated,
     VideoPage,
@@ -153,7 +153,7 @@ def _query(**params: object) -> dict[str, str]:
 # ------------------------------------------------------------------ responses
 
 
-@lru_cache(maxsize=None)
+@cache
 def _adapter(shape: Any) -> TypeAdapter[Any]:
     return TypeAdapter(shape)
 

@@ -111,9 +111,7 @@ class CreateVideoRequest(_Request):
             allowed = ", ".join(sorted(MODELS_WITH_NATIVE_AUDIO))
             raise ValueError(f"audio is only available on models {allowed}, not {model}")
         if (self.lip_sync_tts_prompt or self.sound_effect_prompt) and model not in MODELS_WITH_LIP_SYNC_AND_SFX:
-            raise ValueError(
-                f"lip_sync_tts_prompt and sound_effect_prompt are only available on model v5, not {model}"
-            )
+            raise ValueError(f"lip_sync_tts_prompt and sound_effect_prompt are only available on model v5, not {model}")
         return self
 
 

@@ -1,0 +1,197 @@
+"""A chat in the terminal: the same commands, progress and results as the chat platforms.
+
+Each input line is one message. Finished videos are written to a folder and their
+paths printed; the result "buttons" are commands (`/reroll <job>` …). With stdin
+not a terminal, it runs the lines and exits once every job it started is delivered
+— a smoke test for a deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import shutil
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from bot.commands import Animate, CreateSingle, parse_command
+from bot.domain import ChatRef, Job, Platform, Requester, ResultAction, UserRef
+from bot.errors import BotError, InvalidInput
+from bot.ports import Progress, VideoDelivery
+from bot.service import GenerationService
+from bot.text_options import ANIMATE_OPTIONS, COMMON_OPTIONS, CREATE_OPTIONS, parse_options
+from bot.texts import help_text, job_details, job_line, progress_text
+
+BUTTON_COMMANDS = {f"/{action.value}": action for action in ResultAction}
+
+
+class ConsoleNotifier:
+    """Prints events; copies finished videos to `output_dir`."""
+
+    caption_limit = 4000
+
+    def __init__(self, out: TextIO, output_dir: Path) -> None:
+        self._out = out
+        self._output_dir = output_dir
+        self.settled = asyncio.Event()  # set whenever a job's outcome was shown
+
+    def _say(self, text: str) -> None:
+        print(text, file=self._out, flush=True)
+
+    def upload_limit(self, job: Job) -> int:
+        return 4 * 1024**3  # a local file: no platform limit
+
+    async def progress(self, job: Job, progress: Progress) -> str | None:
+        self._say(f"[{job.id}] {progress_text(job, progress)}")
+        return None
+
+    async def deliver(self, job: Job, delivery: VideoDelivery) -> None:
+        buttons = " · ".join(
+            f"/{a.value} {job.id}" + (" <new prompt>" if a is ResultAction.REMIX else "") for a in delivery.buttons
+        )
+        if delivery.file is not None:
+            self._output_dir.mkdir(parents=True, exist_ok=True)
+            target = self._output_dir / f"{job.id}.mp4"
+            await asyncio.to_thread(shutil.copyfile, delivery.file, target)
+            where = str(target)
+        else:
+            where = delivery.link or "(no link)"
+        self._say(f"[{job.id}] ✅ Done: {where}\n{delivery.caption}\n  {buttons}")
+        self.settled.set()
+
+    async def failed(self, job: Job, reason: str) -> None:
+        self._say(f"[{job.id}] ❌ {reason}")
+        self.settled.set()
+
+    async def alert_operator(self, text: str) -> None:
+        self._say(f"[operator] ⚠️ {text}")
+
+
+class ConsoleSession:
+    def __init__(
+        self, service: GenerationService, notifier: ConsoleNotifier, out: TextIO, user: str | None = None
+    ) -> None:
+        self._service = service
+        self._notifier = notifier
+        self._out = out
+        name = user or getpass.getuser()
+        self._requester = Requester(
+            user=UserRef(Platform.CONSOLE, name, name), chat=ChatRef(Platform.CONSOLE, "console", is_private=True)
+        )
+        self.started: list[str] = []
+
+    def _say(self, text: str) -> None:
+        print(text, file=self._out, flush=True)
+
+    async def handle(self, line: str) -> bool:
+        """Run one input line; returns False on /quit."""
+        line = line.strip()
+        if not line or line.startswith("#"):
+            return True
+        command, _, rest = line.partition(" ")
+        command = command.lower()
+        try:
+            if command in {"/quit", "/exit"}:
+                return False
+            if command in {"/help", "/start"}:
+                self._say(help_text())
+            elif command == "/create_single":
+                await self._create_single(rest)
+            elif command == "/animate":
+                await self._animate(rest)
+            elif command in BUTTON_COMMANDS:
+                await self._press(BUTTON_COMMANDS[command], rest)
+            elif command == "/jobs":
+                jobs = await self._service.recent_jobs(self._requester.user)
+                self._say("\n".join(job_line(j) for j in jobs) or "No jobs yet.")
+            elif command == "/status":
+                self._say(job_details(await self._service.job_status(self._requester.user, rest)))
+            else:
+                self._say(f"Unknown command {command!r}. /help lists the commands.")
+        except BotError as exc:
+            self._say(f"⚠️ {exc}")
+        return True
+
+    async def _create_single(self, text: str) -> None:
+        prompt, options = parse_options(text, CREATE_OPTIONS + COMMON_OPTIONS)
+        if not prompt:
+            raise InvalidInput("prompt", "is missing; e.g. /create_single a fox running through snow --ar 9:16")
+        job = await self._service.create_single(self._requester, parse_command(CreateSingle, prompt=prompt, **options))
+        self.started.append(job.id)
+
+    async def _animate(self, text: str) -> None:
+        path_text, _, rest = text.strip().partition(" ")
+        if not path_text:
+            raise InvalidInput("image", "is missing; e.g. /animate photo.png smiling and blinking --motion 7")
+        path = Path(path_text).expanduser()
+        try:
+            image = await asyncio.to_thread(path.read_bytes)
+        except OSError as exc:
+            raise InvalidInput("image", f"cannot read {path}: {exc.strerror}") from None
+        prompt, options = parse_options(rest, ANIMATE_OPTIONS + COMMON_OPTIONS)
+        command = parse_command(Animate, prompt=prompt or None, **options)
+        job = await self._service.animate(self._requester, command, image)
+        self.started.append(job.id)
+
+    async def _press(self, action: ResultAction, text: str) -> None:
+        job_id, _, prompt = text.strip().partition(" ")
+        if not job_id:
+            raise InvalidInput("job", f"is missing; e.g. /{action.value} <job id>")
+        job = await self._service.press(self._requester, job_id, action, prompt=prompt or None)
+        self.started.append(job.id)
+
+    async def wait_until_settled(self, is_settled, timeout: float) -> bool:
+        """Wait until every job this session started has its outcome shown."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            self._notifier.settled.clear()
+            if await is_settled(self.started):
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._notifier.settled.wait(), timeout=min(remaining, 1.0))
+            except TimeoutError:
+                pass
+
+
+async def read_lines(stream: TextIO):
+    """Lines from a (blocking) stream without blocking the event loop."""
+    while True:
+        line = await asyncio.to_thread(stream.readline)
+        if not line:
+            return
+        yield line
+
+
+async def run_console(core, *, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout, user: str | None = None) -> int:
+    """Run the console chat on a started core; returns the process exit code."""
+    from bot.domain import JobState
+
+    notifier = ConsoleNotifier(out, core.settings.console_output_dir)
+    core.notifiers.register(Platform.CONSOLE, notifier)
+    await core.deliverer.deliver_pending()
+    session = ConsoleSession(core.service, notifier, out, user)
+    interactive = stdin.isatty()
+    if interactive:
+        print("PixVerse bot console. /help lists the commands, /quit leaves.", file=out, flush=True)
+    async for line in read_lines(stdin):
+        if not await session.handle(line):
+            break
+
+    async def all_settled(job_ids: list[str]) -> bool:
+        for job_id in job_ids:
+            job = await core.jobs.get(job_id)
+            if job is not None and job.state is not JobState.DELIVERED:
+                return False
+        return True
+
+    if session.started:
+        timeout = core.settings.job_timeout + core.settings.queue_timeout
+        if not await session.wait_until_settled(all_settled, timeout):
+            print("Gave up waiting for the remaining jobs; they resume on the next start.", file=out, flush=True)
+            return 1
+    return 0

@@ -1,0 +1,137 @@
+"""`pixverse-bot`: run the bot, the console chat, the sandbox, or a configuration check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from bot.settings import Settings, SettingsError, load_settings, mask_secret
+
+log = logging.getLogger("bot")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pixverse-bot", description=__doc__)
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING … (default INFO)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the chat bot (Telegram and/or Discord, by which tokens are set)")
+    console = sub.add_parser("console", help="chat with the bot in this terminal")
+    console.add_argument(
+        "--sandbox", action="store_true", help="use the built-in offline sandbox even if USEAPI_API_TOKEN is set"
+    )
+    console.add_argument("--user", help="the user name to act as (default: your login)")
+    sandbox = sub.add_parser("sandbox", help="serve the offline PixVerse v2 sandbox API")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8765)
+    sandbox.add_argument("--token", default="sandbox-token", help="the API token clients must send")
+    sandbox.add_argument("--generation-seconds", type=float, default=5.0, help="how long each video takes")
+    sub.add_parser("check", help="print the effective configuration and what the upstream reports")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    if args.command == "sandbox":
+        return asyncio.run(_serve_sandbox(args))
+    try:
+        overrides = {"bot_sandbox": True} if getattr(args, "sandbox", False) else {}
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.command == "check":
+        return asyncio.run(_check(settings))
+    if args.command == "console":
+        return asyncio.run(_console(settings, args.user))
+    return asyncio.run(_run(settings))
+
+
+async def _serve_sandbox(args: argparse.Namespace) -> int:
+    from bot.sandbox import SandboxConfig, serve
+
+    config = SandboxConfig(token=args.token, generation_seconds=args.generation_seconds)
+    await _until_signalled(serve(config, args.host, args.port))
+    return 0
+
+
+async def _console(settings: Settings, user: str | None) -> int:
+    from adapters.console.app import run_console
+    from bot.bootstrap import open_core
+
+    async with open_core(settings) as core:
+        return await run_console(core, user=user)
+
+
+async def _run(settings: Settings) -> int:
+    from bot.bootstrap import open_core, serving_http
+
+    if not (settings.telegram_bot_token or settings.discord_bot_token):
+        print(
+            "No chat platform is configured: set TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN "
+            "(see README.md), or try the bot in this terminal with `pixverse-bot console --sandbox`.",
+            file=sys.stderr,
+        )
+        return 2
+    async with open_core(settings) as core:
+        async with serving_http(core.http_app, settings.bot_http_host, settings.bot_http_port) as url:
+            log.info("HTTP server on %s (healthz, upstream callbacks)", url)
+            await _until_signalled(asyncio.Event().wait())
+    return 0
+
+
+async def _until_signalled(work) -> None:
+    """Run `work` until it ends or SIGINT/SIGTERM arrives; then let cleanups run."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        log.info("stopping")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _check(settings: Settings) -> int:
+    from bot.upstream.client import PixVerseClient
+    from bot.upstream.errors import UpstreamError
+
+    secret_fields = {"useapi_api_token", "telegram_bot_token", "discord_bot_token", "bot_webhook_secret"}
+    print("Effective configuration:")
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        shown = mask_secret(value) if name in secret_fields else value
+        print(f"  {name.upper()} = {shown}")
+    if settings.useapi_api_token is None:
+        print("\nUSEAPI_API_TOKEN is not set: the bot will use the built-in sandbox (synthetic videos).")
+        return 0
+    print(f"\nAsking {settings.useapi_base_url} …")
+    try:
+        async with PixVerseClient(settings.useapi_base_url, settings.useapi_api_token) as client:
+            accounts = await client.accounts()
+            availability = await client.scheduler_available()
+    except UpstreamError as exc:
+        print(f"  failed: {exc} ({exc.detail or exc.status})")
+        return 1
+    print(f"  accounts: {', '.join(accounts) or '(none configured)'}")
+    for cap in availability.available:
+        used = (
+            ""
+            if not settings.useapi_accounts or cap.email in settings.useapi_accounts
+            else " (not used: USEAPI_ACCOUNTS)"
+        )
+        print(f"  {cap.email}: {cap.available}/{cap.maxJobs} slots free{used}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Images users send: checked by content (not by file name) and kept until submitted."""
+
+from __future__ import annotations
+
+from bot.errors import InvalidInput
+from bot.ports import BlobStore
+
+# Magic numbers of the image types PixVerse takes (v1: jpg/png; v2 also webp).
+_SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
+    (b"\xff\xd8\xff", 0, "image/jpeg"),
+    (b"WEBP", 8, "image/webp"),
+)
+ALLOWED_IMAGE_TYPES = "JPEG, PNG or WebP"
+
+
+def sniff_image_type(data: bytes) -> str | None:
+    """The image's MIME type from its first bytes, or None if it is not one we accept."""
+    for magic, offset, mime in _SIGNATURES:
+        if data[offset : offset + len(magic)] == magic and (mime != "image/webp" or data[:4] == b"RIFF"):
+            return mime
+    return None
+
+
+def check_image(data: bytes, *, max_bytes: int) -> str:
+    """Validate an image for /animate; returns its MIME type."""
+    if not data:
+        raise InvalidInput("image", f"is empty; send a {ALLOWED_IMAGE_TYPES} picture")
+    if len(data) > max_bytes:
+        raise InvalidInput(
+            "image", f"is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB ({ALLOWED_IMAGE_TYPES})"
+        )
+    mime = sniff_image_type(data)
+    if mime is None:
+        raise InvalidInput("image", f"is not a picture this bot can animate; send {ALLOWED_IMAGE_TYPES}")
+    return mime
+
+
+async def load_image(blobs: BlobStore, blob_id: str | None) -> tuple[bytes, str]:
+    stored = await blobs.get(blob_id) if blob_id else None
+    if stored is None:
+        raise InvalidInput("image", "is no longer stored; please send it again")
+    return stored

@@ -1,0 +1,274 @@
+"""The composition root: every long-lived object is built here, and only here.
+
+`open_core(settings)` yields a started `Core` (storage open, upstream client ready,
+loops running) and tears it all down in reverse order on exit. Adapters receive
+the pieces they need (the service, the notifier registry, the HTTP app) from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+import httpx
+from aiohttp import web
+from pydantic import SecretStr
+
+from bot.accounts import AccountPool
+from bot.admin import AdminService
+from bot.commands import RequestBuilder
+from bot.delivery import Deliverer
+from bot.domain import Job, JobState
+from bot.gate import Gatekeeper, RateLimiter
+from bot.moderation.rules import Blocklist, load_default_blocklist
+from bot.moderation.service import ExternalModeration, FilterMode, GroupSettings, ModerationService
+from bot.periodic import PeriodicTask
+from bot.ports import BlobStore, JobStore
+from bot.pricing import Pricing
+from bot.progress import Notifiers, ProgressReporter
+from bot.quota import QuotaPolicy, QuotaService, QuotaUnit, QuotaWindow
+from bot.scheduler import Scheduler
+from bot.service import GenerationService
+from bot.settings import Settings
+from bot.tracker import Tracker
+from bot.upstream.client import PixVerseClient
+from bot.webhooks import CallbackHandler, CallbackSigner, build_http_app
+from storage import SqliteBlobStore, SqliteGovernanceStore, SqliteJobStore, SqliteQuotaStore, open_database
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_SECRET_KEY = "webhook_secret"
+
+
+@dataclass
+class Core:
+    settings: Settings
+    jobs: JobStore
+    blobs: BlobStore
+    upstream: PixVerseClient
+    accounts: AccountPool
+    notifiers: Notifiers
+    progress: ProgressReporter
+    service: GenerationService
+    admin: AdminService
+    gate: Gatekeeper
+    quotas: QuotaService
+    moderation: ModerationService
+    scheduler: Scheduler
+    tracker: Tracker
+    deliverer: Deliverer
+    signer: CallbackSigner
+    http_app: web.Application
+    _tasks: list[asyncio.Task] = field(default_factory=list)
+
+    async def start_loops(self) -> None:
+        """Resume from the database, then run the scheduler, the tracker and delivery retries."""
+        released = await self.quotas.release_orphans()
+        if released:
+            log.info("released %d quota reservations left by an interrupted request", released)
+        await self.scheduler.recover()
+        await self.deliverer.deliver_pending()
+        self._tasks = [
+            asyncio.create_task(self.scheduler.run(), name="scheduler"),
+            asyncio.create_task(self.tracker.run(), name="tracker"),
+            asyncio.create_task(
+                PeriodicTask(
+                    self.deliverer.deliver_pending, self.settings.effective_poll_interval, "delivery retry"
+                ).run(),
+                name="delivery-retry",
+            ),
+        ]
+
+    async def stop_loops(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.deliverer.drain()
+        self._tasks = []
+
+
+@contextlib.asynccontextmanager
+async def upstream_endpoint(settings: Settings) -> AsyncIterator[tuple[str, SecretStr]]:
+    """The upstream to talk to: the configured one, or an in-process sandbox when there is no token."""
+    if not settings.uses_sandbox:
+        assert settings.useapi_api_token is not None
+        yield settings.useapi_base_url, settings.useapi_api_token
+        return
+    from bot.sandbox import SandboxConfig, running_sandbox
+
+    config = SandboxConfig(token=secrets.token_urlsafe(16), generation_seconds=settings.sandbox_generation_seconds)
+    async with running_sandbox(config) as sandbox:
+        log.info("no USEAPI_API_TOKEN: using the built-in sandbox at %s (videos are synthetic)", sandbox.base_url)
+        yield sandbox.base_url, SecretStr(config.token)
+
+
+@contextlib.asynccontextmanager
+async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[Core]:
+    """Build and (unless start=False) start the core; everything is closed on exit."""
+    async with contextlib.AsyncExitStack() as stack:
+        db = await open_database(settings.bot_database)
+        stack.push_async_callback(db.close)
+        jobs, blobs = SqliteJobStore(db), SqliteBlobStore(db)
+        base_url, token = await stack.enter_async_context(upstream_endpoint(settings))
+        upstream = await stack.enter_async_context(
+            PixVerseClient(base_url, token, timeout=settings.useapi_timeout_seconds)
+        )
+        secret = settings.bot_webhook_secret
+        secret_bytes = (
+            secret.get_secret_value()
+            if secret
+            else await db.get_or_create_meta(WEBHOOK_SECRET_KEY, lambda: secrets.token_hex(32))
+        ).encode()
+        signer = CallbackSigner(secret_bytes, settings.bot_public_url)
+
+        notifiers = Notifiers()
+        progress = ProgressReporter(notifiers, jobs, interval=settings.progress_interval)
+        accounts = AccountPool(
+            upstream, only=settings.useapi_accounts, refresh_interval=settings.capacity_refresh_interval
+        )
+        governance = SqliteGovernanceStore(db)
+        quotas = QuotaService(
+            SqliteQuotaStore(db),
+            governance,
+            Pricing.load(settings.pricing_file),
+            QuotaPolicy(
+                unit=QuotaUnit(settings.quota_unit),
+                window=QuotaWindow(settings.quota_window),
+                timezone=ZoneInfo(settings.quota_timezone),
+                per_user=settings.quota_limit(settings.quota_per_user),
+                per_group=settings.quota_limit(settings.quota_per_group),
+                operators=settings.operator_keys,
+            ),
+        )
+        external = None
+        if settings.moderation_url:
+            moderation_http = await stack.enter_async_context(
+                httpx.AsyncClient(timeout=settings.moderation_timeout_seconds)
+            )
+            external = ExternalModeration(
+                moderation_http,
+                settings.moderation_url,
+                settings.moderation_api_key,
+                model=settings.moderation_model,
+                fail_open=settings.moderation_fail_open,
+            )
+        global_list = (
+            Blocklist.from_lines(
+                settings.blocklist_file.read_text("utf-8").splitlines(), allow_regex=True, source="global"
+            )
+            if settings.blocklist_file
+            else load_default_blocklist()
+        )
+        moderation = ModerationService(
+            governance,
+            global_list,
+            defaults=GroupSettings(
+                filter_mode=FilterMode(settings.filter_mode),
+                strike_limit=settings.strike_limit,
+                strike_window_hours=settings.strike_window_hours,
+                mute_minutes=settings.mute_minutes,
+                admins_exempt=settings.admins_exempt,
+            ),
+            operators=settings.operator_keys,
+            external=external,
+        )
+
+        async def settle_outcome(job: Job) -> None:
+            # First settlement only: a PixVerse refusal counts as a strike once.
+            if await quotas.settle(job) and job.state is JobState.MODERATED:
+                await moderation.record(
+                    job.user, job.chat.group_key, job.request.user_prompt, "PixVerse moderator", "pixverse"
+                )
+
+        deliverer = Deliverer(
+            jobs=jobs, upstream=upstream, notifiers=notifiers, progress=progress, on_outcome=settle_outcome
+        )
+        on_finished = deliverer.schedule
+        scheduler = Scheduler(
+            jobs=jobs,
+            blobs=blobs,
+            upstream=upstream,
+            accounts=accounts,
+            progress=progress,
+            on_finished=on_finished,
+            reply_url_for=signer.reply_url,
+            max_in_flight_per_user=settings.max_jobs_in_flight_per_user,
+            busy_retry_initial=settings.busy_retry_initial,
+            busy_retry_max=settings.busy_retry_max,
+            queue_timeout=settings.queue_timeout,
+            interval=settings.scheduler_interval,
+        )
+
+        def slot_freed() -> None:
+            # A finished job frees an upstream slot: re-read capacity and look at the queue.
+            accounts.invalidate()
+            scheduler.wake()
+
+        tracker = Tracker(
+            jobs=jobs,
+            upstream=upstream,
+            progress=progress,
+            on_finished=on_finished,
+            on_slot_freed=slot_freed,
+            poll_interval=settings.effective_poll_interval,
+            off_peak_poll_interval=settings.off_peak_poll_interval,
+            job_timeout=settings.job_timeout,
+            off_peak_job_timeout=settings.off_peak_job_timeout,
+        )
+        service = GenerationService(
+            jobs=jobs,
+            blobs=blobs,
+            builder=RequestBuilder(settings),
+            progress=progress,
+            moderation=moderation,
+            quotas=quotas,
+            on_queued=scheduler.wake,
+            max_image_bytes=settings.max_image_bytes,
+            admins_may_press_buttons=settings.admins_may_press_buttons,
+        )
+        admin = AdminService(quotas=quotas, moderation=moderation, upstream=upstream, operators=settings.operator_keys)
+        gate = Gatekeeper(moderation, RateLimiter(settings.rate_limit_commands, settings.rate_limit_seconds))
+        http_app = build_http_app(CallbackHandler(signer=signer, jobs=jobs, tracker=tracker))
+        core = Core(
+            settings=settings,
+            jobs=jobs,
+            blobs=blobs,
+            upstream=upstream,
+            accounts=accounts,
+            notifiers=notifiers,
+            progress=progress,
+            service=service,
+            admin=admin,
+            gate=gate,
+            quotas=quotas,
+            moderation=moderation,
+            scheduler=scheduler,
+            tracker=tracker,
+            deliverer=deliverer,
+            signer=signer,
+            http_app=http_app,
+        )
+        if start:
+            await core.start_loops()
+            stack.push_async_callback(core.stop_loops)
+        yield core
+
+
+@contextlib.asynccontextmanager
+async def serving_http(app: web.Application, host: str, port: int) -> AsyncIterator[str]:
+    """Run the bot's HTTP server; yields its base URL (port 0 picks a free port)."""
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    try:
+        sockets = site._server.sockets if site._server else []  # the real port when 0 was asked
+        bound = sockets[0].getsockname()[1] if sockets else port
+        yield f"http://{host}:{bound}"
+    finally:
+        await runner.cleanup()

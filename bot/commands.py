@@ -1,0 +1,291 @@
+"""The v1 commands (/create_single, /animate) as platform-neutral requests, and their mapping onto v2.
+
+The v1 API (seeds/v1-*.txt) had parameters v2 has no field for. Each is mapped
+explicitly here and listed in README.md ("v1 → v2 mapping"); none is dropped:
+- style (Realistic | Anime | 3D Animation) → a style phrase appended to the prompt;
+- character (Anime only) → "featuring <character>" appended to the prompt;
+- negative_prompt → "Avoid: …" appended to the prompt;
+- motion 1…10 → a motion phrase appended to the prompt (5, the v1 default, adds none);
+- hd_quality Yes/No → quality (operator's HD quality, default 720p / the default quality);
+- seed_value 0 (v1 "random") → a random seed the bot picks and shows, so a result can be repeated.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from bot.domain import GenerationRequest, JobKind
+from bot.errors import InvalidInput
+from bot.settings import V1_STYLES, Settings
+from bot.upstream import models as up
+
+V1_PROMPT_MAX = 512
+V1_SEED_MAX = 2_147_483_647
+MOTION_MIN, MOTION_MAX, MOTION_DEFAULT = 1, 10, 5
+
+STYLE_PHRASES = {
+    "Realistic": "realistic, photographic style",
+    "Anime": "anime style",
+    "3D Animation": "3D animation style",
+}
+MOTION_PHRASES = {
+    1: "almost still, very subtle motion",
+    2: "very gentle motion",
+    3: "gentle motion",
+    4: "calm motion",
+    5: "",
+    6: "lively motion",
+    7: "energetic motion",
+    8: "strong, dynamic motion",
+    9: "very dynamic, fast motion",
+    10: "extreme, fast-paced motion",
+}
+
+
+def _one_of(value: str, allowed: list[str] | tuple[str, ...]) -> str:
+    for option in allowed:
+        if value.strip().lower() == option.lower():
+            return option
+    raise ValueError(f"{value!r} is not supported; use one of {', '.join(allowed)}")
+
+
+def _yes_no(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"yes", "y", "true", "on", "1"}:
+        return True
+    if text in {"no", "n", "false", "off", "0"}:
+        return False
+    raise ValueError(f"{value!r} is not Yes or No")
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    # v2 options, all commands; None means "operator default".
+    model: str | None = None
+    duration: int | None = None
+    quality: str | None = None
+    audio: bool | None = None
+    off_peak: bool | None = None
+    seed_value: int | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str | None) -> str | None:
+        return None if value is None else _one_of(value, [m.value for m in up.Model])
+
+    @field_validator("quality")
+    @classmethod
+    def _quality(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value if value.lower().endswith("p") else f"{value}p"
+        return _one_of(value, [q.value for q in up.Quality])
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: int | None) -> int | None:
+        if value is not None and not up.DURATION_MIN <= value <= up.DURATION_MAX:
+            raise ValueError(f"{value} is out of range; use {up.DURATION_MIN} to {up.DURATION_MAX} seconds")
+        return value
+
+    @field_validator("seed_value")
+    @classmethod
+    def _seed(cls, value: int | None) -> int | None:
+        if value is not None and not 0 <= value <= V1_SEED_MAX:
+            raise ValueError(f"{value} is out of range; use 0 (random) to {V1_SEED_MAX}")
+        return value
+
+    @field_validator("audio", "off_peak", mode="before")
+    @classmethod
+    def _flag(cls, value: Any) -> Any:
+        return None if value is None else _yes_no(value)
+
+
+def _check_prompt(value: str | None) -> str | None:
+    if value is not None and len(value) > V1_PROMPT_MAX:
+        raise ValueError(f"is {len(value)} characters long; at most {V1_PROMPT_MAX} are allowed")
+    return value
+
+
+class CreateSingle(_Command):
+    """v1 /create_single: text to video."""
+
+    prompt: str
+    style: str | None = None
+    negative_prompt: str | None = None
+    aspect_ratio: str | None = None
+    character: str | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, value: str) -> str:
+        if not value:
+            raise ValueError("is empty; describe the video you want")
+        return _check_prompt(value) or value
+
+    @field_validator("negative_prompt")
+    @classmethod
+    def _negative(cls, value: str | None) -> str | None:
+        return _check_prompt(value) or None
+
+    @field_validator("style")
+    @classmethod
+    def _style(cls, value: str | None) -> str | None:
+        return None if value is None else _one_of(value, V1_STYLES)
+
+    @field_validator("aspect_ratio")
+    @classmethod
+    def _aspect(cls, value: str | None) -> str | None:
+        return None if value is None else _one_of(value, [a.value for a in up.AspectRatio])
+
+
+class Animate(_Command):
+    """v1 /animate: an image brought to life."""
+
+    prompt: str | None = None
+    motion: int | None = None
+    hd_quality: bool | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, value: str | None) -> str | None:
+        return _check_prompt(value) or None
+
+    @field_validator("motion")
+    @classmethod
+    def _motion(cls, value: int | None) -> int | None:
+        if value is not None and not MOTION_MIN <= value <= MOTION_MAX:
+            raise ValueError(f"{value} is out of range; use {MOTION_MIN} to {MOTION_MAX} (default {MOTION_DEFAULT})")
+        return value
+
+    @field_validator("hd_quality", mode="before")
+    @classmethod
+    def _hd(cls, value: Any) -> Any:
+        return None if value is None else _yes_no(value)
+
+
+def parse_command(command_type: type[_Command], /, **fields: Any) -> Any:
+    """Validate raw options into a command; the error names the field and what is allowed."""
+    try:
+        return command_type(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        raise invalid_input_from(exc) from None
+
+
+def invalid_input_from(exc: ValidationError) -> InvalidInput:
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or "request"
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "missing":
+        message = "is required"
+    elif err["type"] == "extra_forbidden":
+        message = "is not an option of this command"
+    elif err["type"] in {"int_parsing", "int_from_float"}:
+        message = f"{err.get('input')!r} is not a whole number"
+    return InvalidInput(field, message)
+
+
+def random_seed() -> int:
+    return secrets.randbelow(up.SEED_MAX) + up.SEED_MIN
+
+
+def compose_prompt(
+    user_prompt: str,
+    *,
+    style: str | None = None,
+    character: str | None = None,
+    negative_prompt: str | None = None,
+    motion: int | None = None,
+) -> str:
+    """Fold the v1 parameters v2 has no field for into the prompt text (see module doc)."""
+    parts = [user_prompt.strip().rstrip(".")] if user_prompt.strip() else []
+    if character:
+        parts.append(f"featuring {character}")
+    if style:
+        parts.append(STYLE_PHRASES[style])
+    if motion is not None and MOTION_PHRASES[motion]:
+        parts.append(MOTION_PHRASES[motion])
+    text = ", ".join(parts)
+    if negative_prompt:
+        text = f"{text}. Avoid: {negative_prompt.strip()}" if text else f"Avoid: {negative_prompt.strip()}"
+    return text
+
+
+class RequestBuilder:
+    """Turns validated commands into `GenerationRequest`s using the operator's defaults."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def _common(self, cmd: _Command) -> dict[str, Any]:
+        s = self._settings
+        return {
+            "model": cmd.model or s.default_model.value,
+            "duration": cmd.duration or s.default_duration,
+            "quality": cmd.quality or s.default_quality.value,
+            "audio": s.default_audio if cmd.audio is None else cmd.audio,
+            "off_peak": s.default_off_peak if cmd.off_peak is None else cmd.off_peak,
+            "seed": cmd.seed_value or random_seed(),
+        }
+
+    def create_single(self, cmd: CreateSingle) -> GenerationRequest:
+        style = cmd.style or self._settings.default_style
+        if cmd.character is not None:
+            if style != "Anime":
+                raise InvalidInput("character", f"only works with style Anime (the style here is {style})")
+            cmd = cmd.model_copy(update={"character": self._character(cmd.character)})
+        request = GenerationRequest(
+            kind=JobKind.CREATE,
+            user_prompt=cmd.prompt,
+            style=style,
+            character=cmd.character,
+            negative_prompt=cmd.negative_prompt,
+            aspect_ratio=cmd.aspect_ratio or self._settings.default_aspect_ratio.value,
+            **self._common(cmd),
+        )
+        return self.recompose(request)
+
+    def animate(self, cmd: Animate, image_blob_id: str) -> GenerationRequest:
+        common = self._common(cmd)
+        if cmd.hd_quality is not None:
+            common["quality"] = (
+                self._settings.default_hd_quality.value if cmd.hd_quality else self._settings.default_quality.value
+            )
+        request = GenerationRequest(
+            kind=JobKind.ANIMATE,
+            user_prompt=cmd.prompt or "",
+            motion=cmd.motion,
+            hd_quality=cmd.hd_quality,
+            image_blob_id=image_blob_id,
+            **common,
+        )
+        return self.recompose(request)
+
+    def _character(self, name: str) -> str:
+        allowed = self._settings.anime_characters
+        return _check_choice("character", name, allowed)
+
+    @staticmethod
+    def recompose(request: GenerationRequest) -> GenerationRequest:
+        """Rebuild the upstream prompt from the user's text and the v1 parameters."""
+        prompt = compose_prompt(
+            request.user_prompt,
+            style=request.style,
+            character=request.character,
+            negative_prompt=request.negative_prompt,
+            motion=request.motion,
+        )
+        return request.with_changes(prompt=prompt)
+
+
+def _check_choice(field: str, value: str, allowed: list[str]) -> str:
+    try:
+        return _one_of(value, allowed)
+    except ValueError as exc:
+        raise InvalidInput(field, str(exc)) from None

@@ -1,0 +1,59 @@
+"""The core's error tree: everything a command can refuse with.
+
+`str(error)` is a message for the chat user that says what is wrong and what is
+allowed. Adapters catch `BotError` in one place and show it; anything else is a bug
+and gets logged with its traceback.
+"""
+
+from __future__ import annotations
+
+
+class BotError(Exception):
+    """Base class of every refusal the core answers a user with."""
+
+    # A silent refusal is not answered at all (a flood after its one warning, a
+    # group where the bot is switched off): answering would be the flood.
+    silent: bool = False
+
+
+class InvalidInput(BotError):
+    """A command's option is missing or out of range."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
+
+
+class JobNotFound(BotError):
+    """No job with that id (or not one this user may see)."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"No job {job_id!r} found. /jobs lists your recent jobs.")
+
+
+class NotYourJob(BotError):
+    """Someone other than the requester pressed a result button."""
+
+    def __init__(self) -> None:
+        super().__init__("Only the person who asked for this video can use its buttons.")
+
+
+class ActionUnavailable(BotError):
+    """The button does not apply to this job (no video yet, already upscaled …)."""
+
+
+class NotAllowed(BotError):
+    """An admin command from someone who is not an admin (no details revealed)."""
+
+    def __init__(self) -> None:
+        super().__init__("Sorry, only admins can use this command.")
+
+
+class Refused(BotError):
+    """The user may not use the bot right now (banned, muted, flooding, switched off here)."""
+
+    def __init__(self, message: str, *, silent: bool = False) -> None:
+        self.silent = silent
+        super().__init__(message)

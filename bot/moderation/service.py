@@ -1,0 +1,230 @@
+"""Prompt moderation as a group experiences it: lists, actions, strikes, mutes and the log.
+
+Every text that reaches PixVerse (prompt, negative prompt, remix prompt, image
+caption) is checked against the operator's global list plus the group's own list,
+then (optionally) an external OpenAI-moderation-compatible endpoint. A hit is
+refused with the entry that matched; in "strike" mode, repeated hits — ours or
+PixVerse's own refusals — mute the user for a while.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from bot.domain import Requester, UserRef, utcnow
+from bot.errors import BotError, InvalidInput, Refused
+from bot.moderation.rules import Blocklist, InvalidRule, parse_entry
+from bot.ports import GovernanceStore, ModerationLogEntry
+
+log = logging.getLogger(__name__)
+
+# Where bot-wide records live (private chats, operator additions to the global list).
+BOT_WIDE = "*"
+
+
+class FilterMode(StrEnum):
+    REJECT = "reject"
+    STRIKE = "strike"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSettings:
+    bot_enabled: bool = True
+    filter_mode: FilterMode = FilterMode.REJECT
+    strike_limit: int = 3
+    strike_window_hours: float = 24.0
+    mute_minutes: float = 60.0
+    admins_exempt: bool = True
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, Any] | None, defaults: GroupSettings) -> GroupSettings:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in (stored or {}).items() if k in known}
+        if "filter_mode" in values:
+            values["filter_mode"] = FilterMode(values["filter_mode"])
+        return replace(defaults, **values)
+
+
+class PromptRejected(BotError):
+    """A text matched a blocklist entry or was flagged by the external check."""
+
+
+class ExternalModeration:
+    """An OpenAI-moderation-compatible endpoint: POST {"input": text} → {"results": [{"flagged": …}]}."""
+
+    def __init__(
+        self, http: httpx.AsyncClient, url: str, api_key: SecretStr | None, *, model: str | None, fail_open: bool
+    ) -> None:
+        self._http = http
+        self._url = url
+        self._api_key = api_key
+        self._model = model
+        self._fail_open = fail_open
+
+    async def flagged(self, text: str) -> str | None:
+        """The flagged categories (comma-separated), or None when the text passes."""
+        headers = {"Authorization": f"Bearer {self._api_key.get_secret_value()}"} if self._api_key else {}
+        body: dict[str, Any] = {"input": text} | ({"model": self._model} if self._model else {})
+        try:
+            response = await self._http.post(self._url, json=body, headers=headers)
+            response.raise_for_status()
+            results = response.json()["results"]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            # Never the key: only the exception type and the status, if any.
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+            if self._fail_open:
+                log.warning(
+                    "external moderation failed (%s %s); letting the prompt through", type(exc).__name__, status
+                )
+                return None
+            log.warning("external moderation failed (%s %s); refusing the prompt", type(exc).__name__, status)
+            raise Refused("The prompt checker is unavailable right now; please try again in a few minutes.") from None
+        for result in results:
+            if result.get("flagged"):
+                categories = [name for name, hit in (result.get("categories") or {}).items() if hit]
+                return ", ".join(categories) or "flagged"
+        return None
+
+
+class ModerationService:
+    def __init__(
+        self,
+        store: GovernanceStore,
+        global_list: Blocklist,
+        *,
+        defaults: GroupSettings,
+        operators: frozenset[str],
+        external: ExternalModeration | None = None,
+    ) -> None:
+        self._store = store
+        self._global = global_list
+        self._defaults = defaults
+        self._operators = operators
+        self._external = external
+        self._lists: dict[str, Blocklist] = {}
+
+    # --------------------------------------------------------------- settings
+
+    async def settings_for(self, group_key: str | None) -> GroupSettings:
+        if group_key is None:
+            return self._defaults
+        return GroupSettings.from_stored(await self._store.group_settings(group_key), self._defaults)
+
+    async def update_settings(self, group_key: str, **changes: Any) -> GroupSettings:
+        updated = replace(await self.settings_for(group_key), **changes)
+        stored = asdict(updated)
+        stored["filter_mode"] = updated.filter_mode.value
+        await self._store.save_group_settings(group_key, stored)
+        return updated
+
+    # --------------------------------------------------------------- checking
+
+    def is_exempt(self, requester: Requester, settings: GroupSettings) -> bool:
+        is_admin = requester.user.key in self._operators or requester.is_group_admin
+        return settings.admins_exempt and is_admin
+
+    async def check_access(self, requester: Requester) -> None:
+        """Refuse users who are banned or muted here."""
+        group = requester.chat.group_key
+        scopes = [BOT_WIDE] + ([group] if group else [])
+        if await self._store.is_banned(requester.user.key, scopes):
+            raise Refused("You are not allowed to use this bot here.")
+        until = await self._store.muted_until(requester.user.key, group or BOT_WIDE)
+        if until and until > utcnow():
+            minutes = max(1, int((until - utcnow()).total_seconds() // 60) + 1)
+            raise Refused(f"You are muted from the bot here for {minutes} more min after repeated refused prompts.")
+
+    async def check_texts(self, requester: Requester, texts: list[str | None]) -> None:
+        """Refuse if any text matches a list (or the external check); records and strikes."""
+        group = requester.chat.group_key
+        settings = await self.settings_for(group)
+        if self.is_exempt(requester, settings):
+            return
+        rules = await self._rules_for(group)
+        for text in filter(None, texts):
+            hit = rules.match(text)
+            if hit is not None:
+                consequence = await self.record(requester.user, group, text, hit.rule, "blocklist")
+                raise PromptRejected(
+                    f"Your prompt was refused: it contains the blocked term “{hit.rule}”.{consequence}"
+                )
+        if self._external is not None:
+            joined = "\n".join(filter(None, texts))
+            categories = await self._external.flagged(joined) if joined else None
+            if categories:
+                consequence = await self.record(requester.user, group, joined, categories, "external")
+                raise PromptRejected(f"Your prompt was refused by the content checker ({categories}).{consequence}")
+
+    async def record(self, user: UserRef, group_key: str | None, text: str, rule: str, source: str) -> str:
+        """Log a refusal; in strike mode count it and mute at the limit. Returns a sentence for the user."""
+        scope = group_key or BOT_WIDE
+        settings = await self.settings_for(group_key)
+        now = utcnow()
+        action, consequence = "rejected", ""
+        if settings.filter_mode is FilterMode.STRIKE:
+            await self._store.add_strike(user.key, scope, now, rule)
+            since = now - timedelta(hours=settings.strike_window_hours)
+            strikes = await self._store.count_strikes(user.key, scope, since)
+            action = "strike"
+            consequence = f" Strike {strikes} of {settings.strike_limit} in {settings.strike_window_hours:g} h."
+            if strikes >= settings.strike_limit:
+                await self._store.set_mute(user.key, scope, now + timedelta(minutes=settings.mute_minutes))
+                action = "muted"
+                consequence = (
+                    f" That was strike {strikes}: you are muted from the bot here for {settings.mute_minutes:g} min."
+                )
+        await self._store.log_moderation(
+            ModerationLogEntry(now, scope, user.key, user.display_name, text[:500], rule, source, action)
+        )
+        return consequence
+
+    async def _rules_for(self, group_key: str | None) -> Blocklist:
+        key = group_key or BOT_WIDE
+        if key not in self._lists:
+            operator_extra = await self._store.filters(BOT_WIDE)
+            group_entries = await self._store.filters(group_key) if group_key else []
+            extra = Blocklist.from_lines(operator_extra, allow_regex=True, source="operator")
+            own = Blocklist.from_lines(group_entries, allow_regex=False, source="group")
+            self._lists[key] = Blocklist.merged(self._global, extra, own)
+        return self._lists[key]
+
+    # --------------------------------------------------------------- lists
+
+    async def add_filter(self, group_key: str | None, entry: str, added_by: str, *, allow_regex: bool) -> bool:
+        entry = entry.strip()
+        try:
+            parse_entry(entry, allow_regex=allow_regex)
+        except InvalidRule as exc:
+            raise InvalidInput("filter", str(exc)) from None
+        added = await self._store.add_filter(group_key or BOT_WIDE, entry, added_by)
+        self._lists.clear()
+        return added
+
+    async def remove_filter(self, group_key: str | None, entry: str) -> bool:
+        removed = await self._store.remove_filter(group_key or BOT_WIDE, entry.strip())
+        self._lists.clear()
+        return removed
+
+    async def list_filters(self, group_key: str | None) -> list[str]:
+        return await self._store.filters(group_key or BOT_WIDE)
+
+    async def test(self, group_key: str | None, text: str) -> str | None:
+        """Which entry would refuse `text` here (None if it passes the lists)."""
+        hit = (await self._rules_for(group_key)).match(text)
+        return hit.rule if hit else None
+
+    async def log(self, group_key: str | None, limit: int = 20) -> list[ModerationLogEntry]:
+        return await self._store.moderation_log(group_key, limit)
+
+    async def ban(self, user_key: str, scope: str, by: str) -> None:
+        await self._store.set_ban(user_key, scope, by, utcnow())
+
+    async def unban(self, user_key: str, scope: str) -> bool:
+        return await self._store.remove_ban(user_key, scope)

@@ -1,0 +1,34 @@
+"""A background loop that runs a step every `interval` seconds, or at once when woken."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+
+class PeriodicTask:
+    def __init__(self, step: Callable[[], Awaitable[object]], interval: float, name: str) -> None:
+        self._step = step
+        self._interval = interval
+        self._name = name
+        self._wakeup = asyncio.Event()
+
+    def wake(self) -> None:
+        """Run the step now instead of at the end of the interval."""
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._step()
+            except Exception:
+                # One failed pass must not end the loop: the next one retries.
+                log.exception("%s pass failed", self._name)
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self._interval)
+            except TimeoutError:
+                pass
+            self._wakeup.clear()

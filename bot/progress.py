@@ -1,0 +1,82 @@
+"""Routing core events to the right chat platform, throttled.
+
+The core emits progress as often as it learns something; chats must not be edited
+that often (Telegram allows about one edit a second per chat), so progress for a
+job is passed on at most every `interval` seconds — except stage changes, which
+always go through.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from bot.domain import Job, Platform
+from bot.ports import JobStore, Notifier, Progress
+
+log = logging.getLogger(__name__)
+
+
+class Notifiers:
+    """The notifier of each enabled platform; adapters register theirs at start."""
+
+    def __init__(self) -> None:
+        self._by_platform: dict[Platform, Notifier] = {}
+
+    def register(self, platform: Platform, notifier: Notifier) -> None:
+        self._by_platform[platform] = notifier
+
+    def for_job(self, job: Job) -> Notifier | None:
+        return self._by_platform.get(job.chat.platform)
+
+    def all(self) -> list[Notifier]:
+        return list(self._by_platform.values())
+
+
+class ProgressReporter:
+    def __init__(
+        self,
+        notifiers: Notifiers,
+        jobs: JobStore,
+        *,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._notifiers = notifiers
+        self._jobs = jobs
+        self._interval = interval
+        self._clock = clock
+        self._last: dict[str, tuple[float, Progress]] = {}
+
+    async def report(self, job: Job, progress: Progress) -> None:
+        now = self._clock()
+        last = self._last.get(job.id)
+        if last is not None:
+            last_at, last_progress = last
+            if last_progress == progress:
+                return
+            if last_progress.stage == progress.stage and now - last_at < self._interval:
+                return
+        notifier = self._notifiers.for_job(job)
+        if notifier is None:
+            return
+        self._last[job.id] = (now, progress)
+        try:
+            message_id = await notifier.progress(job, progress)
+        except Exception:  # a chat hiccup must never break the job's own life
+            log.exception("progress update for job %s failed", job.id)
+            return
+        if message_id and message_id != job.status_message_id:
+            await self._jobs.update(job.id, status_message_id=message_id)
+
+    def forget(self, job_id: str) -> None:
+        self._last.pop(job_id, None)
+
+    async def alert_operator(self, text: str) -> None:
+        log.error("operator alert: %s", text)
+        for notifier in self._notifiers.all():
+            try:
+                await notifier.alert_operator(text)
+            except Exception:
+                log.exception("could not alert the operator")

@@ -1,0 +1,189 @@
+"""Per-user quotas and group pools: reserve on accept, commit on success, refund otherwise.
+
+The unit is the operator's choice: videos (each job counts 1) or PixVerse credits
+(estimated from the pricing table). Usage is counted per window — daily, weekly,
+monthly or total — whose boundaries fall at midnight in the configured time zone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from bot.domain import Job, JobState, UserRef, utcnow
+from bot.errors import BotError
+from bot.ports import GovernanceStore, QuotaCharge, QuotaStore, UsageStats
+from bot.pricing import Pricing
+
+USER, GROUP = "user", "group"
+
+
+class QuotaUnit(StrEnum):
+    VIDEOS = "videos"
+    CREDITS = "credits"
+
+
+class QuotaWindow(StrEnum):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+    TOTAL = "total"
+
+
+def window_bounds(window: QuotaWindow, now: datetime, tz: ZoneInfo) -> tuple[datetime | None, datetime | None]:
+    """(start, end) of the window containing `now`; (None, None) for a total quota."""
+    if window is QuotaWindow.TOTAL:
+        return None, None
+    local = now.astimezone(tz)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if window is QuotaWindow.DAILY:
+        start = midnight
+        end = _local_midnight(start + timedelta(days=1), tz)
+    elif window is QuotaWindow.WEEKLY:
+        start = _local_midnight(midnight - timedelta(days=midnight.weekday()), tz)
+        end = _local_midnight(start + timedelta(days=7), tz)
+    else:
+        start = midnight.replace(day=1)
+        next_month = (start + timedelta(days=32)).replace(day=1)
+        end = _local_midnight(next_month, tz)
+    return start, end
+
+
+def _local_midnight(moment: datetime, tz: ZoneInfo) -> datetime:
+    # Re-anchor to midnight after adding days, so a DST change does not shift the boundary.
+    return datetime(moment.year, moment.month, moment.day, tzinfo=tz)
+
+
+class QuotaExceeded(BotError):
+    """The request does not fit the user's (or the group's) quota."""
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaStatus:
+    unit: QuotaUnit
+    window: QuotaWindow
+    limit: int | None  # None: unlimited
+    used: int
+    reserved: int
+    resets_at: datetime | None
+
+    @property
+    def left(self) -> int | None:
+        return None if self.limit is None else max(0, self.limit - self.used - self.reserved)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaPolicy:
+    unit: QuotaUnit
+    window: QuotaWindow
+    timezone: ZoneInfo
+    per_user: int | None  # None: unlimited
+    per_group: int | None  # None: no group pool
+    operators: frozenset[str]  # user keys with no limit
+
+
+class QuotaService:
+    def __init__(self, store: QuotaStore, stats: GovernanceStore, pricing: Pricing, policy: QuotaPolicy) -> None:
+        self._store = store
+        self._stats = stats
+        self._pricing = pricing
+        self._policy = policy
+
+    @property
+    def policy(self) -> QuotaPolicy:
+        return self._policy
+
+    def cost(self, job: Job) -> int:
+        return 1 if self._policy.unit is QuotaUnit.VIDEOS else self._pricing.credits(job.request)
+
+    async def limit_for(self, scope: str, subject: str) -> int | None:
+        has_override, limit = await self._store.get_override(scope, subject)
+        if has_override:
+            return limit
+        if scope == USER:
+            return None if subject in self._policy.operators else self._policy.per_user
+        return self._policy.per_group
+
+    async def reserve(self, job: Job) -> None:
+        """Take the job's cost from the user's quota (and the group pool); refuse if it does not fit."""
+        amount = self.cost(job)
+        start, end = window_bounds(self._policy.window, utcnow(), self._policy.timezone)
+        charges = []
+        user_limit = await self.limit_for(USER, job.user.key)
+        if user_limit is not None:
+            charges.append(QuotaCharge(USER, job.user.key, user_limit, start))
+        group = job.chat.group_key
+        group_limit = await self.limit_for(GROUP, group) if group else None
+        if group and group_limit is not None and job.user.key not in self._policy.operators:
+            charges.append(QuotaCharge(GROUP, group, group_limit, start))
+        refused = await self._store.reserve(
+            job.id,
+            job.user.key,
+            group,
+            amount,
+            charges,
+            credits=self._pricing.credits(job.request),
+            user_name=job.user.display_name,
+        )
+        if refused is not None:
+            raise QuotaExceeded(self._refusal(refused, amount, end))
+
+    async def settle(self, job: Job) -> bool:
+        """Commit when the job made a video; refund on failure, moderation, cancel or time-out.
+
+        Returns True the first time only (settling is idempotent).
+        """
+        succeeded = (job.outcome or job.state) is JobState.COMPLETED
+        return await self._store.settle(job.id, commit=succeeded)
+
+    async def release_orphans(self) -> int:
+        return await self._store.release_orphans()
+
+    async def status(self, user: UserRef, group_key: str | None = None) -> tuple[QuotaStatus, QuotaStatus | None]:
+        """The user's quota, and the group pool's when there is one."""
+        mine = await self._status(USER, user.key)
+        pool = (
+            await self._status(GROUP, group_key)
+            if group_key and await self.limit_for(GROUP, group_key) is not None
+            else None
+        )
+        return mine, pool
+
+    async def _status(self, scope: str, subject: str) -> QuotaStatus:
+        start, end = window_bounds(self._policy.window, utcnow(), self._policy.timezone)
+        usage = await self._store.usage(scope, subject, start)
+        return QuotaStatus(
+            unit=self._policy.unit,
+            window=self._policy.window,
+            limit=await self.limit_for(scope, subject),
+            used=usage.committed,
+            reserved=usage.reserved,
+            resets_at=end,
+        )
+
+    async def set_limit(self, scope: str, subject: str, limit: int | None) -> None:
+        await self._store.set_override(scope, subject, limit)
+
+    async def clear_limit(self, scope: str, subject: str) -> bool:
+        return await self._store.clear_override(scope, subject)
+
+    async def reset(self, scope: str, subject: str) -> None:
+        await self._store.reset(scope, subject, utcnow())
+
+    async def usage_stats(self, group_key: str | None, since: datetime) -> list[UsageStats]:
+        return await self._stats.usage_stats(group_key, since)
+
+    def _refusal(self, charge: QuotaCharge, amount: int, resets_at: datetime | None) -> str:
+        unit = self._policy.unit.value
+        whose = "Your" if charge.scope == USER else "This group's shared"
+        when = (
+            f" It resets {resets_at.astimezone(self._policy.timezone):%Y-%m-%d %H:%M %Z}."
+            if resets_at
+            else " It does not reset; ask an admin for more."
+        )
+        return (
+            f"{whose} {self._policy.window.value} quota of {charge.limit} {unit} does not have room for this "
+            f"request ({amount} {unit}).{when} /quota shows what is left."
+        )

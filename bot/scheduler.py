@@ -1,0 +1,260 @@
+"""Sending queued jobs upstream: when there is capacity, fairly across users.
+
+Every step is written before it is taken: a job moves QUEUED → SUBMITTING (with
+the account) before the request is sent, and SUBMITTING → SUBMITTED (with the video
+id) after. A crash in between leaves a SUBMITTING job, which `recover()` resolves by
+looking its replyRef (the job id) up upstream — never by sending it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from bot.accounts import AccountPool
+from bot.blobs import load_image
+from bot.domain import IN_FLIGHT_STATES, Job, JobKind, JobState, utcnow
+from bot.errors import BotError
+from bot.periodic import PeriodicTask
+from bot.ports import BlobStore, JobStore, Progress, ProgressStage, Upstream
+from bot.progress import ProgressReporter
+from bot.submission import build_upstream_request
+from bot.upstream import errors as ue
+from bot.upstream.models import account_email_of
+
+log = logging.getLogger(__name__)
+
+# How far back to look for a lost submission: clocks differ, requests take time.
+LOST_SUBMISSION_LOOKBACK = timedelta(minutes=10)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        *,
+        jobs: JobStore,
+        blobs: BlobStore,
+        upstream: Upstream,
+        accounts: AccountPool,
+        progress: ProgressReporter,
+        on_finished: Callable[[Job], object],
+        reply_url_for: Callable[[str], str | None],
+        max_in_flight_per_user: int,
+        busy_retry_initial: float,
+        busy_retry_max: float,
+        queue_timeout: float,
+        interval: float,
+    ) -> None:
+        self._jobs = jobs
+        self._blobs = blobs
+        self._upstream = upstream
+        self._accounts = accounts
+        self._progress = progress
+        self._on_finished = on_finished
+        self._reply_url_for = reply_url_for
+        self._max_in_flight = max_in_flight_per_user
+        self._busy_initial = busy_retry_initial
+        self._busy_max = busy_retry_max
+        self._queue_timeout = timedelta(seconds=queue_timeout)
+        self._loop = PeriodicTask(self.submit_ready, interval, "scheduler")
+        self._told_waiting: set[str] = set()
+        # When each user last had a job sent: round-robin serves the longest-unserved first.
+        self._last_served: dict[str, float] = {}
+        self._served_counter = 0.0
+
+    def wake(self) -> None:
+        """Something changed: do a pass now."""
+        self._loop.wake()
+
+    async def run(self) -> None:
+        await self._loop.run()
+
+    async def recover(self) -> None:
+        """After a restart: settle jobs that were being submitted when the process stopped."""
+        for job in await self._jobs.in_states([JobState.SUBMITTING]):
+            since = job.updated_at - LOST_SUBMISSION_LOOKBACK
+            try:
+                video_id = await self._upstream.find_submitted(
+                    job.id, email=job.account, since=since, prompt=job.request.prompt or None, seed=job.request.seed
+                )
+            except ue.UpstreamError as exc:
+                log.warning("cannot check job %s's submission yet: %r", job.id, exc)
+                continue
+            if video_id:
+                await self._mark_submitted(job, video_id)
+            else:
+                await self._jobs.transition(job.id, JobState.SUBMITTING, JobState.QUEUED)
+
+    # ------------------------------------------------------------------ the pass
+
+    async def submit_ready(self) -> int:
+        """Submit as many queued jobs as accounts can take; returns how many went out."""
+        queued = await self._jobs.in_states([JobState.QUEUED])
+        if not queued:
+            return 0
+        await self._expire_stale(queued)
+        in_flight: dict[str, int] = defaultdict(int, await self._jobs.count_in_flight_by_user(IN_FLIGHT_STATES))
+        await self._accounts.refresh()
+        sent = 0
+        for job in self.fair_order(queued, in_flight, self._last_served, utcnow()):
+            if in_flight[job.user.key] >= self._max_in_flight:
+                continue
+            email = self._accounts.pick()
+            if email is None:
+                break
+            if await self._submit(job, email):
+                in_flight[job.user.key] += 1
+                self._served_counter += 1
+                self._last_served[job.user.key] = self._served_counter
+                sent += 1
+        await self._report_positions()
+        return sent
+
+    @staticmethod
+    def fair_order(
+        queued: list[Job], in_flight: dict[str, int], last_served: dict[str, float], now: datetime
+    ) -> list[Job]:
+        """Round-robin across users: everyone's first job, then everyone's second …
+
+        Within a round, users with fewer jobs already running go first, then the one
+        served longest ago (never served: first), then the one whose job is oldest.
+        One user's burst therefore delays another's single job by at most one slot.
+        """
+        per_user: dict[str, list[Job]] = defaultdict(list)
+        for job in sorted(queued, key=lambda j: (j.created_at, j.id)):
+            if job.not_before is None or job.not_before <= now:
+                per_user[job.user.key].append(job)
+        users = sorted(
+            per_user, key=lambda u: (in_flight.get(u, 0), last_served.get(u, 0.0), per_user[u][0].created_at)
+        )
+        ordered: list[Job] = []
+        for round_index in range(max((len(v) for v in per_user.values()), default=0)):
+            ordered.extend(per_user[u][round_index] for u in users if round_index < len(per_user[u]))
+        return ordered
+
+    async def _submit(self, job: Job, email: str) -> bool:
+        claimed = await self._jobs.transition(
+            job.id, JobState.QUEUED, JobState.SUBMITTING, account=email, attempts=job.attempts + 1
+        )
+        if claimed is None:
+            self._accounts.release(email)
+            return False
+        try:
+            request = await self._with_uploaded_image(claimed, email)
+            upstream_request = build_upstream_request(
+                request, email=email, reply_ref=claimed.id, reply_url=self._reply_url_for(claimed.id)
+            )
+            call = {
+                JobKind.UPSCALE: self._upstream.upscale_video,
+                JobKind.EXTEND: self._upstream.extend_video,
+            }.get(request.kind, self._upstream.create_video)
+            created = await call(upstream_request)  # type: ignore[arg-type]
+        except Exception as exc:  # every outcome is decided in one place
+            await self._handle_submit_error(claimed, email, exc)
+            return False
+        if self._accounts.resume(email):
+            await self._progress.alert_operator(f"PixVerse account {email} works again.")
+        await self._mark_submitted(claimed, created.id)
+        return True
+
+    async def _with_uploaded_image(self, job: Job, email: str):
+        request = job.request
+        if request.kind is not JobKind.ANIMATE or request.image_path:
+            return request
+        data, content_type = await load_image(self._blobs, request.image_blob_id)
+        uploaded = await self._upstream.upload_file(data, content_type, email=email)
+        request = request.with_changes(image_path=uploaded.reference_path)
+        # Persist the path so a retry (or a restart) does not upload again; the
+        # upstream keeps the image from now on (rerolls reuse the path).
+        await self._jobs.update(job.id, request=request)
+        if request.image_blob_id:
+            await self._blobs.delete(request.image_blob_id)
+        return request
+
+    async def _mark_submitted(self, job: Job, video_id: str) -> None:
+        account = account_email_of(video_id) or job.account
+        done = await self._jobs.transition(
+            job.id, JobState.SUBMITTING, JobState.SUBMITTED, video_id=video_id, account=account, submitted_at=utcnow()
+        )
+        if done is not None:
+            self._told_waiting.discard(job.id)
+            await self._progress.report(done, Progress(ProgressStage.STARTED, elapsed_seconds=0))
+
+    async def _handle_submit_error(self, job: Job, email: str, exc: Exception) -> None:
+        if isinstance(exc, ue.Busy):
+            # Not an error for the user: the job waits for a free slot.
+            self._accounts.mark_full(email)
+            await self._requeue(job, delay=self._backoff(job.attempts))
+        elif isinstance(exc, ue.InsufficientCredits | ue.AccountNeedsAttention | ue.Unauthorized):
+            reason = "out of credits" if isinstance(exc, ue.InsufficientCredits) else "needs attention"
+            if isinstance(exc, ue.Unauthorized):
+                reason = "rejected the useapi.net token"
+            if self._accounts.pause(email, reason):
+                await self._progress.alert_operator(
+                    f"PixVerse account {email} {reason} ({exc.detail or exc.status}); "
+                    "jobs are held for other accounts until it works again."
+                )
+            await self._requeue(job)
+        elif isinstance(exc, ue.OutcomeUnknown):
+            # The request may have run: leave it SUBMITTING for recover() to look up.
+            log.warning("job %s: submission outcome unknown (%r); will look it up", job.id, exc)
+        elif isinstance(exc, ue.Moderated):
+            await self._finish(job, JobState.MODERATED, str(exc))
+        elif isinstance(exc, ue.BadRequest | ue.RequestInvalid | ue.NotFound | BotError):
+            await self._finish(job, JobState.FAILED, str(exc))
+        elif isinstance(exc, ue.UpstreamError):
+            # Nothing ran (connection refused, 5xx the client proved harmless): try later.
+            log.warning("job %s: upstream error while submitting: %r", job.id, exc)
+            await self._requeue(job, delay=self._backoff(job.attempts))
+        else:
+            log.exception("job %s: unexpected error while submitting", job.id, exc_info=exc)
+            await self._finish(job, JobState.FAILED, "Something went wrong on our side while starting the video.")
+
+    def _backoff(self, attempts: int) -> float:
+        # Exponential with jitter: the upstream asks for 10–30 s between retries.
+        base = min(self._busy_max, self._busy_initial * 2 ** max(0, attempts - 1))
+        return base * random.uniform(0.75, 1.25)
+
+    async def _requeue(self, job: Job, delay: float = 0.0) -> None:
+        self._accounts.release(job.account or "")
+        not_before = utcnow() + timedelta(seconds=delay) if delay else None
+        await self._jobs.transition(job.id, JobState.SUBMITTING, JobState.QUEUED, not_before=not_before)
+
+    async def _finish(self, job: Job, state: JobState, reason: str) -> None:
+        self._accounts.release(job.account or "")
+        done = await self._jobs.transition(job.id, JobState.SUBMITTING, state, failure=reason)
+        if done is not None:
+            self._on_finished(done)
+
+    async def _expire_stale(self, queued: list[Job]) -> None:
+        limit = utcnow() - self._queue_timeout
+        for job in queued:
+            if job.created_at < limit:
+                done = await self._jobs.transition(
+                    job.id,
+                    JobState.QUEUED,
+                    JobState.FAILED,
+                    failure="Timed out waiting in the queue; nothing was charged. Please try again later.",
+                )
+                if done is not None:
+                    self._on_finished(done)
+
+    async def _report_positions(self) -> None:
+        waiting_note = None
+        if self._accounts.all_paused():
+            waiting_note = (
+                "The bot's PixVerse accounts are unavailable right now ("
+                + ", ".join(self._accounts.pause_reasons())
+                + "). Your request stays in the queue; the operator has been told."
+            )
+        for position, job in enumerate(await self._jobs.in_states([JobState.QUEUED]), start=1):
+            if waiting_note and job.id not in self._told_waiting:
+                self._told_waiting.add(job.id)
+                await self._progress.report(
+                    job, Progress(ProgressStage.WAITING, queue_position=position, note=waiting_note)
+                )
+            elif not waiting_note:
+                await self._progress.report(job, Progress(ProgressStage.QUEUED, queue_position=position))

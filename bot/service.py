@@ -1,0 +1,175 @@
+"""The core's public API: what every chat adapter calls.
+
+Adapters parse their platform's input into the commands of `bot.commands`, call
+these methods with a `Requester`, and render the result (or the `BotError`).
+Progress and results come back later through the adapter's `Notifier`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from bot.blobs import check_image
+from bot.commands import V1_PROMPT_MAX, Animate, CreateSingle, RequestBuilder, random_seed
+from bot.domain import GenerationRequest, Job, JobKind, JobState, Requester, ResultAction, UserRef, new_job_id
+from bot.errors import ActionUnavailable, InvalidInput, JobNotFound, NotYourJob
+from bot.moderation.service import ModerationService
+from bot.ports import BlobStore, JobStore, Progress, ProgressStage
+from bot.progress import ProgressReporter
+from bot.quota import QuotaService
+from bot.submission import validate_for_upstream
+
+log = logging.getLogger(__name__)
+
+
+class GenerationService:
+    def __init__(
+        self,
+        *,
+        jobs: JobStore,
+        blobs: BlobStore,
+        builder: RequestBuilder,
+        progress: ProgressReporter,
+        moderation: ModerationService,
+        quotas: QuotaService,
+        on_queued: Callable[[], None],
+        max_image_bytes: int,
+        admins_may_press_buttons: bool,
+    ) -> None:
+        self._jobs = jobs
+        self._moderation = moderation
+        self._quotas = quotas
+        self._admins_may_press = admins_may_press_buttons
+        self._blobs = blobs
+        self._builder = builder
+        self._progress = progress
+        self._on_queued = on_queued
+        self._max_image_bytes = max_image_bytes
+
+    async def create_single(self, requester: Requester, command: CreateSingle) -> Job:
+        """v1 /create_single: queue a text-to-video job."""
+        return await self._accept(requester, self._builder.create_single(command))
+
+    async def animate(self, requester: Requester, command: Animate, image: bytes) -> Job:
+        """v1 /animate: keep the image (checked by content) and queue an image-to-video job."""
+        content_type = check_image(image, max_bytes=self._max_image_bytes)
+        blob_id = await self._blobs.put(image, content_type)
+        return await self._accept(requester, self._builder.animate(command, blob_id))
+
+    async def press(
+        self,
+        requester: Requester,
+        job_id: str,
+        action: ResultAction,
+        *,
+        prompt: str | None = None,
+    ) -> Job:
+        """A result button: reroll, remix (needs `prompt`), upscale or extend a finished video.
+
+        Only the requester may press, or a chat admin of that chat when the operator allows it.
+        """
+        parent = await self.button_target(requester, job_id)
+        if not parent.has_video:
+            raise ActionUnavailable(f"Job {job_id} has no finished video, so it has no buttons to press yet.")
+        return await self._accept(
+            requester, self.follow_up_request(parent, action, prompt), parent=parent, action=action
+        )
+
+    async def button_target(self, requester: Requester, job_id: str) -> Job:
+        """The job a button refers to, if this requester may press it.
+
+        Adapters call this before asking for a remix prompt, so strangers are turned away first.
+        """
+        parent = await self._jobs.get(job_id)
+        if parent is None:
+            raise JobNotFound(job_id)
+        acting_admin = (
+            self._admins_may_press and requester.is_group_admin and requester.chat.chat_id == parent.chat.chat_id
+        )
+        if parent.user.key != requester.user.key and not acting_admin:
+            raise NotYourJob()
+        return parent
+
+    @staticmethod
+    def follow_up_request(parent: Job, action: ResultAction, prompt: str | None) -> GenerationRequest:
+        """What a button asks for, derived from the finished job it sits under."""
+        request = parent.request
+        if action is ResultAction.REROLL:
+            # Same request (for upscale/extend: the same step on the same source), new seed.
+            return request.with_changes(seed=random_seed())
+        if action is ResultAction.REMIX:
+            text = (prompt or "").strip()
+            if not text:
+                raise InvalidInput("prompt", "is empty; remix needs the new prompt to use")
+            if len(text) > V1_PROMPT_MAX:
+                raise InvalidInput("prompt", f"is {len(text)} characters long; at most {V1_PROMPT_MAX} are allowed")
+            if request.kind not in {JobKind.CREATE, JobKind.ANIMATE}:
+                raise ActionUnavailable("Remix works on created or animated videos, not on upscales or extensions.")
+            return RequestBuilder.recompose(request.with_changes(user_prompt=text, seed=random_seed()))
+        if action is ResultAction.UPSCALE:
+            if request.kind is JobKind.UPSCALE:
+                raise ActionUnavailable("This video is already upscaled.")
+            return GenerationRequest(
+                kind=JobKind.UPSCALE,
+                user_prompt=request.user_prompt,
+                model=request.model,
+                duration=request.duration,
+                quality=request.quality,
+                aspect_ratio=request.aspect_ratio,
+                seed=request.seed,
+                source_video_id=parent.video_id,
+            )
+        # EXTEND: continue the video with the same prompt and settings.
+        return request.with_changes(
+            kind=JobKind.EXTEND,
+            source_video_id=parent.video_id,
+            seed=random_seed(),
+            image_blob_id=None,
+            image_path=None,
+        )
+
+    async def recent_jobs(self, user: UserRef, limit: int = 10) -> list[Job]:
+        return await self._jobs.recent_for_user(user, limit)
+
+    async def job_status(self, user: UserRef, job_id: str) -> Job:
+        job = await self._jobs.get(job_id.strip())
+        if job is None or job.user.key != user.key:
+            raise JobNotFound(job_id)
+        return job
+
+    async def queue_position(self, job: Job) -> int | None:
+        return await self._jobs.queue_position(job) if job.state is JobState.QUEUED else None
+
+    async def _accept(
+        self,
+        requester: Requester,
+        request: GenerationRequest,
+        *,
+        parent: Job | None = None,
+        action: ResultAction | None = None,
+    ) -> Job:
+        job = Job(
+            id=new_job_id(),
+            requester=requester,
+            request=request,
+            parent_id=parent.id if parent else None,
+            action=action,
+        )
+        validate_for_upstream(job)
+        # Everything that reaches PixVerse is moderated: prompt, negative prompt, remix
+        # prompt, image caption (the /animate prompt).
+        await self._moderation.check_texts(requester, [request.user_prompt, request.negative_prompt])
+        # Reserve before the job exists: a refused request leaves nothing behind. (A crash
+        # between the two leaves an orphan reservation, released at the next start.)
+        await self._quotas.reserve(job)
+        try:
+            await self._jobs.add(job)
+        except BaseException:
+            await self._quotas.settle(job.evolve(state=JobState.CANCELLED))
+            raise
+        log.info("job %s queued for %s (%s)", job.id, requester.user.key, request.kind)
+        position = await self._jobs.queue_position(job)
+        await self._progress.report(job, Progress(ProgressStage.QUEUED, queue_position=position))
+        self._on_queued()
+        return job

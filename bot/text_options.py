@@ -1,0 +1,93 @@
+"""Parsing `/create_single a fox --ar 9:16 --seed 42` style text commands.
+
+Shared by the text-based adapters (Telegram, console): words that are not options
+form the prompt; options take the `--name value`, `--name=value` or bare `--flag`
+form, with short aliases. Quotes group words (`--neg "blurry, dark"`).
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from bot.errors import InvalidInput
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    field: str  # the command field it sets
+    names: tuple[str, ...]  # spellings, without dashes; the first is shown in help
+    flag: bool = False  # takes no value (present = yes)
+    value_hint: str = ""
+
+
+CREATE_OPTIONS = (
+    Option("style", ("style", "s"), value_hint='Realistic|Anime|"3D Animation"'),
+    Option("aspect_ratio", ("ar", "aspect", "aspect_ratio"), value_hint="16:9|9:16|1:1|4:3|3:4"),
+    Option("negative_prompt", ("neg", "negative", "negative_prompt", "no"), value_hint='"text"'),
+    Option("character", ("character", "char"), value_hint="name (Anime only)"),
+)
+ANIMATE_OPTIONS = (
+    Option("motion", ("motion",), value_hint="1-10"),
+    Option("hd_quality", ("hd", "hd_quality"), value_hint="yes|no"),
+)
+COMMON_OPTIONS = (
+    Option("seed_value", ("seed", "seed_value"), value_hint="0-2147483647"),
+    Option("model", ("model", "m"), value_hint="v5.6|v5.5|v5|v5-fast"),
+    Option("duration", ("duration", "dur", "d"), value_hint="1-10"),
+    Option("quality", ("quality", "q"), value_hint="360p|540p|720p|1080p"),
+    Option("audio", ("audio", "sound"), flag=True),
+    Option("off_peak", ("offpeak", "off-peak", "off_peak"), flag=True),
+)
+INT_FIELDS = frozenset({"seed_value", "duration", "motion"})
+
+
+def usage(options: tuple[Option, ...]) -> str:
+    """One line per option, for help and error replies."""
+    lines = []
+    for opt in options:
+        spellings = ", ".join(f"--{n}" for n in opt.names)
+        lines.append(f"{spellings}" + ("" if opt.flag else f" {opt.value_hint}"))
+    return "\n".join(lines)
+
+
+def parse_options(text: str, options: tuple[Option, ...]) -> tuple[str, dict[str, object]]:
+    """Split `text` into (prompt, {field: value}). Raises InvalidInput naming a bad option."""
+    try:
+        words = shlex.split(text, posix=True)
+    except ValueError:
+        raise InvalidInput("quotes", 'a quote is not closed; put matching " around a multi-word value') from None
+    by_name = {name: opt for opt in options for name in opt.names}
+    prompt_words: list[str] = []
+    values: dict[str, object] = {}
+    i = 0
+    while i < len(words):
+        word = words[i]
+        i += 1
+        if not (word.startswith("--") or (word.startswith("—") and len(word) > 1)) or word in {"--", "—"}:
+            prompt_words.append(word)
+            continue
+        # Phones turn "--" into an em dash; accept both.
+        name, has_inline, inline = word.lstrip("-—").partition("=")
+        opt = by_name.get(name.lower())
+        if opt is None:
+            known = ", ".join(f"--{o.names[0]}" for o in options)
+            raise InvalidInput(f"--{name}", f"is not an option here; options are {known}")
+        if opt.flag:
+            values[opt.field] = inline if has_inline else True
+            continue
+        if has_inline:
+            value = inline
+        elif i < len(words):
+            value = words[i]
+            i += 1
+        else:
+            raise InvalidInput(f"--{name}", f"needs a value: {opt.value_hint}")
+        if opt.field in INT_FIELDS:
+            try:
+                values[opt.field] = int(value)
+            except ValueError:
+                raise InvalidInput(f"--{name}", f"{value!r} is not a whole number ({opt.value_hint})") from None
+        else:
+            values[opt.field] = value
+    return " ".join(prompt_words).strip(), values

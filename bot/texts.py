@@ -1,0 +1,79 @@
+"""Platform-neutral wording: what users read, in one place for every adapter."""
+
+from __future__ import annotations
+
+from bot.delivery import describe_settings
+from bot.domain import Job, JobState, utcnow
+from bot.ports import Progress, ProgressStage
+from bot.text_options import ANIMATE_OPTIONS, COMMON_OPTIONS, CREATE_OPTIONS, usage
+
+STATE_WORDS = {
+    JobState.QUEUED: "queued",
+    JobState.SUBMITTING: "starting",
+    JobState.SUBMITTED: "started",
+    JobState.GENERATING: "generating",
+    JobState.COMPLETED: "finished, being delivered",
+    JobState.FAILED: "failed",
+    JobState.MODERATED: "refused by moderation",
+    JobState.CANCELLED: "cancelled",
+}
+
+
+def state_word(job: Job) -> str:
+    if job.state is JobState.DELIVERED:
+        return "done" if job.outcome is JobState.COMPLETED else STATE_WORDS.get(job.outcome, "done")
+    return STATE_WORDS[job.state]
+
+
+def progress_text(job: Job, progress: Progress) -> str:
+    what = job.request.user_prompt or job.request.kind.value
+    if len(what) > 80:
+        what = what[:79] + "…"
+    if progress.stage is ProgressStage.QUEUED:
+        where = f" — #{progress.queue_position} in line" if progress.queue_position else ""
+        return f"⏳ Queued{where}: {what}"
+    if progress.stage is ProgressStage.WAITING:
+        return f"⏸ Waiting: {progress.note or 'the video service is unavailable'}"
+    if progress.stage is ProgressStage.STARTED:
+        return f"🎬 Started: {what}"
+    elapsed = progress.elapsed_seconds or 0
+    return f"🎬 Generating ({elapsed // 60}:{elapsed % 60:02d}): {what}"
+
+
+def job_line(job: Job) -> str:
+    age = int((utcnow() - job.created_at).total_seconds())
+    when = f"{age // 60} min ago" if age >= 60 else "just now"
+    prompt = job.request.user_prompt or job.request.kind.value
+    if len(prompt) > 50:
+        prompt = prompt[:49] + "…"
+    return f"{job.id} · {state_word(job)} · {prompt} · {when}"
+
+
+def job_details(job: Job) -> str:
+    lines = [f"Job {job.id}: {state_word(job)}", f"Prompt: {job.request.user_prompt or '—'}", describe_settings(job)]
+    if job.parent_id:
+        lines.append(f"{job.action.value if job.action else 'made'} from job {job.parent_id}")
+    if job.failure:
+        lines.append(f"Reason: {job.failure}")
+    if job.result_url and job.has_video:
+        lines.append(f"Video: {job.result_url}")
+    return "\n".join(lines)
+
+
+def help_text(command_prefix: str = "/") -> str:
+    p = command_prefix
+    return f"""Make short videos with PixVerse.
+
+{p}create_single <prompt> [options] — a video from text
+  e.g. {p}create_single a fox running through snow --ar 9:16 --style anime
+{usage(CREATE_OPTIONS)}
+
+{p}animate [prompt] [options] — bring a picture to life (send it with the command)
+  e.g. {p}animate smiling and blinking --motion 7 --hd yes
+{usage(ANIMATE_OPTIONS)}
+
+Options for both:
+{usage(COMMON_OPTIONS)}
+
+Under each finished video: 🔄 Reroll (new seed), 🔀 Remix (new prompt), ⬆️ Upscale, ➕ Extend.
+{p}jobs — your recent jobs · {p}status <job> — one job's state · {p}help — this text"""

@@ -1,0 +1,169 @@
+"""Learning how running jobs end: batched polling, with webhooks as a fast path.
+
+Polling asks `GET videos?email=` once per account per interval: one listing covers
+every running job on that account, so upstream traffic grows with accounts, not
+with jobs. Only jobs the listing misses are fetched one by one (`GET videos/{id}`).
+Off-peak jobs (no webhook, done within ~24 h) are looked at on a slower interval.
+
+A webhook is treated as a hint, not as truth: an authenticated final callback makes
+the tracker fetch the video from the upstream and act on what the upstream says,
+so a forged or replayed body can never complete a job with a foreign URL.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import timedelta
+
+from bot.domain import RUNNING_STATES, Job, JobState, utcnow
+from bot.periodic import PeriodicTask
+from bot.ports import JobStore, Progress, ProgressStage, Upstream
+from bot.progress import ProgressReporter
+from bot.upstream import errors as ue
+from bot.upstream.models import Video
+
+log = logging.getLogger(__name__)
+
+# Pages of `GET videos` read per account per poll before falling back to single lookups.
+LISTING_PAGE_SIZE = 50
+MAX_LISTING_PAGES = 4
+
+
+class Tracker:
+    def __init__(
+        self,
+        *,
+        jobs: JobStore,
+        upstream: Upstream,
+        progress: ProgressReporter,
+        on_finished: Callable[[Job], object],
+        on_slot_freed: Callable[[], None],
+        poll_interval: float,
+        off_peak_poll_interval: float,
+        job_timeout: float,
+        off_peak_job_timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._jobs = jobs
+        self._upstream = upstream
+        self._progress = progress
+        self._on_finished = on_finished
+        self._on_slot_freed = on_slot_freed
+        self._off_peak_interval = off_peak_poll_interval
+        self._timeout = timedelta(seconds=job_timeout)
+        self._off_peak_timeout = timedelta(seconds=off_peak_job_timeout)
+        self._clock = clock
+        self._off_peak_polled_at: float | None = None
+        self._loop = PeriodicTask(self.poll_once, poll_interval, "tracking")
+
+    def wake(self) -> None:
+        """Something changed: do a pass now."""
+        self._loop.wake()
+
+    async def run(self) -> None:
+        await self._loop.run()
+
+    async def poll_once(self) -> None:
+        running = await self._jobs.in_states(RUNNING_STATES)
+        now = self._clock()
+        poll_off_peak = self._off_peak_polled_at is None or now - self._off_peak_polled_at >= self._off_peak_interval
+        if poll_off_peak and any(j.request.off_peak for j in running):
+            self._off_peak_polled_at = now
+        due = [j for j in running if poll_off_peak or not j.request.off_peak]
+        by_account: dict[str | None, list[Job]] = defaultdict(list)
+        for job in due:
+            by_account[job.account].append(job)
+        for account, jobs in by_account.items():
+            await self._poll_account(account, jobs)
+        await self._expire(running)
+
+    async def _poll_account(self, account: str | None, jobs: list[Job]) -> None:
+        wanted = {job.video_id: job for job in jobs if job.video_id}
+        found: dict[str, Video] = {}
+        offset = 0
+        try:
+            for _ in range(MAX_LISTING_PAGES):
+                page = await self._upstream.list_videos(email=account, limit=LISTING_PAGE_SIZE, offset=offset)
+                for video in page.data:
+                    if video.video_id in wanted:
+                        found[video.video_id] = video
+                if len(found) == len(wanted) or not page.data or not page.next_offset or page.next_offset <= offset:
+                    break
+                offset = page.next_offset
+        except ue.UpstreamError as exc:
+            log.warning("listing videos of %s failed: %r", account, exc)
+            return
+        for video_id, job in wanted.items():
+            video = found.get(video_id)
+            if video is None:
+                # Older than the pages we read (or a listing gap): ask for it alone.
+                try:
+                    video = await self._upstream.get_video(video_id)
+                except ue.UpstreamError as exc:
+                    log.warning("looking up %s failed: %r", video_id, exc)
+                    continue
+            if video is not None:
+                await self.apply(job, video)
+
+    async def apply(self, job: Job, video: Video) -> None:
+        """Move `job` according to what the upstream says about its video."""
+        if not video.is_final:
+            if job.state is JobState.SUBMITTED:
+                job = await self._jobs.transition(job.id, JobState.SUBMITTED, JobState.GENERATING) or job
+            await self._progress.report(job, Progress(ProgressStage.GENERATING, elapsed_seconds=self._elapsed(job)))
+            return
+        if video.succeeded:
+            done = await self._jobs.transition(
+                job.id, RUNNING_STATES, JobState.COMPLETED, result_url=video.url, finished_at=utcnow()
+            )
+        elif video.moderated:
+            done = await self._jobs.transition(
+                job.id,
+                RUNNING_STATES,
+                JobState.MODERATED,
+                failure="PixVerse's moderator refused this video. Please try a different prompt or image.",
+            )
+        else:
+            reason = video.error or video.video_status_name or "unknown reason"
+            done = await self._jobs.transition(
+                job.id, RUNNING_STATES, JobState.FAILED, failure=f"PixVerse could not make this video ({reason})."
+            )
+        if done is not None:
+            self._on_slot_freed()
+            self._on_finished(done)
+
+    async def confirm(self, job: Job) -> None:
+        """A trusted hint says the job may be final: ask the upstream and act on its answer."""
+        if job.state not in RUNNING_STATES or not job.video_id:
+            return
+        try:
+            video = await self._upstream.get_video(job.video_id)
+        except ue.UpstreamError as exc:
+            log.warning("confirming %s failed (polling will retry): %r", job.id, exc)
+            return
+        if video is not None:
+            await self.apply(job, video)
+
+    async def _expire(self, running: list[Job]) -> None:
+        now = utcnow()
+        for job in running:
+            started = job.submitted_at or job.created_at
+            limit = self._off_peak_timeout if job.request.off_peak else self._timeout
+            if now - started > limit:
+                hours = limit.total_seconds() / 3600
+                done = await self._jobs.transition(
+                    job.id,
+                    RUNNING_STATES,
+                    JobState.FAILED,
+                    failure=f"PixVerse did not finish this video within {hours:g} h; it was given up.",
+                )
+                if done is not None:
+                    self._on_slot_freed()
+                    self._on_finished(done)
+
+    @staticmethod
+    def _elapsed(job: Job) -> int:
+        return int((utcnow() - (job.submitted_at or job.created_at)).total_seconds())

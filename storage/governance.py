@@ -1,0 +1,265 @@
+"""Quotas, group settings and moderation records in SQLite.
+
+`SqliteQuotaStore` implements the core's `QuotaStore` port; `SqliteGovernanceStore`
+its `GovernanceStore` port. Reservations run in one IMMEDIATE transaction, so two
+concurrent requests can never both take the last unit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from bot.domain import utcnow
+from bot.ports import ModerationLogEntry, QuotaCharge, QuotaUsage, UsageStats
+from storage.database import Database, from_sql_time, to_sql_time
+
+# What counts against a quota: what is running and what has succeeded.
+_COUNTED = "state IN ('reserved', 'committed')"
+_SUBJECT_COLUMN = {"user": "user_key", "group": "group_key"}
+
+
+def _since_clause(since: datetime | None) -> tuple[str, tuple[Any, ...]]:
+    return ("", ()) if since is None else (" AND created_at >= ?", (to_sql_time(since),))
+
+
+class SqliteQuotaStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def reserve(
+        self,
+        job_id: str,
+        user_key: str,
+        group_key: str | None,
+        amount: int,
+        charges: Sequence[QuotaCharge],
+        *,
+        credits: int = 0,
+        user_name: str = "",
+    ) -> QuotaCharge | None:
+        async with self._db.transaction() as connection:
+            for charge in charges:
+                column = _SUBJECT_COLUMN[charge.scope]
+                where, params = _since_clause(await self._effective_since(connection, charge))
+                rows = await connection.execute_fetchall(
+                    "SELECT COALESCE(SUM(amount), 0) AS used FROM quota_ledger"
+                    f" WHERE {column} = ? AND {_COUNTED}{where}",
+                    (charge.subject, *params),
+                )
+                if rows[0]["used"] + amount > charge.limit:
+                    return charge
+            await connection.execute_fetchall(
+                "INSERT INTO quota_ledger (job_id, user_key, user_name, group_key, amount, credits, state, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'reserved', ?)",
+                (job_id, user_key, user_name, group_key, amount, credits, to_sql_time(utcnow())),
+            )
+        return None
+
+    @staticmethod
+    async def _effective_since(connection, charge: QuotaCharge) -> datetime | None:
+        rows = await connection.execute_fetchall(
+            "SELECT reset_at FROM quota_resets WHERE scope = ? AND subject = ?", (charge.scope, charge.subject)
+        )
+        reset = from_sql_time(rows[0]["reset_at"]) if rows else None
+        candidates = [t for t in (charge.since, reset) if t is not None]
+        return max(candidates) if candidates else None
+
+    async def settle(self, job_id: str, *, commit: bool) -> bool:
+        rows = await self._db.write(
+            "UPDATE quota_ledger SET state = ?, settled_at = ?"
+            " WHERE job_id = ? AND state = 'reserved' RETURNING job_id",
+            ("committed" if commit else "refunded", to_sql_time(utcnow()), job_id),
+        )
+        return bool(rows)
+
+    async def release_orphans(self) -> int:
+        """Refund reservations whose job was never stored (a crash between reserve and add)."""
+        rows = await self._db.write(
+            "UPDATE quota_ledger SET state = 'refunded', settled_at = ?"
+            " WHERE state = 'reserved' AND job_id NOT IN (SELECT id FROM jobs) RETURNING job_id",
+            (to_sql_time(utcnow()),),
+        )
+        return len(rows)
+
+    async def usage(self, scope: str, subject: str, since: datetime | None) -> QuotaUsage:
+        column = _SUBJECT_COLUMN[scope]
+        reset = await self.reset_at(scope, subject)
+        effective = max((t for t in (since, reset) if t is not None), default=None)
+        where, params = _since_clause(effective)
+        row = await self._db.fetch_one(
+            "SELECT COALESCE(SUM(CASE WHEN state = 'committed' THEN amount END), 0) AS committed,"
+            " COALESCE(SUM(CASE WHEN state = 'reserved' THEN amount END), 0) AS reserved"
+            f" FROM quota_ledger WHERE {column} = ?{where}",
+            (subject, *params),
+        )
+        assert row is not None
+        return QuotaUsage(committed=int(row["committed"]), reserved=int(row["reserved"]))
+
+    async def get_override(self, scope: str, subject: str) -> tuple[bool, int | None]:
+        row = await self._db.fetch_one(
+            "SELECT quota FROM quota_overrides WHERE scope = ? AND subject = ?", (scope, subject)
+        )
+        return (False, None) if row is None else (True, row["quota"])
+
+    async def set_override(self, scope: str, subject: str, limit: int | None) -> None:
+        await self._db.write(
+            "INSERT INTO quota_overrides (scope, subject, quota) VALUES (?, ?, ?)"
+            " ON CONFLICT (scope, subject) DO UPDATE SET quota = excluded.quota",
+            (scope, subject, limit),
+        )
+
+    async def clear_override(self, scope: str, subject: str) -> bool:
+        rows = await self._db.write(
+            "DELETE FROM quota_overrides WHERE scope = ? AND subject = ? RETURNING subject", (scope, subject)
+        )
+        return bool(rows)
+
+    async def reset(self, scope: str, subject: str, at: datetime) -> None:
+        await self._db.write(
+            "INSERT INTO quota_resets (scope, subject, reset_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (scope, subject) DO UPDATE SET reset_at = excluded.reset_at",
+            (scope, subject, to_sql_time(at)),
+        )
+
+    async def reset_at(self, scope: str, subject: str) -> datetime | None:
+        row = await self._db.fetch_one(
+            "SELECT reset_at FROM quota_resets WHERE scope = ? AND subject = ?", (scope, subject)
+        )
+        return None if row is None else from_sql_time(row["reset_at"])
+
+
+class SqliteGovernanceStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def group_settings(self, group_key: str) -> dict[str, Any] | None:
+        row = await self._db.fetch_one("SELECT settings FROM group_settings WHERE group_key = ?", (group_key,))
+        return None if row is None else json.loads(row["settings"])
+
+    async def save_group_settings(self, group_key: str, settings: dict[str, Any]) -> None:
+        await self._db.write(
+            "INSERT INTO group_settings (group_key, settings) VALUES (?, ?)"
+            " ON CONFLICT (group_key) DO UPDATE SET settings = excluded.settings",
+            (group_key, json.dumps(settings, sort_keys=True)),
+        )
+
+    async def filters(self, group_key: str) -> list[str]:
+        rows = await self._db.fetch_all(
+            "SELECT entry FROM group_filters WHERE group_key = ? ORDER BY created_at, entry", (group_key,)
+        )
+        return [row["entry"] for row in rows]
+
+    async def add_filter(self, group_key: str, entry: str, added_by: str) -> bool:
+        rows = await self._db.write(
+            "INSERT INTO group_filters (group_key, entry, added_by, created_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING RETURNING entry",
+            (group_key, entry, added_by, to_sql_time(utcnow())),
+        )
+        return bool(rows)
+
+    async def remove_filter(self, group_key: str, entry: str) -> bool:
+        rows = await self._db.write(
+            "DELETE FROM group_filters WHERE group_key = ? AND entry = ? RETURNING entry", (group_key, entry)
+        )
+        return bool(rows)
+
+    async def add_strike(self, user_key: str, group_key: str, at: datetime, reason: str) -> None:
+        await self._db.write(
+            "INSERT INTO strikes (user_key, group_key, at, reason) VALUES (?, ?, ?, ?)",
+            (user_key, group_key, to_sql_time(at), reason),
+        )
+
+    async def count_strikes(self, user_key: str, group_key: str, since: datetime) -> int:
+        row = await self._db.fetch_one(
+            "SELECT COUNT(*) AS n FROM strikes WHERE user_key = ? AND group_key = ? AND at >= ?",
+            (user_key, group_key, to_sql_time(since)),
+        )
+        return int(row["n"]) if row else 0
+
+    async def set_mute(self, user_key: str, group_key: str, until: datetime) -> None:
+        await self._db.write(
+            "INSERT INTO mutes (user_key, group_key, until) VALUES (?, ?, ?)"
+            " ON CONFLICT (user_key, group_key) DO UPDATE SET until = excluded.until",
+            (user_key, group_key, to_sql_time(until)),
+        )
+
+    async def muted_until(self, user_key: str, group_key: str) -> datetime | None:
+        row = await self._db.fetch_one(
+            "SELECT until FROM mutes WHERE user_key = ? AND group_key = ?", (user_key, group_key)
+        )
+        return None if row is None else from_sql_time(row["until"])
+
+    async def set_ban(self, user_key: str, scope: str, banned_by: str, at: datetime) -> None:
+        await self._db.write(
+            "INSERT INTO bans (user_key, scope, banned_by, at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (user_key, scope) DO UPDATE SET banned_by = excluded.banned_by, at = excluded.at",
+            (user_key, scope, banned_by, to_sql_time(at)),
+        )
+
+    async def remove_ban(self, user_key: str, scope: str) -> bool:
+        rows = await self._db.write(
+            "DELETE FROM bans WHERE user_key = ? AND scope = ? RETURNING user_key", (user_key, scope)
+        )
+        return bool(rows)
+
+    async def is_banned(self, user_key: str, scopes: Sequence[str]) -> bool:
+        if not scopes:
+            return False
+        marks = ", ".join("?" * len(scopes))
+        row = await self._db.fetch_one(
+            f"SELECT 1 FROM bans WHERE user_key = ? AND scope IN ({marks}) LIMIT 1", (user_key, *scopes)
+        )
+        return row is not None
+
+    async def log_moderation(self, entry: ModerationLogEntry) -> None:
+        await self._db.write(
+            "INSERT INTO moderation_log (at, group_key, user_key, user_name, text, rule, source, action)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                to_sql_time(entry.at),
+                entry.group_key,
+                entry.user_key,
+                entry.user_name,
+                entry.text,
+                entry.rule,
+                entry.source,
+                entry.action,
+            ),
+        )
+
+    async def moderation_log(self, group_key: str | None, limit: int) -> list[ModerationLogEntry]:
+        where, params = ("WHERE group_key = ?", (group_key,)) if group_key else ("", ())
+        rows = await self._db.fetch_all(
+            "SELECT at, group_key, user_key, user_name, text, rule, source, action FROM moderation_log"
+            f" {where} ORDER BY at DESC, id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [
+            ModerationLogEntry(
+                at=from_sql_time(r["at"]),
+                group_key=r["group_key"],
+                user_key=r["user_key"],
+                user_name=r["user_name"],
+                text=r["text"],
+                rule=r["rule"],
+                source=r["source"],
+                action=r["action"],
+            )
+            for r in rows
+        ]
+
+    async def usage_stats(self, group_key: str | None, since: datetime) -> list[UsageStats]:
+        where, params = (" AND group_key = ?", (group_key,)) if group_key else ("", ())
+        rows = await self._db.fetch_all(
+            "SELECT user_key, MAX(user_name) AS name, COUNT(*) AS jobs,"
+            " SUM(CASE WHEN state = 'refunded' THEN 1 ELSE 0 END) AS failures,"
+            " COALESCE(SUM(CASE WHEN state = 'committed' THEN credits END), 0) AS credits"
+            f" FROM quota_ledger WHERE created_at >= ?{where} GROUP BY user_key ORDER BY credits DESC, jobs DESC",
+            (to_sql_time(since), *params),
+        )
+        return [
+            UsageStats(r["user_key"], r["name"], int(r["jobs"]), int(r["failures"]), int(r["credits"])) for r in rows
+        ]

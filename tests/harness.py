@@ -1,0 +1,146 @@
+"""Shared test helpers for the core: a recording notifier, settings for fast runs, waiting on conditions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from bot.bootstrap import Core, open_core
+from bot.domain import ChatRef, Job, Platform, Requester, UserRef
+from bot.ports import DeliveryFailed, Progress, VideoDelivery
+from bot.settings import Settings, load_settings
+
+
+async def eventually(
+    condition: Callable[[], Any] | Callable[[], Awaitable[Any]],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    what: str = "",
+) -> Any:
+    """Poll `condition` until it is truthy (returns its value) or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {what or condition}")
+        await asyncio.sleep(interval)
+
+
+@dataclass
+class Delivered:
+    job_id: str
+    caption: str
+    buttons: tuple
+    file_bytes: bytes | None
+    link: str | None
+
+
+@dataclass
+class RecordingNotifier:
+    """A Notifier (the port adapters implement) that records what a chat would show."""
+
+    caption_limit: int = 1024
+    limit_bytes: int = 50 * 1024 * 1024
+    progress_events: list[tuple[str, Progress]] = field(default_factory=list)
+    deliveries: list[Delivered] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
+    # Fault injection: the next N deliveries raise DeliveryFailed(retry=True).
+    fail_next_deliveries: int = 0
+
+    def upload_limit(self, job: Job) -> int:
+        return self.limit_bytes
+
+    async def progress(self, job: Job, progress: Progress) -> str | None:
+        self.progress_events.append((job.id, progress))
+        return f"msg-{job.id}"
+
+    async def deliver(self, job: Job, delivery: VideoDelivery) -> None:
+        if self.fail_next_deliveries:
+            self.fail_next_deliveries -= 1
+            raise DeliveryFailed("chat is down", retry=True)
+        data = delivery.file.read_bytes() if delivery.file else None
+        self.deliveries.append(Delivered(job.id, delivery.caption, tuple(delivery.buttons), data, delivery.link))
+
+    async def failed(self, job: Job, reason: str) -> None:
+        self.failures.append((job.id, reason))
+
+    async def alert_operator(self, text: str) -> None:
+        self.alerts.append(text)
+
+    def outcome_counts(self) -> Counter:
+        """How many times each job's outcome reached the chat (must be 1)."""
+        return Counter([d.job_id for d in self.deliveries] + [job_id for job_id, _ in self.failures])
+
+    def settled(self, job_id: str) -> bool:
+        return self.outcome_counts()[job_id] > 0
+
+
+def fast_settings(tmp_path: Path, sandbox: Any, **overrides: Any) -> Settings:
+    """Settings for a core that talks to `sandbox` and runs its loops every fraction of a second."""
+    values: dict[str, Any] = dict(
+        useapi_api_token=SecretStr(sandbox.config.token),
+        useapi_base_url=sandbox.base_url,
+        bot_database=tmp_path / "bot.sqlite3",
+        poll_interval=0.1,
+        scheduler_interval=0.1,
+        capacity_refresh_interval=0.1,
+        progress_interval=0,
+        busy_retry_initial=0.1,
+        busy_retry_max=0.3,
+        useapi_timeout_seconds=5,
+        console_output_dir=tmp_path / "videos",
+        quota_per_user="unlimited",  # quota tests set their own
+        rate_limit_commands=1000,
+        _env_file=None,
+    )
+    values.update(overrides)
+    return load_settings(**values)
+
+
+def requester(user_id: str = "u1", chat_id: str = "c1", platform: Platform = Platform.CONSOLE) -> Requester:
+    return Requester(user=UserRef(platform, user_id, f"User {user_id}"), chat=ChatRef(platform, chat_id), reply_to="m1")
+
+
+@contextlib.asynccontextmanager
+async def running_core(settings: Settings, notifier: RecordingNotifier, *, start: bool = True) -> AsyncIterator[Core]:
+    """A core with `notifier` registered for the console platform (what `requester()` uses)."""
+    async with open_core(settings, start=False) as core:
+        core.notifiers.register(Platform.CONSOLE, notifier)
+        if start:
+            await core.start_loops()
+        try:
+            yield core
+        finally:
+            await core.stop_loops()
+
+
+def tiny_png(width: int = 8, height: int = 8, rgb: tuple[int, int, int] = (200, 80, 40)) -> bytes:
+    """A valid PNG made by hand (no imaging library needed)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    row = b"\x00" + bytes(rgb) * width
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(row * height))
+        + chunk(b"IEND", b"")
+    )

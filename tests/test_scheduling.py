@@ -1,0 +1,150 @@
+"""Scheduling and tracking against the sandbox: capacity, fairness, account trouble, batched polling."""
+
+from __future__ import annotations
+
+from bot.commands import CreateSingle, parse_command
+from bot.domain import JobState
+from bot.ports import ProgressStage
+from bot.sandbox import SandboxAccount, SandboxConfig, running_sandbox
+from tests.harness import RecordingNotifier, eventually, fast_settings, requester, running_core
+
+
+def create(prompt: str = "a fox", **options):
+    return parse_command(CreateSingle, prompt=prompt, **options)
+
+
+async def all_delivered(core, job_ids):
+    jobs = [await core.jobs.get(job_id) for job_id in job_ids]
+    return all(j.state is JobState.DELIVERED for j in jobs) and jobs
+
+
+async def test_a_busy_upstream_keeps_jobs_queued_and_never_tells_the_user_it_failed(tmp_path):
+    config = SandboxConfig(generation_seconds=0.3, accounts=[SandboxAccount("solo@sandbox.local", max_jobs=1)])
+    async with running_sandbox(config) as sandbox:
+        notifier = RecordingNotifier()
+        # Refresh capacity rarely, so the scheduler really meets the upstream's 429.
+        settings = fast_settings(tmp_path, sandbox, capacity_refresh_interval=60, max_jobs_in_flight_per_user=5)
+        async with running_core(settings, notifier) as core:
+            core.accounts.pick = lambda: "solo@sandbox.local"  # always try: the upstream decides
+            jobs = [await core.service.create_single(requester(), create(f"fox {i}")) for i in range(3)]
+            done = await eventually(lambda: all_delivered(core, [j.id for j in jobs]), timeout=20)
+    assert all(j.outcome is JobState.COMPLETED for j in done)
+    assert notifier.failures == []
+    assert sandbox.count("POST", "/v2/pixverse/videos/create") > 3  # some answers were 429
+
+
+async def test_one_users_burst_delays_another_users_job_by_at_most_one_slot(tmp_path):
+    config = SandboxConfig(generation_seconds=0.2, accounts=[SandboxAccount("solo@sandbox.local", max_jobs=1)])
+    async with running_sandbox(config) as sandbox:
+        notifier = RecordingNotifier()
+        settings = fast_settings(tmp_path, sandbox, max_jobs_in_flight_per_user=5)
+        async with running_core(settings, notifier, start=False) as core:
+            burst = [await core.service.create_single(requester("greedy"), create(f"fox {i}")) for i in range(6)]
+            single = await core.service.create_single(requester("patient"), create("one owl"))
+            await core.start_loops()
+            await eventually(lambda: all_delivered(core, [j.id for j in burst + [single]]), timeout=30)
+            jobs = [await core.jobs.get(j.id) for j in burst + [single]]
+    order = [j.id for j in sorted(jobs, key=lambda j: j.submitted_at)]
+    assert order.index(single.id) <= 1, order
+
+
+async def test_per_user_cap_on_jobs_in_flight(tmp_path):
+    async with running_sandbox(SandboxConfig(generation_seconds=0.5)) as sandbox:
+        notifier = RecordingNotifier()
+        settings = fast_settings(tmp_path, sandbox, max_jobs_in_flight_per_user=1)
+        async with running_core(settings, notifier) as core:
+            jobs = [await core.service.create_single(requester(), create(f"fox {i}")) for i in range(3)]
+            peak = 0
+
+            async def watch():
+                nonlocal peak
+                running = await core.jobs.in_states([JobState.SUBMITTING, JobState.SUBMITTED, JobState.GENERATING])
+                peak = max(peak, len(running))
+                return await all_delivered(core, [j.id for j in jobs])
+
+            await eventually(watch, timeout=20, interval=0.02)
+    assert peak == 1
+
+
+async def test_an_account_out_of_credits_is_paused_the_operator_told_and_others_keep_working(tmp_path):
+    config = SandboxConfig(
+        generation_seconds=0.2,
+        accounts=[SandboxAccount("broke@sandbox.local", credits=0), SandboxAccount("rich@sandbox.local")],
+    )
+    async with running_sandbox(config) as sandbox:
+        notifier = RecordingNotifier()
+        async with running_core(fast_settings(tmp_path, sandbox, max_jobs_in_flight_per_user=10), notifier) as core:
+            jobs = [await core.service.create_single(requester(), create(f"fox {i}")) for i in range(4)]
+            done = await eventually(lambda: all_delivered(core, [j.id for j in jobs]), timeout=20)
+    assert all(j.outcome is JobState.COMPLETED and j.account == "rich@sandbox.local" for j in done)
+    assert any("broke@sandbox.local" in a and "out of credits" in a for a in notifier.alerts)
+    assert notifier.failures == []
+
+
+async def test_when_every_account_needs_attention_users_are_told_honestly_and_jobs_wait(tmp_path):
+    config = SandboxConfig(
+        generation_seconds=0.2, accounts=[SandboxAccount("held@sandbox.local", needs_attention=True)]
+    )
+    async with running_sandbox(config) as sandbox:
+        notifier = RecordingNotifier()
+        async with running_core(fast_settings(tmp_path, sandbox), notifier) as core:
+            job = await core.service.create_single(requester(), create())
+            await eventually(
+                lambda: any(p.stage is ProgressStage.WAITING for _, p in notifier.progress_events), what="waiting note"
+            )
+            assert (await core.jobs.get(job.id)).state is JobState.QUEUED
+            assert any("needs attention" in a for a in notifier.alerts)
+            # The operator fixes the account; the paused account is probed again and the job runs.
+            sandbox.config.accounts[0].needs_attention = False
+            core.accounts._probe_interval = 0  # probe now rather than in ten minutes
+            core.accounts.pause("held@sandbox.local", "needs attention")
+            done = await eventually(lambda: all_delivered(core, [job.id]), timeout=10)
+    assert done[0].outcome is JobState.COMPLETED
+    waiting = [p.note for _, p in notifier.progress_events if p.stage is ProgressStage.WAITING]
+    assert "needs attention" in waiting[0] and "stays in the queue" in waiting[0]
+
+
+async def test_polling_is_batched_per_account_not_per_job(tmp_path):
+    accounts = [SandboxAccount("a@sandbox.local", max_jobs=8), SandboxAccount("b@sandbox.local", max_jobs=8)]
+    async with running_sandbox(SandboxConfig(generation_seconds=1.0, accounts=accounts)) as sandbox:
+        notifier = RecordingNotifier()
+        settings = fast_settings(tmp_path, sandbox, poll_interval=0.25, max_jobs_in_flight_per_user=50)
+        async with running_core(settings, notifier) as core:
+            jobs = [await core.service.create_single(requester(), create(f"fox {i}")) for i in range(50)]
+            await eventually(lambda: all_delivered(core, [j.id for j in jobs]), timeout=60)
+    listings = sum(
+        1 for method, path in sandbox.request_log if method == "GET" and path.rstrip("/") == "/v2/pixverse/videos"
+    )
+    single_lookups = sum(
+        1 for method, path in sandbox.request_log if method == "GET" and path.startswith("/v2/pixverse/videos/user:")
+    )
+    # 50 jobs, ~7 waves of 16 at ~1 s each: about 2 accounts × 4 polls/s × 7 s listings, and no per-video polling.
+    assert single_lookups == 0
+    assert listings < 50 * 4, listings
+    counts = notifier.outcome_counts()
+    assert len(counts) == 50 and set(counts.values()) == {1}, counts
+
+
+async def test_a_job_that_never_finishes_times_out_with_a_clear_message(tmp_path):
+    async with running_sandbox(SandboxConfig(generation_seconds=30)) as sandbox:
+        notifier = RecordingNotifier()
+        async with running_core(fast_settings(tmp_path, sandbox, job_timeout=0.5), notifier) as core:
+            job = await core.service.create_single(requester(), create())
+            await eventually(lambda: notifier.settled(job.id), timeout=10)
+    [(_, reason)] = notifier.failures
+    assert "did not finish this video" in reason
+
+
+async def test_off_peak_jobs_are_polled_on_their_own_slow_interval(tmp_path):
+    async with running_sandbox(SandboxConfig(off_peak_seconds=1.0)) as sandbox:
+        notifier = RecordingNotifier()
+        settings = fast_settings(tmp_path, sandbox, poll_interval=0.05, off_peak_poll_interval=0.5)
+        async with running_core(settings, notifier) as core:
+            job = await core.service.create_single(requester(), create(off_peak=True))
+            done = await eventually(lambda: all_delivered(core, [job.id]), timeout=15)
+    assert done[0].outcome is JobState.COMPLETED and done[0].request.off_peak
+    listings = sum(
+        1 for method, path in sandbox.request_log if method == "GET" and path.rstrip("/") == "/v2/pixverse/videos"
+    )
+    # About two polls a second at most, not twenty (poll_interval 0.05).
+    assert listings <= 8, listings

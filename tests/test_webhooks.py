@@ -1,0 +1,105 @@
+"""Upstream callbacks (`replyUrl`): fast delivery, and nothing a forger or replayer sends changes a job."""
+
+from __future__ import annotations
+
+import socket
+
+import httpx
+import pytest
+
+from bot.bootstrap import serving_http
+from bot.commands import CreateSingle, parse_command
+from bot.domain import JobState
+from bot.sandbox import SandboxConfig, running_sandbox
+from tests.harness import RecordingNotifier, eventually, fast_settings, requester, running_core
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+async def webhook_env(tmp_path):
+    async with running_sandbox(SandboxConfig(generation_seconds=0.5)) as sandbox:
+        port = free_port()
+        settings = fast_settings(
+            tmp_path,
+            sandbox,
+            bot_public_url=f"http://127.0.0.1:{port}",
+            bot_http_host="127.0.0.1",
+            bot_http_port=port,
+            poll_interval=60,  # polling is the safety net; these tests must finish by webhook alone
+        )
+        notifier = RecordingNotifier()
+        async with running_core(settings, notifier) as core:
+            async with serving_http(core.http_app, "127.0.0.1", port) as base_url:
+                async with httpx.AsyncClient(base_url=base_url) as http:
+                    yield sandbox, core, notifier, http
+
+
+async def _job(core, job_id):
+    return await core.jobs.get(job_id)
+
+
+async def test_a_job_finishes_by_webhook_without_polling(webhook_env):
+    sandbox, core, notifier, _ = webhook_env
+    job = await core.service.create_single(requester(), parse_command(CreateSingle, prompt="a fox"))
+    done = await eventually(lambda: _delivered(core, job.id), timeout=10)
+    assert done.outcome is JobState.COMPLETED
+    assert sandbox.count("GET", "/v2/pixverse/videos/user:") >= 1  # the final callback was confirmed upstream
+
+
+async def test_forged_unknown_and_foreign_callbacks_change_nothing(webhook_env):
+    sandbox, core, notifier, http = webhook_env
+    job = await core.service.create_single(requester(), parse_command(CreateSingle, prompt="a fox"))
+    job = await eventually(lambda: _running(core, job.id))
+    signer_token = core.signer.token(job.id)
+    evil = {
+        "video_id": job.video_id,
+        "video_status_final": True,
+        "video_status_name": "COMPLETED",
+        "url": "http://127.0.0.1:9/evil.mp4",
+        "replyRef": job.id,
+    }
+
+    assert (await http.post(f"/callbacks/pixverse/{job.id}/{'0' * 32}", json=evil)).status_code == 403
+    assert (await http.post(f"/callbacks/pixverse/nosuchjob/{signer_token}", json=evil)).status_code == 403
+    other = dict(evil, video_id="user:1-pixverse:alice@sandbox.local-video:999999")
+    assert (await http.post(f"/callbacks/pixverse/{job.id}/{signer_token}", json=other)).status_code == 409
+    # Even with the right URL (say it leaked), a forged "completed" body is checked with the upstream first.
+    await http.post(f"/callbacks/pixverse/{job.id}/{signer_token}", json=evil)
+
+    done = await eventually(lambda: _delivered(core, job.id), timeout=10)
+    assert done.result_url != evil["url"]
+    assert [d.link for d in notifier.deliveries] == [done.result_url]
+
+
+async def test_replayed_final_callback_after_delivery_changes_nothing(webhook_env):
+    sandbox, core, notifier, http = webhook_env
+    job = await core.service.create_single(requester(), parse_command(CreateSingle, prompt="a fox"))
+    done = await eventually(lambda: _delivered(core, job.id), timeout=10)
+    token = core.signer.token(job.id)
+    final = (await core.upstream.get_video(done.video_id)).model_dump(exclude_none=True) | {"replyRef": job.id}
+    for _ in range(3):
+        response = await http.post(f"/callbacks/pixverse/{job.id}/{token}", json=final)
+        assert response.status_code == 200 and response.json()["status"] == "already settled"
+    assert notifier.outcome_counts()[job.id] == 1
+    assert (await _job(core, job.id)).state is JobState.DELIVERED
+
+
+async def test_healthz(webhook_env):
+    *_, http = webhook_env
+    response = await http.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"ok": True}
+
+
+async def _delivered(core, job_id):
+    job = await core.jobs.get(job_id)
+    return job if job.state is JobState.DELIVERED else None
+
+
+async def _running(core, job_id):
+    job = await core.jobs.get(job_id)
+    return job if job.video_id else None
