@@ -27,8 +27,11 @@ class PeriodicTask:
             except Exception:
                 # One failed pass must not end the loop: the next one retries.
                 log.exception("%s pass failed", self._name)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that lands as the event fires, and the loop never stops.
             try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self._interval)
+                async with asyncio.timeout(self._interval):
+                    await self._wakeup.wait()
             except TimeoutError:
                 pass
             self._wakeup.clear()

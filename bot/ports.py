@@ -195,6 +195,7 @@ class QuotaStore(Protocol):
         *,
         credits: int = 0,
         user_name: str = "",
+        at: datetime | None = None,
     ) -> QuotaCharge | None:
         """Atomically check every charge and record the reservation.
 

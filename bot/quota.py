@@ -7,6 +7,7 @@ monthly or total — whose boundaries fall at midnight in the configured time zo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -85,7 +86,15 @@ class QuotaPolicy:
 
 
 class QuotaService:
-    def __init__(self, store: QuotaStore, stats: GovernanceStore, pricing: Pricing, policy: QuotaPolicy) -> None:
+    def __init__(
+        self,
+        store: QuotaStore,
+        stats: GovernanceStore,
+        pricing: Pricing,
+        policy: QuotaPolicy,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._clock = clock
         self._store = store
         self._stats = stats
         self._pricing = pricing
@@ -109,7 +118,8 @@ class QuotaService:
     async def reserve(self, job: Job) -> None:
         """Take the job's cost from the user's quota (and the group pool); refuse if it does not fit."""
         amount = self.cost(job)
-        start, end = window_bounds(self._policy.window, utcnow(), self._policy.timezone)
+        now = self._clock()
+        start, end = window_bounds(self._policy.window, now, self._policy.timezone)
         charges = []
         user_limit = await self.limit_for(USER, job.user.key)
         if user_limit is not None:
@@ -126,6 +136,7 @@ class QuotaService:
             charges,
             credits=self._pricing.credits(job.request),
             user_name=job.user.display_name,
+            at=now,
         )
         if refused is not None:
             raise QuotaExceeded(self._refusal(refused, amount, end))
@@ -152,7 +163,7 @@ class QuotaService:
         return mine, pool
 
     async def _status(self, scope: str, subject: str) -> QuotaStatus:
-        start, end = window_bounds(self._policy.window, utcnow(), self._policy.timezone)
+        start, end = window_bounds(self._policy.window, self._clock(), self._policy.timezone)
         usage = await self._store.usage(scope, subject, start)
         return QuotaStatus(
             unit=self._policy.unit,
@@ -170,7 +181,7 @@ class QuotaService:
         return await self._store.clear_override(scope, subject)
 
     async def reset(self, scope: str, subject: str) -> None:
-        await self._store.reset(scope, subject, utcnow())
+        await self._store.reset(scope, subject, self._clock())
 
     async def usage_stats(self, group_key: str | None, since: datetime) -> list[UsageStats]:
         return await self._stats.usage_stats(group_key, since)

@@ -39,6 +39,7 @@ class SqliteQuotaStore:
         *,
         credits: int = 0,
         user_name: str = "",
+        at: datetime | None = None,
     ) -> QuotaCharge | None:
         async with self._db.transaction() as connection:
             for charge in charges:
@@ -54,7 +55,7 @@ class SqliteQuotaStore:
             await connection.execute_fetchall(
                 "INSERT INTO quota_ledger (job_id, user_key, user_name, group_key, amount, credits, state, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, 'reserved', ?)",
-                (job_id, user_key, user_name, group_key, amount, credits, to_sql_time(utcnow())),
+                (job_id, user_key, user_name, group_key, amount, credits, to_sql_time(at or utcnow())),
             )
         return None
 

@@ -153,7 +153,8 @@ class ConsoleSession:
             if remaining <= 0:
                 return False
             try:
-                await asyncio.wait_for(self._notifier.settled.wait(), timeout=min(remaining, 1.0))
+                async with asyncio.timeout(min(remaining, 1.0)):
+                    await self._notifier.settled.wait()
             except TimeoutError:
                 pass
 

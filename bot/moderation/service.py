@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, fields, replace
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -102,7 +103,9 @@ class ModerationService:
         defaults: GroupSettings,
         operators: frozenset[str],
         external: ExternalModeration | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        self._clock = clock
         self._store = store
         self._global = global_list
         self._defaults = defaults
@@ -137,8 +140,9 @@ class ModerationService:
         if await self._store.is_banned(requester.user.key, scopes):
             raise Refused("You are not allowed to use this bot here.")
         until = await self._store.muted_until(requester.user.key, group or BOT_WIDE)
-        if until and until > utcnow():
-            minutes = max(1, int((until - utcnow()).total_seconds() // 60) + 1)
+        now = self._clock()
+        if until and until > now:
+            minutes = max(1, int((until - now).total_seconds() // 60) + 1)
             raise Refused(f"You are muted from the bot here for {minutes} more min after repeated refused prompts.")
 
     async def check_texts(self, requester: Requester, texts: list[str | None]) -> None:
@@ -166,7 +170,7 @@ class ModerationService:
         """Log a refusal; in strike mode count it and mute at the limit. Returns a sentence for the user."""
         scope = group_key or BOT_WIDE
         settings = await self.settings_for(group_key)
-        now = utcnow()
+        now = self._clock()
         action, consequence = "rejected", ""
         if settings.filter_mode is FilterMode.STRIKE:
             await self._store.add_strike(user.key, scope, now, rule)
@@ -224,7 +228,7 @@ class ModerationService:
         return await self._store.moderation_log(group_key, limit)
 
     async def ban(self, user_key: str, scope: str, by: str) -> None:
-        await self._store.set_ban(user_key, scope, by, utcnow())
+        await self._store.set_ban(user_key, scope, by, self._clock())
 
     async def unban(self, user_key: str, scope: str) -> bool:
         return await self._store.remove_ban(user_key, scope)

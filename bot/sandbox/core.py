@@ -139,7 +139,9 @@ class Sandbox:
 async def _wait(event: asyncio.Event, seconds: float) -> bool:
     """Wait up to `seconds`; True when the event cut the wait short."""
     try:
-        await asyncio.wait_for(event.wait(), timeout=max(0.0, seconds))
+        # asyncio.timeout: wait_for on 3.11 can swallow a cancellation (the job would not stop).
+        async with asyncio.timeout(max(0.0, seconds)):
+            await event.wait()
     except TimeoutError:
         return event.is_set()
     return True
