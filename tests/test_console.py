@@ -70,3 +70,30 @@ async def test_readme_run_command_works_offline_with_no_token(tmp_path):
     assert process.returncode == 0, stderr.decode()[-2000:]
     [path] = re.findall(r"✅ Done: (\S+\.mp4)", stdout.decode())
     assert Path(path).stat().st_size > 0
+
+
+async def test_console_admin_commands_for_the_operator_and_refusal_for_others(tmp_path):
+    async with running_sandbox(SandboxConfig(generation_seconds=0.2)) as sandbox:
+        settings = fast_settings(tmp_path, sandbox, bot_admin_ids=["console:boss"], quota_per_user="3")
+        async with open_core(settings) as core:
+            out = io.StringIO()
+            script = (
+                "/setquota telegram:42 7\n/quota\n/filter add pineapple\n/filter test pineapple pizza\n"
+                "/filtermode strike 2\n/ban telegram:42\n/stats 7\n/credits\n/modlog\n"
+            )
+            assert await run_console(core, stdin=io.StringIO(script), out=out, user="boss") == 0
+            text = out.getvalue()
+            assert "telegram:42's quota is now 7 videos per daily window." in text
+            assert "Your quota: unlimited" in text  # operators are not limited
+            assert "Would be refused: matches “pineapple”." in text
+            assert "Mode: strike (2 refusals" in text
+            assert "telegram:42 is banned from the bot everywhere." in text
+            assert "alice@sandbox.local" in text and "The moderation log is empty." in text
+
+            out = io.StringIO()
+            script = "/setquota telegram:42 100\n/create_single pineapple pizza\n/quota\n"
+            assert await run_console(core, stdin=io.StringIO(script), out=out, user="pleb") == 0
+            text = out.getvalue()
+            assert "Sorry, only admins can use this command." in text
+            assert "blocked term “pineapple”" in text and "Strike 1 of 2" in text
+            assert "Your quota: 3 of 3 videos left" in text

@@ -72,7 +72,9 @@ async def test_a_groups_own_list_applies_only_in_that_group(core):
 async def test_group_admins_cannot_add_regular_expressions_but_operators_can(core):
     with pytest.raises(Exception, match="re:"):
         await core.admin.filter(member("a", admin=True), "add", "re:pine.*")
-    operator_private = Requester(user=UserRef(Platform.CONSOLE, "boss"), chat=ChatRef(Platform.CONSOLE, "dm", is_private=True))
+    operator_private = Requester(
+        user=UserRef(Platform.CONSOLE, "boss"), chat=ChatRef(Platform.CONSOLE, "dm", is_private=True)
+    )
     await core.admin.filter(operator_private, "add", "re:pine+apple")
     with pytest.raises(PromptRejected):
         await core.service.create_single(member("x", group="g9"), command("pineeeapple"))

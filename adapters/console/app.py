@@ -15,8 +15,10 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from bot.admin import AdminService
 from bot.commands import Animate, CreateSingle, parse_command
-from bot.domain import ChatRef, Job, Platform, Requester, ResultAction, UserRef
+from bot.gate import Gatekeeper
+from bot.domain import ChatRef, Job, JobState, Platform, Requester, ResultAction, UserRef
 from bot.errors import BotError, InvalidInput
 from bot.ports import Progress, VideoDelivery
 from bot.service import GenerationService
@@ -24,6 +26,15 @@ from bot.text_options import ANIMATE_OPTIONS, COMMON_OPTIONS, CREATE_OPTIONS, pa
 from bot.texts import help_text, job_details, job_line, progress_text
 
 BUTTON_COMMANDS = {f"/{action.value}": action for action in ResultAction}
+ADMIN_COMMANDS = frozenset(
+    {"/quota", "/setquota", "/resetquota", "/ban", "/unban", "/filter", "/filtermode", "/modlog", "/stats", "/credits"}
+)
+ADMIN_HELP = """/quota — what you have left
+Operators (BOT_ADMIN_IDS, e.g. console:<your login>):
+/setquota <user> <n|unlimited> · /resetquota <user> · /ban <user> · /unban <user>
+/filter add|remove|list|test <text> · /filtermode reject | strike [n] [hours] [minutes] | exempt on|off
+/modlog · /stats [days] · /credits
+<user> is telegram:<id>, discord:<id> or a console name."""
 
 
 class ConsoleNotifier:
@@ -68,11 +79,30 @@ class ConsoleNotifier:
         self._say(f"[operator] ⚠️ {text}")
 
 
+def parse_target(text: str) -> UserRef | None:
+    """`telegram:123`, `discord:456` or a console user name; `group` (or nothing) means none."""
+    text = text.strip()
+    if not text or text.lower() == "group":
+        return None
+    platform, sep, user_id = text.partition(":")
+    if sep and platform in {p.value for p in Platform}:
+        return UserRef(Platform(platform), user_id, text)
+    return UserRef(Platform.CONSOLE, text, text)
+
+
 class ConsoleSession:
     def __init__(
-        self, service: GenerationService, notifier: ConsoleNotifier, out: TextIO, user: str | None = None
+        self,
+        service: GenerationService,
+        admin: AdminService,
+        gate: Gatekeeper,
+        notifier: ConsoleNotifier,
+        out: TextIO,
+        user: str | None = None,
     ) -> None:
         self._service = service
+        self._admin = admin
+        self._gate = gate
         self._notifier = notifier
         self._out = out
         name = user or getpass.getuser()
@@ -91,11 +121,12 @@ class ConsoleSession:
             return True
         command, _, rest = line.partition(" ")
         command = command.lower()
+        if command in {"/quit", "/exit"}:
+            return False
         try:
-            if command in {"/quit", "/exit"}:
-                return False
+            await self._gate.admit(self._requester)
             if command in {"/help", "/start"}:
-                self._say(help_text())
+                self._say(help_text() + "\n\n" + ADMIN_HELP)
             elif command == "/create_single":
                 await self._create_single(rest)
             elif command == "/animate":
@@ -107,11 +138,44 @@ class ConsoleSession:
                 self._say("\n".join(job_line(j) for j in jobs) or "No jobs yet.")
             elif command == "/status":
                 self._say(job_details(await self._service.job_status(self._requester.user, rest)))
+            elif command in ADMIN_COMMANDS:
+                self._say(await self._admin_command(command, rest))
             else:
                 self._say(f"Unknown command {command!r}. /help lists the commands.")
         except BotError as exc:
-            self._say(f"⚠️ {exc}")
+            if not exc.silent:
+                self._say(f"⚠️ {exc}")
         return True
+
+    async def _admin_command(self, command: str, rest: str) -> str:
+        r, admin = self._requester, self._admin
+        words = rest.split()
+        first = words[0] if words else ""
+        if command == "/quota":
+            return await admin.quota(r)
+        if command == "/setquota":
+            if len(words) != 2:
+                raise InvalidInput("setquota", "use /setquota <user> <n|unlimited> or /setquota group <n|off>")
+            return await admin.set_quota(r, parse_target(first), words[1])
+        if command == "/resetquota":
+            return await admin.reset_quota(r, parse_target(first))
+        if command in {"/ban", "/unban"}:
+            target = parse_target(first)
+            if target is None:
+                raise InvalidInput("user", f"name one, e.g. {command} telegram:123")
+            return await (admin.ban(r, target) if command == "/ban" else admin.unban(r, target))
+        if command == "/filter":
+            operation, _, text = rest.strip().partition(" ")
+            return await admin.filter(r, operation or "list", text)
+        if command == "/filtermode":
+            return await admin.filter_mode(r, words)
+        if command == "/modlog":
+            return await admin.modlog(r)
+        if command == "/stats":
+            if first and not first.isdigit():
+                raise InvalidInput("days", f"{first!r} is not a number of days")
+            return await admin.stats(r, int(first) if first else 30)
+        return await admin.credits(r)
 
     async def _create_single(self, text: str) -> None:
         prompt, options = parse_options(text, CREATE_OPTIONS + COMMON_OPTIONS)
@@ -170,12 +234,10 @@ async def read_lines(stream: TextIO):
 
 async def run_console(core, *, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout, user: str | None = None) -> int:
     """Run the console chat on a started core; returns the process exit code."""
-    from bot.domain import JobState
-
     notifier = ConsoleNotifier(out, core.settings.console_output_dir)
     core.notifiers.register(Platform.CONSOLE, notifier)
     await core.deliverer.deliver_pending()
-    session = ConsoleSession(core.service, notifier, out, user)
+    session = ConsoleSession(core.service, core.admin, core.gate, notifier, out, user)
     interactive = stdin.isatty()
     if interactive:
         print("PixVerse bot console. /help lists the commands, /quit leaves.", file=out, flush=True)

@@ -116,9 +116,8 @@ class ModerationService:
     # --------------------------------------------------------------- settings
 
     async def settings_for(self, group_key: str | None) -> GroupSettings:
-        if group_key is None:
-            return self._defaults
-        return GroupSettings.from_stored(await self._store.group_settings(group_key), self._defaults)
+        """A group's settings; private chats follow the bot-wide ones an operator set (or the defaults)."""
+        return GroupSettings.from_stored(await self._store.group_settings(group_key or BOT_WIDE), self._defaults)
 
     async def update_settings(self, group_key: str, **changes: Any) -> GroupSettings:
         updated = replace(await self.settings_for(group_key), **changes)
