@@ -172,9 +172,7 @@ async def test_requests_without_the_right_token_are_unauthorized(sandbox: Sandbo
     assert sandbox.videos == {}
 
 
-async def test_injected_server_errors_come_before_anything_is_done(
-    sandbox: Sandbox, api: httpx.AsyncClient
-) -> None:
+async def test_injected_server_errors_come_before_anything_is_done(sandbox: Sandbox, api: httpx.AsyncClient) -> None:
     sandbox.config.error_rate_5xx = 1.0
     responses = [await api.post("videos/create", json={"email": ALICE, "prompt": "x"}) for _ in range(5)]
     assert {r.status_code for r in responses} <= {500, 502, 503}
@@ -193,9 +191,7 @@ async def test_response_delay_slows_every_answer(sandbox: Sandbox, api: httpx.As
     assert loop.time() - started >= 0.2
 
 
-async def test_a_dropped_write_response_still_creates_the_video(
-    sandbox: Sandbox, api: httpx.AsyncClient
-) -> None:
+async def test_a_dropped_write_response_still_creates_the_video(sandbox: Sandbox, api: httpx.AsyncClient) -> None:
     sandbox.config.drop_write_responses = 1
     with pytest.raises(httpx.TransportError):
         await api.post("videos/create", json={"email": ALICE, "prompt": "lost answer", "replyRef": "job-41"})

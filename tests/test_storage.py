@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import sqlite3
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from bot.domain import (
 from storage import Database, SqliteBlobStore, SqliteJobStore, open_database
 from storage.database import Migration, load_migrations
 
-START = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+START = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 ALICE = UserRef(Platform.TELEGRAM, "42", "Alice")
 BOB = UserRef(Platform.DISCORD, "7", "Bob")
 
@@ -108,7 +108,10 @@ async def test_pragmas(db: Database, db_path: Path) -> None:
 
 
 async def test_a_failing_migration_applies_nothing(db: Database) -> None:
-    migrations = [Migration(1001, "good", "CREATE TABLE t1 (x);"), Migration(1002, "bad", "CREATE TABLE t2 (x); SELEC 1;")]
+    migrations = [
+        Migration(1001, "good", "CREATE TABLE t1 (x);"),
+        Migration(1002, "bad", "CREATE TABLE t2 (x); SELEC 1;"),
+    ]
     before = await db.schema_version()
     with pytest.raises(sqlite3.OperationalError):
         await db.migrate(migrations)

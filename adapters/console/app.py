@@ -17,9 +17,9 @@ from typing import TextIO
 
 from bot.admin import AdminService
 from bot.commands import Animate, CreateSingle, parse_command
-from bot.gate import Gatekeeper
 from bot.domain import ChatRef, Job, JobState, Platform, Requester, ResultAction, UserRef
 from bot.errors import BotError, InvalidInput
+from bot.gate import Gatekeeper
 from bot.ports import Progress, VideoDelivery
 from bot.service import GenerationService
 from bot.text_options import ANIMATE_OPTIONS, COMMON_OPTIONS, CREATE_OPTIONS, parse_options

@@ -10,8 +10,8 @@ PixVerse's own refusals — mute the user for a while.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, fields, replace
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
