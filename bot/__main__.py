@@ -70,6 +70,8 @@ async def _console(settings: Settings, user: str | None) -> int:
 
 
 async def _run(settings: Settings) -> int:
+    import contextlib
+
     from bot.bootstrap import open_core, serving_http
 
     if not (settings.telegram_bot_token or settings.discord_bot_token):
@@ -79,9 +81,18 @@ async def _run(settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    async with open_core(settings) as core:
+    async with open_core(settings) as core, contextlib.AsyncExitStack() as adapters:
+        # Adapters first: the Telegram webhook adds its route before the HTTP server starts.
+        if settings.telegram_bot_token:
+            from adapters.telegram import running_telegram
+
+            await adapters.enter_async_context(running_telegram(core))
+        if settings.discord_bot_token:
+            from adapters.discord import running_discord
+
+            await adapters.enter_async_context(running_discord(core))
         async with serving_http(core.http_app, settings.bot_http_host, settings.bot_http_port) as url:
-            log.info("HTTP server on %s (healthz, upstream callbacks)", url)
+            log.info("HTTP server on %s (healthz, webhooks)", url)
             await _until_signalled(asyncio.Event().wait())
     return 0
 

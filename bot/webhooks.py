@@ -34,7 +34,8 @@ class CallbackSigner:
         return hmac.new(self._secret, job_id.encode(), hashlib.sha256).hexdigest()[:32]
 
     def verify(self, job_id: str, token: str) -> bool:
-        return hmac.compare_digest(self.token(job_id), token)
+        # Bytes, not str: compare_digest raises on non-ASCII text (a forged URL would be a 500).
+        return hmac.compare_digest(self.token(job_id).encode(), token.encode("utf-8", "replace"))
 
     def reply_url(self, job_id: str) -> str | None:
         """The job's callback URL, or None when no public URL is configured (polling only)."""
