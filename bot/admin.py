@@ -84,7 +84,7 @@ class AdminService:
         if target is None:
             group = self._group_scope(requester)
             if group == BOT_WIDE:
-                raise InvalidInput("group", "use /setquota group … inside the group it is for")
+                raise InvalidInput("group", "a group's pool is set from inside that group")
             await self._quotas.set_limit(GROUP, group, limit)
             return f"This group's shared pool is now {self._limit_text(limit)}."
         self._require_operator(requester)

@@ -27,6 +27,10 @@ class Notifiers:
     def register(self, platform: Platform, notifier: Notifier) -> None:
         self._by_platform[platform] = notifier
 
+    def unregister(self, platform: Platform) -> None:
+        """The adapter stopped: its jobs' deliveries wait until it is back."""
+        self._by_platform.pop(platform, None)
+
     def for_job(self, job: Job) -> Notifier | None:
         return self._by_platform.get(job.chat.platform)
 

@@ -56,8 +56,11 @@ def build_upstream_request(
         )
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "options"
-        raise InvalidInput(field, err["msg"].removeprefix("Value error, ")) from None
+        message = err["msg"].removeprefix("Value error, ")
+        # Cross-field rules (1080p ≤ 8 s, audio only on …) have no location; their
+        # message starts with the field it is about.
+        field = ".".join(str(p) for p in err["loc"]) or message.split(" ", 1)[0]
+        raise InvalidInput(field, message) from None
 
 
 def validate_for_upstream(job: Job) -> None:

@@ -1,0 +1,84 @@
+"""The Discord bot: the core's services behind slash commands, result buttons and the remix dialog."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import discord
+from discord.ext import commands
+
+from adapters.discord.cogs.admin import AdminCog
+from adapters.discord.cogs.generation import GenerationCog
+from adapters.discord.context import DEFAULT_TOKEN_LIFETIME
+from adapters.discord.responder import Responder
+from adapters.discord.views import ResultActions, ResultButton
+from bot.admin import AdminService
+from bot.gate import Gatekeeper
+from bot.service import GenerationService
+from bot.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+
+def guild_ids(settings: Settings) -> list[int]:
+    """DISCORD_GUILD_IDS as numbers (servers to register the commands in instantly)."""
+    try:
+        return [int(raw) for raw in settings.discord_guild_ids]
+    except ValueError:
+        raise SettingsError(f"DISCORD_GUILD_IDS: {settings.discord_guild_ids} should be server ids (numbers)") from None
+
+
+def operator_ids(settings: Settings) -> list[int]:
+    """The Discord user ids among BOT_ADMIN_IDS (`discord:<id>`)."""
+    return [int(key.partition(":")[2]) for key in settings.bot_admin_ids if key.startswith("discord:")]
+
+
+class PixverseBot(commands.Bot):
+    def __init__(
+        self,
+        *,
+        service: GenerationService,
+        admin: AdminService,
+        gate: Gatekeeper,
+        settings: Settings,
+        token_lifetime: timedelta = DEFAULT_TOKEN_LIFETIME,
+        guild_ready_timeout: float = 2.0,
+    ) -> None:
+        super().__init__(
+            # Slash commands only: no message content, members or presences are needed.
+            command_prefix=commands.when_mentioned,
+            help_command=None,
+            intents=discord.Intents(guilds=True),
+            # Captions carry users' prompts: nothing in them may ping anyone unless a post says so.
+            allowed_mentions=discord.AllowedMentions.none(),
+            guild_ready_timeout=guild_ready_timeout,
+        )
+        self.service = service
+        self.admin = admin
+        self.settings = settings
+        self.responder = Responder(gate, token_lifetime=token_lifetime)
+        self.result_actions = ResultActions(service, self.responder)
+
+    async def setup_hook(self) -> None:
+        await self.add_cog(GenerationCog(self.service, self.responder, self.settings, self.tree))
+        await self.add_cog(AdminCog(self.admin, self.responder))
+        # Registered here, before any event: presses on buttons posted before a restart still work.
+        self.add_dynamic_items(ResultButton)
+        await self.sync_commands()
+
+    async def sync_commands(self) -> None:
+        """Publish the slash commands: to DISCORD_GUILD_IDS at once, else globally (Discord may take a while)."""
+        try:
+            targets = guild_ids(self.settings)
+            for guild_id in targets:
+                guild = discord.Object(guild_id)
+                self.tree.copy_global_to(guild=guild)
+                synced = await self.tree.sync(guild=guild)
+                log.info("registered %d commands in server %s", len(synced), guild_id)
+            if not targets:
+                synced = await self.tree.sync()
+                log.info("registered %d commands globally", len(synced))
+        except discord.HTTPException as exc:
+            # The commands registered last time still work; the bot is still useful.
+            log.warning("could not register the slash commands (%s); was the bot invited with their scope?", exc)

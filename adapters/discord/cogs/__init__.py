@@ -1,0 +1,1 @@
+"""The bot's slash commands, one cog per audience."""

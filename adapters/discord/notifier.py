@@ -1,0 +1,249 @@
+"""The core's `Notifier` on Discord: progress, results, failures and operator alerts.
+
+While the interaction's token lives (see `context.py`), progress edits the ephemeral
+"thinking…" response, a failure turns that response into its reason (only the
+requester sees it, like every other refusal), and the finished video is a public
+followup that answers the command. Later — Discord honours a token for 15 minutes,
+videos can take longer — the outcome is posted to the channel as a normal message
+that mentions the requester.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import discord
+
+from adapters.discord.context import DEFAULT_UPLOAD_LIMIT, InteractionContext
+from adapters.discord.responder import CONTENT_LIMIT, fit
+from adapters.discord.views import result_view
+from bot.domain import Job, utcnow
+from bot.ports import DeliveryFailed, Progress, VideoDelivery
+from bot.texts import progress_text
+
+log = logging.getLogger(__name__)
+
+# A channel post starts with the requester's mention; the caption gets the rest of a message.
+MENTION_ROOM = len("<@18446744073709551615>\n")
+# Discord allows about five edits of one message per few seconds; progress needs far fewer.
+DEFAULT_EDIT_INTERVAL = 2.0
+# What Discord answers when the interaction can no longer be answered through: its token
+# expired (Unknown Webhook, Invalid Webhook Token) or the user dismissed its message.
+_INTERACTION_GONE_CODES = frozenset({10015, 50027, 10008})
+
+PostVia = Callable[[discord.Webhook, InteractionContext], Awaitable[None]]
+PostTo = Callable[[discord.abc.Messageable], Awaitable[None]]
+
+
+class EditThrottle:
+    """At most one edit per message every `interval` seconds; of the edits waiting, the newest wins."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._waiting: dict[str, Callable[[], Awaitable[None]]] = {}
+        self._timers: dict[str, asyncio.Task[None]] = {}
+
+    async def submit(self, key: str, edit: Callable[[], Awaitable[None]]) -> None:
+        delay = self._last.get(key, float("-inf")) + self._interval - self._clock()
+        if delay <= 0 and key not in self._timers:
+            self._last[key] = self._clock()
+            await edit()
+            return
+        self._waiting[key] = edit
+        if key not in self._timers:
+            self._timers[key] = asyncio.create_task(self._later(key, delay), name=f"discord-edit-{key}")
+
+    async def _later(self, key: str, delay: float) -> None:
+        try:
+            await asyncio.sleep(delay)
+            edit = self._waiting.pop(key)
+            self._last[key] = self._clock()
+            await edit()
+        except discord.HTTPException as exc:  # progress is best effort: the next one will try again
+            log.warning("progress edit for job %s failed: %s", key, exc)
+        except Exception:  # a background task: say so here, nobody awaits it
+            log.exception("progress edit for job %s failed", key)
+        finally:
+            self._timers.pop(key, None)
+
+    def forget(self, key: str) -> None:
+        """Drop what waits for `key` (its message is about to show the outcome)."""
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        self._waiting.pop(key, None)
+        self._last.pop(key, None)
+
+    async def close(self) -> None:
+        timers = list(self._timers.values())
+        for timer in timers:
+            timer.cancel()
+        await asyncio.gather(*timers, return_exceptions=True)
+
+
+class DiscordNotifier:
+    caption_limit = CONTENT_LIMIT - MENTION_ROOM
+
+    def __init__(
+        self,
+        client: discord.Client,
+        *,
+        operator_ids: Iterable[int] = (),
+        edit_interval: float = DEFAULT_EDIT_INTERVAL,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._client = client
+        self._operator_ids = tuple(operator_ids)
+        self._throttle = EditThrottle(edit_interval)
+        self._clock = clock
+
+    async def close(self) -> None:
+        await self._throttle.close()
+
+    def upload_limit(self, job: Job) -> int:
+        context = InteractionContext.from_context(job.requester.context)
+        return context.upload_limit if context else DEFAULT_UPLOAD_LIMIT
+
+    async def progress(self, job: Job, progress: Progress) -> str | None:
+        context = self._live_context(job)
+        if context is None or context.original_message_id is None or self._client.is_closed():
+            return None  # the channel is not told of progress: only the requester was watching
+        text = progress_text(job, progress)
+        await self._throttle.submit(job.id, lambda: self._edit_original_if_there(context, text))
+        return str(context.original_message_id)
+
+    async def deliver(self, job: Job, delivery: VideoDelivery) -> None:
+        def parts() -> dict[str, Any]:
+            # Built per attempt: a file is consumed by the request that sends it.
+            parts: dict[str, Any] = {"view": result_view(job.id, delivery.buttons)}
+            if delivery.file is not None:
+                parts["file"] = discord.File(Path(delivery.file), filename=f"pixverse-{job.id}.mp4")
+            elif delivery.link:
+                parts["embed"] = discord.Embed(
+                    title="▶️ Open the video",
+                    url=delivery.link,
+                    description="It is too large to upload here, so it stays on PixVerse.",
+                )
+            return parts
+
+        async def via_interaction(webhook: discord.Webhook, context: InteractionContext) -> None:
+            # Settling the "thinking…" response first makes the followup a new, public message
+            # (Discord turns the first followup after a deferral into an edit of that response).
+            await self._edit_original_if_there(context, "✅ Done — your video is below.")
+            await webhook.send(delivery.caption, wait=True, allowed_mentions=discord.AllowedMentions.none(), **parts())
+
+        async def to_channel(channel: discord.abc.Messageable) -> None:
+            await channel.send(f"{_mention(job)}\n{delivery.caption}", allowed_mentions=_only(job), **parts())
+
+        await self._post(job, via_interaction, to_channel)
+
+    async def failed(self, job: Job, reason: str) -> None:
+        text = f"❌ No video for “{_short(job.request.user_prompt or job.request.kind.value)}”: {reason}"
+
+        async def via_interaction(_webhook: discord.Webhook, context: InteractionContext) -> None:
+            await self._edit_original(context, fit(text))
+
+        async def to_channel(channel: discord.abc.Messageable) -> None:
+            await channel.send(fit(f"{_mention(job)} {text}"), allowed_mentions=_only(job))
+
+        await self._post(job, via_interaction, to_channel)
+
+    async def alert_operator(self, text: str) -> None:
+        for operator_id in self._operator_ids:
+            try:
+                channel = await self._client.create_dm(discord.Object(operator_id))
+                await channel.send(fit(f"⚠️ {text}"))
+            except discord.HTTPException as exc:
+                log.warning("could not alert operator discord:%s: %s", operator_id, exc)
+
+    # ------------------------------------------------------------------ posting
+
+    async def _post(self, job: Job, via_interaction: PostVia, to_channel: PostTo) -> None:
+        """Answer through the interaction while its token lives, else in the channel; map errors for the core."""
+        if self._client.is_closed():
+            raise DeliveryFailed("the Discord connection is closed", retry=True)
+        self._throttle.forget(job.id)
+        context = self._live_context(job)
+        try:
+            if context is not None:
+                try:
+                    await via_interaction(self._webhook(context), context)
+                    return
+                except discord.HTTPException as exc:
+                    if exc.code not in _INTERACTION_GONE_CODES:
+                        raise
+                    log.info(
+                        "job %s: the interaction cannot be answered any more (%s); posting to the channel", job.id, exc
+                    )
+                    context = None
+            await to_channel(self._channel(job))
+        except discord.Forbidden as exc:
+            await self._report_forbidden(job, context)
+            raise DeliveryFailed(
+                f"no permission to post in channel {job.chat.chat_id}: {exc.text}", retry=False
+            ) from exc
+        except discord.HTTPException as exc:
+            # 429 and 5xx pass; any other refusal would be refused again.
+            transient = exc.status == 429 or exc.status >= 500
+            raise DeliveryFailed(f"Discord refused the post: {exc}", retry=transient) from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise DeliveryFailed(f"Discord is unreachable: {exc!r}", retry=True) from exc
+
+    async def _report_forbidden(self, job: Job, context: InteractionContext | None) -> None:
+        note = (
+            "⚠️ Your video is ready, but I am not allowed to post in that channel (I need View Channel, "
+            "Send Messages, Attach Files and Embed Links). Ask a server admin to let me post there."
+        )
+        try:
+            if context is not None:
+                await self._edit_original(context, note)
+            else:
+                channel = await self._client.create_dm(discord.Object(int(job.user.user_id)))
+                await channel.send(note)
+        except discord.HTTPException as exc:
+            log.warning("could not tell discord:%s that the channel is closed to the bot: %s", job.user.user_id, exc)
+
+    def _live_context(self, job: Job) -> InteractionContext | None:
+        context = InteractionContext.from_context(job.requester.context)
+        return context if context is not None and context.is_live(self._clock()) else None
+
+    def _webhook(self, context: InteractionContext) -> discord.Webhook:
+        return discord.Webhook.partial(context.application_id, context.token, client=self._client)
+
+    def _channel(self, job: Job) -> discord.PartialMessageable:
+        chat = job.chat
+        return self._client.get_partial_messageable(
+            int(chat.thread_id or chat.chat_id), guild_id=int(chat.group_id) if chat.group_id else None
+        )
+
+    async def _edit_original(self, context: InteractionContext, text: str) -> None:
+        if context.original_message_id is not None:
+            await self._webhook(context).edit_message(context.original_message_id, content=text)
+
+    async def _edit_original_if_there(self, context: InteractionContext, text: str) -> None:
+        try:
+            await self._edit_original(context, text)
+        except discord.NotFound:  # the user dismissed the ephemeral progress message: nothing to update
+            pass
+
+
+def _mention(job: Job) -> str:
+    return f"<@{job.user.user_id}>"
+
+
+def _only(job: Job) -> discord.AllowedMentions:
+    """Ping the requester and nobody else (prompts may contain @everyone)."""
+    return discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(int(job.user.user_id))])
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,1 @@
+"""Fakes of the outside world (chat platforms) for tests; nothing here reaches the internet."""

@@ -1,0 +1,406 @@
+"""The Discord adapter end to end: real discord.py against the fake Discord, the core against the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from adapters.discord import running_discord
+from adapters.discord.cogs.admin import filter_mode_args
+from adapters.discord.responder import APOLOGY, fit
+from bot.bootstrap import Core, open_core
+from bot.domain import Job, JobState, ResultAction
+from bot.errors import InvalidInput
+from bot.sandbox import Sandbox
+from bot.settings import Settings
+from tests.fakes.discord_api import (
+    ADMIN_PERMISSIONS,
+    DEFERRED_CHANNEL_MESSAGE,
+    EPHEMERAL,
+    MODERATOR_PERMISSIONS,
+    FakeDiscord,
+    FakeInteraction,
+    FakeMessage,
+    FakeUser,
+)
+from tests.harness import eventually, fast_settings, tiny_png
+
+
+@dataclass
+class World:
+    """The fake Discord with its people, the settings, and (while running) the core and the bot."""
+
+    fake: FakeDiscord
+    settings: Settings
+    alice: FakeUser  # a member
+    bob: FakeUser  # another member
+    mod: FakeUser  # Manage Messages
+    admin: FakeUser  # Manage Server
+    operator: FakeUser  # in BOT_ADMIN_IDS
+    _core: Core | None = None
+
+    @property
+    def core(self) -> Core:
+        assert self._core is not None, "only while running()"
+        return self._core
+
+    @contextlib.asynccontextmanager
+    async def running(self, **options: Any) -> AsyncIterator[World]:
+        """Core and adapter up (on the same database each time), down on exit."""
+        options = {"guild_ready_timeout": 0.05, "edit_interval": 0.0, **options}
+        async with open_core(self.settings) as core, running_discord(core, **options):
+            self._core = core
+            try:
+                yield self
+            finally:
+                self._core = None
+
+    async def video(self, interaction: FakeInteraction, *, timeout: float = 15.0) -> FakeMessage:
+        """The public message with the finished video that answers `interaction`."""
+        return await self.fake.wait_for(
+            lambda: next((m for m in self.fake.followups(interaction) if m.custom_ids), None),
+            timeout=timeout,
+            what=f"the video answering interaction {interaction.id}",
+        )
+
+    async def reply(self, interaction: FakeInteraction) -> str:
+        """The ephemeral answer to `interaction`, once it is more than a placeholder."""
+
+        def answered() -> FakeMessage | None:
+            message = self.fake.original(interaction)
+            return message if message is not None and not message.loading else None
+
+        message = await self.fake.wait_for(answered, what=f"the answer to interaction {interaction.id}")
+        assert message.ephemeral, message
+        return message.content
+
+    async def job_of(self, message: FakeMessage) -> Job:
+        """The job whose result `message` shows (its buttons name it)."""
+        job = await self.core.jobs.get(message.custom_ids[0].rsplit(":", 1)[1])
+        assert job is not None
+        return job
+
+
+@pytest.fixture
+async def world(tmp_path: Path, sandbox: Sandbox) -> AsyncIterator[World]:
+    async with FakeDiscord() as fake:
+        operator = fake.add_member("operator")
+        settings = fast_settings(
+            tmp_path,
+            sandbox,
+            discord_bot_token=SecretStr(fake.token),
+            discord_guild_ids=[str(fake.guild_id)],
+            bot_admin_ids=[f"discord:{operator.id}"],
+        )
+        yield World(
+            fake,
+            settings,
+            alice=fake.add_member("alice"),
+            bob=fake.add_member("bob"),
+            mod=fake.add_member("mod", MODERATOR_PERMISSIONS),
+            admin=fake.add_member("admin", ADMIN_PERMISSIONS),
+            operator=operator,
+        )
+        assert fake.spec_violations == []
+    leftover = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+    assert leftover == [], "tasks left running after the bot and the core stopped"
+
+
+async def test_create_single_from_slash_command_to_video_with_buttons(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = world.fake
+    caplog.set_level(logging.DEBUG)
+    async with world.running():
+        assert {c["name"] for c in fake.commands[fake.guild_id]} >= {"create_single", "animate", "jobs", "setquota"}
+        asked = await fake.slash(
+            "create_single", by=world.alice, prompt="a fox in the snow", aspect_ratio="9:16", seed=42
+        )
+        video = await world.video(asked)
+
+        assert asked.callback == {"type": DEFERRED_CHANNEL_MESSAGE, "data": {"flags": EPHEMERAL}}
+        progress = fake.original(asked)
+        assert progress is not None and progress.ephemeral and progress.content.startswith("✅ Done")
+        assert not video.ephemeral and video.attachments[0].filename.endswith(".mp4")
+        assert video.attachments[0].data[4:8] == b"ftyp"
+        job = await world.job_of(video)
+        assert video.content.startswith("a fox in the snow\n") and f"job {job.id}" in video.content
+        assert "9:16" in video.content and "seed 42" in video.content
+        assert video.custom_ids == [f"px:{a}:{job.id}" for a in ("reroll", "remix", "upscale", "extend")]
+        assert job.state is JobState.DELIVERED
+        edits = fake.requests_to("PATCH /webhooks/{webhook_id}/{webhook_token}/messages/{message_id}")
+        shown = [(r.body or {}).get("content", "") for r in edits]
+        assert shown[0] == "⏳ Queued — #1 in line: a fox in the snow" and shown[-1].startswith("✅ Done")
+        assert any(text.startswith("🎬") for text in shown)
+    assert fake.token not in caplog.text
+
+
+async def test_animate_reads_the_attachment_and_refuses_what_cannot_be_animated(world: World) -> None:
+    fake = world.fake
+    world.settings = world.settings.model_copy(update={"max_image_bytes": 1000})
+    async with world.running():
+        photo = fake.upload("cat.png", tiny_png(), "image/png")
+        asked = await fake.slash("animate", by=world.alice, image=photo, prompt="smiling", motion=7, hd_quality="Yes")
+        video = await world.video(asked)
+        job = await world.job_of(video)
+        assert job.request.motion == 7 and job.request.quality == "720p" and job.request.image_blob_id
+        assert video.attachments[0].data[4:8] == b"ftyp"
+        assert fake.downloads == [photo.id]
+
+        text = fake.upload("notes.txt", b"not a picture", "text/plain")
+        refused = await fake.slash("animate", by=world.alice, image=text)
+        assert (await world.reply(refused)).startswith("image: is text/plain; send a JPEG, PNG or WebP picture")
+        huge = fake.upload("huge.png", tiny_png(64, 64) + b"\0" * 1000, "image/png")
+        too_big = await fake.slash("animate", by=world.alice, image=huge)
+        assert (await world.reply(too_big)).startswith("image: is 0.0 MB; the limit is 0.0 MB")
+        assert fake.downloads == [photo.id]  # refused before anything was fetched
+        assert len(await world.core.service.recent_jobs(job.user)) == 1
+
+
+async def test_each_button_works_also_after_a_restart(world: World) -> None:
+    fake = world.fake
+    async with world.running():
+        first = await world.video(await fake.slash("create_single", by=world.alice, prompt="a red kite"))
+        parent = await world.job_of(first)
+
+        rerolled = await world.video(await fake.click(first, f"px:reroll:{parent.id}", by=world.alice))
+        reroll_job = await world.job_of(rerolled)
+        assert reroll_job.parent_id == parent.id and reroll_job.request.seed != parent.request.seed
+        assert rerolled.content.startswith("a red kite\n")
+
+        upscaled = await world.video(await fake.click(first, f"px:upscale:{parent.id}", by=world.alice))
+        upscale_job = await world.job_of(upscaled)
+        assert upscale_job.request.kind.value == "upscale" and upscale_job.parent_id == parent.id
+        assert [c.split(":")[1] for c in upscaled.custom_ids] == ["reroll", "extend"]
+
+    async with world.running():  # a new process: no view objects, same database
+        press = await fake.click(first, f"px:extend:{parent.id}", by=world.alice)
+        extended = await world.video(press)
+        extend_job = await world.job_of(extended)
+        assert extend_job.request.kind.value == "extend" and extend_job.parent_id == parent.id
+        assert extended.attachments[0].data[4:8] == b"ftyp"
+        assert (await world.reply(press)).startswith("✅ Done")
+    assert fake.identified == 2
+
+
+async def test_remix_opens_a_dialog_and_only_the_requester_or_a_moderator_may_press(world: World) -> None:
+    fake = world.fake
+    async with world.running():
+        video = await world.video(await fake.slash("create_single", by=world.alice, prompt="a quiet lake"))
+        parent = await world.job_of(video)
+
+        stranger = await fake.click(video, f"px:reroll:{parent.id}", by=world.bob)
+        assert await world.reply(stranger) == "Only the person who asked for this video can use its buttons."
+        nosy = await fake.click(video, f"px:remix:{parent.id}", by=world.bob)
+        assert await world.reply(nosy) == "Only the person who asked for this video can use its buttons."
+        assert nosy.modal is None
+
+        opened = await fake.click(video, f"px:remix:{parent.id}", by=world.alice)
+        dialog = await fake.wait_for(lambda: opened.modal, what="the remix dialog")
+        assert dialog["title"] == "🔀 Remix with a new prompt"
+        assert dialog["components"][0]["component"]["value"] == "a quiet lake"
+        submitted = await fake.submit_modal(opened, {"prompt": "a stormy lake"}, by=world.alice)
+        remixed = await world.video(submitted)
+        remix_job = await world.job_of(remixed)
+        assert remix_job.action is ResultAction.REMIX and remix_job.request.user_prompt == "a stormy lake"
+        assert remixed.content.startswith("a stormy lake\n")
+
+        moderated = await fake.click(video, f"px:upscale:{parent.id}", by=world.mod)
+        await world.video(moderated)
+        assert (await world.job_of(fake.followups(moderated)[0])).user.user_id == str(world.mod.id)
+
+
+async def test_result_after_the_token_lifetime_is_posted_where_it_was_asked(world: World, sandbox: Sandbox) -> None:
+    fake = world.fake
+    thread = fake.add_channel("sunrises", thread_of=fake.channel)
+    sandbox.config.generation_seconds = 1.0
+    fake.token_lifetime = 1.0  # Discord's side: any use of the token later is a violation
+    async with world.running(token_lifetime=timedelta(seconds=0.3)):
+        asked = await fake.slash("create_single", by=world.alice, channel=thread, prompt="@everyone a slow sunrise")
+        posted = await fake.wait_for(
+            lambda: next((m for m in fake.channel_messages(thread) if m.interaction_id is None), None),
+            what="the post in the thread",
+        )
+        job = await world.job_of(posted)
+        assert (job.chat.chat_id, job.chat.thread_id) == (str(fake.channel.id), str(thread.id))
+        assert posted.content.startswith(f"{world.alice.mention}\n@everyone a slow sunrise")
+        assert posted.mentions == [world.alice.id]  # the requester is pinged, @everyone is not
+        assert posted.attachments[0].data[4:8] == b"ftyp" and len(posted.custom_ids) == 4
+        assert fake.followups(asked) == []
+
+
+async def test_a_video_over_the_upload_limit_goes_out_as_a_link(world: World) -> None:
+    fake = world.fake
+    fake.attachment_size_limit = 2000  # the sandbox's videos are a few kB
+    async with world.running():
+        video = await world.video(await fake.slash("create_single", by=world.alice, prompt="a big wave"))
+        job = await world.job_of(video)
+        assert video.attachments == []
+        assert job.result_url is not None and job.result_url.endswith(".mp4")
+        assert video.embeds[0]["url"] == job.result_url
+
+
+async def test_a_channel_closed_to_the_bot_is_reported_and_not_retried(world: World) -> None:
+    fake = world.fake
+    fake.fail_next("POST /channels/{channel_id}/messages", 403, code=50013, message="Missing Permissions")
+    async with world.running(token_lifetime=timedelta(0)):
+        await fake.slash("create_single", by=world.alice, prompt="a locked door")
+        [note] = await fake.wait_for(lambda: fake.channel_messages(fake.dm_channel(world.alice)), what="the DM")
+        assert "not allowed to post in that channel" in note.content
+        [job] = await eventually(lambda: world.core.jobs.in_states([JobState.DELIVERED]), what="given up")
+        assert job.outcome is JobState.COMPLETED
+        assert len(fake.requests_to("POST /channels/{channel_id}/messages")) == 2  # the refused post, the DM
+
+
+async def test_admin_commands_and_their_refusals(world: World) -> None:
+    fake, alice, bob = world.fake, world.alice, world.bob
+    async with world.running():
+        assert (await world.reply(await fake.slash("quota", by=alice))).startswith("Your quota: unlimited")
+        refused = await fake.slash("setquota", by=alice, amount="5")
+        assert await world.reply(refused) == "Sorry, only admins can use this command."
+        set_by_operator = await fake.slash("setquota", by=world.operator, amount="5", user=bob)
+        assert await world.reply(set_by_operator) == "bob's quota is now 5 videos per daily window."
+        bad_amount = await fake.slash("setquota", by=world.admin, amount="lots")
+        assert (await world.reply(bad_amount)).startswith("quota: 'lots' is not a number")
+
+        banned = await fake.slash("ban", by=world.admin, user=bob)
+        assert await world.reply(banned) == "bob is banned from the bot in this group."
+        shut_out = await fake.slash("create_single", by=bob, prompt="a cat")
+        assert await world.reply(shut_out) == "You are not allowed to use this bot here."
+
+        added = await fake.slash("filter", by=world.admin, action="add", text="dragon")
+        assert await world.reply(added) == "Added “dragon”."
+        blocked = await fake.slash("create_single", by=alice, prompt="a dragon over the hills")
+        assert (await world.reply(blocked)).startswith(
+            "Your prompt was refused: it contains the blocked term “dragon”."
+        )
+        log = await world.reply(await fake.slash("modlog", by=world.admin))
+        assert "alice — rejected by blocklist “dragon”" in log
+
+        mode = await fake.slash("filtermode", by=world.admin, mode="strike", strike_limit=2)
+        assert (await world.reply(mode)).startswith("Updated. Mode: strike (2 refusals in 24 h")
+        credits = await world.reply(await fake.slash("credits", by=world.operator))
+        assert credits.startswith("PixVerse accounts:\n• ")
+        stats = await world.reply(await fake.slash("stats", by=world.admin, days=7))
+        assert stats.startswith("No jobs in the last 7 days") or stats.startswith("Last 7 days")
+
+
+async def test_bad_input_is_answered_ephemerally_naming_the_field(world: World) -> None:
+    fake = world.fake
+    async with world.running():
+        wrong = await fake.slash("create_single", by=world.alice, prompt="a cat", style="Realistic", character="hutao")
+        assert await world.reply(wrong) == "character: only works with style Anime (the style here is Realistic)"
+        odd = await fake.slash("create_single", by=world.alice, prompt="a cat", quality="1080p", duration=10)
+        assert "duration 10s is too long for 1080p" in await world.reply(odd)
+        missing = await fake.slash("status", by=world.alice, job="nope")
+        assert await world.reply(missing) == "No job 'nope' found. /jobs lists your recent jobs."
+        assert await world.core.jobs.in_states(list(JobState)) == []
+
+
+async def test_progress_edits_are_throttled_but_the_outcome_is_not_held_back(world: World) -> None:
+    fake = world.fake
+    async with world.running(edit_interval=60.0):
+        asked = await fake.slash("create_single", by=world.alice, prompt="a paper boat")
+        await world.video(asked)
+        edits = fake.requests_to("PATCH /webhooks/{webhook_id}/{webhook_token}/messages/{message_id}")
+        # Started and Generating came within the minute after Queued: coalesced, then dropped for the outcome.
+        assert [r.body["content"][:9] for r in edits] == ["⏳ Queued ", "✅ Done — "]
+
+
+async def test_lookups_help_and_autocomplete(world: World) -> None:
+    fake, alice = world.fake, world.alice
+    async with world.running():
+        assert await world.reply(await fake.slash("jobs", by=alice)) == "No videos yet. Try /create_single."
+        video = await world.video(await fake.slash("create_single", by=alice, prompt="a green door"))
+        job = await world.job_of(video)
+        assert (await world.reply(await fake.slash("jobs", by=alice))).startswith(f"{job.id} · done · a green door")
+        details = await world.reply(await fake.slash("status", by=alice, job=job.id))
+        assert details.startswith(f"Job {job.id}: done\nPrompt: a green door")
+        someone_elses = await fake.slash("status", by=world.bob, job=job.id)
+        assert await world.reply(someone_elses) == f"No job {job.id!r} found. /jobs lists your recent jobs."
+
+        help_text = await world.reply(await fake.slash("help", by=alice))
+        assert "/create_single — Make a short video from a text prompt" in help_text
+        assert "🔄 Reroll · 🔀 Remix · ⬆️ Upscale · ➕ Extend" in help_text
+        assert help_text.index("/quota") < help_text.index("For server admins:") < help_text.index("/setquota")
+
+        typing = await fake.autocomplete("create_single", by=alice, focused="character", prompt="x", style="Anime")
+        await fake.wait_for(lambda: typing.choices is not None, what="character choices")
+        assert [c["value"] for c in typing.choices or []] == world.settings.anime_characters
+        narrowed = await fake.autocomplete("create_single", by=alice, focused="character", character="HU")
+        await fake.wait_for(lambda: narrowed.choices is not None, what="narrowed choices")
+        assert [c["value"] for c in narrowed.choices or []] == ["hutao"]
+        ids = await fake.autocomplete("status", by=alice, focused="job", job="")
+        await fake.wait_for(lambda: ids.choices is not None, what="job choices")
+        assert [c["value"] for c in ids.choices or []] == [job.id]
+
+
+async def test_silent_refusals_leave_no_trace_and_bugs_get_an_apology(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = world.fake
+    async with world.running():
+        switched_off = await fake.slash("bot", by=world.admin, enabled=False)
+        assert (await world.reply(switched_off)).startswith("The bot is off in this group")
+        ignored = await fake.slash("jobs", by=world.alice)
+        await fake.wait_for(lambda: (m := fake.original(ignored)) is not None and m.deleted, what="the withdrawn reply")
+        assert (
+            await world.reply(await fake.slash("bot", by=world.admin, enabled=True)) == "The bot is on in this group."
+        )
+
+        async def broken(*_: Any, **__: Any) -> Any:
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(world.core.service, "recent_jobs", broken)
+        with caplog.at_level(logging.ERROR, logger="adapters.discord.responder"):
+            assert await world.reply(await fake.slash("jobs", by=world.alice)) == APOLOGY
+        [record] = [r for r in caplog.records if r.name == "adapters.discord.responder"]
+        assert record.exc_info is not None and "a bug" in str(record.exc_info[1])
+
+
+async def test_operator_alerts_arrive_as_direct_messages(world: World) -> None:
+    async with world.running():
+        await world.core.progress.alert_operator("Account alice@sandbox.local is out of credits.")
+        [alert] = world.fake.channel_messages(world.fake.dm_channel(world.operator))
+        assert alert.content == "⚠️ Account alice@sandbox.local is out of credits."
+
+
+def test_long_answers_are_cut_to_fit_a_message() -> None:
+    log_lines = "\n".join(f"entry {n}: " + "x" * 60 for n in range(100))
+    cut = fit(log_lines)
+    assert len(cut) <= 2000 and cut.endswith("…") and cut[:-1].endswith("x" * 60)
+    assert fit("short") == "short"
+
+
+def test_filter_mode_options_become_the_cores_words() -> None:
+    assert filter_mode_args(None, None, None, None) == []
+    assert filter_mode_args("exempt off", None, None, None) == ["exempt", "off"]
+    assert filter_mode_args("strike", 3, 12.0, None) == ["strike", "3", "12"]
+    with pytest.raises(InvalidInput, match="window_hours: is needed too when mute_minutes is set"):
+        filter_mode_args("strike", 3, None, 30.0)
+    with pytest.raises(InvalidInput, match="strike_limit: only goes with mode strike"):
+        filter_mode_args("reject", 3, None, None)
+
+
+async def test_a_failed_video_is_explained_to_the_requester(world: World) -> None:
+    fake = world.fake
+    async with world.running():
+        asked = await fake.slash("create_single", by=world.alice, prompt="watch it explode")
+
+        def failure() -> FakeMessage | None:
+            message = fake.original(asked)
+            return message if message is not None and message.content.startswith("❌") else None
+
+        explained = await fake.wait_for(failure, what="the failure")
+        assert explained.content.startswith("❌ No video for “watch it explode”: PixVerse could not make")
+        assert explained.ephemeral
+        assert fake.followups(asked) == []

@@ -1,0 +1,229 @@
+"""The fake Discord proves itself against a minimal discord.py bot before it judges the adapter."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import discord
+import pytest
+from discord import app_commands
+from discord.ext import commands
+
+from tests.fakes.discord_api import (
+    DEFERRED_CHANNEL_MESSAGE,
+    MODERATOR_PERMISSIONS,
+    FakeDiscord,
+    FakeUser,
+)
+from tests.fakes.discord_spec import check_request
+
+
+class Knock(discord.ui.DynamicItem[discord.ui.Button], template=r"knock:(?P<n>\d+)"):
+    """A persistent button: the number it carries comes back from its custom_id."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(discord.ui.Button(label="Knock", custom_id=f"knock:{n}"))
+        self.n = n
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Knock:
+        return cls(int(match["n"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_modal(Question(self.n))
+
+
+class Question(discord.ui.Modal, title="Who is there?"):
+    def __init__(self, n: int) -> None:
+        super().__init__(custom_id=f"question:{n}")
+        self.answer: discord.ui.TextInput[Question] = discord.ui.TextInput(custom_id="answer")
+        self.add_item(discord.ui.Label(text="Your name", component=self.answer))
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"hello {self.answer.value}", ephemeral=True)
+
+
+class MiniBot(commands.Bot):
+    """Just enough bot to exercise each thing the fake serves."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned, intents=discord.Intents(guilds=True), guild_ready_timeout=0.05
+        )
+        self.seen_bytes: bytes | None = None
+        self.errors: list[BaseException] = []
+
+    async def setup_hook(self) -> None:
+        self.add_dynamic_items(Knock)
+        tree = self.tree
+
+        @tree.command(description="Say it back")
+        async def echo(interaction: discord.Interaction, text: str) -> None:
+            await interaction.response.send_message(text)
+
+        @tree.command(description="Think, then answer twice")
+        async def slow(interaction: discord.Interaction, picture: discord.Attachment | None = None) -> None:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            if picture is not None:
+                self.seen_bytes = await picture.read()
+            await interaction.followup.send("first")  # replaces the thinking message
+            await interaction.followup.send("second", view=discord.ui.View().add_item(Knock(7)))
+
+        @tree.command(description="Pick a colour")
+        async def colour(interaction: discord.Interaction, name: str, who: discord.Member | None = None) -> None:
+            await interaction.response.send_message(f"{name} for {who.display_name if who else 'you'}")
+
+        @colour.autocomplete("name")
+        async def colour_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+            return [app_commands.Choice(name=c, value=c) for c in ("red", "green", "blue") if current in c]
+
+        @tree.command(description="Post in the channel")
+        async def post(interaction: discord.Interaction, text: str) -> None:
+            await interaction.response.defer(ephemeral=True)
+            try:
+                assert interaction.channel is not None
+                await interaction.channel.send(text, file=discord.File(__file__, filename="proof.py"))  # type: ignore[union-attr]
+            except discord.HTTPException as exc:
+                self.errors.append(exc)
+            await interaction.edit_original_response(content="done")
+
+        await tree.sync()
+
+
+@contextlib.asynccontextmanager
+async def running(fake: FakeDiscord) -> AsyncIterator[MiniBot]:
+    async with MiniBot() as bot:
+        await bot.login(fake.token)
+        connection = asyncio.create_task(bot.connect())
+        await asyncio.wait_for(bot.wait_until_ready(), 10)
+        try:
+            yield bot
+        finally:
+            await bot.close()
+            await connection
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord() as running_fake:
+        yield running_fake
+
+
+async def test_login_ready_guild_cache_and_command_sync(fake: FakeDiscord) -> None:
+    async with running(fake) as bot:
+        assert bot.user is not None and bot.user.id == fake.bot_user.id
+        guild = bot.get_guild(fake.guild_id)
+        assert guild is not None and guild.get_channel(fake.channel.id) is not None
+        assert {c["name"] for c in fake.commands[None]} == {"echo", "slow", "colour", "post"}
+    assert fake.identified == 1
+    assert fake.spec_violations == []
+
+
+async def test_slash_command_answer_and_followup_rules(fake: FakeDiscord) -> None:
+    alice = fake.add_member("alice")
+    picture = fake.upload("cat.png", b"\x89PNG fake bytes", "image/png")
+    async with running(fake) as bot:
+        echo = await fake.slash("echo", by=alice, text="hi there")
+        await fake.wait_for(lambda: fake.original(echo), what="the echo")
+        assert fake.original(echo).content == "hi there"  # type: ignore[union-attr]
+
+        slow = await fake.slash("slow", by=alice, picture=picture)
+        await fake.wait_for(lambda: len(fake.followups(slow)) == 1, what="the second followup")
+        assert bot.seen_bytes == b"\x89PNG fake bytes"
+        assert slow.callback_type == DEFERRED_CHANNEL_MESSAGE
+        original = fake.original(slow)
+        assert original is not None and original.content == "first" and original.ephemeral
+        [second] = fake.followups(slow)
+        assert second.content == "second" and second.custom_ids == ["knock:7"] and not second.ephemeral
+    assert fake.spec_violations == []
+
+
+async def test_autocomplete_button_modal_and_user_option(fake: FakeDiscord) -> None:
+    alice, bob = fake.add_member("alice"), fake.add_member("bob", MODERATOR_PERMISSIONS)
+    async with running(fake):
+        typing = await fake.autocomplete("colour", by=alice, focused="name", name="re")
+        await fake.wait_for(lambda: typing.choices is not None, what="choices")
+        assert [c["value"] for c in typing.choices or []] == ["red", "green"]
+
+        picked = await fake.slash("colour", by=alice, name="blue", who=bob)
+        await fake.wait_for(lambda: fake.original(picked), what="the answer")
+        assert fake.original(picked).content == "blue for bob"  # type: ignore[union-attr]
+
+        slow = await fake.slash("slow", by=alice)
+        [message] = await fake.wait_for(lambda: fake.followups(slow), what="the button message")
+        knock = await fake.click(message, "knock:7", by=bob)
+        modal = await fake.wait_for(lambda: knock.modal, what="the modal")
+        assert modal["title"] == "Who is there?"
+        submitted = await fake.submit_modal(knock, {"answer": "Bob"}, by=bob)
+        reply = await fake.wait_for(lambda: fake.original(submitted), what="the modal's answer")
+        assert reply.content == "hello Bob" and reply.ephemeral
+    assert fake.spec_violations == []
+
+
+async def test_channel_messages_with_files_and_injected_faults(fake: FakeDiscord) -> None:
+    alice = fake.add_member("alice")
+    async with running(fake) as bot:
+        post = await fake.slash("post", by=alice, text="in the open")
+        await fake.wait_for(lambda: fake.original(post) and fake.original(post).content == "done")  # type: ignore[union-attr]
+        [message] = [m for m in fake.channel_messages(fake.channel) if m.interaction_id is None]
+        assert message.content == "in the open" and message.attachments[0].filename == "proof.py"
+        assert message.attachments[0].data == Path(__file__).read_bytes()
+
+        fake.fail_next("POST /channels/{channel_id}/messages", 403, code=50013, message="Missing Permissions")
+        denied = await fake.slash("post", by=alice, text="nope")
+        await fake.wait_for(lambda: fake.original(denied) and fake.original(denied).content == "done")  # type: ignore[union-attr]
+        assert isinstance(bot.errors[0], discord.Forbidden) and bot.errors[0].code == 50013
+
+        fake.attachment_size_limit = 10
+        too_big = await fake.slash("post", by=alice, text="big")
+        await fake.wait_for(lambda: len(bot.errors) == 2, what="the 413")
+        assert bot.errors[1].status == 413  # type: ignore[attr-defined]
+    size = len(Path(__file__).read_bytes())
+    assert fake.spec_violations == [f"uploaded 'proof.py' of {size} bytes, over the 10-byte limit"]
+    assert too_big.callback is not None
+
+
+async def test_discord_rules_a_bot_only_meets_in_production(fake: FakeDiscord) -> None:
+    alice = fake.add_member("alice")
+    async with running(fake) as bot:
+        fake.ack_deadline = 0.0  # every answer is now late
+        late = await fake.slash("echo", by=alice, text="late")
+        await fake.wait_for(lambda: fake.spec_violations, what="the late answer")
+        assert "answered after" in fake.spec_violations[0] and fake.original(late) is None
+        fake.spec_violations.clear()
+        fake.ack_deadline = 3.0
+
+        fake.token_lifetime = 0.0  # the token dies as soon as it is made
+        expired = await fake.slash("slow", by=alice)
+        await fake.wait_for(lambda: fake.spec_violations, what="the expired token")
+        assert "token used" in fake.spec_violations[0] and expired.callback is not None
+        fake.spec_violations.clear()
+
+        channel = bot.get_channel(fake.channel.id)
+        await channel.send("x" * 2001)  # type: ignore[union-attr]
+        assert any("content is 2001 characters" in v for v in fake.spec_violations)
+        fake.spec_violations.clear()
+
+        dm = await bot.create_dm(discord.Object(alice.id))
+        await dm.send("psst")
+        [whisper] = fake.channel_messages(fake.dm_channel(alice))
+        assert whisper.content == "psst"
+    assert fake.spec_violations == []
+
+
+def test_spec_checker_knows_routes_and_limits() -> None:
+    button = {"type": 2, "style": 1, "label": "x", "custom_id": "c" * 101}
+    problems = check_request("POST", "/channels/1/messages", {"components": [{"type": 1, "components": [button]}]})
+    assert any("custom_id" in p for p in problems)
+    modal = {"type": 9, "data": {"custom_id": "m", "title": "t" * 46, "components": [{"type": 10, "content": "x"}]}}
+    assert any("title" in p for p in check_request("POST", "/interactions/1/abc/callback", modal))
+    assert check_request("POST", "/nowhere") == ["POST /nowhere: no such path in the Discord API"]
+    assert check_request("GET", "/users/@me") == []
+    assert FakeUser(5, "x").mention == "<@5>"
