@@ -202,6 +202,7 @@ async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[
             busy_retry_max=settings.busy_retry_max,
             queue_timeout=settings.queue_timeout,
             interval=settings.scheduler_interval,
+            unknown_outcome_grace=settings.unknown_outcome_grace,
         )
 
         def slot_freed() -> None:

@@ -47,6 +47,7 @@ class Scheduler:
         busy_retry_max: float,
         queue_timeout: float,
         interval: float,
+        unknown_outcome_grace: float = 30.0,
     ) -> None:
         self._jobs = jobs
         self._blobs = blobs
@@ -63,6 +64,10 @@ class Scheduler:
         self._told_waiting: set[str] = set()
         # When each user last had a job sent: round-robin serves the longest-unserved first.
         self._last_served: dict[str, float] = {}
+        self._submitting: set[str] = set()
+        # How long a submission with a lost answer waits before it is looked up: the
+        # upstream needs a moment to list a video it has just accepted.
+        self._unknown_outcome_grace = timedelta(seconds=unknown_outcome_grace)
         self._served_counter = 0.0
 
     def wake(self) -> None:
@@ -72,9 +77,16 @@ class Scheduler:
     async def run(self) -> None:
         await self._loop.run()
 
-    async def recover(self) -> None:
-        """After a restart: settle jobs that were being submitted when the process stopped."""
+    async def recover(self, *, older_than: timedelta = timedelta(0)) -> None:
+        """Settle jobs left SUBMITTING: after a restart, or when a submission's answer was lost.
+
+        Each is looked up upstream by its replyRef: found, it is running; not found, it
+        goes back to the queue. Jobs this process is submitting right now are left alone.
+        """
+        cutoff = utcnow() - older_than
         for job in await self._jobs.in_states([JobState.SUBMITTING]):
+            if job.id in self._submitting or job.updated_at > cutoff:
+                continue
             since = job.updated_at - LOST_SUBMISSION_LOOKBACK
             try:
                 video_id = await self._upstream.find_submitted(
@@ -92,6 +104,7 @@ class Scheduler:
 
     async def submit_ready(self) -> int:
         """Submit as many queued jobs as accounts can take; returns how many went out."""
+        await self.recover(older_than=self._unknown_outcome_grace)
         queued = await self._jobs.in_states([JobState.QUEUED])
         if not queued:
             return 0
@@ -136,6 +149,13 @@ class Scheduler:
         return ordered
 
     async def _submit(self, job: Job, email: str) -> bool:
+        self._submitting.add(job.id)
+        try:
+            return await self._submit_claimed(job, email)
+        finally:
+            self._submitting.discard(job.id)
+
+    async def _submit_claimed(self, job: Job, email: str) -> bool:
         claimed = await self._jobs.transition(
             job.id, JobState.QUEUED, JobState.SUBMITTING, account=email, attempts=job.attempts + 1
         )

@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     busy_retry_initial: float = Field(default=15.0, gt=0)
     busy_retry_max: float = Field(default=120.0, gt=0)
     capacity_refresh_interval: float = Field(default=30.0, gt=0)
+    # A submission whose answer was lost is looked up upstream after this many seconds.
+    unknown_outcome_grace: float = Field(default=30.0, ge=0)
     poll_interval: float = Field(default=10.0, gt=0)
     off_peak_poll_interval: float = Field(default=600.0, gt=0)
     job_timeout: float = Field(default=30 * 60.0, gt=0)

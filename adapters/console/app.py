@@ -12,6 +12,7 @@ import asyncio
 import getpass
 import shutil
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -62,9 +63,16 @@ class ConsoleNotifier:
             f"/{a.value} {job.id}" + (" <new prompt>" if a is ResultAction.REMIX else "") for a in delivery.buttons
         )
         if delivery.file is not None:
-            self._output_dir.mkdir(parents=True, exist_ok=True)
             target = self._output_dir / f"{job.id}.mp4"
-            await asyncio.to_thread(shutil.copyfile, delivery.file, target)
+            if target.exists():
+                # Placed by a run that stopped before recording the delivery: the file is
+                # the delivery, so it is not announced twice.
+                self.settled.set()
+                return
+            self._output_dir.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(".part")
+            await asyncio.to_thread(shutil.copyfile, delivery.file, partial)
+            partial.replace(target)  # atomic: a file under the final name is always whole
             where = str(target)
         else:
             where = delivery.link or "(no link)"
@@ -205,13 +213,13 @@ class ConsoleSession:
         job = await self._service.press(self._requester, job_id, action, prompt=prompt or None)
         self.started.append(job.id)
 
-    async def wait_until_settled(self, is_settled, timeout: float) -> bool:
-        """Wait until every job this session started has its outcome shown."""
+    async def wait_until_settled(self, is_settled: Callable[[], Awaitable[bool]], timeout: float) -> bool:
+        """Wait until `is_settled()` (re-checked whenever an outcome is shown), or the timeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             self._notifier.settled.clear()
-            if await is_settled(self.started):
+            if await is_settled():
                 return True
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -245,16 +253,14 @@ async def run_console(core, *, stdin: TextIO = sys.stdin, out: TextIO = sys.stdo
         if not await session.handle(line):
             break
 
-    async def all_settled(job_ids: list[str]) -> bool:
-        for job_id in job_ids:
-            job = await core.jobs.get(job_id)
-            if job is not None and job.state is not JobState.DELIVERED:
-                return False
-        return True
+    async def nothing_pending() -> bool:
+        # Every console job, this run's and any an earlier run left unfinished.
+        pending = await core.jobs.in_states([state for state in JobState if state is not JobState.DELIVERED])
+        return not any(job.chat.platform is Platform.CONSOLE for job in pending)
 
-    if session.started:
+    if not await nothing_pending():
         timeout = core.settings.job_timeout + core.settings.queue_timeout
-        if not await session.wait_until_settled(all_settled, timeout):
+        if not await session.wait_until_settled(nothing_pending, timeout):
             print("Gave up waiting for the remaining jobs; they resume on the next start.", file=out, flush=True)
             return 1
     return 0
