@@ -116,11 +116,11 @@ async def _check(settings: Settings) -> int:
     from bot.upstream.client import PixVerseClient
     from bot.upstream.errors import UpstreamError
 
-    secret_fields = {"useapi_api_token", "telegram_bot_token", "discord_bot_token", "bot_webhook_secret"}
     print("Effective configuration:")
-    for name in Settings.model_fields:
+    for name, field in Settings.model_fields.items():
         value = getattr(settings, name)
-        shown = mask_secret(value) if name in secret_fields else value
+        is_secret = "SecretStr" in str(field.annotation)  # every secret, present or future
+        shown = mask_secret(value) if is_secret else value
         print(f"  {name.upper()} = {shown}")
     if settings.useapi_api_token is None:
         print("\nUSEAPI_API_TOKEN is not set: the bot will use the built-in sandbox (synthetic videos).")
