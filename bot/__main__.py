@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
 
+from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings, mask_secret
 
 log = logging.getLogger("bot")
@@ -16,7 +18,15 @@ log = logging.getLogger("bot")
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pixverse-bot", description=__doc__)
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING … (default INFO)")
+    parser.add_argument(
+        "--log-level", default=os.environ.get("LOG_LEVEL", "INFO"), help="DEBUG, INFO, WARNING … (env LOG_LEVEL)"
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=os.environ.get("LOG_FORMAT", "text"),
+        help="text lines, or one JSON object per line for log collectors (env LOG_FORMAT)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the chat bot (Telegram and/or Discord, by which tokens are set)")
     console = sub.add_parser("console", help="chat with the bot in this terminal")
@@ -35,9 +45,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    configure_logging(args.log_level, args.log_format)
     if args.command == "sandbox":
         return asyncio.run(_serve_sandbox(args))
     try:
