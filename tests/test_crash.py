@@ -39,9 +39,19 @@ def bot_env(tmp_path: Path, sandbox) -> dict[str, str]:
 
 async def start_bot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "--log-level", "WARNING", "console", "--user", "crashtest",
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        cwd=cwd, env=env,
+        sys.executable,
+        "-m",
+        "bot",
+        "--log-level",
+        "WARNING",
+        "console",
+        "--user",
+        "crashtest",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=cwd,
+        env=env,
     )
 
 
