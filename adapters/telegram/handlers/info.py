@@ -1,0 +1,47 @@
+"""/start, /help, /jobs, /status — and a hint for anything else said to the bot in private."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.enums import ChatType
+from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram.types import Message
+
+from adapters.telegram.texts import ADMIN_HELP, PRIVATE_FALLBACK
+from bot.bootstrap import Core
+from bot.domain import Requester
+from bot.errors import InvalidInput
+from bot.texts import help_text, job_details, job_line
+
+
+def router() -> Router:
+    """This module's handlers on a fresh Router (a Router joins one Dispatcher only)."""
+    handlers = Router(name=__name__)
+    handlers.message.register(help_, CommandStart())
+    handlers.message.register(help_, Command("help"))
+    handlers.message.register(jobs, Command("jobs"))
+    handlers.message.register(status, Command("status"))
+    # Groups with privacy mode on send the bot only commands and replies to it; in a group,
+    # a reply that is no command for the bot (say, "nice!" under a video) gets no answer.
+    handlers.message.register(private_fallback, F.chat.type == ChatType.PRIVATE)
+    return handlers
+
+
+async def help_(message: Message) -> None:
+    await message.reply(f"{help_text()}\n\n{ADMIN_HELP}")
+
+
+async def jobs(message: Message, core: Core, requester: Requester) -> None:
+    recent = await core.service.recent_jobs(requester.user)
+    await message.reply("\n".join(job_line(job) for job in recent) or "No jobs yet. Try /create_single a red kite.")
+
+
+async def status(message: Message, command: CommandObject, core: Core, requester: Requester) -> None:
+    job_id = (command.args or "").strip()
+    if not job_id:
+        raise InvalidInput("job", "is missing; e.g. /status abc123 (/jobs lists yours)")
+    await message.reply(job_details(await core.service.job_status(requester.user, job_id)))
+
+
+async def private_fallback(message: Message) -> None:
+    await message.reply(PRIVATE_FALLBACK)

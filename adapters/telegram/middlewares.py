@@ -1,0 +1,57 @@
+"""Middlewares: admission through the core's gate, and counting updates under way.
+
+Admission: every handled command, button press and prompt answer passes the core's
+gate first. As an inner middleware it runs only once a handler matched, so chatter
+the bot ignores is never gated. It builds the `Requester` the handlers receive by
+name, asks Telegram whether the sender administers the chat only for handlers
+flagged `admin`, and lets `/bot` (flag `toggles_bot`) through while the bot is off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+from aiogram import BaseMiddleware, Bot
+from aiogram.dispatcher.flags import get_flag
+from aiogram.types import CallbackQuery, Message, TelegramObject
+
+from adapters.telegram.activity import Activity
+from adapters.telegram.parsing import is_chat_admin, requester_for
+from bot.bootstrap import Core
+
+ADMIN = {"admin": True}
+TOGGLES_BOT = {"admin": True, "toggles_bot": True}
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class Admission(BaseMiddleware):
+    """Gives handlers `requester`, once the core's gate let it in (registered on message and callback_query)."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        if not isinstance(event, Message | CallbackQuery):
+            return await handler(event, data)
+        requester = requester_for(event)
+        if requester is None:
+            return None
+        core: Core = data["core"]
+        if get_flag(data, "admin") and not requester.chat.is_private:
+            bot: Bot = data["bot"]
+            requester = replace(requester, is_group_admin=await is_chat_admin(bot, event))
+        # Raises Refused: the error handlers answer it (or, when silent, say nothing).
+        await core.gate.admit(requester, toggles_bot=bool(get_flag(data, "toggles_bot")))
+        data["requester"] = requester
+        return await handler(event, data)
+
+
+class Counted(BaseMiddleware):
+    """Counts updates under way (outer, per update), so stopping waits for handlers instead of cutting them off."""
+
+    def __init__(self, activity: Activity) -> None:
+        self._activity = activity
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        with self._activity.track():
+            return await handler(event, data)

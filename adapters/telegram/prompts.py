@@ -1,0 +1,77 @@
+"""Questions the bot asks with ForceReply, and recognising the answers to them.
+
+Each question carries what the answer needs in its own text (the job to remix, the
+options given with an empty /create_single), so an answer that arrives after a
+restart still finds it: the question is the record, read back from
+`reply_to_message.text`. Nothing is kept in memory.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from aiogram import Bot
+from aiogram.filters import Filter
+from aiogram.types import ForceReply, Message, User
+from aiogram.utils.formatting import Text, TextMention
+
+_REMIX = re.compile(r"^🔀 Remix of job (?P<job_id>[A-Za-z0-9]+):")
+_PROMPT = "✏️ What should the video show? Reply to this message with the prompt."
+_OPTIONS = re.compile(r"^Options so far: (?P<options>.+)$", re.MULTILINE)
+
+PROMPT_PLACEHOLDER = "a fox running through snow --ar 9:16"
+
+QuestionReader = Callable[[str], dict[str, str] | None]
+
+
+def force_reply() -> ForceReply:
+    # selective: in a group only the person asked gets the reply field opened.
+    return ForceReply(selective=True, input_field_placeholder=PROMPT_PLACEHOLDER)
+
+
+def prompt_question(options: str) -> str:
+    """Asked when /create_single came without a prompt; keeps the options it did have."""
+    return f"{_PROMPT}\nOptions so far: {options}" if options.strip() else _PROMPT
+
+
+def read_prompt_question(text: str) -> dict[str, str] | None:
+    """`{"options": …}` when `text` is a prompt question, else None."""
+    if not text.startswith(_PROMPT):
+        return None
+    found = _OPTIONS.search(text)
+    return {"options": found["options"] if found else ""}
+
+
+def remix_question(job_id: str, user: User) -> dict[str, Any]:
+    """Asked after 🔀: message kwargs naming the presser, so `selective` opens their reply field.
+
+    (A ForceReply answering the bot's own video would otherwise target nobody.)
+    """
+    return Text(
+        f"🔀 Remix of job {job_id}: ",
+        TextMention(user.full_name, user=user),
+        ", reply to this message with the new prompt.",
+    ).as_kwargs()
+
+
+def read_remix_question(text: str) -> dict[str, str] | None:
+    """`{"job_id": …}` when `text` is a remix question, else None."""
+    found = _REMIX.match(text)
+    return {"job_id": found["job_id"]} if found else None
+
+
+class AnswerTo(Filter):
+    """A text reply to one of the bot's own questions; the handler receives what the question carried."""
+
+    def __init__(self, read: QuestionReader) -> None:
+        self._read = read
+
+    async def __call__(self, message: Message, bot: Bot) -> bool | dict[str, str]:
+        asked = message.reply_to_message
+        if message.text is None or asked is None or asked.text is None:
+            return False
+        if asked.from_user is None or asked.from_user.id != bot.id:
+            return False
+        return self._read(asked.text) or False

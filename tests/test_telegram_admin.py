@@ -1,0 +1,142 @@
+"""Telegram: the admin commands — quotas, bans, filters and their modes, the log, stats, credits, /bot on|off.
+
+Group admins are whoever getChatMember says administers the chat; the operator is
+`telegram:9001` (BOT_ADMIN_IDS).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.fakes.telegram_api import FakeChat, FakeTelegram, FakeUser
+from tests.fakes.telegram_fixtures import (
+    ALICE,
+    BOB,
+    CAROL,
+    GROUP,
+    OPERATOR,
+    OPERATOR_CHAT,
+    RunningBot,
+    fake_fixture,  # noqa: F401 (pytest fixtures, used by name)
+    running_bot,
+    telegram_settings,
+    user_ref,
+    wait_text_reply,
+    wait_videos,
+)
+
+ONLY_ADMINS = "Sorry, only admins can use this command."
+
+
+@pytest.fixture
+async def bot(tmp_path, sandbox, fake) -> AsyncIterator[RunningBot]:
+    """Carol administers GROUP; members may make 3 videos a day."""
+    fake.set_chat_member(GROUP, CAROL, "administrator")
+    async with running_bot(telegram_settings(tmp_path, sandbox, fake, quota_per_user="3")) as running:
+        yield running
+
+
+async def say(fake: FakeTelegram, chat: FakeChat, user: FakeUser, text: str, expect: str, **kwargs) -> str:
+    """Send `text` and return the bot's reply to it, which must contain `expect`."""
+    sent = await fake.user_sends_text(chat, user, text, **kwargs)
+    return (await wait_text_reply(fake, chat, sent, expect))["text"]
+
+
+async def test_quota_and_setquota_for_a_user_and_for_the_group(fake, bot) -> None:
+    assert "Your quota: 3 of 3 videos left" in await say(fake, GROUP, ALICE, "/quota", "quota")
+
+    assert ONLY_ADMINS in await say(fake, GROUP, BOB, f"/setquota {ALICE.id} 10", "admins")
+    assert ONLY_ADMINS in await say(fake, GROUP, CAROL, f"/setquota {ALICE.id} 10", "admins")  # per-user: operators
+    alice_says = await fake.user_sends_text(GROUP, ALICE, "hello")
+    assert "Alice's quota is now 5 videos" in await say(
+        fake, GROUP, OPERATOR, "/setquota 5", "quota", reply_to=alice_says
+    )
+    assert "Your quota: 5 of 5 videos left" in await say(fake, GROUP, ALICE, "/quota", "quota")
+    assert f"telegram:{ALICE.id}'s quota is now 10 videos" in await say(
+        fake, OPERATOR_CHAT, OPERATOR, f"/setquota {ALICE.id} 10", "quota"
+    )
+    assert "Your quota: 10 of 10 videos left" in await say(fake, GROUP, ALICE, "/quota", "quota")
+
+    assert "shared pool is now 2 videos" in await say(fake, GROUP, CAROL, "/setquota group 2", "pool")
+    assert "shared pool: 2 of 2 videos left" in await say(fake, GROUP, ALICE, "/quota", "quota")
+    assert "pool usage was reset" in await say(fake, GROUP, CAROL, "/resetquota group", "reset")
+    assert "name the user" in await say(fake, GROUP, CAROL, "/setquota @alice 5", "user")
+    assert "Usage: /setquota" in await say(fake, GROUP, CAROL, "/setquota", "user")
+    assert fake.spec_violations == []
+
+
+async def test_a_banned_member_is_refused(fake, bot) -> None:
+    bob_says = await fake.user_sends_text(GROUP, BOB, "I'll spam it")
+    assert ONLY_ADMINS in await say(fake, GROUP, ALICE, "/ban", "admins", reply_to=bob_says)
+
+    assert "Bob is banned from the bot in this group" in await say(
+        fake, GROUP, CAROL, "/ban", "banned", reply_to=bob_says
+    )
+
+    assert "not allowed to use this bot here" in await say(fake, GROUP, BOB, "/create_single a fox", "allowed")
+    assert "no longer banned" in await say(fake, GROUP, CAROL, f"/unban {BOB.id}", "banned")
+    await say(fake, GROUP, BOB, "/create_single a fox", "Queued")
+    assert fake.spec_violations == []
+
+
+async def test_a_filtered_prompt_is_refused_naming_the_entry(fake, bot) -> None:
+    assert "Added “lava lamp”" in await say(fake, GROUP, CAROL, "/filter add lava lamp", "Added")
+    assert "lava lamp" in await say(fake, GROUP, CAROL, "/filter list", "Entries")
+    assert "Would be refused" in await say(fake, GROUP, CAROL, "/filter test a LAVA lamp glowing", "Would")
+
+    reply = await say(fake, GROUP, ALICE, "/create_single a lava lamp glowing", "refused")
+    assert "it contains the blocked term “lava lamp”" in reply
+    assert "Removed" in await say(fake, GROUP, CAROL, "/filter remove lava lamp", "Removed")
+    await say(fake, GROUP, ALICE, "/create_single a lava lamp glowing", "Queued")
+    assert fake.spec_violations == []
+
+
+async def test_strike_mode_mutes_after_the_limit_and_the_log_shows_it(fake, bot) -> None:
+    await say(fake, GROUP, CAROL, "/filter add lava", "Added")
+    reply = await say(fake, GROUP, CAROL, "/filtermode strike 2 24 30", "Updated")
+    assert "Mode: strike (2 refusals in 24 h mute a user for 30 min)" in reply
+
+    assert "Strike 1 of 2" in await say(fake, GROUP, ALICE, "/create_single lava flow", "refused")
+    assert "muted from the bot here for 30 min" in await say(fake, GROUP, ALICE, "/create_single lava", "refused")
+    assert "You are muted" in await say(fake, GROUP, ALICE, "/create_single a kitten", "muted")
+
+    log = await say(fake, GROUP, CAROL, "/modlog", "lava")
+    assert "Alice — strike by blocklist “lava”" in log and "Alice — muted by blocklist" in log
+    assert ONLY_ADMINS in await say(fake, GROUP, BOB, "/modlog", "admins")
+    assert "Admins are exempt" in await say(fake, GROUP, CAROL, "/filtermode", "Mode")
+    assert fake.spec_violations == []
+
+
+async def test_stats_and_credits(fake, bot) -> None:
+    await fake.user_sends_text(GROUP, ALICE, "/create_single a fox")
+    await wait_videos(fake, GROUP)
+
+    stats = await say(fake, GROUP, CAROL, "/stats 7", "Last 7 days")
+    assert "• Alice: 1 jobs" in stats
+    assert "days: 'soon' is not a whole number" in await say(fake, GROUP, CAROL, "/stats soon", "days")
+    assert ONLY_ADMINS in await say(fake, GROUP, CAROL, "/credits", "admins")
+    credits = await say(fake, OPERATOR_CHAT, OPERATOR, "/credits", "PixVerse accounts")
+    assert "alice@sandbox.local:" in credits and "slots free" in credits
+    assert fake.spec_violations == []
+
+
+async def test_bot_off_silences_the_group_until_bot_on(fake, bot) -> None:
+    assert ONLY_ADMINS in await say(fake, GROUP, ALICE, "/bot off", "admins")
+    assert "The bot is off in this group" in await say(fake, GROUP, CAROL, "/bot off", "off")
+
+    ignored = await fake.user_sends_text(GROUP, ALICE, "/create_single a fox")
+    assert await bot.handled.finished(fake.updates[-1])
+    ignored_admin = await fake.user_sends_text(GROUP, CAROL, "/quota")
+    assert await bot.handled.finished(fake.updates[-1])
+    assert [
+        m
+        for m in fake.bot_messages(GROUP)
+        if m["reply_to_message"]["message_id"] in {ignored["message_id"], ignored_admin["message_id"]}
+    ] == []
+    assert not await bot.core.service.recent_jobs(user_ref(ALICE))
+
+    assert "The bot is on in this group" in await say(fake, GROUP, CAROL, "/bot on", "on")
+    await say(fake, GROUP, ALICE, "/create_single a fox", "Queued")
+    assert fake.spec_violations == []

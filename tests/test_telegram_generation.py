@@ -1,0 +1,195 @@
+"""Telegram: /create_single and /animate from the first message to the video in the chat.
+
+The real aiogram bot polls FakeTelegram; the core talks to the sandbox.
+"""
+
+from __future__ import annotations
+
+from tests.fakes.telegram_api import FakeTelegram
+from tests.fakes.telegram_fixtures import (  # noqa: F401 (pytest fixtures, used by name)
+    ALICE,
+    ALICE_CHAT,
+    BOB,
+    GROUP,
+    bot_fixture,
+    buttons,
+    fake_fixture,
+    job_id_of,
+    replies_to,
+    running_bot,
+    status_message,
+    telegram_settings,
+    user_ref,
+    wait_text_reply,
+    wait_videos,
+)
+from tests.harness import tiny_png
+
+
+async def test_create_single_ends_as_a_video_replying_to_the_command_with_its_buttons(fake, bot) -> None:
+    sent = await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a fox running through snow --ar 9:16")
+
+    [video] = await wait_videos(fake, ALICE_CHAT)
+    job_id = job_id_of(video)
+    assert video["reply_to_message"]["message_id"] == sent["message_id"]
+    assert buttons(video) == [f"px:{action}:{job_id}" for action in ("reroll", "remix", "upscale", "extend")]
+    assert video["caption"].startswith("a fox running through snow\n") and "9:16" in video["caption"]
+    [send_video] = fake.calls_to("sendVideo")
+    assert send_video.params["reply_parameters"]["allow_sending_without_reply"] is True
+    assert fake.file(video["video"]["file_id"]).data[4:8] == b"ftyp"  # the sandbox's real MP4
+    await fake.wait_for(lambda: status_message(fake, ALICE_CHAT, sent)["text"] == "✅ Done")
+    assert [m["message_id"] for m in replies_to(fake, ALICE_CHAT, sent)] == [
+        status_message(fake, ALICE_CHAT, sent)["message_id"],
+        video["message_id"],
+    ]
+    assert (await bot.delivered(job_id)).video_id
+    assert fake.spec_violations == []
+
+
+async def test_progress_is_one_message_edited_in_place(fake, bot) -> None:
+    sent = await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a red kite over a beach")
+
+    await wait_videos(fake, ALICE_CHAT)
+    status = await fake.wait_for(lambda: (m := status_message(fake, ALICE_CHAT, sent))["text"] == "✅ Done" and m)
+    [first] = [c for c in fake.calls_to("sendMessage") if c.ok]
+    assert first.result["message_id"] == status["message_id"]
+    assert first.params["text"].startswith("⏳ Queued — #1 in line: a red kite")
+    edits = [
+        c.params["text"] for c in fake.calls_to("editMessageText") if c.params["message_id"] == status["message_id"]
+    ]
+    assert any(text.startswith("🎬 ") for text in edits) and edits[-1] == "✅ Done"
+    assert fake.spec_violations == []
+
+
+async def test_commands_menu_is_set_at_start(fake, bot) -> None:
+    menus = {tuple(c.params.get("scope", {}).items()): c.params["commands"] for c in fake.calls_to("setMyCommands")}
+    default = [c["command"] for c in menus[(("type", "default"),)]]
+    admins = [c["command"] for c in menus[(("type", "all_chat_administrators"),)]]
+    assert {"create_single", "animate", "jobs", "status", "help"} <= set(default)
+    assert {"setquota", "ban", "filter", "filtermode", "bot"} <= set(admins) - set(default)
+    assert fake.spec_violations == []
+
+
+async def test_animate_a_photo_uses_the_largest_size(fake, bot) -> None:
+    sent = await fake.user_sends_photo(
+        ALICE_CHAT, ALICE, tiny_png(64, 48), caption="/animate blinking --motion 7 --hd yes"
+    )
+
+    [video] = await wait_videos(fake, ALICE_CHAT)
+    assert video["reply_to_message"]["message_id"] == sent["message_id"]
+    [get_file] = fake.calls_to("getFile")
+    assert get_file.params["file_id"] == sent["photo"][-1]["file_id"]
+    assert "motion 7" in video["caption"] and "720p" in video["caption"]
+    assert fake.spec_violations == []
+
+
+async def test_animate_an_image_sent_as_a_file(fake, bot) -> None:
+    await fake.user_sends_document(ALICE_CHAT, ALICE, tiny_png(), file_name="cat.png", caption="/animate")
+
+    [video] = await wait_videos(fake, ALICE_CHAT)
+    assert "animate" not in video["caption"].split("\n")[0]  # no prompt: the caption starts with the settings
+    assert fake.spec_violations == []
+
+
+async def test_animate_as_a_reply_to_a_photo(fake, bot) -> None:
+    photo = await fake.user_sends_photo(ALICE_CHAT, ALICE, tiny_png())
+    await wait_text_reply(fake, ALICE_CHAT, photo, "/animate")  # a bare photo gets a hint in private
+
+    await fake.user_sends_text(ALICE_CHAT, ALICE, "/animate waving hello", reply_to=photo)
+
+    [video] = await wait_videos(fake, ALICE_CHAT)
+    assert video["caption"].startswith("waving hello\n")
+    assert fake.spec_violations == []
+
+
+async def test_animate_refuses_what_is_not_a_picture_or_too_large(fake, bot) -> None:
+    no_image = await fake.user_sends_text(ALICE_CHAT, ALICE, "/animate smiling")
+    reply = await wait_text_reply(fake, ALICE_CHAT, no_image, "image")
+    assert "image: is missing" in reply["text"] and "Usage:" in reply["text"]
+
+    text_file = await fake.user_sends_document(
+        ALICE_CHAT, ALICE, b"just some text", file_name="notes.txt", caption="/animate"
+    )
+    reply = await wait_text_reply(fake, ALICE_CHAT, text_file, "image")
+    assert "not a picture" in reply["text"]
+
+    huge = await fake.user_sends_document(
+        ALICE_CHAT, ALICE, tiny_png() + bytes(11 * 1024 * 1024), file_name="big.png", caption="/animate"
+    )
+    reply = await wait_text_reply(fake, ALICE_CHAT, huge, "image")
+    assert "the limit is 10.5 MB" in reply["text"]
+    assert len(fake.calls_to("getFile")) == 1  # the huge one was refused by its size, before any download
+    assert fake.spec_violations == []
+
+
+async def test_a_malformed_option_gets_a_usage_reply_naming_it(fake, bot) -> None:
+    bad_value = await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a fox --ar 2:1")
+    reply = await wait_text_reply(fake, ALICE_CHAT, bad_value, "aspect_ratio")
+    assert "'2:1' is not supported; use one of 16:9, 9:16, 1:1, 4:3, 3:4" in reply["text"]
+    assert "Usage: /create_single <prompt>" in reply["text"]
+
+    unknown = await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a fox --colour red")
+    reply = await wait_text_reply(fake, ALICE_CHAT, unknown, "--colour")
+    assert "--colour: is not an option here; options are --style, --ar" in reply["text"]
+    assert await bot.core.service.recent_jobs(user_ref(ALICE)) == []
+    assert fake.spec_violations == []
+
+
+async def test_create_single_without_a_prompt_asks_for_it_and_the_answer_starts_the_job(fake, bot) -> None:
+    sent = await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single --ar 9:16")
+    question = await wait_text_reply(fake, ALICE_CHAT, sent, "What should the video show?")
+    [asked] = [c for c in fake.calls_to("sendMessage") if c.ok and c.result["message_id"] == question["message_id"]]
+    assert asked.params["reply_markup"]["force_reply"] is True
+
+    await fake.user_sends_text(ALICE_CHAT, ALICE, "a lighthouse at dusk --seed 7", reply_to=question)
+
+    [video] = await wait_videos(fake, ALICE_CHAT)
+    assert video["caption"].startswith("a lighthouse at dusk\n")
+    assert "9:16" in video["caption"] and "seed 7" in video["caption"]
+    assert fake.spec_violations == []
+
+
+async def test_in_a_group_only_commands_for_this_bot_and_answers_to_it_are_taken(fake, bot) -> None:
+    other_bot = await fake.user_sends_text(GROUP, BOB, "/create_single@OtherBot a fox")
+    assert not await bot.handled.finished(fake.updates[-1])
+    chatter = await fake.user_sends_text(GROUP, BOB, "hello everyone")
+    assert not await bot.handled.finished(fake.updates[-1])
+
+    mine = await fake.user_sends_text(GROUP, BOB, "/create_single@PixTestBot a fox")
+
+    [video] = await wait_videos(fake, GROUP)
+    assert video["reply_to_message"]["message_id"] == mine["message_id"]
+    thanks = await fake.user_sends_text(GROUP, BOB, "nice!", reply_to=video)
+    assert not await bot.handled.finished(fake.updates[-1])
+    assert [replies_to(fake, GROUP, m) for m in (other_bot, chatter, thanks)] == [[], [], []]
+    assert fake.spec_violations == []
+
+
+async def test_help_jobs_and_status(fake, bot) -> None:
+    help_ = await fake.user_sends_text(ALICE_CHAT, ALICE, "/help")
+    reply = await wait_text_reply(fake, ALICE_CHAT, help_, "/create_single")
+    assert "Admin commands" in reply["text"] and "/filtermode" in reply["text"]
+
+    await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a paper boat")
+    [video] = await wait_videos(fake, ALICE_CHAT)
+    job_id = job_id_of(video)
+    await bot.delivered(job_id)
+
+    jobs = await fake.user_sends_text(ALICE_CHAT, ALICE, "/jobs")
+    assert f"{job_id} · done · a paper boat" in (await wait_text_reply(fake, ALICE_CHAT, jobs, job_id))["text"]
+    status = await fake.user_sends_text(ALICE_CHAT, ALICE, f"/status {job_id}")
+    assert f"Job {job_id}: done" in (await wait_text_reply(fake, ALICE_CHAT, status, job_id))["text"]
+    missing = await fake.user_sends_text(ALICE_CHAT, ALICE, "/status nope")
+    assert "No job 'nope' found" in (await wait_text_reply(fake, ALICE_CHAT, missing, "nope"))["text"]
+    assert fake.spec_violations == []
+
+
+async def test_with_a_local_bot_api_server_pictures_are_read_from_its_disk(tmp_path, sandbox) -> None:
+    async with FakeTelegram(local_mode=True) as local, running_bot(telegram_settings(tmp_path, sandbox, local)) as bot:
+        await local.user_sends_document(ALICE_CHAT, ALICE, tiny_png(), file_name="cat.png", caption="/animate purring")
+
+        [video] = await wait_videos(local, ALICE_CHAT)
+        assert video["caption"].startswith("purring\n")
+        assert local.downloads == []  # read from the path getFile gave, not over HTTP
+        assert bot.adapter.notifier.upload_limit(await bot.job(job_id_of(video))) == 2000 * 1024 * 1024
+        assert local.spec_violations == []

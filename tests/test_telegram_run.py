@@ -1,0 +1,47 @@
+"""`pixverse-bot run` with a Telegram token: the real process, polling FakeTelegram, stopped by SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+from tests.fakes.telegram_fixtures import ALICE, ALICE_CHAT, fake_fixture, wait_videos  # noqa: F401 (a fixture)
+
+
+async def test_run_serves_telegram_and_stops_cleanly_on_sigint(tmp_path, fake) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("USEAPI_", "TELEGRAM_", "DISCORD_", "BOT_"))} | {
+        "TELEGRAM_BOT_TOKEN": fake.token,
+        "TELEGRAM_API_BASE": fake.base_url,
+        "BOT_SANDBOX": "true",
+        "SANDBOX_GENERATION_SECONDS": "0.3",
+        "BOT_DATABASE": str(tmp_path / "bot.sqlite3"),
+        "BOT_HTTP_HOST": "127.0.0.1",
+        "BOT_HTTP_PORT": "0",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "--log-level",
+        "DEBUG",
+        "run",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=tmp_path,
+        env=env,
+    )
+    try:
+        await fake.wait_for(lambda: fake.waiting_polls, timeout=30, what="the bot to poll")
+        await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a red kite over a beach")
+        await wait_videos(fake, ALICE_CHAT)
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+
+    log = stderr.decode()
+    assert process.returncode == 0, log[-3000:]
+    assert "Traceback" not in log and "Unclosed" not in log, log[-3000:]
+    assert fake.token.split(":", 1)[1] not in log  # the bot token stays out of the logs, even at DEBUG
+    assert fake.spec_violations == []
