@@ -20,6 +20,10 @@ from bot.quota import GROUP, USER, QuotaService, QuotaStatus
 from bot.upstream.errors import UpstreamError
 
 UNLIMITED_WORDS = {"unlimited", "none", "off", "∞"}
+MEMBER_QUOTA_HINT = (
+    "each member's own quota is set by the bot's operator; group admins set the group's shared pool "
+    "(/setquota group <n|off>, /resetquota group)"
+)
 
 
 def format_quota(title: str, status: QuotaStatus, tz) -> str:
@@ -53,9 +57,13 @@ class AdminService:
     def is_operator(self, user: UserRef) -> bool:
         return user.key in self._operators
 
-    def _require_operator(self, requester: Requester) -> None:
-        if not self.is_operator(requester.user):
-            raise NotAllowed()
+    def _require_operator(self, requester: Requester, *, group_admin_hint: str | None = None) -> None:
+        if self.is_operator(requester.user):
+            return
+        if group_admin_hint and requester.is_group_admin:
+            # They are an admin, just not of this: say what they can do instead.
+            raise InvalidInput("user", group_admin_hint)
+        raise NotAllowed()
 
     def _group_scope(self, requester: Requester) -> str:
         """The scope an admin command acts on: the group here, or bot-wide for an operator in private."""
@@ -87,7 +95,7 @@ class AdminService:
                 raise InvalidInput("group", "a group's pool is set from inside that group")
             await self._quotas.set_limit(GROUP, group, limit)
             return f"This group's shared pool is now {self._limit_text(limit)}."
-        self._require_operator(requester)
+        self._require_operator(requester, group_admin_hint=MEMBER_QUOTA_HINT)
         await self._quotas.set_limit(USER, target.key, limit)
         return f"{target.display_name or target.key}'s quota is now {self._limit_text(limit)}."
 
@@ -97,7 +105,7 @@ class AdminService:
             group = self._group_scope(requester)
             await self._quotas.reset(GROUP, group)
             return "This group's pool usage was reset."
-        self._require_operator(requester)
+        self._require_operator(requester, group_admin_hint=MEMBER_QUOTA_HINT)
         await self._quotas.reset(USER, target.key)
         return f"{target.display_name or target.key}'s usage was reset for this window."
 

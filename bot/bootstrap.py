@@ -89,6 +89,7 @@ class Core:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.deliverer.drain()
+        await self.progress.drain()
         self._tasks = []
 
 

@@ -8,6 +8,7 @@ always go through.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -39,6 +40,12 @@ class Notifiers:
 
 
 class ProgressReporter:
+    """Passes progress on to the job's chat, throttled, without making the core wait for the chat.
+
+    Sends run in the background, one at a time per job and newest-wins, so a slow or
+    rate-limited chat never stalls the scheduler or the tracker, and edits stay in order.
+    """
+
     def __init__(
         self,
         notifiers: Notifiers,
@@ -52,6 +59,8 @@ class ProgressReporter:
         self._interval = interval
         self._clock = clock
         self._last: dict[str, tuple[float, Progress]] = {}
+        self._pending: dict[str, Progress] = {}
+        self._senders: dict[str, asyncio.Task[None]] = {}
 
     async def report(self, job: Job, progress: Progress) -> None:
         now = self._clock()
@@ -62,17 +71,35 @@ class ProgressReporter:
                 return
             if last_progress.stage == progress.stage and now - last_at < self._interval:
                 return
-        notifier = self._notifiers.for_job(job)
-        if notifier is None:
+        if self._notifiers.for_job(job) is None:
             return
         self._last[job.id] = (now, progress)
+        self._pending[job.id] = progress
+        if job.id not in self._senders:
+            self._senders[job.id] = asyncio.create_task(self._send(job.id), name=f"progress-{job.id}")
+
+    async def _send(self, job_id: str) -> None:
         try:
-            message_id = await notifier.progress(job, progress)
-        except Exception:  # a chat hiccup must never break the job's own life
-            log.exception("progress update for job %s failed", job.id)
-            return
-        if message_id and message_id != job.status_message_id:
-            await self._jobs.update(job.id, status_message_id=message_id)
+            while (progress := self._pending.pop(job_id, None)) is not None:
+                # Read the job now: it carries the progress message id an earlier send stored.
+                job = await self._jobs.get(job_id)
+                notifier = self._notifiers.for_job(job) if job else None
+                if job is None or notifier is None or job.is_finished:
+                    continue  # its outcome is being (or was) posted: no stale "generating" after it
+                try:
+                    message_id = await notifier.progress(job, progress)
+                except Exception:  # a chat hiccup must never break the job's own life
+                    log.exception("progress update for job %s failed", job_id)
+                    continue
+                if message_id and message_id != job.status_message_id:
+                    await self._jobs.update(job_id, status_message_id=message_id)
+        finally:
+            self._senders.pop(job_id, None)
+
+    async def drain(self) -> None:
+        """Wait for the sends under way (at shutdown, and in tests)."""
+        while self._senders:
+            await asyncio.gather(*list(self._senders.values()), return_exceptions=True)
 
     def forget(self, job_id: str) -> None:
         self._last.pop(job_id, None)

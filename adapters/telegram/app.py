@@ -111,6 +111,8 @@ class TelegramAdapter:
 
     async def stop(self) -> None:
         """Stop taking updates, let handlers and posts under way finish, then close the session."""
+        # From now on the core keeps Telegram outcomes for the next start instead of trying us.
+        self.core.notifiers.unregister(Platform.TELEGRAM)
         try:
             if self._polling is not None:
                 await self._stop_polling(self._polling)
