@@ -122,6 +122,7 @@ class Deliverer:
         current = await self._jobs.get(job_id)
         if current is None or current.state not in OUTCOME_STATES:
             return False
+        await self._progress.close(job_id)
         try:
             # Settle the quota (and count PixVerse refusals) before the user hears of it.
             await self._on_outcome(current)

@@ -9,10 +9,16 @@ from collections.abc import Awaitable, Callable
 log = logging.getLogger(__name__)
 
 
+# Wake-ups closer together than this share one pass: a burst of 500 new jobs must cost a
+# few scheduler passes, not 500 (each pass reads the whole queue).
+MIN_GAP_SECONDS = 0.2
+
+
 class PeriodicTask:
     def __init__(self, step: Callable[[], Awaitable[object]], interval: float, name: str) -> None:
         self._step = step
         self._interval = interval
+        self._min_gap = min(interval, MIN_GAP_SECONDS)
         self._name = name
         self._wakeup = asyncio.Event()
 
@@ -34,4 +40,6 @@ class PeriodicTask:
                     await self._wakeup.wait()
             except TimeoutError:
                 pass
+            # Let wake-ups that arrive in quick succession gather into the next pass.
+            await asyncio.sleep(self._min_gap)
             self._wakeup.clear()

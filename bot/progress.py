@@ -59,10 +59,14 @@ class ProgressReporter:
         self._interval = interval
         self._clock = clock
         self._last: dict[str, tuple[float, Progress]] = {}
-        self._pending: dict[str, Progress] = {}
+        self._pending: dict[str, tuple[Job, Progress]] = {}
+        self._message_ids: dict[str, str] = {}
+        self._closed: set[str] = set()
         self._senders: dict[str, asyncio.Task[None]] = {}
 
     async def report(self, job: Job, progress: Progress) -> None:
+        if job.id in self._closed:
+            return
         now = self._clock()
         last = self._last.get(job.id)
         if last is not None:
@@ -74,27 +78,38 @@ class ProgressReporter:
         if self._notifiers.for_job(job) is None:
             return
         self._last[job.id] = (now, progress)
-        self._pending[job.id] = progress
+        self._pending[job.id] = (job, progress)
         if job.id not in self._senders:
             self._senders[job.id] = asyncio.create_task(self._send(job.id), name=f"progress-{job.id}")
 
     async def _send(self, job_id: str) -> None:
         try:
-            while (progress := self._pending.pop(job_id, None)) is not None:
-                # Read the job now: it carries the progress message id an earlier send stored.
-                job = await self._jobs.get(job_id)
-                notifier = self._notifiers.for_job(job) if job else None
-                if job is None or notifier is None or job.is_finished:
+            while (pending := self._pending.pop(job_id, None)) is not None:
+                job, progress = pending
+                notifier = self._notifiers.for_job(job)
+                if notifier is None or job_id in self._closed:
                     continue  # its outcome is being (or was) posted: no stale "generating" after it
+                # The message an earlier send created, even if `job` was read before it existed.
+                known = self._message_ids.get(job_id, job.status_message_id)
                 try:
-                    message_id = await notifier.progress(job, progress)
+                    message_id = await notifier.progress(job.evolve(status_message_id=known), progress)
                 except Exception:  # a chat hiccup must never break the job's own life
                     log.exception("progress update for job %s failed", job_id)
                     continue
-                if message_id and message_id != job.status_message_id:
+                if message_id and message_id != known:
+                    self._message_ids[job_id] = message_id
                     await self._jobs.update(job_id, status_message_id=message_id)
         finally:
             self._senders.pop(job_id, None)
+
+    async def close(self, job_id: str) -> None:
+        """The job's outcome is about to be posted: drop progress not yet sent, wait for the
+        edit under way (so it cannot land after the result), and send no more."""
+        self._closed.add(job_id)
+        self._pending.pop(job_id, None)
+        sender = self._senders.get(job_id)
+        if sender is not None and sender is not asyncio.current_task():
+            await asyncio.gather(sender, return_exceptions=True)
 
     async def drain(self) -> None:
         """Wait for the sends under way (at shutdown, and in tests)."""
@@ -102,7 +117,10 @@ class ProgressReporter:
             await asyncio.gather(*list(self._senders.values()), return_exceptions=True)
 
     def forget(self, job_id: str) -> None:
-        self._last.pop(job_id, None)
+        """The job is delivered: nothing about it needs remembering."""
+        for memory in (self._last, self._message_ids, self._pending):
+            memory.pop(job_id, None)
+        self._closed.discard(job_id)
 
     async def alert_operator(self, text: str) -> None:
         log.error("operator alert: %s", text)

@@ -95,6 +95,7 @@ class QuotaService:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._clock = clock
+        self._overrides: dict[tuple[str, str], tuple[bool, int | None]] = {}
         self._store = store
         self._stats = stats
         self._pricing = pricing
@@ -108,7 +109,11 @@ class QuotaService:
         return 1 if self._policy.unit is QuotaUnit.VIDEOS else self._pricing.credits(job.request)
 
     async def limit_for(self, scope: str, subject: str) -> int | None:
-        has_override, limit = await self._store.get_override(scope, subject)
+        # Overrides change only by admin commands of this process: cache them.
+        override = self._overrides.get((scope, subject))
+        if override is None:
+            override = self._overrides[(scope, subject)] = await self._store.get_override(scope, subject)
+        has_override, limit = override
         if has_override:
             return limit
         if scope == USER:
@@ -176,8 +181,10 @@ class QuotaService:
 
     async def set_limit(self, scope: str, subject: str, limit: int | None) -> None:
         await self._store.set_override(scope, subject, limit)
+        self._overrides[(scope, subject)] = (True, limit)
 
     async def clear_limit(self, scope: str, subject: str) -> bool:
+        self._overrides.pop((scope, subject), None)
         return await self._store.clear_override(scope, subject)
 
     async def reset(self, scope: str, subject: str) -> None:

@@ -65,6 +65,7 @@ class Scheduler:
         # When each user last had a job sent: round-robin serves the longest-unserved first.
         self._last_served: dict[str, float] = {}
         self._submitting: set[str] = set()
+        self._left_queue: set[str] = set()
         # How long a submission with a lost answer waits before it is looked up: the
         # upstream needs a moment to list a video it has just accepted.
         self._unknown_outcome_grace = timedelta(seconds=unknown_outcome_grace)
@@ -108,6 +109,7 @@ class Scheduler:
         queued = await self._jobs.in_states([JobState.QUEUED])
         if not queued:
             return 0
+        self._left_queue.clear()  # jobs submitted, failed or expired during this pass
         await self._expire_stale(queued)
         in_flight: dict[str, int] = defaultdict(int, await self._jobs.count_in_flight_by_user(IN_FLIGHT_STATES))
         await self._accounts.refresh()
@@ -119,11 +121,12 @@ class Scheduler:
             if email is None:
                 break
             if await self._submit(job, email):
+                self._left_queue.add(job.id)
                 in_flight[job.user.key] += 1
                 self._served_counter += 1
                 self._last_served[job.user.key] = self._served_counter
                 sent += 1
-        await self._report_positions()
+        await self._report_positions([job for job in queued if job.id not in self._left_queue])
         return sent
 
     @staticmethod
@@ -244,6 +247,7 @@ class Scheduler:
         await self._jobs.transition(job.id, JobState.SUBMITTING, JobState.QUEUED, not_before=not_before)
 
     async def _finish(self, job: Job, state: JobState, reason: str) -> None:
+        self._left_queue.add(job.id)
         self._accounts.release(job.account or "")
         done = await self._jobs.transition(job.id, JobState.SUBMITTING, state, failure=reason)
         if done is not None:
@@ -253,6 +257,7 @@ class Scheduler:
         limit = utcnow() - self._queue_timeout
         for job in queued:
             if job.created_at < limit:
+                self._left_queue.add(job.id)
                 done = await self._jobs.transition(
                     job.id,
                     JobState.QUEUED,
@@ -262,7 +267,8 @@ class Scheduler:
                 if done is not None:
                     self._on_finished(done)
 
-    async def _report_positions(self) -> None:
+    async def _report_positions(self, still_queued: list[Job]) -> None:
+        """Tell queued users their place (the reporter throttles; a pass reads the queue only once)."""
         waiting_note = None
         if self._accounts.all_paused():
             waiting_note = (
@@ -270,7 +276,7 @@ class Scheduler:
                 + ", ".join(self._accounts.pause_reasons())
                 + "). Your request stays in the queue; the operator has been told."
             )
-        for position, job in enumerate(await self._jobs.in_states([JobState.QUEUED]), start=1):
+        for position, job in enumerate(still_queued, start=1):
             if waiting_note and job.id not in self._told_waiting:
                 self._told_waiting.add(job.id)
                 await self._progress.report(

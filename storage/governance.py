@@ -25,6 +25,19 @@ def _since_clause(since: datetime | None) -> tuple[str, tuple[Any, ...]]:
     return ("", ()) if since is None else (" AND created_at >= ?", (to_sql_time(since),))
 
 
+def _fits(charge: QuotaCharge, amount: int) -> tuple[str, tuple[Any, ...]]:
+    """SQL that is true when `amount` more fits `charge` (usage counted since the window start or a reset)."""
+    column = _SUBJECT_COLUMN[charge.scope]
+    since = to_sql_time(charge.since) if charge.since else ""
+    # Times are fixed-width ISO text, so MAX() of them is the later one ('' is the earliest).
+    sql = (
+        f"(SELECT COALESCE(SUM(amount), 0) FROM quota_ledger WHERE {column} = ? AND {_COUNTED}"
+        " AND created_at >= MAX(?, COALESCE((SELECT reset_at FROM quota_resets WHERE scope = ? AND subject = ?), '')))"
+        " + ? <= ?"
+    )
+    return sql, (charge.subject, since, charge.scope, charge.subject, amount, charge.limit)
+
+
 class SqliteQuotaStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -41,32 +54,26 @@ class SqliteQuotaStore:
         user_name: str = "",
         at: datetime | None = None,
     ) -> QuotaCharge | None:
+        # One guarded INSERT … SELECT: the check and the write are a single statement inside
+        # an IMMEDIATE transaction (atomic across processes too), one round trip to SQLite.
+        checks = [_fits(charge, amount) for charge in charges] or [("1", ())]
+        condition = " AND ".join(sql for sql, _ in checks)
+        params = [p for _, check_params in checks for p in check_params]
         async with self._db.transaction() as connection:
-            for charge in charges:
-                column = _SUBJECT_COLUMN[charge.scope]
-                where, params = _since_clause(await self._effective_since(connection, charge))
-                rows = await connection.execute_fetchall(
-                    "SELECT COALESCE(SUM(amount), 0) AS used FROM quota_ledger"
-                    f" WHERE {column} = ? AND {_COUNTED}{where}",
-                    (charge.subject, *params),
-                )
-                if rows[0]["used"] + amount > charge.limit:
-                    return charge
-            await connection.execute_fetchall(
+            inserted = await connection.execute_fetchall(
                 "INSERT INTO quota_ledger (job_id, user_key, user_name, group_key, amount, credits, state, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, 'reserved', ?)",
-                (job_id, user_key, user_name, group_key, amount, credits, to_sql_time(at or utcnow())),
+                f" SELECT ?, ?, ?, ?, ?, ?, 'reserved', ? WHERE {condition} RETURNING job_id",
+                (job_id, user_key, user_name, group_key, amount, credits, to_sql_time(at or utcnow()), *params),
             )
-        return None
-
-    @staticmethod
-    async def _effective_since(connection, charge: QuotaCharge) -> datetime | None:
-        rows = await connection.execute_fetchall(
-            "SELECT reset_at FROM quota_resets WHERE scope = ? AND subject = ?", (charge.scope, charge.subject)
-        )
-        reset = from_sql_time(rows[0]["reset_at"]) if rows else None
-        candidates = [t for t in (charge.since, reset) if t is not None]
-        return max(candidates) if candidates else None
+            if inserted:
+                return None
+            # Refused: say which limit (read in the same transaction, so it is the same answer).
+            for charge in charges:
+                sql, check_params = _fits(charge, amount)
+                rows = await connection.execute_fetchall(f"SELECT {sql}", check_params)
+                if not rows[0][0]:
+                    return charge
+        raise AssertionError("a refused reservation must name the charge it broke")
 
     async def settle(self, job_id: str, *, commit: bool) -> bool:
         rows = await self._db.write(
@@ -187,12 +194,6 @@ class SqliteGovernanceStore:
             (user_key, group_key, to_sql_time(until)),
         )
 
-    async def muted_until(self, user_key: str, group_key: str) -> datetime | None:
-        row = await self._db.fetch_one(
-            "SELECT until FROM mutes WHERE user_key = ? AND group_key = ?", (user_key, group_key)
-        )
-        return None if row is None else from_sql_time(row["until"])
-
     async def set_ban(self, user_key: str, scope: str, banned_by: str, at: datetime) -> None:
         await self._db.write(
             "INSERT INTO bans (user_key, scope, banned_by, at) VALUES (?, ?, ?, ?)"
@@ -206,14 +207,16 @@ class SqliteGovernanceStore:
         )
         return bool(rows)
 
-    async def is_banned(self, user_key: str, scopes: Sequence[str]) -> bool:
-        if not scopes:
-            return False
-        marks = ", ".join("?" * len(scopes))
+    async def access(self, user_key: str, ban_scopes: Sequence[str], mute_scope: str) -> tuple[bool, datetime | None]:
+        """(banned in any of `ban_scopes`, muted until) in one query: every command asks this."""
+        marks = ", ".join("?" * len(ban_scopes))
         row = await self._db.fetch_one(
-            f"SELECT 1 FROM bans WHERE user_key = ? AND scope IN ({marks}) LIMIT 1", (user_key, *scopes)
+            f"SELECT EXISTS (SELECT 1 FROM bans WHERE user_key = ? AND scope IN ({marks})) AS banned,"
+            " (SELECT until FROM mutes WHERE user_key = ? AND group_key = ?) AS until",
+            (user_key, *ban_scopes, user_key, mute_scope),
         )
-        return row is not None
+        assert row is not None
+        return bool(row["banned"]), from_sql_time(row["until"]) if row["until"] else None
 
     async def log_moderation(self, entry: ModerationLogEntry) -> None:
         await self._db.write(

@@ -112,18 +112,28 @@ class ModerationService:
         self._operators = operators
         self._external = external
         self._lists: dict[str, Blocklist] = {}
+        self._settings: dict[str, GroupSettings] = {}
 
     # --------------------------------------------------------------- settings
 
     async def settings_for(self, group_key: str | None) -> GroupSettings:
-        """A group's settings; private chats follow the bot-wide ones an operator set (or the defaults)."""
-        return GroupSettings.from_stored(await self._store.group_settings(group_key or BOT_WIDE), self._defaults)
+        """A group's settings; private chats follow the bot-wide ones an operator set (or the defaults).
+
+        Cached: every command reads them, only admin commands of this process change them.
+        """
+        key = group_key or BOT_WIDE
+        cached = self._settings.get(key)
+        if cached is None:
+            cached = GroupSettings.from_stored(await self._store.group_settings(key), self._defaults)
+            self._settings[key] = cached
+        return cached
 
     async def update_settings(self, group_key: str, **changes: Any) -> GroupSettings:
         updated = replace(await self.settings_for(group_key), **changes)
         stored = asdict(updated)
         stored["filter_mode"] = updated.filter_mode.value
         await self._store.save_group_settings(group_key, stored)
+        self._settings[group_key] = updated
         return updated
 
     # --------------------------------------------------------------- checking
@@ -136,9 +146,9 @@ class ModerationService:
         """Refuse users who are banned or muted here."""
         group = requester.chat.group_key
         scopes = [BOT_WIDE] + ([group] if group else [])
-        if await self._store.is_banned(requester.user.key, scopes):
+        banned, until = await self._store.access(requester.user.key, scopes, group or BOT_WIDE)
+        if banned:
             raise Refused("You are not allowed to use this bot here.")
-        until = await self._store.muted_until(requester.user.key, group or BOT_WIDE)
         now = self._clock()
         if until and until > now:
             minutes = max(1, int((until - now).total_seconds() // 60) + 1)
