@@ -404,3 +404,49 @@ async def test_a_failed_video_is_explained_to_the_requester(world: World) -> Non
         assert explained.content.startswith("❌ No video for “watch it explode”: PixVerse could not make")
         assert explained.ephemeral
         assert fake.followups(asked) == []
+
+
+ADMIN_COMMANDS_AS_MEMBER = [
+    ("setquota", {"amount": "5"}),
+    ("resetquota", {}),
+    ("ban", {"user": "bob"}),
+    ("unban", {"user": "bob"}),
+    ("filter", {"action": "list"}),
+    ("filtermode", {"mode": "strike"}),
+    ("modlog", {}),
+    ("stats", {}),
+    ("credits", {}),
+    ("bot", {"enabled": False}),
+]
+
+
+@pytest.mark.parametrize(("command", "options"), ADMIN_COMMANDS_AS_MEMBER, ids=[c for c, _ in ADMIN_COMMANDS_AS_MEMBER])
+async def test_every_admin_command_refuses_a_plain_member(world: World, command: str, options: dict) -> None:
+    options = {k: (world.bob if v == "bob" else v) for k, v in options.items()}
+    async with world.running():
+        refused = await world.fake.slash(command, by=world.alice, **options)
+        assert await world.reply(refused) == "Sorry, only admins can use this command."
+
+
+async def test_resetquota_unban_and_switching_the_bot_off(world: World) -> None:
+    fake, bob = world.fake, world.bob
+    async with world.running():
+        await world.reply(await fake.slash("setquota", by=world.operator, amount="1", user=bob))
+        await world.video(await fake.slash("create_single", by=bob, prompt="a cat"))
+        over = await fake.slash("create_single", by=bob, prompt="another cat")
+        assert "quota of 1 videos does not have room" in await world.reply(over)
+        reset = await fake.slash("resetquota", by=world.operator, user=bob)
+        assert await world.reply(reset) == "bob's usage was reset for this window."
+        await world.video(await fake.slash("create_single", by=bob, prompt="a third cat"))
+
+        await world.reply(await fake.slash("ban", by=world.admin, user=bob))
+        unbanned = await fake.slash("unban", by=world.admin, user=bob)
+        assert await world.reply(unbanned) == "bob is no longer banned."
+
+        off = await fake.slash("bot", by=world.admin, enabled=False)
+        assert "The bot is off in this group" in await world.reply(off)
+        ignored = await fake.slash("quota", by=bob)
+        # Silent: acknowledged (Discord requires it), then the placeholder is removed, nothing said.
+        await fake.wait_for(lambda: (m := fake.original(ignored)) is not None and m.deleted, what="the silent refusal")
+        on = await fake.slash("bot", by=world.admin, enabled=True)
+        assert await world.reply(on) == "The bot is on in this group."
