@@ -45,3 +45,44 @@ async def test_run_serves_telegram_and_stops_cleanly_on_sigint(tmp_path, fake) -
     assert "Traceback" not in log and "Unclosed" not in log, log[-3000:]
     assert fake.token.split(":", 1)[1] not in log  # the bot token stays out of the logs, even at DEBUG
     assert fake.spec_violations == []
+
+
+async def test_sigterm_mid_job_stops_cleanly_and_the_job_resumes_on_the_next_start(tmp_path, fake) -> None:
+    from bot.sandbox import SandboxConfig, running_sandbox
+
+    async with running_sandbox(SandboxConfig(generation_seconds=2.0)) as sandbox:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("USEAPI_", "TELEGRAM_", "DISCORD_", "BOT_"))}
+        env |= {
+            "TELEGRAM_BOT_TOKEN": fake.token,
+            "TELEGRAM_API_BASE": fake.base_url,
+            "USEAPI_BASE_URL": sandbox.base_url,
+            "USEAPI_API_TOKEN": sandbox.config.token,
+            "POLL_INTERVAL": "0.3",
+            "BOT_DATABASE": str(tmp_path / "bot.sqlite3"),
+            "BOT_HTTP_HOST": "127.0.0.1",
+            "BOT_HTTP_PORT": "0",
+        }
+
+        async def start() -> asyncio.subprocess.Process:
+            return await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", "run", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                cwd=tmp_path, env=env,
+            )
+
+        first = await start()
+        await fake.wait_for(lambda: fake.waiting_polls, timeout=30, what="the bot to poll")
+        await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a red kite over a beach")
+        await fake.wait_for(lambda: sandbox.videos, timeout=30, what="the job to reach PixVerse")
+        first.send_signal(signal.SIGTERM)  # what `docker stop` sends
+        _, stderr = await asyncio.wait_for(first.communicate(), timeout=30)
+        assert first.returncode == 0 and "Traceback" not in stderr.decode(), stderr.decode()[-3000:]
+        assert fake.calls_to("sendVideo") == []  # stopped while the video was still generating
+
+        second = await start()
+        try:
+            await wait_videos(fake, ALICE_CHAT)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(second.communicate(), timeout=30)
+    assert len(fake.calls_to("sendVideo")) == 1 and len(sandbox.videos) == 1
+    assert fake.spec_violations == []
