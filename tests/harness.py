@@ -144,3 +144,31 @@ def tiny_png(width: int = 8, height: int = 8, rgb: tuple[int, int, int] = (200, 
         + chunk(b"IDAT", zlib.compress(row * height))
         + chunk(b"IEND", b"")
     )
+
+
+BOT_SETTING_PREFIXES = ("USEAPI_", "TELEGRAM_", "DISCORD_", "BOT_")
+
+
+def bot_env(**settings: str) -> dict[str, str]:
+    """This environment minus any bot settings it happens to carry, plus `settings`."""
+    import os
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(BOT_SETTING_PREFIXES)}
+    return clean | settings
+
+
+async def start_bot(*args: str, env: dict[str, str], cwd: Path):
+    """`python -m bot <args>` as a real process with piped stdin/stdout/stderr."""
+    import sys
+
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=cwd,
+        env=env,
+    )

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import sys
 
 import httpx
 import pytest
 
 from bot.settings import SettingsError, load_settings
-from tests.harness import eventually
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    keep = {k: v for k, v in os.environ.items() if not k.startswith(("USEAPI_", "TELEGRAM_", "DISCORD_", "BOT_"))}
-    return keep | extra
+from tests.harness import bot_env, eventually, start_bot
 
 
 @pytest.mark.parametrize(
@@ -36,20 +29,14 @@ def test_bad_settings_say_what_is_wrong_and_how_to_fix_it(overrides, expected):
 
 
 async def test_bad_settings_stop_the_process_with_the_message(tmp_path):
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "check", cwd=tmp_path, env=clean_env(QUOTA_UNIT="euros"),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
+    process = await start_bot("check", env=bot_env(QUOTA_UNIT="euros"), cwd=tmp_path)
     _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 2
     assert "QUOTA_UNIT: Value error, 'euros' is not one of videos, credits" in stderr.decode()
 
 
 async def test_run_without_a_chat_platform_points_to_the_console(tmp_path):
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=clean_env(),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
+    process = await start_bot("run", env=bot_env(), cwd=tmp_path)
     _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 2 and "pixverse-bot console --sandbox" in stderr.decode()
 
@@ -58,10 +45,7 @@ async def test_sandbox_command_serves_the_api_until_terminated(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "sandbox", "--port", str(port), "--token", "t0ken", cwd=tmp_path,
-        env=clean_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
+    process = await start_bot("sandbox", "--port", str(port), "--token", "t0ken", env=bot_env(), cwd=tmp_path)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}/v2/pixverse/") as http:
 

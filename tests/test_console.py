@@ -6,13 +6,12 @@ import asyncio
 import io
 import os
 import re
-import sys
 from pathlib import Path
 
 from adapters.console.app import run_console
 from bot.bootstrap import open_core
 from bot.sandbox import SandboxConfig, running_sandbox
-from tests.harness import fast_settings, tiny_png
+from tests.harness import fast_settings, start_bot, tiny_png
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,18 +51,7 @@ async def test_readme_run_command_works_offline_with_no_token(tmp_path):
         "CONSOLE_OUTPUT_DIR": str(tmp_path / "videos"),
         "SANDBOX_GENERATION_SECONDS": "0.3",
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "console",
-        "--sandbox",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=tmp_path,
-        env=env,
-    )
+    process = await start_bot("console", "--sandbox", env=env, cwd=tmp_path)
     stdout, stderr = await asyncio.wait_for(
         process.communicate(b"/create_single a red kite over a beach\n"), timeout=60
     )

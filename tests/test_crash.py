@@ -8,51 +8,37 @@ import os
 import random
 import re
 import sqlite3
-import sys
 from collections import Counter
 from pathlib import Path
 
 from bot.sandbox import SandboxAccount, SandboxConfig, running_sandbox
-from tests.harness import eventually
+from tests.harness import bot_env, eventually, start_bot
 
 JOBS = 20
 KILLS = 4
 
 
-def bot_env(tmp_path: Path, sandbox) -> dict[str, str]:
-    keep = {k: v for k, v in os.environ.items() if not k.startswith(("USEAPI_", "TELEGRAM_", "DISCORD_", "BOT_"))}
-    return keep | {
-        "USEAPI_BASE_URL": sandbox.base_url,
-        "USEAPI_API_TOKEN": sandbox.config.token,
-        "BOT_DATABASE": str(tmp_path / "bot.sqlite3"),
-        "CONSOLE_OUTPUT_DIR": str(tmp_path / "videos"),
-        "POLL_INTERVAL": "0.2",
-        "SCHEDULER_INTERVAL": "0.2",
-        "CAPACITY_REFRESH_INTERVAL": "0.2",
-        "UNKNOWN_OUTCOME_GRACE": "0.5",
-        "PROGRESS_INTERVAL": "0",
-        "QUOTA_PER_USER": "100",
-        "MAX_JOBS_IN_FLIGHT_PER_USER": "20",
-        "RATE_LIMIT_COMMANDS": "1000",
-    }
-
-
-async def start_bot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "--log-level",
-        "WARNING",
-        "console",
-        "--user",
-        "crashtest",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=cwd,
-        env=env,
+def crash_env(tmp_path: Path, sandbox) -> dict[str, str]:
+    return bot_env(
+        **{
+            "USEAPI_BASE_URL": sandbox.base_url,
+            "USEAPI_API_TOKEN": sandbox.config.token,
+            "BOT_DATABASE": str(tmp_path / "bot.sqlite3"),
+            "CONSOLE_OUTPUT_DIR": str(tmp_path / "videos"),
+            "POLL_INTERVAL": "0.2",
+            "SCHEDULER_INTERVAL": "0.2",
+            "CAPACITY_REFRESH_INTERVAL": "0.2",
+            "UNKNOWN_OUTCOME_GRACE": "0.5",
+            "PROGRESS_INTERVAL": "0",
+            "QUOTA_PER_USER": "100",
+            "MAX_JOBS_IN_FLIGHT_PER_USER": "20",
+            "RATE_LIMIT_COMMANDS": "1000",
+        }
     )
+
+
+async def start_console(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    return await start_bot("--log-level", "WARNING", "console", "--user", "crashtest", env=env, cwd=cwd)
 
 
 def query(db: Path, sql: str) -> list[tuple]:
@@ -72,10 +58,10 @@ async def test_kill_9_at_random_moments_loses_nothing_and_posts_nothing_twice(tm
     rng = random.Random(seed)
     accounts = [SandboxAccount("a@sandbox.local", max_jobs=4), SandboxAccount("b@sandbox.local", max_jobs=4)]
     async with running_sandbox(SandboxConfig(generation_seconds=0.8, accounts=accounts)) as sandbox:
-        env, db = bot_env(tmp_path, sandbox), tmp_path / "bot.sqlite3"
+        env, db = crash_env(tmp_path, sandbox), tmp_path / "bot.sqlite3"
         outputs: list[str] = []
 
-        first = await start_bot(env, tmp_path)
+        first = await start_console(env, tmp_path)
         commands = "".join(f"/create_single fox number {i} in the snow\n" for i in range(JOBS))
         first.stdin.write(commands.encode())
         await first.stdin.drain()
@@ -87,7 +73,7 @@ async def test_kill_9_at_random_moments_loses_nothing_and_posts_nothing_twice(tm
             process.kill()
             stdout, _ = await process.communicate()
             outputs.append(stdout.decode())
-            process = await start_bot(env, tmp_path)
+            process = await start_console(env, tmp_path)
             if kill == KILLS - 1:
                 break
         stdout, stderr = await asyncio.wait_for(process.communicate(b""), timeout=90)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import sys
 
 from bot.commands import CreateSingle, parse_command
 from bot.domain import JobState
 from bot.sandbox import SandboxConfig, running_sandbox
-from tests.harness import RecordingNotifier, eventually, fast_settings, requester, running_core
+from tests.harness import RecordingNotifier, bot_env, eventually, fast_settings, requester, running_core, start_bot
 
 SECRETS = {
     "TELEGRAM_BOT_TOKEN": "123456:TELEGRAM-SECRET-abcdefghijklmnop",
@@ -23,24 +21,13 @@ UPSTREAM_TOKEN = "USEAPI-SECRET-token-0123456789"
 
 async def test_check_prints_masked_secrets_and_what_the_upstream_reports(tmp_path):
     async with running_sandbox(SandboxConfig(token=UPSTREAM_TOKEN)) as sandbox:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("USEAPI_", "TELEGRAM_", "DISCORD_", "BOT_"))}
-        env |= SECRETS | {
-            "USEAPI_API_TOKEN": UPSTREAM_TOKEN,
-            "USEAPI_BASE_URL": sandbox.base_url,
-            "BOT_DATABASE": str(tmp_path / "bot.sqlite3"),
-        }
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "--log-level",
-            "DEBUG",
-            "check",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=tmp_path,
-            env=env,
+        env = bot_env(
+            **SECRETS,
+            USEAPI_API_TOKEN=UPSTREAM_TOKEN,
+            USEAPI_BASE_URL=sandbox.base_url,
+            BOT_DATABASE=str(tmp_path / "bot.sqlite3"),
         )
+        process = await start_bot("--log-level", "DEBUG", "check", env=env, cwd=tmp_path)
         stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     output = stdout.decode() + stderr.decode()
     assert process.returncode == 0, output
@@ -52,18 +39,8 @@ async def test_check_prints_masked_secrets_and_what_the_upstream_reports(tmp_pat
 
 async def test_check_explains_a_wrong_token_without_showing_it(tmp_path):
     async with running_sandbox(SandboxConfig(token="the-right-one")) as sandbox:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("USEAPI_", "BOT_"))}
-        env |= {"USEAPI_API_TOKEN": UPSTREAM_TOKEN, "USEAPI_BASE_URL": sandbox.base_url}
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "check",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=tmp_path,
-            env=env,
-        )
+        env = bot_env(USEAPI_API_TOKEN=UPSTREAM_TOKEN, USEAPI_BASE_URL=sandbox.base_url)
+        process = await start_bot("check", env=env, cwd=tmp_path)
         stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     output = stdout.decode() + stderr.decode()
     assert process.returncode == 1

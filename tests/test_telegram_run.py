@@ -3,35 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 
 from tests.fakes.telegram_fixtures import ALICE, ALICE_CHAT, fake_fixture, wait_videos  # noqa: F401 (a fixture)
+from tests.harness import bot_env, start_bot
 
 
 async def test_run_serves_telegram_and_stops_cleanly_on_sigint(tmp_path, fake) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("USEAPI_", "TELEGRAM_", "DISCORD_", "BOT_"))} | {
-        "TELEGRAM_BOT_TOKEN": fake.token,
-        "TELEGRAM_API_BASE": fake.base_url,
-        "BOT_SANDBOX": "true",
-        "SANDBOX_GENERATION_SECONDS": "0.3",
-        "BOT_DATABASE": str(tmp_path / "bot.sqlite3"),
-        "BOT_HTTP_HOST": "127.0.0.1",
-        "BOT_HTTP_PORT": "0",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "--log-level",
-        "DEBUG",
-        "run",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=tmp_path,
-        env=env,
+    env = bot_env(
+        TELEGRAM_BOT_TOKEN=fake.token,
+        TELEGRAM_API_BASE=fake.base_url,
+        BOT_SANDBOX="true",
+        SANDBOX_GENERATION_SECONDS="0.3",
+        BOT_DATABASE=str(tmp_path / "bot.sqlite3"),
+        BOT_HTTP_HOST="127.0.0.1",
+        BOT_HTTP_PORT="0",
     )
+    process = await start_bot("--log-level", "DEBUG", "run", env=env, cwd=tmp_path)
     try:
         await fake.wait_for(lambda: fake.waiting_polls, timeout=30, what="the bot to poll")
         await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a red kite over a beach")
@@ -51,23 +39,19 @@ async def test_sigterm_mid_job_stops_cleanly_and_the_job_resumes_on_the_next_sta
     from bot.sandbox import SandboxConfig, running_sandbox
 
     async with running_sandbox(SandboxConfig(generation_seconds=2.0)) as sandbox:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("USEAPI_", "TELEGRAM_", "DISCORD_", "BOT_"))}
-        env |= {
-            "TELEGRAM_BOT_TOKEN": fake.token,
-            "TELEGRAM_API_BASE": fake.base_url,
-            "USEAPI_BASE_URL": sandbox.base_url,
-            "USEAPI_API_TOKEN": sandbox.config.token,
-            "POLL_INTERVAL": "0.3",
-            "BOT_DATABASE": str(tmp_path / "bot.sqlite3"),
-            "BOT_HTTP_HOST": "127.0.0.1",
-            "BOT_HTTP_PORT": "0",
-        }
+        env = bot_env(
+            TELEGRAM_BOT_TOKEN=fake.token,
+            TELEGRAM_API_BASE=fake.base_url,
+            USEAPI_BASE_URL=sandbox.base_url,
+            USEAPI_API_TOKEN=sandbox.config.token,
+            POLL_INTERVAL="0.3",
+            BOT_DATABASE=str(tmp_path / "bot.sqlite3"),
+            BOT_HTTP_HOST="127.0.0.1",
+            BOT_HTTP_PORT="0",
+        )
 
         async def start() -> asyncio.subprocess.Process:
-            return await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", "run", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                cwd=tmp_path, env=env,
-            )
+            return await start_bot("run", env=env, cwd=tmp_path)
 
         first = await start()
         await fake.wait_for(lambda: fake.waiting_polls, timeout=30, what="the bot to poll")
