@@ -269,8 +269,7 @@ async def serving_http(app: web.Application, host: str, port: int) -> AsyncItera
     site = web.TCPSite(runner, host, port)
     await site.start()
     try:
-        sockets = site._server.sockets if site._server else []  # the real port when 0 was asked
-        bound = sockets[0].getsockname()[1] if sockets else port
+        bound = runner.addresses[0][1]  # the real port when 0 was asked
         yield f"http://{host}:{bound}"
     finally:
         await runner.cleanup()

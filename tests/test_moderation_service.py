@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from aiohttp import web
 
+from bot.bootstrap import serving_http
 from bot.commands import Animate, CreateSingle, parse_command
 from bot.domain import ChatRef, JobState, Platform, Requester, ResultAction, UserRef, utcnow
 from bot.errors import NotAllowed, Refused
@@ -195,13 +196,8 @@ async def moderation_endpoint():
 
     app = web.Application()
     app.router.add_post("/v1/moderations", moderate)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}/v1/moderations", seen, state
-    await runner.cleanup()
+    async with serving_http(app, "127.0.0.1", 0) as base_url:
+        yield f"{base_url}/v1/moderations", seen, state
 
 
 @pytest.mark.parametrize("fail_open", [True, False])

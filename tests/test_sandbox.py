@@ -19,6 +19,7 @@ import httpx
 import pytest
 from aiohttp import web
 
+from bot.bootstrap import serving_http
 from bot.sandbox import Sandbox, SandboxConfig, serve
 from bot.sandbox.errors import (
     ACCOUNT_BUSY,
@@ -152,11 +153,8 @@ async def receiver() -> AsyncIterator[Receiver]:
 
     app = web.Application()
     app.router.add_post("/hook", keep)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield Receiver(f"http://127.0.0.1:{runner.addresses[0][1]}/hook", bodies)
-    await runner.cleanup()
+    async with serving_http(app, "127.0.0.1", 0) as base_url:
+        yield Receiver(f"{base_url}/hook", bodies)
 
 
 # ------------------------------------------------------------------ auth and faults

@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
+from bot.bootstrap import serving_http
 from bot.sandbox import Sandbox
 from bot.upstream import errors as ue
 from bot.upstream import retry
@@ -704,11 +705,8 @@ async def callbacks() -> AsyncIterator[tuple[str, asyncio.Queue[dict]]]:
 
     app = web.Application()
     app.router.add_post("/hook", keep)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}/hook", received
-    await runner.cleanup()
+    async with serving_http(app, "127.0.0.1", 0) as base_url:
+        yield f"{base_url}/hook", received
 
 
 async def test_callbacks_parse_with_reply_ref_top_level_or_nested(
