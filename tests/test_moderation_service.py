@@ -225,3 +225,15 @@ async def test_external_moderation_after_the_lists(tmp_path, sandbox, moderation
 async def _delivered(core, job_id):
     job = await core.jobs.get(job_id)
     return job if job.state is JobState.DELIVERED else None
+
+
+async def test_the_operator_can_replace_the_global_list(tmp_path, sandbox):
+    own_list = tmp_path / "blocklist.txt"
+    own_list.write_text("# our house rules\npineapple\nre:brocc?oli\n", "utf-8")
+    settings = fast_settings(tmp_path, sandbox, blocklist_file=own_list)
+    async with running_core(settings, RecordingNotifier(), start=False) as core:
+        with pytest.raises(PromptRejected, match="“pineapple”"):
+            await core.service.create_single(member(), command("pineapple pizza"))
+        with pytest.raises(PromptRejected, match="“re:brocc"):
+            await core.service.create_single(member(), command("steamed brocoli"))
+        await core.service.create_single(member(), command("a nude beach"))  # the shipped list is replaced

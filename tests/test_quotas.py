@@ -215,3 +215,18 @@ async def test_windows_reset_at_local_midnight(tmp_path, window, start, next_win
         await quotas.reserve(job())
         status, _ = await quotas.status(requester("w").user)
     assert status.resets_at.astimezone(ZoneInfo("Europe/Berlin")).hour == 0
+
+
+async def test_the_operator_can_replace_the_price_table(tmp_path, sandbox):
+    table = tmp_path / "prices.json"
+    table.write_text(
+        '{"fallback_model": "v5.5", "create": {"v5.5": {"540p": {"10": 7}}}, "upscale": {"10": 3}}', "utf-8"
+    )
+    settings = fast_settings(tmp_path, sandbox, quota_unit="credits", quota_per_user="14", pricing_file=table)
+    async with running_core(settings, RecordingNotifier(), start=False) as core:
+        for _ in range(2):
+            await core.service.create_single(requester(), command(model="v5.5", quality="540p"))
+        with pytest.raises(
+            QuotaExceeded, match="quota of 14 credits does not have room for this request \\(7 credits\\)"
+        ):
+            await core.service.create_single(requester(), command(model="v5.5", quality="540p"))
