@@ -69,7 +69,7 @@ class ScriptedUpstream:
 
 def mock_client(upstream: ScriptedUpstream, sleeps: Sleeps | None = None) -> PixVerseClient:
     return PixVerseClient(
-        "http://upstream.test", SecretStr(TOKEN), transport=httpx.MockTransport(upstream), sleep=sleeps or Sleeps()
+        "http://127.0.0.1:9", SecretStr(TOKEN), transport=httpx.MockTransport(upstream), sleep=sleeps or Sleeps()
     )
 
 
@@ -357,9 +357,9 @@ async def test_download_enforces_max_bytes_and_leaves_no_file(tmp_path: Path, de
     body = bytes(range(256)) * 40  # 10 240 bytes
     fits, too_large = tmp_path / "fits.mp4", tmp_path / "too-large.mp4"
     async with mock_client(ScriptedUpstream(media(body, declare_length=declare_length))) as client:
-        assert await client.download("https://media.test/v.mp4?sig=1", fits, max_bytes=len(body)) == len(body)
+        assert await client.download("http://127.0.0.1:9/media/v.mp4?sig=1", fits, max_bytes=len(body)) == len(body)
         with pytest.raises(ue.TooLarge) as caught:
-            await client.download("https://media.test/v.mp4", too_large, max_bytes=len(body) - 1)
+            await client.download("http://127.0.0.1:9/media/v.mp4", too_large, max_bytes=len(body) - 1)
     assert fits.read_bytes() == body
     assert not too_large.exists()
     assert caught.value.max_bytes == len(body) - 1
@@ -371,7 +371,7 @@ async def test_download_retries_a_broken_stream_from_the_start(tmp_path: Path) -
     body = b"\x00" * 5000
     upstream = ScriptedUpstream(httpx.ReadError("reset"), media(body))
     async with mock_client(upstream) as client:
-        assert await client.download("https://media.test/v.mp4", tmp_path / "v.mp4", max_bytes=10_000) == 5000
+        assert await client.download("http://127.0.0.1:9/media/v.mp4", tmp_path / "v.mp4", max_bytes=10_000) == 5000
 
 
 def test_parse_callback_accepts_reply_ref_top_level_or_nested() -> None:
