@@ -23,10 +23,10 @@ from bot.accounts import AccountPool
 from bot.admin import AdminService
 from bot.commands import RequestBuilder
 from bot.delivery import Deliverer
-from bot.domain import Job, JobState
 from bot.gate import Gatekeeper, RateLimiter
 from bot.moderation.rules import Blocklist, load_default_blocklist
 from bot.moderation.service import ExternalModeration, FilterMode, GroupSettings, ModerationService
+from bot.outcomes import OutcomeSettler
 from bot.periodic import PeriodicTask
 from bot.ports import BlobStore, JobStore
 from bot.pricing import Pricing
@@ -179,15 +179,12 @@ async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[
             external=external,
         )
 
-        async def settle_outcome(job: Job) -> None:
-            # First settlement only: a PixVerse refusal counts as a strike once.
-            if await quotas.settle(job) and job.state is JobState.MODERATED:
-                await moderation.record(
-                    job.user, job.chat.group_key, job.request.user_prompt, "PixVerse moderator", "pixverse"
-                )
-
         deliverer = Deliverer(
-            jobs=jobs, upstream=upstream, notifiers=notifiers, progress=progress, on_outcome=settle_outcome
+            jobs=jobs,
+            upstream=upstream,
+            notifiers=notifiers,
+            progress=progress,
+            on_outcome=OutcomeSettler(quotas, moderation).settle,
         )
         on_finished = deliverer.schedule
         scheduler = Scheduler(

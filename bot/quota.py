@@ -183,9 +183,6 @@ class QuotaService:
         await self._store.set_override(scope, subject, limit)
         self._overrides[(scope, subject)] = (True, limit)
 
-    async def clear_limit(self, scope: str, subject: str) -> bool:
-        self._overrides.pop((scope, subject), None)
-        return await self._store.clear_override(scope, subject)
 
     async def reset(self, scope: str, subject: str) -> None:
         await self._store.reset(scope, subject, self._clock())

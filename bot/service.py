@@ -12,7 +12,17 @@ from collections.abc import Callable
 
 from bot.blobs import check_image
 from bot.commands import V1_PROMPT_MAX, Animate, CreateSingle, RequestBuilder, random_seed
-from bot.domain import GenerationRequest, Job, JobKind, JobState, Requester, ResultAction, UserRef, new_job_id
+from bot.domain import (
+    GenerationRequest,
+    Job,
+    JobKind,
+    JobState,
+    Platform,
+    Requester,
+    ResultAction,
+    UserRef,
+    new_job_id,
+)
 from bot.errors import ActionUnavailable, InvalidInput, JobNotFound, NotYourJob
 from bot.moderation.service import ModerationService
 from bot.ports import BlobStore, JobStore, Progress, ProgressStage
@@ -138,8 +148,10 @@ class GenerationService:
             raise JobNotFound(job_id)
         return job
 
-    async def queue_position(self, job: Job) -> int | None:
-        return await self._jobs.queue_position(job) if job.state is JobState.QUEUED else None
+    async def has_unfinished(self, platform: Platform) -> bool:
+        """Whether any job asked on `platform` has not reached its chat yet (this run's or an earlier one's)."""
+        pending = await self._jobs.in_states([state for state in JobState if state is not JobState.DELIVERED])
+        return any(job.chat.platform is platform for job in pending)
 
     async def _accept(
         self,

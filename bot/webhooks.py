@@ -18,6 +18,8 @@ from aiohttp import web
 from bot.domain import RUNNING_STATES, Job
 from bot.ports import JobStore
 from bot.tracker import Tracker
+from bot.upstream.client import parse_callback
+from bot.upstream.errors import InvalidResponse
 from bot.upstream.models import Video
 
 log = logging.getLogger(__name__)
@@ -60,11 +62,9 @@ class CallbackHandler:
         job = await self._jobs.get(job_id)
         if job is None:
             return 404, "unknown job"
-        if not isinstance(body, dict):
-            return 400, "body must be a JSON object"
         try:
-            video = Video.from_callback(body)
-        except ValueError:
+            video = parse_callback(body)
+        except InvalidResponse:
             return 400, "not a video object"
         if not self._is_about(job, video):
             log.warning("callback for job %s names another video (%s); ignored", job.id, video.video_id)

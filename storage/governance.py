@@ -119,12 +119,6 @@ class SqliteQuotaStore:
             (scope, subject, limit),
         )
 
-    async def clear_override(self, scope: str, subject: str) -> bool:
-        rows = await self._db.write(
-            "DELETE FROM quota_overrides WHERE scope = ? AND subject = ? RETURNING subject", (scope, subject)
-        )
-        return bool(rows)
-
     async def reset(self, scope: str, subject: str, at: datetime) -> None:
         await self._db.write(
             "INSERT INTO quota_resets (scope, subject, reset_at) VALUES (?, ?, ?)"

@@ -18,7 +18,7 @@ from typing import TextIO
 
 from bot.admin import AdminService
 from bot.commands import Animate, CreateSingle, parse_command
-from bot.domain import ChatRef, Job, JobState, Platform, Requester, ResultAction, UserRef
+from bot.domain import ChatRef, Job, Platform, Requester, ResultAction, UserRef
 from bot.errors import BotError, InvalidInput
 from bot.gate import Gatekeeper
 from bot.ports import Progress, VideoDelivery
@@ -254,9 +254,7 @@ async def run_console(core, *, stdin: TextIO = sys.stdin, out: TextIO = sys.stdo
             break
 
     async def nothing_pending() -> bool:
-        # Every console job, this run's and any an earlier run left unfinished.
-        pending = await core.jobs.in_states([state for state in JobState if state is not JobState.DELIVERED])
-        return not any(job.chat.platform is Platform.CONSOLE for job in pending)
+        return not await core.service.has_unfinished(Platform.CONSOLE)
 
     if not await nothing_pending():
         timeout = core.settings.job_timeout + core.settings.queue_timeout
