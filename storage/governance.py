@@ -8,6 +8,7 @@ concurrent requests can never both take the last unit.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -54,26 +55,29 @@ class SqliteQuotaStore:
         user_name: str = "",
         at: datetime | None = None,
     ) -> QuotaCharge | None:
-        # One guarded INSERT … SELECT: the check and the write are a single statement inside
-        # an IMMEDIATE transaction (atomic across processes too), one round trip to SQLite.
+        # One guarded INSERT … SELECT: the check and the write are a single statement in
+        # one unit of work (atomic across processes too: units run in IMMEDIATE transactions).
         checks = [_fits(charge, amount) for charge in charges] or [("1", ())]
         condition = " AND ".join(sql for sql, _ in checks)
         params = [p for _, check_params in checks for p in check_params]
-        async with self._db.transaction() as connection:
-            inserted = await connection.execute_fetchall(
+        created_at = to_sql_time(at or utcnow())
+
+        def reserve(connection: sqlite3.Connection) -> QuotaCharge | None:
+            inserted = connection.execute(
                 "INSERT INTO quota_ledger (job_id, user_key, user_name, group_key, amount, credits, state, created_at)"
                 f" SELECT ?, ?, ?, ?, ?, ?, 'reserved', ? WHERE {condition} RETURNING job_id",
-                (job_id, user_key, user_name, group_key, amount, credits, to_sql_time(at or utcnow()), *params),
-            )
+                (job_id, user_key, user_name, group_key, amount, credits, created_at, *params),
+            ).fetchall()
             if inserted:
                 return None
-            # Refused: say which limit (read in the same transaction, so it is the same answer).
+            # Refused: say which limit (read in the same unit of work, so it is the same answer).
             for charge in charges:
                 sql, check_params = _fits(charge, amount)
-                rows = await connection.execute_fetchall(f"SELECT {sql}", check_params)
-                if not rows[0][0]:
+                if not connection.execute(f"SELECT {sql}", check_params).fetchone()[0]:
                     return charge
-        raise AssertionError("a refused reservation must name the charge it broke")
+            raise AssertionError("a refused reservation must name the charge it broke")
+
+        return await self._db.run(reserve)
 
     async def settle(self, job_id: str, *, commit: bool) -> bool:
         rows = await self._db.write(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -165,6 +167,92 @@ async def test_meta(db_path: Path) -> None:
         assert await db.get_or_create_meta("webhook_secret", make_secret) == "secret-1"
         assert await db.get_meta("mode") == "webhook"
     assert len(calls) == 1
+
+
+# --- units of work and group commit
+
+
+@contextlib.asynccontextmanager
+async def _thread_held(db: Database) -> AsyncIterator[None]:
+    """Keep the database thread busy while the body queues units, so they form one batch."""
+    started, release = threading.Event(), threading.Event()
+
+    def hold(connection: sqlite3.Connection) -> bool:
+        started.set()
+        return release.wait(10)
+
+    holding = asyncio.ensure_future(db.run(hold))
+    assert await asyncio.to_thread(started.wait, 10)
+    try:
+        yield
+        await asyncio.sleep(0)  # the body's units are queued (gather starts them on this turn)
+    finally:
+        release.set()
+    assert await holding
+
+
+async def _notes(db: Database) -> list[str]:
+    await db.pragma("PRAGMA journal_mode")  # nothing to do with notes: waits for the units before it
+    return [row["body"] for row in await db.fetch_all("SELECT body FROM notes ORDER BY rowid")]
+
+
+async def test_units_waiting_together_share_one_commit(db: Database) -> None:
+    await db.write("CREATE TABLE notes (body TEXT NOT NULL)")
+    traced: list[str] = []
+    await db.run(lambda connection: connection.set_trace_callback(traced.append))
+    bodies = [f"note {number}" for number in range(100)]
+    # Queued while the thread is busy, as a burst of commands queues its quota reservations.
+    async with _thread_held(db):
+        writes = asyncio.gather(*(db.write("INSERT INTO notes VALUES (?) RETURNING body", (b,)) for b in bodies))
+    results = await writes
+    await db.run(lambda connection: connection.set_trace_callback(None))
+    assert [rows[0]["body"] for rows in results] == bodies
+    assert await _notes(db) == bodies
+    inserts = [index for index, statement in enumerate(traced) if statement.startswith("INSERT")]
+    assert len(inserts) == 100
+    # One transaction holds all hundred inserts: no commit between the first and the last.
+    assert "COMMIT" not in traced[inserts[0] : inserts[-1]], traced[:12]
+
+
+async def test_a_failing_unit_undoes_only_itself(db: Database) -> None:
+    await db.write("CREATE TABLE notes (body TEXT NOT NULL UNIQUE)")
+
+    def two_then_fail(connection: sqlite3.Connection) -> None:
+        connection.execute("INSERT INTO notes VALUES ('half')")
+        connection.execute("INSERT INTO notes VALUES ('before')")  # already there: fails
+
+    async with _thread_held(db):
+        batch = asyncio.gather(
+            db.write("INSERT INTO notes VALUES ('before')"),
+            db.run(two_then_fail),
+            db.write("INSERT INTO notes VALUES ('after')"),
+            return_exceptions=True,
+        )
+    outcomes = await batch
+    assert isinstance(outcomes[1], sqlite3.IntegrityError)
+    assert outcomes[0] == outcomes[2] == []
+    assert await _notes(db) == ["before", "after"]
+
+
+async def test_close_finishes_queued_work_and_refuses_more(db_path: Path) -> None:
+    db = await open_database(db_path)
+    await db.write("CREATE TABLE notes (body TEXT NOT NULL)")
+    queued = [asyncio.ensure_future(db.write("INSERT INTO notes VALUES (?)", (str(n),))) for n in range(20)]
+    await asyncio.sleep(0)  # the writes are queued before close is
+    await db.close()
+    await db.close()
+    assert all(task.done() and task.exception() is None for task in queued)
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        await db.fetch_one("SELECT 1")
+    async with await open_database(db_path) as reopened:
+        assert len(await _notes(reopened)) == 20
+
+
+async def test_a_unit_runs_on_the_database_thread_only(db: Database) -> None:
+    connection = await db.run(lambda connection: connection)
+    # sqlite3's own thread check: the connection cannot be used from the event loop.
+    with pytest.raises(sqlite3.ProgrammingError, match="thread"):
+        connection.execute("SELECT 1")
 
 
 # --- jobs
@@ -398,9 +486,8 @@ async def test_count_in_flight_by_user(jobs: SqliteJobStore) -> None:
 async def test_job_queries_use_indexes(db: Database, jobs: SqliteJobStore) -> None:
     job = make_job()
     await jobs.add(job)
-    statements: list[str] = []
-    # The trace hook sits on the raw connection: no public API needs it.
-    await db._connection.set_trace_callback(statements.append)
+    traced: list[str] = []
+    await db.run(lambda connection: connection.set_trace_callback(traced.append))
     await jobs.get(job.id)
     await jobs.find_by_video_id("vid")
     await jobs.recent_for_user(ALICE)
@@ -409,8 +496,10 @@ async def test_job_queries_use_indexes(db: Database, jobs: SqliteJobStore) -> No
     await jobs.count_in_flight_by_user()
     await jobs.update(job.id, attempts=1)
     await jobs.transition(job.id, JobState.QUEUED, JobState.SUBMITTING)
-    await db._connection.set_trace_callback(None)
-    assert len(statements) == 8
+    await db.run(lambda connection: connection.set_trace_callback(None))
+    # Each unit of work runs in a transaction of its own; the queries are the rest.
+    statements = [statement for statement in traced if statement not in {"BEGIN IMMEDIATE", "COMMIT"}]
+    assert len(statements) == 8, traced
     for statement in statements:
         plan = [row["detail"] for row in await db.fetch_all(f"EXPLAIN QUERY PLAN {statement}")]
         assert not any(step.startswith("SCAN") for step in plan), (statement, plan)
