@@ -31,7 +31,7 @@ from aiogram.types import Message
 from pydantic import SecretStr
 
 from benchmarks.common import Metric, Outcome, Skipped, scratch_dir, time_limit
-from bot.bootstrap import Core, open_core
+from bot.bootstrap import Core, freeze_startup_heap, open_core
 from bot.domain import JobState
 from bot.sandbox import SandboxConfig, running_sandbox
 from bot.settings import Settings
@@ -146,6 +146,7 @@ async def _floor_bot(fake: FakeTelegram) -> AsyncIterator[None]:
     )
     try:
         await asyncio.wait_for(started.wait(), timeout=10)
+        freeze_startup_heap()  # as `pixverse-bot run` does once started (see `_our_round`)
         yield
     finally:
         with contextlib.suppress(RuntimeError):  # not started: nothing to stop
@@ -174,6 +175,7 @@ async def _our_round(updates: int, running_telegram: RunTelegram) -> Burst:
                 **production,
             )
             async with open_core(settings) as core, running_telegram(core):
+                freeze_startup_heap()  # what `pixverse-bot run` does once started
                 burst = await _measure(fake, updates)
                 # Each acknowledged command is a job the core persisted.
                 assert len(await core.jobs.in_states(list(JobState))) == WARMUP + updates

@@ -80,7 +80,7 @@ async def _console(settings: Settings, user: str | None) -> int:
 async def _run(settings: Settings) -> int:
     import contextlib
 
-    from bot.bootstrap import open_core, serving_http
+    from bot.bootstrap import freeze_startup_heap, open_core, serving_http
 
     if not (settings.telegram_bot_token or settings.discord_bot_token):
         print(
@@ -101,6 +101,7 @@ async def _run(settings: Settings) -> int:
             await adapters.enter_async_context(running_discord(core))
         async with serving_http(core.http_app, settings.bot_http_host, settings.bot_http_port) as url:
             log.info("HTTP server on %s (healthz, webhooks)", url)
+            freeze_startup_heap()
             await _until_signalled(asyncio.Event().wait())
     return 0
 

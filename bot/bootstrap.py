@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -256,6 +257,19 @@ async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[
             await core.start_loops()
             stack.push_async_callback(core.stop_loops)
         yield core
+
+
+def freeze_startup_heap() -> None:
+    """Collect once, then leave everything alive now out of all later garbage collections.
+
+    Call it when startup is over (modules imported, core and adapters built). A running
+    bot keeps these objects for life, and hundreds of thousands of them (aiogram's and
+    discord.py's models above all) made each full collection take about 180 ms, a pause
+    that landed at random in the middle of a burst of commands. Frozen, they are still
+    freed when their last reference goes; only collection skips them.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 @contextlib.asynccontextmanager

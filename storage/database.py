@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import queue
 import re
@@ -123,12 +124,22 @@ Work = Callable[[sqlite3.Connection], T]
 MAX_BATCH = 256
 
 
+class _Shape(enum.Enum):
+    """What a unit of work is, which decides how it joins a batch."""
+
+    # Several statements: a SAVEPOINT makes them all or nothing within the batch.
+    WORK = "work"
+    # One statement: SQLite already undoes a failed statement whole, so no savepoint.
+    STATEMENT = "statement"
+    # Runs by itself, outside any transaction (PRAGMAs that SQLite ignores inside one).
+    ALONE = "alone"
+
+
 @dataclass(slots=True)
 class _Unit:
     work: Work[Any]
     future: asyncio.Future[Any]
-    # Runs alone and outside any transaction (PRAGMAs that SQLite ignores in one).
-    alone: bool = False
+    shape: _Shape
 
 
 @dataclass(slots=True)
@@ -143,8 +154,9 @@ class _GroupCommitThread:
     """The one thread that owns the sqlite3 connection and runs every unit of work.
 
     Units queue up from the event loop. The thread takes all that are waiting (up to
-    MAX_BATCH) and runs them in one IMMEDIATE transaction, each inside its own SAVEPOINT
-    so a failing unit undoes only itself; then it commits once and hands every result
+    MAX_BATCH) and runs them in one IMMEDIATE transaction, each all or nothing (a
+    SAVEPOINT around a unit of several statements), so a failing unit undoes only
+    itself; then it commits once and hands every result
     back to the loop in one wake-up. Idle, a batch is a single unit, as with a plain
     connection; under a burst, a hundred quota reservations and job inserts cost one
     commit and one wake-up instead of a hundred of each. No caller hears "done" before
@@ -162,14 +174,14 @@ class _GroupCommitThread:
     async def start(self) -> None:
         opened = asyncio.get_running_loop().create_future()
         self._thread.start()
-        self._queue.put(_Unit(_nothing, opened, alone=True))
+        self._queue.put(_Unit(_nothing, opened, _Shape.ALONE))
         await opened
 
-    def submit(self, work: Work[T], *, alone: bool = False) -> asyncio.Future[T]:
+    def submit(self, work: Work[T], shape: _Shape) -> asyncio.Future[T]:
         if self._stopping is not None:
             raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put(_Unit(work, future, alone))
+        self._queue.put(_Unit(work, future, shape))
         return future
 
     async def stop(self) -> None:
@@ -200,7 +212,7 @@ class _GroupCommitThread:
                     connection.close()
                     _hand_back([(batch.closed, None, None)])
                     return
-                if batch[0].alone:
+                if batch[0].shape is _Shape.ALONE:
                     _hand_back(_run_alone(connection, batch[0]))
                 else:
                     _hand_back(_run_batch(connection, batch))
@@ -217,12 +229,12 @@ class _GroupCommitThread:
         if isinstance(first, _Stop):
             return first
         batch = [first]
-        while not first.alone and len(batch) < MAX_BATCH:
+        while first.shape is not _Shape.ALONE and len(batch) < MAX_BATCH:
             try:
                 following = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(following, _Stop) or following.alone:
+            if isinstance(following, _Stop) or following.shape is _Shape.ALONE:
                 self._held = following
                 break
             batch.append(following)
@@ -252,29 +264,35 @@ def _run_alone(connection: sqlite3.Connection, unit: _Unit) -> list[_Outcome]:
 
 def _run_batch(connection: sqlite3.Connection, batch: list[_Unit]) -> list[_Outcome]:
     """Run `batch` in one transaction: each unit all or nothing, one commit for all."""
-    guarded = len(batch) > 1  # a lone unit needs no savepoint: the transaction is its own
+    shared = len(batch) > 1  # a lone unit needs no savepoint: the transaction is its own
     outcomes: list[_Outcome] = []
     try:
         # IMMEDIATE takes SQLite's write lock now, so another process cannot make the
         # transaction fail half-way with "database is locked".
         connection.execute("BEGIN IMMEDIATE")
         for unit in batch:
-            if not guarded:
-                outcomes.append((unit.future, unit.work(connection), None))
-                continue
-            connection.execute("SAVEPOINT unit")
+            guarded = shared and unit.shape is _Shape.WORK
+            if guarded:
+                connection.execute("SAVEPOINT unit")
             try:
                 result = unit.work(connection)
             except Exception as error:
-                connection.execute("ROLLBACK TO unit")
+                if not shared or not connection.in_transaction:
+                    # Alone, or an error (disk full, I/O) after which SQLite rolled the
+                    # whole transaction back: the batch fails as one.
+                    raise
+                if guarded:
+                    connection.execute("ROLLBACK TO unit")
+                    connection.execute("RELEASE unit")
                 outcomes.append((unit.future, None, error))
             else:
+                if guarded:
+                    connection.execute("RELEASE unit")
                 outcomes.append((unit.future, result, None))
-            connection.execute("RELEASE unit")
         connection.execute("COMMIT")
     except Exception as error:
-        # BEGIN, a lone unit or COMMIT failed: nothing of the batch is kept; a unit that
-        # had failed on its own keeps its own error, every other one hears this one.
+        # Nothing of the batch is kept: a unit that had failed on its own keeps its own
+        # error, every other one hears this one.
         if connection.in_transaction:
             connection.execute("ROLLBACK")
         own = {id(future): unit_error for future, _, unit_error in outcomes if unit_error is not None}
@@ -327,23 +345,26 @@ class Database:
     async def run(self, work: Work[T]) -> T:
         """Run `work(connection)` atomically: its writes are all kept or, if it raises,
         none are. It runs on the database thread and must not touch the event loop."""
-        return await self._thread.submit(work)
+        return await self._thread.submit(work, _Shape.WORK)
 
     async def fetch_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         """The first row a query answers, or None."""
-        return await self.run(lambda connection: connection.execute(sql, params).fetchone())
+        return await self._statement(lambda connection: connection.execute(sql, params).fetchone())
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         """Every row a query answers."""
-        return await self.run(lambda connection: connection.execute(sql, params).fetchall())
+        return await self._statement(lambda connection: connection.execute(sql, params).fetchall())
 
     async def write(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         """Run one writing statement; returns its RETURNING rows."""
-        return await self.run(lambda connection: connection.execute(sql, params).fetchall())
+        return await self._statement(lambda connection: connection.execute(sql, params).fetchall())
+
+    def _statement(self, work: Work[T]) -> asyncio.Future[T]:
+        return self._thread.submit(work, _Shape.STATEMENT)
 
     async def pragma(self, statement: str) -> sqlite3.Row | None:
         """Run a PRAGMA outside any transaction (SQLite ignores some inside one)."""
-        return await self._thread.submit(lambda connection: connection.execute(statement).fetchone(), alone=True)
+        return await self._thread.submit(lambda connection: connection.execute(statement).fetchone(), _Shape.ALONE)
 
     # --- schema
 

@@ -226,10 +226,12 @@ async def test_a_failing_unit_undoes_only_itself(db: Database) -> None:
             db.write("INSERT INTO notes VALUES ('before')"),
             db.run(two_then_fail),
             db.write("INSERT INTO notes VALUES ('after')"),
+            db.write("INSERT INTO notes VALUES ('later'), ('after')"),  # one statement, fails whole
             return_exceptions=True,
         )
     outcomes = await batch
     assert isinstance(outcomes[1], sqlite3.IntegrityError)
+    assert isinstance(outcomes[3], sqlite3.IntegrityError)
     assert outcomes[0] == outcomes[2] == []
     assert await _notes(db) == ["before", "after"]
 
