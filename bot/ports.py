@@ -216,7 +216,6 @@ class QuotaStore(Protocol):
 
     async def set_override(self, scope: str, subject: str, limit: int | None) -> None: ...
 
-
     async def reset(self, scope: str, subject: str, at: datetime) -> None:
         """Usage before `at` no longer counts for this subject."""
 

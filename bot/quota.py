@@ -183,7 +183,6 @@ class QuotaService:
         await self._store.set_override(scope, subject, limit)
         self._overrides[(scope, subject)] = (True, limit)
 
-
     async def reset(self, scope: str, subject: str) -> None:
         await self._store.reset(scope, subject, self._clock())
 

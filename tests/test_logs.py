@@ -14,7 +14,13 @@ def test_json_lines_carry_level_logger_message_extras_and_traceback():
         raise ValueError("boom")
     except ValueError:
         record = logging.getLogger("bot.test").makeRecord(
-            "bot.test", logging.ERROR, __file__, 1, "job %s failed", ("abc",), exc_info=__import__("sys").exc_info(),
+            "bot.test",
+            logging.ERROR,
+            __file__,
+            1,
+            "job %s failed",
+            ("abc",),
+            exc_info=__import__("sys").exc_info(),
             extra={"job_id": "abc"},
         )
     entry = json.loads(formatter.format(record))

@@ -49,7 +49,9 @@ async def test_quota_and_setquota_for_a_user_and_for_the_group(fake, bot) -> Non
 
     assert ONLY_ADMINS in await say(fake, GROUP, BOB, f"/setquota {ALICE.id} 10", "admins")
     # A chat admin is told what they can do instead: per-member quotas are the operator's.
-    assert "group admins set the group's shared pool" in await say(fake, GROUP, CAROL, f"/setquota {ALICE.id} 10", "pool")
+    assert "group admins set the group's shared pool" in await say(
+        fake, GROUP, CAROL, f"/setquota {ALICE.id} 10", "pool"
+    )
     alice_says = await fake.user_sends_text(GROUP, ALICE, "hello")
     assert "Alice's quota is now 5 videos" in await say(
         fake, GROUP, OPERATOR, "/setquota 5", "quota", reply_to=alice_says
