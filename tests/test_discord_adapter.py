@@ -261,6 +261,67 @@ async def test_a_channel_closed_to_the_bot_is_reported_and_not_retried(world: Wo
         assert len(fake.requests_to("POST /channels/{channel_id}/messages")) == 2  # the refused post, the DM
 
 
+@pytest.mark.parametrize(
+    ("route", "token_lifetime"),
+    [
+        # While the interaction lives the video is a followup through its webhook …
+        ("POST /webhooks/{webhook_id}/{webhook_token}", timedelta(minutes=15)),
+        # … after it, a channel message.
+        ("POST /channels/{channel_id}/messages", timedelta(0)),
+    ],
+)
+async def test_a_rate_limited_post_waits_as_told_and_arrives_once(
+    world: World, route: str, token_lifetime: timedelta
+) -> None:
+    fake = world.fake
+    fake.rate_limit_next(route, retry_after=0.3)
+    async with world.running(token_lifetime=token_lifetime):
+        await fake.slash("create_single", by=world.alice, prompt="a hummingbird at a feeder")
+        [job] = await eventually(lambda: world.core.jobs.in_states([JobState.DELIVERED]), what="the delivery")
+        posts = [r for r in fake.requests_to(route) if r.files]
+        assert [r.status for r in posts] == [429, 200]
+        assert posts[1].at - posts[0].at >= 0.3  # discord.py waited the retry_after it was given
+        shown = [m for m in fake.messages.values() if job.id in " ".join(m.custom_ids)]
+        assert len(shown) == 1 and shown[0].attachments[0].filename.endswith(".mp4")
+
+
+async def test_a_dismissed_progress_message_does_not_stop_the_video(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = world.fake
+    async with world.running():
+        asked = await fake.slash("create_single", by=world.alice, prompt="a paper boat on a canal")
+        progress = await fake.wait_for(
+            lambda: (message := fake.original(asked)) is not None and not message.loading and message,
+            what="the first progress text",
+        )
+        fake.dismiss(progress)
+        video = await world.video(asked)
+        job = await world.job_of(video)
+        await eventually(lambda: world.core.jobs.in_states([JobState.DELIVERED]), what="the delivery")
+    edits = fake.requests_to("PATCH /webhooks/{webhook_id}/{webhook_token}/messages/{message_id}")
+    assert edits[-1].status == 404  # the "Done" edit found no message, and nothing minded
+    assert [m for m in fake.followups(asked) if m.custom_ids] == [video]
+    assert job.id in video.content
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_member_who_blocks_direct_messages_costs_one_try(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = world.fake
+    # The channel is closed to the bot, and the member does not take DMs from it either.
+    fake.fail_next("POST /channels/{channel_id}/messages", 403, code=50013, message="Missing Permissions")
+    fake.fail_next("POST /channels/{channel_id}/messages", 403, code=50007, message="Cannot send messages to this user")
+    async with world.running(token_lifetime=timedelta(0)):
+        await fake.slash("create_single", by=world.alice, prompt="a closed gate")
+        [job] = await eventually(lambda: world.core.jobs.in_states([JobState.DELIVERED]), what="given up")
+        await asyncio.sleep(0.3)  # several scheduler and delivery passes
+    assert job.outcome is JobState.COMPLETED
+    assert [r.status for r in fake.requests_to("POST /channels/{channel_id}/messages")] == [403, 403]
+    assert "could not tell discord:" in caplog.text and "50007" in caplog.text
+
+
 async def test_admin_commands_and_their_refusals(world: World) -> None:
     fake, alice, bob = world.fake, world.alice, world.bob
     async with world.running():

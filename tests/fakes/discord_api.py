@@ -107,10 +107,32 @@ def _now_iso() -> str:
 class DiscordError(Exception):
     """An error answer in Discord's shape: `{"message": …, "code": …}`."""
 
-    def __init__(self, status: int, code: int, message: str) -> None:
+    def __init__(self, status: int, code: int, message: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(f"{status} {message} ({code})")
         self.status = status
-        self.body = {"message": message, "code": code}
+        self.body: JSON = {"message": message, "code": code}
+        self.headers = headers or {}
+
+
+def _rate_limited(retry_after: float) -> DiscordError:
+    """A 429 as Discord sends one: `retry_after` in the body, the bucket in the headers,
+    and the `Via` header that tells discord.py it came from Discord, not Cloudflare."""
+    error = DiscordError(
+        429,
+        0,
+        "You are being rate limited.",
+        headers={
+            "Via": "1.1 google",
+            "Retry-After": str(max(1, round(retry_after))),
+            "X-RateLimit-Limit": "5",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset-After": f"{retry_after:.3f}",
+            "X-RateLimit-Bucket": "fake-bucket",
+            "X-RateLimit-Scope": "user",
+        },
+    )
+    error.body |= {"retry_after": retry_after, "global": False}
+    return error
 
 
 def _unknown(what: str, code: int) -> DiscordError:
@@ -323,6 +345,7 @@ class CapturedRequest:
     body: Any  # JSON body or multipart payload_json, parsed
     files: list[FakeFile]
     status: int = 0
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
     @property
     def summary(self) -> str:
@@ -499,10 +522,23 @@ class FakeDiscord:
 
     def fail_next(self, route: str, status: int, *, code: int = 0, message: str = "", times: int = 1) -> None:
         """Answer the next `times` requests to `route` ("POST /channels/{channel_id}/messages") with an error."""
+        self._add_fault(route, DiscordError(status, code, message or f"injected {status}"), times)
+
+    def rate_limit_next(self, route: str, retry_after: float, *, times: int = 1) -> None:
+        """Answer the next `times` requests to `route` with a 429 asking to retry after `retry_after` seconds."""
+        self._add_fault(route, _rate_limited(retry_after), times)
+
+    def _add_fault(self, route: str, error: DiscordError, times: int) -> None:
         method, _, template = route.partition(" ")
         if method.lower() not in load_spec()["paths"].get(template, {}):
             raise ValueError(f"{route!r} is not a Discord API route")
-        self._faults.append(_Fault(route, DiscordError(status, code, message or f"injected {status}"), times))
+        self._faults.append(_Fault(route, error, times))
+
+    def dismiss(self, message: FakeMessage) -> None:
+        """The user clicks "Dismiss message" under an ephemeral message: it is gone for good."""
+        assert message.ephemeral, "only ephemeral messages can be dismissed"
+        message.deleted = True
+        self._changed.set()
 
     # ------------------------------------------------------------------ users act
 
@@ -769,7 +805,7 @@ class FakeDiscord:
         path = "/" + request.match_info["tail"]
         route = find_route(path)
         body, files, media_type = await self._read_body(request)
-        status, answer = 500, None
+        status, answer, headers = 500, None, {}
         try:
             if route is None:
                 raise DiscordError(404, 0, "404: Not Found")
@@ -782,15 +818,15 @@ class FakeDiscord:
                 raise DiscordError(405, 0, "405: Method Not Allowed")
             status, answer = handler(params, dict(request.query), body, files)
         except DiscordError as error:
-            status, answer = error.status, error.body
+            status, answer, headers = error.status, error.body, error.headers
         finally:
             self.requests.append(CapturedRequest(request.method, path, route, dict(request.query), body, files, status))
             self._changed.set()
         if answer is None:
-            return web.Response(status=status)
+            return web.Response(status=status, headers=headers)
         # Exactly "application/json": discord.py only decodes a body with this content type.
         return web.Response(
-            status=status, body=json.dumps(answer).encode(), headers={"Content-Type": "application/json"}
+            status=status, body=json.dumps(answer).encode(), headers={**headers, "Content-Type": "application/json"}
         )
 
     @staticmethod
