@@ -127,10 +127,10 @@ MAX_BATCH = 256
 class _Shape(enum.Enum):
     """What a unit of work is, which decides how it joins a batch."""
 
-    # Several statements: a SAVEPOINT makes them all or nothing within the batch.
-    WORK = "work"
-    # One statement: SQLite already undoes a failed statement whole, so no savepoint.
-    STATEMENT = "statement"
+    # Only reads: needs no savepoint, and a batch of reads alone takes no write lock.
+    READ = "read"
+    # Writes (one statement or several): a SAVEPOINT makes it all or nothing in its batch.
+    WRITE = "write"
     # Runs by itself, outside any transaction (PRAGMAs that SQLite ignores inside one).
     ALONE = "alone"
 
@@ -149,18 +149,32 @@ class _Stop:
 
 _Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
+# The thread's own transaction statements. The trailing comment keeps their text apart
+# from anything a unit might run, so sqlite3's statement cache never hands a unit one of
+# these already-authorised statements (see `_GroupCommitThread._authorise`).
+_BEGIN_WRITE = "BEGIN IMMEDIATE -- batch"
+_BEGIN_READ = "BEGIN DEFERRED -- batch"
+_COMMIT = "COMMIT -- batch"
+_ROLLBACK = "ROLLBACK -- batch"
+_SAVEPOINT = "SAVEPOINT unit -- batch"
+_RELEASE = "RELEASE unit -- batch"
+_ROLLBACK_UNIT = "ROLLBACK TO unit -- batch"
+_TRANSACTION_ACTIONS = frozenset({sqlite3.SQLITE_TRANSACTION, sqlite3.SQLITE_SAVEPOINT})
+
 
 class _GroupCommitThread:
     """The one thread that owns the sqlite3 connection and runs every unit of work.
 
-    Units queue up from the event loop. The thread takes all that are waiting (up to
-    MAX_BATCH) and runs them in one IMMEDIATE transaction, each all or nothing (a
-    SAVEPOINT around a unit of several statements), so a failing unit undoes only
-    itself; then it commits once and hands every result
-    back to the loop in one wake-up. Idle, a batch is a single unit, as with a plain
-    connection; under a burst, a hundred quota reservations and job inserts cost one
-    commit and one wake-up instead of a hundred of each. No caller hears "done" before
-    the commit.
+    Units queue up from the event loop (one loop per database). The thread takes all that
+    are waiting (up to MAX_BATCH) and runs them in one transaction, each all or nothing
+    (a SAVEPOINT around each unit that writes), so a failing unit undoes only itself;
+    then it commits once and hands every result back to the loop in one wake-up. Idle,
+    a batch is a single unit, as with a plain connection; under a burst, a hundred quota
+    reservations and job inserts cost one commit and one wake-up instead of a hundred of
+    each. No caller hears "done" before the commit, and every caller hears back.
+
+    Units may not begin, commit or roll back themselves: an authoriser refuses it, since
+    a unit that committed would commit its neighbours' writes behind their backs.
     """
 
     def __init__(self, location: str) -> None:
@@ -170,6 +184,7 @@ class _GroupCommitThread:
         self._held: _Unit | _Stop | None = None
         self._thread = threading.Thread(target=self._serve, name="sqlite", daemon=True)
         self._stopping: asyncio.Future[None] | None = None
+        self._controlling = False  # the thread itself is running a transaction statement
 
     async def start(self) -> None:
         opened = asyncio.get_running_loop().create_future()
@@ -202,25 +217,43 @@ class _GroupCommitThread:
             # isolation_level=None: no implicit transactions; batches open their own.
             connection = sqlite3.connect(self._location, isolation_level=None)
             connection.row_factory = sqlite3.Row
+            connection.set_authorizer(self._authorise)
         except Exception as error:
             self._fail_all(error)
             return
+        batch: list[_Unit] = []
         try:
-            while True:
-                batch = self._next_batch()
-                if isinstance(batch, _Stop):
-                    connection.close()
-                    _hand_back([(batch.closed, None, None)])
-                    return
+            while not isinstance(taken := self._next_batch(), _Stop):
+                batch = taken
                 if batch[0].shape is _Shape.ALONE:
                     _hand_back(_run_alone(connection, batch[0]))
                 else:
-                    _hand_back(_run_batch(connection, batch))
+                    _hand_back(self._run_batch(connection, batch))
+                batch = []
+            with contextlib.suppress(sqlite3.Error):
+                connection.close()
+            _hand_back([(taken.closed, None, None)])
         except BaseException as error:
-            # A bug here must not leave callers waiting for ever.
+            # A bug here must not leave anyone waiting: the batch under way and everything
+            # queued after it hear that the database thread stopped.
             log.exception("the database thread stopped")
-            connection.close()
-            self._fail_all(error)
+            with contextlib.suppress(sqlite3.Error):
+                connection.close()
+            stopped = sqlite3.OperationalError(f"the database thread stopped: {error!r}")
+            _hand_back([(unit.future, None, stopped) for unit in batch])
+            self._fail_all(stopped)
+
+    def _authorise(self, action: int, *_: object) -> int:
+        if action in _TRANSACTION_ACTIONS and not self._controlling:
+            return sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK
+
+    def _control(self, connection: sqlite3.Connection, statement: str) -> None:
+        self._controlling = True
+        try:
+            connection.execute(statement)
+        finally:
+            self._controlling = False
 
     def _next_batch(self) -> list[_Unit] | _Stop:
         """The units waiting now, in order; a unit that must run alone ends the batch."""
@@ -240,8 +273,47 @@ class _GroupCommitThread:
             batch.append(following)
         return batch
 
+    def _run_batch(self, connection: sqlite3.Connection, batch: list[_Unit]) -> list[_Outcome]:
+        """Run `batch` in one transaction: each unit all or nothing, one commit for all."""
+        shared = len(batch) > 1  # a lone unit needs no savepoint: the transaction is its own
+        reads_only = all(unit.shape is _Shape.READ for unit in batch)
+        outcomes: list[_Outcome] = []
+        try:
+            # IMMEDIATE takes SQLite's write lock now, so another process cannot make the
+            # transaction fail half-way with "database is locked"; reads need no lock.
+            self._control(connection, _BEGIN_READ if reads_only else _BEGIN_WRITE)
+            for unit in batch:
+                guarded = shared and unit.shape is _Shape.WRITE
+                if guarded:
+                    self._control(connection, _SAVEPOINT)
+                try:
+                    outcomes.append((unit.future, unit.work(connection), None))
+                except BaseException as error:
+                    if not shared or not connection.in_transaction:
+                        # Alone, or an error (disk full, I/O) after which SQLite rolled the
+                        # whole transaction back: the batch fails as one.
+                        raise
+                    if guarded:
+                        self._control(connection, _ROLLBACK_UNIT)
+                    outcomes.append((unit.future, None, error))
+                if not connection.in_transaction:
+                    # The unit swallowed an error that ended the transaction: what it wrote
+                    # since went straight to disk, what came before is gone. Fail them all.
+                    raise sqlite3.OperationalError("the transaction ended inside a unit of work")
+                if guarded:
+                    self._control(connection, _RELEASE)
+            self._control(connection, _COMMIT)
+        except BaseException as error:
+            # Nothing of the batch is kept: a unit that had failed on its own keeps its own
+            # error; every other one hears of this one, in an exception of its own.
+            if connection.in_transaction:
+                self._control(connection, _ROLLBACK)
+            own = {id(future): unit_error for future, _, unit_error in outcomes if unit_error is not None}
+            return [(unit.future, None, own.get(id(unit.future)) or _batch_error(error, shared)) for unit in batch]
+        return outcomes
+
     def _fail_all(self, error: BaseException) -> None:
-        """Answer everything queued (and every later submit) with `error`."""
+        """Answer everything queued (and every later submit) with `error`, until stopped."""
         while True:
             item = self._held or self._queue.get()
             self._held = None
@@ -258,50 +330,24 @@ def _nothing(connection: sqlite3.Connection) -> None:
 def _run_alone(connection: sqlite3.Connection, unit: _Unit) -> list[_Outcome]:
     try:
         return [(unit.future, unit.work(connection), None)]
-    except Exception as error:
+    except BaseException as error:
         return [(unit.future, None, error)]
 
 
-def _run_batch(connection: sqlite3.Connection, batch: list[_Unit]) -> list[_Outcome]:
-    """Run `batch` in one transaction: each unit all or nothing, one commit for all."""
-    shared = len(batch) > 1  # a lone unit needs no savepoint: the transaction is its own
-    outcomes: list[_Outcome] = []
-    try:
-        # IMMEDIATE takes SQLite's write lock now, so another process cannot make the
-        # transaction fail half-way with "database is locked".
-        connection.execute("BEGIN IMMEDIATE")
-        for unit in batch:
-            guarded = shared and unit.shape is _Shape.WORK
-            if guarded:
-                connection.execute("SAVEPOINT unit")
-            try:
-                result = unit.work(connection)
-            except Exception as error:
-                if not shared or not connection.in_transaction:
-                    # Alone, or an error (disk full, I/O) after which SQLite rolled the
-                    # whole transaction back: the batch fails as one.
-                    raise
-                if guarded:
-                    connection.execute("ROLLBACK TO unit")
-                    connection.execute("RELEASE unit")
-                outcomes.append((unit.future, None, error))
-            else:
-                if guarded:
-                    connection.execute("RELEASE unit")
-                outcomes.append((unit.future, result, None))
-        connection.execute("COMMIT")
-    except Exception as error:
-        # Nothing of the batch is kept: a unit that had failed on its own keeps its own
-        # error, every other one hears this one.
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        own = {id(future): unit_error for future, _, unit_error in outcomes if unit_error is not None}
-        return [(unit.future, None, own.get(id(unit.future), error)) for unit in batch]
-    return outcomes
+def _batch_error(error: BaseException, shared: bool) -> BaseException:
+    """What a unit hears when its batch failed: the error itself when the unit was alone,
+    else an OperationalError of its own (the cause attached), so callers never share one."""
+    if not shared:
+        return error
+    own = sqlite3.OperationalError(f"the transaction this unit ran in failed: {error}")
+    own.__cause__ = error
+    return own
 
 
 def _hand_back(outcomes: list[_Outcome]) -> None:
     """Give the results to their loop in one wake-up (a loop that has closed hears nothing)."""
+    if not outcomes:
+        return
     loop = outcomes[0][0].get_loop()
     with contextlib.suppress(RuntimeError):
         loop.call_soon_threadsafe(_settle, outcomes)
@@ -311,10 +357,13 @@ def _settle(outcomes: list[_Outcome]) -> None:
     for future, result, error in outcomes:
         if future.done():  # its caller was cancelled; the unit ran all the same
             continue
-        if error is not None:
-            future.set_exception(error)
-        else:
+        if error is None:
             future.set_result(result)
+        elif isinstance(error, StopIteration):
+            # A future refuses StopIteration (it would end the awaiting coroutine silently).
+            future.set_exception(RuntimeError(f"a unit of work raised {error!r}"))
+        else:
+            future.set_exception(error)
 
 
 class Database:
@@ -344,23 +393,25 @@ class Database:
 
     async def run(self, work: Work[T]) -> T:
         """Run `work(connection)` atomically: its writes are all kept or, if it raises,
-        none are. It runs on the database thread and must not touch the event loop."""
-        return await self._thread.submit(work, _Shape.WORK)
+        none are.
+
+        It runs on the database thread, so it must not touch the event loop, and it must
+        return plain values (rows read to the end, not cursors). It may not begin, commit
+        or roll back (refused). Once queued it runs even if the awaiting task is cancelled.
+        """
+        return await self._thread.submit(work, _Shape.WRITE)
 
     async def fetch_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         """The first row a query answers, or None."""
-        return await self._statement(lambda connection: connection.execute(sql, params).fetchone())
+        return await self._thread.submit(lambda connection: connection.execute(sql, params).fetchone(), _Shape.READ)
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         """Every row a query answers."""
-        return await self._statement(lambda connection: connection.execute(sql, params).fetchall())
+        return await self._thread.submit(lambda connection: connection.execute(sql, params).fetchall(), _Shape.READ)
 
     async def write(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         """Run one writing statement; returns its RETURNING rows."""
-        return await self._statement(lambda connection: connection.execute(sql, params).fetchall())
-
-    def _statement(self, work: Work[T]) -> asyncio.Future[T]:
-        return self._thread.submit(work, _Shape.STATEMENT)
+        return await self.run(lambda connection: connection.execute(sql, params).fetchall())
 
     async def pragma(self, statement: str) -> sqlite3.Row | None:
         """Run a PRAGMA outside any transaction (SQLite ignores some inside one)."""
@@ -451,9 +502,9 @@ async def open_database(path: Path | str) -> Database:
     if location != MEMORY:
         Path(location).parent.mkdir(parents=True, exist_ok=True)
     thread = _GroupCommitThread(location)
-    await thread.start()
     database = Database(thread)
     try:
+        await thread.start()
         mode = await database.pragma("PRAGMA journal_mode = WAL")
         if location != MEMORY and (mode is None or mode[0] != "wal"):
             log.warning("SQLite refused WAL mode for %s (journal_mode=%s)", location, mode and mode[0])

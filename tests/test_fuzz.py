@@ -5,6 +5,7 @@ crash — and a refused request charges nothing."""
 from __future__ import annotations
 
 import io
+import shlex
 import string
 
 import pytest
@@ -17,7 +18,7 @@ from bot.commands import Animate, CreateSingle, RequestBuilder, parse_command
 from bot.errors import BotError, InvalidInput
 from bot.settings import load_settings
 from bot.submission import build_upstream_request
-from bot.text_options import ANIMATE_OPTIONS, COMMON_OPTIONS, CREATE_OPTIONS, parse_options
+from bot.text_options import ANIMATE_OPTIONS, COMMON_OPTIONS, CREATE_OPTIONS, parse_options, split_words
 from bot.upstream.models import Video
 from bot.webhooks import CallbackHandler, CallbackSigner
 from tests.harness import RecordingNotifier, fast_settings, running_core
@@ -53,6 +54,18 @@ def test_command_text_parses_or_is_refused_with_a_named_option(text):
         assert exc.field and exc.problem
     else:
         assert len(request.user_prompt) <= 512 and 1 <= request.seed <= 2_147_483_647
+
+
+@FUZZ
+@given(st.one_of(COMMAND_TEXT, st.text(alphabet=st.characters(), max_size=60)))
+def test_words_split_exactly_as_shlex_splits_them(text):
+    try:
+        expected = shlex.split(text, posix=True)
+    except ValueError:  # an unclosed quote or a trailing backslash
+        with pytest.raises(ValueError):
+            split_words(text)
+    else:
+        assert split_words(text) == expected
 
 
 @FUZZ
