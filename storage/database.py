@@ -255,10 +255,15 @@ class _GroupCommitThread:
         finally:
             self._controlling = False
 
+    def _take(self) -> _Unit | _Stop:
+        """The next item: the one held back from the last batch, else the queue's (waiting for one)."""
+        item = self._held or self._queue.get()
+        self._held = None
+        return item
+
     def _next_batch(self) -> list[_Unit] | _Stop:
         """The units waiting now, in order; a unit that must run alone ends the batch."""
-        first = self._held or self._queue.get()
-        self._held = None
+        first = self._take()
         if isinstance(first, _Stop):
             return first
         batch = [first]
@@ -315,8 +320,7 @@ class _GroupCommitThread:
     def _fail_all(self, error: BaseException) -> None:
         """Answer everything queued (and every later submit) with `error`, until stopped."""
         while True:
-            item = self._held or self._queue.get()
-            self._held = None
+            item = self._take()
             if isinstance(item, _Stop):
                 _hand_back([(item.closed, None, None)])
                 return
