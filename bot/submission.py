@@ -25,34 +25,40 @@ def build_upstream_request(
     # Off-peak jobs get no webhook upstream; sending one would only mislead.
     reply_url = None if request.off_peak else reply_url
     routing = {"replyRef": reply_ref, "replyUrl": reply_url}
+    # Validated from plain values: pydantic turns the request's strings into the
+    # upstream's enums and checks every documented limit on the way.
     try:
         if request.kind is JobKind.UPSCALE:
-            return up.UpscaleRequest(video_id=request.source_video_id or "", **routing)
+            return up.UpscaleRequest.model_validate({"video_id": request.source_video_id or "", **routing})
         if request.kind is JobKind.EXTEND:
             model = request.model if request.model in up.MODELS_THAT_EXTEND else EXTEND_FALLBACK_MODEL
-            return up.ExtendRequest(
-                email=email,
-                model=model,
-                prompt=request.prompt or None,
-                video_id=request.source_video_id,
-                duration=request.duration,
-                quality=request.quality,
-                seed=request.seed,
-                off_peak_mode=request.off_peak or None,
-                **routing,
+            return up.ExtendRequest.model_validate(
+                {
+                    "email": email,
+                    "model": model,
+                    "prompt": request.prompt or None,
+                    "video_id": request.source_video_id,
+                    "duration": request.duration,
+                    "quality": request.quality,
+                    "seed": request.seed,
+                    "off_peak_mode": request.off_peak or None,
+                    **routing,
+                }
             )
-        return up.CreateVideoRequest(
-            email=email,
-            model=request.model,
-            prompt=request.prompt or None,
-            first_frame_path=request.image_path if request.kind is JobKind.ANIMATE else None,
-            duration=request.duration,
-            quality=request.quality,
-            aspect_ratio=request.aspect_ratio if request.kind is JobKind.CREATE else None,
-            audio=request.audio or None,
-            seed=request.seed,
-            off_peak_mode=request.off_peak or None,
-            **routing,
+        return up.CreateVideoRequest.model_validate(
+            {
+                "email": email,
+                "model": request.model,
+                "prompt": request.prompt or None,
+                "first_frame_path": request.image_path if request.kind is JobKind.ANIMATE else None,
+                "duration": request.duration,
+                "quality": request.quality,
+                "aspect_ratio": request.aspect_ratio if request.kind is JobKind.CREATE else None,
+                "audio": request.audio or None,
+                "seed": request.seed,
+                "off_peak_mode": request.off_peak or None,
+                **routing,
+            }
         )
     except ValidationError as exc:
         err = exc.errors()[0]

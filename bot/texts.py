@@ -21,7 +21,9 @@ STATE_WORDS = {
 
 def state_word(job: Job) -> str:
     if job.state is JobState.DELIVERED:
-        return "done" if job.outcome is JobState.COMPLETED else STATE_WORDS.get(job.outcome, "done")
+        if job.outcome is None or job.outcome is JobState.COMPLETED:
+            return "done"
+        return STATE_WORDS.get(job.outcome, "done")
     return STATE_WORDS[job.state]
 
 

@@ -106,6 +106,7 @@ class GenerationRoutes(RouteGroup):
 
     async def extend(self, request: web.Request) -> web.Response:
         ask = validated(ExtendRequest, await read_body(request))
+        email: str | None
         if ask.video_id:
             source = self._completed_source(ask.video_id)
             email, base, aspect_ratio = ask.email or source.email, source.picture, source.aspect_ratio

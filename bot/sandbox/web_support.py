@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ValidationError
 
 from bot.sandbox.config import SandboxAccount
@@ -39,7 +40,7 @@ def json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message, "code": status}, status=status)
 
 
-def sandbox_middleware(sandbox: Sandbox) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def sandbox_middleware(sandbox: Sandbox) -> Middleware:
     """Log the request, inject the configured faults, check the token, shape errors."""
 
     @web.middleware

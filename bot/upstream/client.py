@@ -159,8 +159,10 @@ def _adapter(shape: Any) -> TypeAdapter[Any]:
 
 
 def _parse(shape: type[T], body: object) -> T:
+    key: object = shape  # a class is hashable; say so to the cache's signature
+    adapter: TypeAdapter[T] = _adapter(key)
     try:
-        return _adapter(shape).validate_python(body)  # type: ignore[no-any-return]
+        return adapter.validate_python(body)
     except ValidationError as exc:
         raise _invalid_response(getattr(shape, "__name__", str(shape)), exc) from None
 
