@@ -9,6 +9,8 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
 
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings, mask_secret
@@ -16,49 +18,114 @@ from bot.settings import Settings, SettingsError, load_settings, mask_secret
 log = logging.getLogger("bot")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pixverse-bot", description=__doc__)
+def _add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """--log-level and --log-format, before or after the subcommand.
+
+    The subcommands declare them again with no default of their own (SUPPRESS), so a
+    value given after the subcommand wins and one given before it is kept.
+    """
     parser.add_argument(
-        "--log-level", default=os.environ.get("LOG_LEVEL", "INFO"), help="DEBUG, INFO, WARNING … (env LOG_LEVEL)"
+        "--log-level",
+        default=os.environ.get("LOG_LEVEL", "INFO") if defaults else argparse.SUPPRESS,
+        help="DEBUG, INFO, WARNING … (env LOG_LEVEL)",
     )
     parser.add_argument(
         "--log-format",
         choices=("text", "json"),
-        default=os.environ.get("LOG_FORMAT", "text"),
+        default=os.environ.get("LOG_FORMAT", "text") if defaults else argparse.SUPPRESS,
         help="text lines, or one JSON object per line for log collectors (env LOG_FORMAT)",
     )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pixverse-bot", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    _add_global_options(parser, defaults=True)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="run the chat bot (Telegram and/or Discord, by which tokens are set)")
-    console = sub.add_parser("console", help="chat with the bot in this terminal")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        subcommand = sub.add_parser(name, help=help, description=help)
+        _add_global_options(subcommand, defaults=False)
+        return subcommand
+
+    command("run", "run the chat bot (Telegram and/or Discord, by which tokens are set)")
+    console = command("console", "chat with the bot in this terminal")
     console.add_argument(
         "--sandbox", action="store_true", help="use the built-in offline sandbox even if USEAPI_API_TOKEN is set"
     )
-    console.add_argument("--user", help="the user name to act as (default: your login)")
-    sandbox = sub.add_parser("sandbox", help="serve the offline PixVerse v2 sandbox API")
+    console.add_argument("--user", help="the name to act as (default: your login); quotas and /jobs are kept per name")
+    sandbox = command("sandbox", "serve the offline PixVerse v2 sandbox API")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8765)
     sandbox.add_argument("--token", default="sandbox-token", help="the API token clients must send")
     sandbox.add_argument("--generation-seconds", type=float, default=5.0, help="how long each video takes")
-    sub.add_parser("check", help="print the effective configuration and what the upstream reports")
+    command("check", "print the effective configuration and what the upstream reports")
+    backup = command("backup", "copy the database to PATH while the bot runs (SQLite online backup)")
+    backup.add_argument("path", type=Path, help="the new backup file (must not exist yet)")
+    command("healthcheck", "exit 0 when the running bot answers GET /healthz on BOT_HTTP_PORT (for Docker)")
     return parser
+
+
+def _version() -> str:
+    try:
+        return metadata.version("pixverse-bot")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.log_level, args.log_format)
-    if args.command == "sandbox":
-        return asyncio.run(_serve_sandbox(args))
     try:
-        overrides = {"bot_sandbox": True} if getattr(args, "sandbox", False) else {}
-        settings = load_settings(**overrides)
-    except SettingsError as exc:
-        print(exc, file=sys.stderr)
+        if args.command == "sandbox":
+            return asyncio.run(_serve_sandbox(args))
+        try:
+            overrides = {"bot_sandbox": True} if getattr(args, "sandbox", False) else {}
+            settings = load_settings(**overrides)
+        except SettingsError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        if args.command == "check":
+            return asyncio.run(_check(settings))
+        if args.command == "console":
+            return asyncio.run(_console(settings, args.user))
+        if args.command == "backup":
+            return _backup(settings, args.path)
+        if args.command == "healthcheck":
+            return _healthcheck(settings)
+        return asyncio.run(_run(settings))
+    except ModuleNotFoundError as exc:
+        if not exc.name or exc.name not in {"av", "numpy"}:
+            raise
+        # The sandbox extra is missing: one line that says how to get it.
+        print(f"pixverse-bot: {exc}", file=sys.stderr)
         return 2
-    if args.command == "check":
-        return asyncio.run(_check(settings))
-    if args.command == "console":
-        return asyncio.run(_console(settings, args.user))
-    return asyncio.run(_run(settings))
+
+
+def _backup(settings: Settings, target: Path) -> int:
+    from storage.database import BackupError, backup_database
+
+    try:
+        pages = backup_database(settings.bot_database, target)
+    except BackupError as exc:
+        print(f"pixverse-bot backup: {exc}", file=sys.stderr)
+        return 1
+    print(f"Backed up {settings.bot_database} to {target} ({pages} pages).")
+    return 0
+
+
+def _healthcheck(settings: Settings) -> int:
+    import urllib.error
+    import urllib.request
+
+    url = f"http://127.0.0.1:{settings.bot_http_port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=4) as response:  # noqa: S310 (a fixed loopback URL)
+            healthy = response.status == 200
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"unhealthy: {url}: {exc}", file=sys.stderr)
+        return 1
+    return 0 if healthy else 1
 
 
 async def _serve_sandbox(args: argparse.Namespace) -> int:

@@ -16,14 +16,14 @@ from datetime import datetime, timedelta
 
 from bot.accounts import AccountPool
 from bot.blobs import load_image
-from bot.domain import IN_FLIGHT_STATES, Job, JobKind, JobState, utcnow
+from bot.domain import IN_FLIGHT_STATES, GenerationRequest, Job, JobKind, JobState, utcnow
 from bot.errors import BotError
 from bot.periodic import PeriodicTask
 from bot.ports import BlobStore, JobStore, Progress, ProgressStage, Upstream
 from bot.progress import ProgressReporter
-from bot.submission import build_upstream_request
+from bot.submission import UpstreamRequest, build_upstream_request
 from bot.upstream import errors as ue
-from bot.upstream.models import account_email_of
+from bot.upstream.models import ExtendRequest, UpscaleRequest, VideoCreated, account_email_of
 
 log = logging.getLogger(__name__)
 
@@ -170,11 +170,7 @@ class Scheduler:
             upstream_request = build_upstream_request(
                 request, email=email, reply_ref=claimed.id, reply_url=self._reply_url_for(claimed.id)
             )
-            call = {
-                JobKind.UPSCALE: self._upstream.upscale_video,
-                JobKind.EXTEND: self._upstream.extend_video,
-            }.get(request.kind, self._upstream.create_video)
-            created = await call(upstream_request)  # type: ignore[arg-type]
+            created = await self._send(upstream_request)
         except Exception as exc:  # every outcome is decided in one place
             await self._handle_submit_error(claimed, email, exc)
             return False
@@ -183,7 +179,14 @@ class Scheduler:
         await self._mark_submitted(claimed, created.id)
         return True
 
-    async def _with_uploaded_image(self, job: Job, email: str):
+    async def _send(self, request: UpstreamRequest) -> VideoCreated:
+        if isinstance(request, UpscaleRequest):
+            return await self._upstream.upscale_video(request)
+        if isinstance(request, ExtendRequest):
+            return await self._upstream.extend_video(request)
+        return await self._upstream.create_video(request)
+
+    async def _with_uploaded_image(self, job: Job, email: str) -> GenerationRequest:
         request = job.request
         if request.kind is not JobKind.ANIMATE or request.image_path:
             return request

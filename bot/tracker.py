@@ -87,9 +87,9 @@ class Tracker:
         try:
             for _ in range(MAX_LISTING_PAGES):
                 page = await self._upstream.list_videos(email=account, limit=LISTING_PAGE_SIZE, offset=offset)
-                for video in page.data:
-                    if video.video_id in wanted:
-                        found[video.video_id] = video
+                for listed in page.data:
+                    if listed.video_id in wanted:
+                        found[listed.video_id] = listed
                 if len(found) == len(wanted) or not page.data or not page.next_offset or page.next_offset <= offset:
                     break
                 offset = page.next_offset
@@ -97,7 +97,7 @@ class Tracker:
             log.warning("listing videos of %s failed: %r", account, exc)
             return
         for video_id, job in wanted.items():
-            video = found.get(video_id)
+            video: Video | None = found.get(video_id)
             if video is None:
                 # Older than the pages we read (or a listing gap): ask for it alone.
                 try:

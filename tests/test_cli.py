@@ -62,3 +62,77 @@ async def test_sandbox_command_serves_the_api_until_terminated(tmp_path):
         process.terminate()
         await asyncio.wait_for(process.wait(), timeout=30)
     assert process.returncode == 0
+
+
+async def _finish(*args: str, cwd, **settings: str) -> tuple[int, str, str]:
+    process = await start_bot(*args, env=bot_env(**settings), cwd=cwd)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def test_version_is_printed(tmp_path):
+    from importlib import metadata
+
+    code, out, _ = await _finish("--version", cwd=tmp_path)
+    assert code == 0 and out.strip() == f"pixverse-bot {metadata.version('pixverse-bot')}"
+
+
+async def test_global_options_work_after_the_subcommand_too(tmp_path):
+    # An unknown level is refused by the logging setup, before or after the subcommand alike:
+    # proof that the option after the subcommand is read, not ignored.
+    for args in (("--log-format", "json", "check"), ("check", "--log-format", "json")):
+        code, out, _ = await _finish(*args, cwd=tmp_path)
+        assert code == 0 and "Effective configuration:" in out
+    code, _, err = await _finish("check", "--log-format", "xml", cwd=tmp_path)
+    assert code == 2 and "invalid choice: 'xml'" in err
+    code, _, err = await _finish("check", "--log-level", "LOUD", cwd=tmp_path)
+    assert code != 0 and "LOUD" in err
+
+
+async def test_backup_copies_the_live_database_and_never_overwrites(tmp_path):
+    from bot.domain import GenerationRequest, Job, JobKind, JobState, new_job_id
+    from storage import SqliteJobStore, open_database
+    from tests.harness import requester
+
+    live = tmp_path / "data" / "bot.sqlite3"
+    db = await open_database(live)
+    try:
+        job = Job(id=new_job_id(), requester=requester(), request=GenerationRequest(kind=JobKind.CREATE))
+        await SqliteJobStore(db).add(job)
+        # The bot keeps its database open while the backup runs.
+        code, out, err = await _finish("backup", "copy.sqlite3", cwd=tmp_path, BOT_DATABASE=str(live))
+    finally:
+        await db.close()
+    assert code == 0, err
+    assert "Backed up" in out
+    copy = await open_database(tmp_path / "copy.sqlite3")
+    try:
+        restored = await SqliteJobStore(copy).get(job.id)
+    finally:
+        await copy.close()
+    assert restored is not None and restored.state is JobState.QUEUED
+
+    code, _, err = await _finish("backup", "copy.sqlite3", cwd=tmp_path, BOT_DATABASE=str(live))
+    assert code == 1 and "already exists" in err
+    code, _, err = await _finish("backup", "other.sqlite3", cwd=tmp_path, BOT_DATABASE=str(tmp_path / "none.db"))
+    assert code == 1 and "there is no database at" in err and not (tmp_path / "other.sqlite3").exists()
+
+
+async def test_healthcheck_follows_bot_http_port(tmp_path):
+    from aiohttp import web
+
+    from bot.bootstrap import serving_http
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    async with serving_http(app, "127.0.0.1", 0) as url:
+        port = url.rsplit(":", 1)[1]
+        code, _, err = await _finish("healthcheck", cwd=tmp_path, BOT_HTTP_PORT=port)
+        assert code == 0, err
+    # The server is gone: the same port now fails the check.
+    code, _, err = await _finish("healthcheck", cwd=tmp_path, BOT_HTTP_PORT=port)
+    assert code == 1 and "unhealthy" in err

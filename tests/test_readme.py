@@ -16,10 +16,13 @@ def test_every_setting_is_documented():
 
 
 def test_ci_runs_the_readme_test_command():
-    command = 'python -m pip install -e ".[test]" && python -m pytest'
+    command = 'python3 -m venv .venv && . .venv/bin/activate && python -m pip install -e ".[test]" && python -m pytest'
     assert command in README
     assert command in (ROOT / ".ci" / "run").read_text("utf-8")
 
 
 def test_readme_run_command_is_the_one_the_console_test_runs():
-    assert "python3 -m pip install . && pixverse-bot console --sandbox" in README
+    assert (
+        'python3 -m venv .venv && . .venv/bin/activate && pip install ".[sandbox]" && pixverse-bot console --sandbox'
+        in README
+    )
