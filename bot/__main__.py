@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_level_chosen(argv: Sequence[str] | None) -> bool:
+    words = sys.argv[1:] if argv is None else argv
+    return "LOG_LEVEL" in os.environ or any(word.split("=", 1)[0] == "--log-level" for word in words)
+
+
 def _version() -> str:
     try:
         return metadata.version("pixverse-bot")
@@ -75,7 +80,11 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    configure_logging(args.log_level, args.log_format)
+    level = args.log_level
+    if args.command == "console" and sys.stdin.isatty() and not _log_level_chosen(argv):
+        # Someone is typing at the prompt: routine INFO lines would only get in the way.
+        level = "WARNING"
+    configure_logging(level, args.log_format)
     try:
         if args.command == "sandbox":
             return asyncio.run(_serve_sandbox(args))
@@ -141,7 +150,7 @@ async def _console(settings: Settings, user: str | None) -> int:
     from bot.bootstrap import open_core
 
     async with open_core(settings) as core:
-        return await run_console(core, user=user)
+        return await run_console(core, user=user, handle_signals=True)
 
 
 async def _run(settings: Settings) -> int:

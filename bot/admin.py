@@ -27,11 +27,11 @@ MEMBER_QUOTA_HINT = (
 
 
 def format_quota(title: str, status: QuotaStatus, tz) -> str:
-    unit = status.unit.value
+    unit = status.unit
     if status.limit is None:
-        head = f"{title}: unlimited ({status.used} {unit} used"
+        head = f"{title}: unlimited ({unit.of(status.used)} used"
     else:
-        head = f"{title}: {status.left} of {status.limit} {unit} left ({status.used} used"
+        head = f"{title}: {status.left} of {unit.of(status.limit)} left ({status.used} used"
     head += f", {status.reserved} reserved by running jobs)" if status.reserved else ")"
     if status.resets_at and status.limit is not None:
         head += f"; {status.window.value} quota, resets {status.resets_at.astimezone(tz):%Y-%m-%d %H:%M %Z}"
@@ -118,8 +118,8 @@ class AdminService:
         return int(text)
 
     def _limit_text(self, limit: int | None) -> str:
-        unit = self._quotas.policy.unit.value
-        return "unlimited" if limit is None else f"{limit} {unit} per {self._quotas.policy.window.value} window"
+        unit = self._quotas.policy.unit
+        return "unlimited" if limit is None else f"{unit.of(limit)} per {self._quotas.policy.window.value} window"
 
     # ------------------------------------------------------------ bans
 

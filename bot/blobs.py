@@ -22,13 +22,25 @@ def sniff_image_type(data: bytes) -> str | None:
     return None
 
 
+def human_size(size: int) -> str:
+    """A byte count in the unit that reads best: 900 bytes, 12.5 KB, 3.2 MB."""
+    if size < 1000:
+        return f"{size} bytes"
+    value = size / 1000
+    for unit in ("KB", "MB"):
+        if value < 1000:
+            return f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
 def check_image(data: bytes, *, max_bytes: int) -> str:
     """Validate an image for /animate; returns its MIME type."""
     if not data:
         raise InvalidInput("image", f"is empty; send a {ALLOWED_IMAGE_TYPES} picture")
     if len(data) > max_bytes:
         raise InvalidInput(
-            "image", f"is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB ({ALLOWED_IMAGE_TYPES})"
+            "image", f"is {human_size(len(data))}; the limit is {human_size(max_bytes)} ({ALLOWED_IMAGE_TYPES})"
         )
     mime = sniff_image_type(data)
     if mime is None:

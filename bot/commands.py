@@ -84,8 +84,12 @@ class _Command(BaseModel):
     def _quality(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        value = value if value.lower().endswith("p") else f"{value}p"
-        return _one_of(value, [q.value for q in up.Quality])
+        allowed = [q.value for q in up.Quality]
+        try:
+            # "720" means 720p; the error quotes what the user typed, not what we guessed.
+            return _one_of(value if value.lower().endswith("p") else f"{value}p", allowed)
+        except ValueError:
+            raise ValueError(f"{value!r} is not supported; use one of {', '.join(allowed)}") from None
 
     @field_validator("duration")
     @classmethod
@@ -188,6 +192,8 @@ def invalid_input_from(exc: ValidationError) -> InvalidInput:
         message = "is not an option of this command"
     elif err["type"] in {"int_parsing", "int_from_float"}:
         message = f"{err.get('input')!r} is not a whole number"
+    elif err["type"] == "string_unicode":
+        message = "contains bytes that are not UTF-8 text; type it again"
     return InvalidInput(field, message)
 
 

@@ -41,10 +41,15 @@ class Gatekeeper:
         self._moderation = moderation
         self._limiter = limiter
 
-    async def admit(self, requester: Requester, *, toggles_bot: bool = False) -> None:
-        """Raise `Refused` when this command must not run (silently where answering would be noise)."""
+    async def admit(self, requester: Requester, *, toggles_bot: bool = False, rate_limited: bool = True) -> None:
+        """Raise `Refused` when this command must not run (silently where answering would be noise).
+
+        `rate_limited=False` is for the operator's own terminal (the console), where a
+        piped script of commands is not a flood.
+        """
         group = requester.chat.group_key
         if group and not toggles_bot and not (await self._moderation.settings_for(group)).bot_enabled:
             raise Refused("the bot is switched off in this group", silent=True)
-        self._limiter.check(requester.user.key)
+        if rate_limited:
+            self._limiter.check(requester.user.key)
         await self._moderation.check_access(requester)

@@ -25,6 +25,10 @@ class QuotaUnit(StrEnum):
     VIDEOS = "videos"
     CREDITS = "credits"
 
+    def of(self, amount: int) -> str:
+        """The amount with the unit in the right number: `1 video`, `3 credits`."""
+        return f"{amount} {self.value.removesuffix('s') if amount == 1 else self.value}"
+
 
 class QuotaWindow(StrEnum):
     DAILY = "daily"
@@ -190,7 +194,7 @@ class QuotaService:
         return await self._stats.usage_stats(group_key, since)
 
     def _refusal(self, charge: QuotaCharge, amount: int, resets_at: datetime | None) -> str:
-        unit = self._policy.unit.value
+        unit = self._policy.unit
         whose = "Your" if charge.scope == USER else "This group's shared"
         when = (
             f" It resets {resets_at.astimezone(self._policy.timezone):%Y-%m-%d %H:%M %Z}."
@@ -198,6 +202,6 @@ class QuotaService:
             else " It does not reset; ask an admin for more."
         )
         return (
-            f"{whose} {self._policy.window.value} quota of {charge.limit} {unit} does not have room for this "
-            f"request ({amount} {unit}).{when} /quota shows what is left."
+            f"{whose} {self._policy.window.value} quota of {unit.of(charge.limit)} does not have room for this "
+            f"request ({unit.of(amount)}).{when} /quota shows what is left."
         )

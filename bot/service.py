@@ -143,15 +143,17 @@ class GenerationService:
         return await self._jobs.recent_for_user(user, limit)
 
     async def job_status(self, user: UserRef, job_id: str) -> Job:
+        if not job_id.strip():
+            raise InvalidInput("job", "is missing; e.g. /status abc123 (/jobs lists yours)")
         job = await self._jobs.get(job_id.strip())
         if job is None or job.user.key != user.key:
             raise JobNotFound(job_id)
         return job
 
-    async def has_unfinished(self, platform: Platform) -> bool:
-        """Whether any job asked on `platform` has not reached its chat yet (this run's or an earlier one's)."""
+    async def unfinished(self, platform: Platform) -> int:
+        """How many jobs asked on `platform` have not reached their chat yet (this run's or an earlier one's)."""
         pending = await self._jobs.in_states([state for state in JobState if state is not JobState.DELIVERED])
-        return any(job.chat.platform is platform for job in pending)
+        return sum(job.chat.platform is platform for job in pending)
 
     async def _accept(
         self,

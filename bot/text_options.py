@@ -2,14 +2,18 @@
 
 Shared by the text-based adapters (Telegram, console): words that are not options
 form the prompt; options take the `--name value`, `--name=value` or bare `--flag`
-form, with short aliases. Quotes group words (`--neg "blurry, dark"`).
+form, with short aliases that also take one dash (`-s Anime`, `-q 720p`). Quotes group
+words (`--neg "blurry, dark"`). A word that looks like an option but is none (`-x`,
+`--foo`) is refused, never folded into the prompt and charged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from bot.errors import InvalidInput
 
@@ -47,7 +51,7 @@ def usage(options: tuple[Option, ...]) -> str:
     """One line per option, for help and error replies."""
     lines = []
     for opt in options:
-        spellings = ", ".join(f"--{n}" for n in opt.names)
+        spellings = ", ".join(f"-{n}" if len(n) == 1 else f"--{n}" for n in opt.names)
         lines.append(f"{spellings}" + ("" if opt.flag else f" {opt.value_hint}"))
     return "\n".join(lines)
 
@@ -68,8 +72,34 @@ def split_words(text: str) -> list[str]:
     return shlex.split(text, posix=True)
 
 
-def parse_options(text: str, options: tuple[Option, ...]) -> tuple[str, dict[str, object]]:
-    """Split `text` into (prompt, {field: value}). Raises InvalidInput naming a bad option."""
+# An option word: two dashes (or the em dash phones make of them), or one dash, then a
+# letter. "-20°" and a lone "-" or "—" stay in the prompt.
+_OPTION_WORD = re.compile(r"(?:--|—|-)(?=[^\W\d_])")
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedText:
+    """A text command split into its prompt and option values."""
+
+    prompt: str
+    values: dict[str, object] = field(default_factory=dict)
+    # field -> the option as the user typed it ("-q", "--seed"), so errors use their words.
+    spelled: dict[str, str] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def in_users_words(self) -> Iterator[None]:
+        """Re-label an `InvalidInput` about an option with the spelling the user typed."""
+        try:
+            yield
+        except InvalidInput as exc:
+            typed = self.spelled.get(exc.field)
+            if typed is None or typed == exc.field:
+                raise
+            raise InvalidInput(typed, exc.problem) from None
+
+
+def parse_options(text: str, options: tuple[Option, ...]) -> ParsedText:
+    """Split `text` into its prompt and {field: value}. Raises InvalidInput naming a bad option."""
     try:
         words = split_words(text)
     except ValueError:
@@ -77,19 +107,22 @@ def parse_options(text: str, options: tuple[Option, ...]) -> tuple[str, dict[str
     by_name = {name: opt for opt in options for name in opt.names}
     prompt_words: list[str] = []
     values: dict[str, object] = {}
+    spelled: dict[str, str] = {}
     i = 0
     while i < len(words):
         word = words[i]
         i += 1
-        if not (word.startswith("--") or (word.startswith("—") and len(word) > 1)) or word in {"--", "—"}:
+        dashes = _OPTION_WORD.match(word)
+        if dashes is None:
             prompt_words.append(word)
             continue
-        # Phones turn "--" into an em dash; accept both.
-        name, has_inline, inline = word.lstrip("-—").partition("=")
+        name, has_inline, inline = word[dashes.end() :].partition("=")
+        typed = dashes.group().replace("—", "--") + name
         opt = by_name.get(name.lower())
         if opt is None:
-            known = ", ".join(f"--{o.names[0]}" for o in options)
-            raise InvalidInput(f"--{name}", f"is not an option here; options are {known}")
+            known = ", ".join(_spellings(o) for o in options)
+            raise InvalidInput(typed, f"is not an option here; options are {known}")
+        spelled[opt.field] = typed
         if opt.flag:
             values[opt.field] = inline if has_inline else True
             continue
@@ -99,12 +132,18 @@ def parse_options(text: str, options: tuple[Option, ...]) -> tuple[str, dict[str
             value = words[i]
             i += 1
         else:
-            raise InvalidInput(f"--{name}", f"needs a value: {opt.value_hint}")
+            raise InvalidInput(typed, f"needs a value: {opt.value_hint}")
         if opt.field in INT_FIELDS:
             try:
                 values[opt.field] = int(value)
             except ValueError:
-                raise InvalidInput(f"--{name}", f"{value!r} is not a whole number ({opt.value_hint})") from None
+                raise InvalidInput(typed, f"{value!r} is not a whole number ({opt.value_hint})") from None
         else:
             values[opt.field] = value
-    return " ".join(prompt_words).strip(), values
+    return ParsedText(" ".join(prompt_words).strip(), values, spelled)
+
+
+def _spellings(option: Option) -> str:
+    """`--style/-s`: the long name and the one-letter alias, as the README lists them."""
+    short = [f"-{name}" for name in option.names if len(name) == 1]
+    return "/".join([f"--{option.names[0]}", *short])

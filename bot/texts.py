@@ -51,14 +51,15 @@ def job_line(job: Job) -> str:
     return f"{job.id} · {state_word(job)} · {prompt} · {when}"
 
 
-def job_details(job: Job) -> str:
+def job_details(job: Job, *, video: str | None = None) -> str:
+    """One job for /status; `video` names where the video is (the console's local file)."""
     lines = [f"Job {job.id}: {state_word(job)}", f"Prompt: {job.request.user_prompt or '—'}", describe_settings(job)]
     if job.parent_id:
         lines.append(f"{job.action.value if job.action else 'made'} from job {job.parent_id}")
     if job.failure:
         lines.append(f"Reason: {job.failure}")
-    if job.result_url and job.has_video:
-        lines.append(f"Video: {job.result_url}")
+    if job.has_video and (video or job.result_url):
+        lines.append(f"Video: {video or job.result_url}")
     return "\n".join(lines)
 
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
+import pty
 import re
+import signal
+import sys
 from pathlib import Path
 
 from adapters.console.app import run_console
 from bot.bootstrap import open_core
 from bot.sandbox import SandboxConfig, running_sandbox
-from tests.harness import fast_settings, start_bot, tiny_png
+from tests.harness import bot_env, fast_settings, start_bot, tiny_png
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,11 +33,12 @@ async def test_console_runs_commands_presses_a_button_and_exits_when_done(tmp_pa
                 "/create_single --ar 2:1 oops\n"
                 "/jobs\n"
             )
-            assert await run_console(core, stdin=io.StringIO(script), out=out, user="tester") == 0
+            # One line was refused: the run says so in its exit code.
+            assert await run_console(core, stdin=io.StringIO(script), out=out, user="tester") == 1
             text = out.getvalue()
             done = re.findall(r"\[(\w+)\] ✅ Done: (\S+\.mp4)", text)
             assert len(done) == 2, text
-            assert "aspect_ratio: '2:1' is not supported; use one of 16:9, 9:16, 1:1, 4:3, 3:4" in text
+            assert "--ar: '2:1' is not supported; use one of 16:9, 9:16, 1:1, 4:3, 3:4" in text
             first_job = done[0][0]
             assert f"/reroll {first_job} · /remix {first_job} <new prompt> · /upscale {first_job}" in text
 
@@ -80,8 +85,125 @@ async def test_console_admin_commands_for_the_operator_and_refusal_for_others(tm
 
             out = io.StringIO()
             script = "/setquota telegram:42 100\n/create_single pineapple pizza\n/quota\n"
-            assert await run_console(core, stdin=io.StringIO(script), out=out, user="pleb") == 0
+            assert await run_console(core, stdin=io.StringIO(script), out=out, user="pleb") == 1
             text = out.getvalue()
             assert "Sorry, only admins can use this command." in text
             assert "blocked term “pineapple”" in text and "Strike 1 of 2" in text
             assert "Your quota: 3 of 3 videos left" in text
+
+
+async def test_piped_commands_are_never_dropped_by_anti_flood(tmp_path):
+    # Ten lines, more than RATE_LIMIT_COMMANDS (6) per window: the console is the operator's
+    # own terminal, so every one runs and is answered, through the real process.
+    lines = [f"/create_single kite number {n} --seed {n + 1}" for n in range(7)] + ["/jobs", "/quota", "/help"]
+    process = await start_bot(
+        "console", "--sandbox", env=bot_env(SANDBOX_GENERATION_SECONDS="0.2", QUOTA_PER_USER="20"), cwd=tmp_path
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(("\n".join(lines) + "\n").encode()), timeout=120)
+    text = stdout.decode()
+    assert process.returncode == 0, text + stderr.decode()
+    assert "Slow down" not in text
+    assert len(re.findall(r"✅ Done: ", text)) == 7
+    assert "Your quota: 13 of 20 videos left" in text and "Make short videos with PixVerse." in text
+
+
+async def test_status_shows_the_local_file_and_a_failed_line_fails_the_run(tmp_path):
+    async with running_sandbox(SandboxConfig(generation_seconds=0.1)) as sandbox:
+        settings = fast_settings(tmp_path, sandbox)
+        async with open_core(settings) as core:
+            out = io.StringIO()
+            assert await run_console(core, stdin=io.StringIO("/create_single a dune\n"), out=out, user="t") == 0
+            [(job_id, path)] = re.findall(r"\[(\w+)\] ✅ Done: (\S+\.mp4)", out.getvalue())
+            out = io.StringIO()
+            assert await run_console(core, stdin=io.StringIO(f"/status {job_id}\n/status\n"), out=out, user="t") == 1
+            text = out.getvalue()
+            assert f"Video: {path}" in text and "http" not in text
+            assert "job: is missing; e.g. /status abc123" in text and "''" not in text
+
+
+class Pty:
+    """A pseudo-terminal, so the real process sees an interactive console."""
+
+    def __init__(self) -> None:
+        self.master, self.slave = pty.openpty()
+        self.output = b""
+        self._changed = asyncio.Event()
+        asyncio.get_running_loop().add_reader(self.master, self._read)
+
+    def _read(self) -> None:
+        try:
+            chunk = os.read(self.master, 65536)
+        except OSError:  # the other side closed
+            chunk = b""
+        if not chunk:
+            asyncio.get_running_loop().remove_reader(self.master)
+        self.output += chunk
+        self._changed.set()
+
+    def type(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    async def wait_for(self, needle: str, timeout: float = 60) -> None:
+        async with asyncio.timeout(timeout):
+            while needle.encode() not in self.output:
+                self._changed.clear()
+                await self._changed.wait()
+
+    def close(self) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            asyncio.get_running_loop().remove_reader(self.master)
+        for fd in (self.master, self.slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+async def _interactive_console(tmp_path):
+    terminal = Pty()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "console",
+        "--sandbox",
+        stdin=terminal.slave,
+        stdout=terminal.slave,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=tmp_path,
+        # Slow videos: the job is still running when the user leaves.
+        env=bot_env(SANDBOX_GENERATION_SECONDS="300", TERM="dumb"),
+    )
+    return terminal, process
+
+
+async def test_ctrl_c_stops_at_once_and_says_what_resumes_later(tmp_path):
+    terminal, process = await _interactive_console(tmp_path)
+    try:
+        await terminal.wait_for("pixverse> ")
+        terminal.type("/create_single a slow fox\n")
+        await terminal.wait_for("Started: a slow fox")
+        terminal.type("half-typed")
+        process.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    finally:
+        terminal.close()
+    text = terminal.output.decode(errors="replace")
+    assert process.returncode == 130, text + stderr.decode()
+    assert "Stopped. 1 job unfinished; they resume on the next start." in text
+    assert "Traceback" not in text + stderr.decode()
+
+
+async def test_quit_leaves_at_once_and_progress_keeps_the_prompt(tmp_path):
+    terminal, process = await _interactive_console(tmp_path)
+    try:
+        await terminal.wait_for("pixverse> ")
+        terminal.type("/create_single a slow owl\n")
+        await terminal.wait_for("Started: a slow owl")
+        # Each progress line is followed by the prompt again, so typing is never mangled.
+        assert re.search(rb"Started: a slow owl\r?\n(pixverse> )", terminal.output)
+        terminal.type("/quit\n")
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    finally:
+        terminal.close()
+    text = terminal.output.decode(errors="replace")
+    assert process.returncode == 1, text + stderr.decode()
+    assert "1 job unfinished; they resume on the next start." in text

@@ -127,7 +127,7 @@ async def test_buttons_refuse_other_users_and_unfinished_jobs(env):
             "seed_value: 2147483648 is out of range; use 0 (random) to 2147483647",
         ),
         ({"prompt": "a", "duration": 11}, "duration: 11 is out of range; use 1 to 10 seconds"),
-        ({"prompt": "a", "quality": "4k"}, "quality: '4kp' is not supported; use one of 360p, 540p, 720p, 1080p"),
+        ({"prompt": "a", "quality": "4k"}, "quality: '4k' is not supported; use one of 360p, 540p, 720p, 1080p"),
         ({"prompt": "a", "model": "v9"}, "model: 'v9' is not supported; use one of v5.6, v5.5, v5, v5-fast"),
     ],
 )

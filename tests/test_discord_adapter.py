@@ -495,7 +495,7 @@ async def test_resetquota_unban_and_switching_the_bot_off(world: World) -> None:
         await world.reply(await fake.slash("setquota", by=world.operator, amount="1", user=bob))
         await world.video(await fake.slash("create_single", by=bob, prompt="a cat"))
         over = await fake.slash("create_single", by=bob, prompt="another cat")
-        assert "quota of 1 videos does not have room" in await world.reply(over)
+        assert "quota of 1 video does not have room for this request (1 video)" in await world.reply(over)
         reset = await fake.slash("resetquota", by=world.operator, user=bob)
         assert await world.reply(reset) == "bob's usage was reset for this window."
         await world.video(await fake.slash("create_single", by=bob, prompt="a third cat"))

@@ -47,9 +47,10 @@ JSONISH = st.recursive(
 def test_command_text_parses_or_is_refused_with_a_named_option(text):
     builder = RequestBuilder(load_settings(_env_file=None))
     try:
-        prompt, options = parse_options(text, CREATE_OPTIONS + COMMON_OPTIONS)
-        request = builder.create_single(parse_command(CreateSingle, prompt=prompt, **options))
-        build_upstream_request(request)
+        parsed = parse_options(text, CREATE_OPTIONS + COMMON_OPTIONS)
+        with parsed.in_users_words():
+            request = builder.create_single(parse_command(CreateSingle, prompt=parsed.prompt, **parsed.values))
+            build_upstream_request(request)
     except InvalidInput as exc:
         assert exc.field and exc.problem
     else:

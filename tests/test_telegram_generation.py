@@ -124,13 +124,14 @@ async def test_animate_refuses_what_is_not_a_picture_or_too_large(fake, bot) -> 
 
 async def test_a_malformed_option_gets_a_usage_reply_naming_it(fake, bot) -> None:
     bad_value = await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a fox --ar 2:1")
-    reply = await wait_text_reply(fake, ALICE_CHAT, bad_value, "aspect_ratio")
-    assert "'2:1' is not supported; use one of 16:9, 9:16, 1:1, 4:3, 3:4" in reply["text"]
+    reply = await wait_text_reply(fake, ALICE_CHAT, bad_value, "--ar")
+    # Named as the user typed it, not by the field behind it (aspect_ratio).
+    assert "--ar: '2:1' is not supported; use one of 16:9, 9:16, 1:1, 4:3, 3:4" in reply["text"]
     assert "Usage: /create_single <prompt>" in reply["text"]
 
     unknown = await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a fox --colour red")
     reply = await wait_text_reply(fake, ALICE_CHAT, unknown, "--colour")
-    assert "--colour: is not an option here; options are --style, --ar" in reply["text"]
+    assert "--colour: is not an option here; options are --style/-s, --ar" in reply["text"]
     assert await bot.core.service.recent_jobs(user_ref(ALICE)) == []
     assert fake.spec_violations == []
 
@@ -193,3 +194,32 @@ async def test_with_a_local_bot_api_server_pictures_are_read_from_its_disk(tmp_p
         assert local.downloads == []  # read from the path getFile gave, not over HTTP
         assert bot.adapter.notifier.upload_limit(await bot.job(job_id_of(video))) == 2000 * 1024 * 1024
         assert local.spec_violations == []
+
+
+async def test_short_options_with_one_dash_work_as_the_readme_lists_them(fake, bot) -> None:
+    await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a dog -s Anime -m v5 -q 720p --seed 9")
+
+    [video] = await wait_videos(fake, ALICE_CHAT)
+    job = await bot.delivered(job_id_of(video))
+    assert job.request.user_prompt == "a dog"
+    assert (job.request.style, job.request.model, job.request.quality) == ("Anime", "v5", "720p")
+    assert fake.spec_violations == []
+
+
+async def test_a_word_that_looks_like_an_option_is_refused_not_charged(fake, bot) -> None:
+    for text, named in (("/create_single a dog -x 3", "-x"), ("/create_single a dog --foo", "--foo")):
+        sent = await fake.user_sends_text(ALICE_CHAT, ALICE, text)
+        reply = await wait_text_reply(fake, ALICE_CHAT, sent, named)
+        assert f"{named}: is not an option here; options are --style/-s, --ar" in reply["text"]
+    # Errors name the option as typed: one dash, or the long name behind a field called otherwise.
+    sent = await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a dog -q 4k")
+    reply = await wait_text_reply(fake, ALICE_CHAT, sent, "-q")
+    assert "-q: '4k' is not supported; use one of 360p, 540p, 720p, 1080p" in reply["text"]
+    sent = await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a dog --seed -5")
+    reply = await wait_text_reply(fake, ALICE_CHAT, sent, "--seed")
+    assert "--seed: -5 is out of range" in reply["text"] and "seed_value" not in reply["text"]
+    # "-20" is a number in the prompt, not an option.
+    assert await bot.core.service.recent_jobs(user_ref(ALICE)) == []
+    status = await bot.core.quotas.status(user_ref(ALICE))
+    assert status[0].used == 0 and status[0].reserved == 0
+    assert fake.spec_violations == []

@@ -1,20 +1,27 @@
 """A chat in the terminal: the same commands, progress and results as the chat platforms.
 
-Each input line is one message. Finished videos are written to a folder and their
-paths printed; the result "buttons" are commands (`/reroll <job>` …). With stdin
-not a terminal, it runs the lines and exits once every job it started is delivered
-— a smoke test for a deployment.
+Each input line is one message and gets an answer. Finished videos are written to a
+folder and their paths printed; the result "buttons" are commands (`/reroll <job>` …).
+With stdin not a terminal, it runs the lines and exits once every job it started is
+delivered — a smoke test for a deployment, whose exit code says whether every command
+and job succeeded. The console is the operator's own terminal: no anti-flood here.
+Interactively it shows a prompt, keeps what you are typing intact when progress
+lines arrive, and leaves at once on /quit or Ctrl-C (unfinished jobs resume on the
+next start).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import shutil
+import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot.admin import AdminService
 from bot.commands import Animate, CreateSingle, parse_command
@@ -25,6 +32,9 @@ from bot.ports import Progress, VideoDelivery
 from bot.service import GenerationService
 from bot.text_options import ANIMATE_OPTIONS, COMMON_OPTIONS, CREATE_OPTIONS, parse_options
 from bot.texts import help_text, job_details, job_line, progress_text
+
+if TYPE_CHECKING:
+    from bot.bootstrap import Core
 
 BUTTON_COMMANDS = {f"/{action.value}": action for action in ResultAction}
 ADMIN_COMMANDS = frozenset(
@@ -38,18 +48,53 @@ Operators (BOT_ADMIN_IDS, e.g. console:<your login>):
 <user> is telegram:<id>, discord:<id> or a console name."""
 
 
+PROMPT = "pixverse> "
+
+
+class Terminal:
+    """Where the console writes. Interactively, a line printed while the user is typing
+    is put above the prompt, and the prompt with the half-typed text is drawn again."""
+
+    def __init__(self, out: TextIO, *, interactive: bool) -> None:
+        self._out = out
+        self._interactive = interactive
+
+    def say(self, text: str) -> None:
+        if not self._interactive:
+            print(text, file=self._out, flush=True)
+            return
+        typed = _typed_so_far()
+        # \r and "erase line" remove the prompt line; the prompt comes back under the text.
+        self._out.write(f"\r\x1b[K{text}\n{PROMPT}{typed}")
+        self._out.flush()
+
+
+def _typed_so_far() -> str:
+    try:
+        import readline
+    except ImportError:  # not on every platform; then the typed text is not redrawn
+        return ""
+    return readline.get_line_buffer()
+
+
 class ConsoleNotifier:
     """Prints events; copies finished videos to `output_dir`."""
 
     caption_limit = 4000
 
-    def __init__(self, out: TextIO, output_dir: Path) -> None:
-        self._out = out
+    def __init__(self, terminal: Terminal, output_dir: Path) -> None:
+        self._terminal = terminal
         self._output_dir = output_dir
         self.settled = asyncio.Event()  # set whenever a job's outcome was shown
+        self.failed_jobs = 0
 
     def _say(self, text: str) -> None:
-        print(text, file=self._out, flush=True)
+        self._terminal.say(text)
+
+    def video_file(self, job_id: str) -> Path | None:
+        """The delivered video's local file, if it is there."""
+        target = self._output_dir / f"{job_id}.mp4"
+        return target if target.is_file() else None
 
     def upload_limit(self, job: Job) -> int:
         return 4 * 1024**3  # a local file: no platform limit
@@ -81,6 +126,7 @@ class ConsoleNotifier:
 
     async def failed(self, job: Job, reason: str) -> None:
         self._say(f"[{job.id}] ❌ {reason}")
+        self.failed_jobs += 1
         self.settled.set()
 
     async def alert_operator(self, text: str) -> None:
@@ -105,22 +151,23 @@ class ConsoleSession:
         admin: AdminService,
         gate: Gatekeeper,
         notifier: ConsoleNotifier,
-        out: TextIO,
+        terminal: Terminal,
         user: str | None = None,
     ) -> None:
         self._service = service
         self._admin = admin
         self._gate = gate
         self._notifier = notifier
-        self._out = out
+        self._terminal = terminal
         name = user or getpass.getuser()
         self._requester = Requester(
             user=UserRef(Platform.CONSOLE, name, name), chat=ChatRef(Platform.CONSOLE, "console", is_private=True)
         )
         self.started: list[str] = []
+        self.refused = 0  # commands answered with an error
 
     def _say(self, text: str) -> None:
-        print(text, file=self._out, flush=True)
+        self._terminal.say(text)
 
     async def handle(self, line: str) -> bool:
         """Run one input line; returns False on /quit."""
@@ -132,7 +179,7 @@ class ConsoleSession:
         if command in {"/quit", "/exit"}:
             return False
         try:
-            await self._gate.admit(self._requester)
+            await self._gate.admit(self._requester, rate_limited=False)
             if command in {"/help", "/start"}:
                 self._say(help_text() + "\n\n" + ADMIN_HELP)
             elif command == "/create_single":
@@ -145,14 +192,18 @@ class ConsoleSession:
                 jobs = await self._service.recent_jobs(self._requester.user)
                 self._say("\n".join(job_line(j) for j in jobs) or "No jobs yet.")
             elif command == "/status":
-                self._say(job_details(await self._service.job_status(self._requester.user, rest)))
+                job = await self._service.job_status(self._requester.user, rest)
+                file = self._notifier.video_file(job.id)
+                self._say(job_details(job, video=str(file) if file else None))
             elif command in ADMIN_COMMANDS:
                 self._say(await self._admin_command(command, rest))
             else:
+                self.refused += 1
                 self._say(f"Unknown command {command!r}. /help lists the commands.")
         except BotError as exc:
-            if not exc.silent:
-                self._say(f"⚠️ {exc}")
+            self.refused += 1
+            # Nothing is silent in the operator's own terminal: every line gets an answer.
+            self._say(f"⚠️ {exc}")
         return True
 
     async def _admin_command(self, command: str, rest: str) -> str:
@@ -186,10 +237,12 @@ class ConsoleSession:
         return await admin.credits(r)
 
     async def _create_single(self, text: str) -> None:
-        prompt, options = parse_options(text, CREATE_OPTIONS + COMMON_OPTIONS)
-        if not prompt:
+        parsed = parse_options(text, CREATE_OPTIONS + COMMON_OPTIONS)
+        if not parsed.prompt:
             raise InvalidInput("prompt", "is missing; e.g. /create_single a fox running through snow --ar 9:16")
-        job = await self._service.create_single(self._requester, parse_command(CreateSingle, prompt=prompt, **options))
+        with parsed.in_users_words():
+            command = parse_command(CreateSingle, prompt=parsed.prompt, **parsed.values)
+            job = await self._service.create_single(self._requester, command)
         self.started.append(job.id)
 
     async def _animate(self, text: str) -> None:
@@ -201,9 +254,10 @@ class ConsoleSession:
             image = await asyncio.to_thread(path.read_bytes)
         except OSError as exc:
             raise InvalidInput("image", f"cannot read {path}: {exc.strerror}") from None
-        prompt, options = parse_options(rest, ANIMATE_OPTIONS + COMMON_OPTIONS)
-        command = parse_command(Animate, prompt=prompt or None, **options)
-        job = await self._service.animate(self._requester, command, image)
+        parsed = parse_options(rest, ANIMATE_OPTIONS + COMMON_OPTIONS)
+        with parsed.in_users_words():
+            command = parse_command(Animate, prompt=parsed.prompt or None, **parsed.values)
+            job = await self._service.animate(self._requester, command, image)
         self.started.append(job.id)
 
     async def _press(self, action: ResultAction, text: str) -> None:
@@ -231,34 +285,147 @@ class ConsoleSession:
                 pass
 
 
-async def read_lines(stream: TextIO):
-    """Lines from a (blocking) stream without blocking the event loop."""
-    while True:
-        line = await asyncio.to_thread(stream.readline)
-        if not line:
-            return
-        yield line
+def _read_lines_in_background(stream: TextIO, interactive: bool) -> asyncio.Queue[str | None]:
+    """Lines from a blocking stream, through a queue; None at the end of input.
+
+    A daemon thread reads, so Ctrl-C or /quit never waits for a line that is not coming
+    (a thread blocked in readline cannot be cancelled, and the event loop's own executor
+    would make the process wait for it at exit).
+    """
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def post(line: str | None) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed first: nobody is listening
+            loop.call_soon_threadsafe(lines.put_nowait, line)
+
+    def read() -> None:
+        if interactive:
+            # Loaded, readline gives line editing and history, and input() writes its prompt
+            # to the terminal (without it, Python writes the prompt to stderr).
+            with contextlib.suppress(ImportError):
+                import readline  # noqa: F401
+        while True:
+            try:
+                line = input(PROMPT) + "\n" if interactive else stream.readline()
+            except EOFError:
+                line = ""
+            except (OSError, ValueError):  # the stream was closed under us
+                line = ""
+            if not line:
+                post(None)
+                return
+            post(line)
+
+    threading.Thread(target=read, name="console-input", daemon=True).start()
+    return lines
 
 
-async def run_console(core, *, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout, user: str | None = None) -> int:
-    """Run the console chat on a started core; returns the process exit code."""
-    notifier = ConsoleNotifier(out, core.settings.console_output_dir)
+def _jobs(count: int) -> str:
+    return f"{count} job" if count == 1 else f"{count} jobs"
+
+
+async def run_console(
+    core: Core,
+    *,
+    stdin: TextIO = sys.stdin,
+    out: TextIO = sys.stdout,
+    user: str | None = None,
+    handle_signals: bool = False,
+) -> int:
+    """Run the console chat on a started core; returns the process exit code.
+
+    0: every command was accepted and every job delivered; 1: something was refused or
+    failed (or jobs were left unfinished); 130: stopped by Ctrl-C.
+    """
+    interactive = stdin.isatty()
+    terminal = Terminal(out, interactive=interactive)
+    notifier = ConsoleNotifier(terminal, core.settings.console_output_dir)
     core.notifiers.register(Platform.CONSOLE, notifier)
     await core.deliverer.deliver_pending()
-    session = ConsoleSession(core.service, core.admin, core.gate, notifier, out, user)
-    interactive = stdin.isatty()
+    session = ConsoleSession(core.service, core.admin, core.gate, notifier, terminal, user)
+    interrupted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if handle_signals:
+        loop.add_signal_handler(signal.SIGINT, interrupted.set)
+    try:
+        return await _converse(core, session, notifier, stdin, out, interactive, interrupted)
+    finally:
+        if handle_signals:
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+async def _converse(
+    core: Core,
+    session: ConsoleSession,
+    notifier: ConsoleNotifier,
+    stdin: TextIO,
+    out: TextIO,
+    interactive: bool,
+    interrupted: asyncio.Event,
+) -> int:
+    def tell(text: str) -> None:
+        # Below the prompt line, not through the terminal: no prompt is drawn after this.
+        print(("\n" if interactive else "") + text, file=out, flush=True)
+
+    async def unfinished() -> int:
+        return int(await core.service.unfinished(Platform.CONSOLE))
+
+    async def stop_now() -> int:
+        left = await unfinished()
+        if left:
+            tell(f"Stopped. {_jobs(left)} unfinished; they resume on the next start.")
+        else:
+            tell("Stopped.")
+        return 130
+
+    async def until(awaitable: Awaitable[object]) -> bool:
+        """Wait for `awaitable`; False when Ctrl-C came first."""
+        work = asyncio.ensure_future(awaitable)
+        stop = asyncio.ensure_future(interrupted.wait())
+        await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if work.done():
+            work.result()
+            return True
+        work.cancel()
+        await asyncio.gather(work, return_exceptions=True)
+        return False
+
     if interactive:
-        print("PixVerse bot console. /help lists the commands, /quit leaves.", file=out, flush=True)
-    async for line in read_lines(stdin):
-        if not await session.handle(line):
+        print("PixVerse bot console. /help lists the commands, /quit or Ctrl-C leaves.", file=out, flush=True)
+    lines = _read_lines_in_background(stdin, interactive)
+    quit_asked = False
+    while True:
+        next_line = asyncio.ensure_future(lines.get())
+        if not await until(next_line):
+            return await stop_now()
+        line = next_line.result()
+        if line is None:
+            break
+        handled = asyncio.ensure_future(session.handle(line))
+        if not await until(handled):
+            return await stop_now()
+        if not handled.result():
+            quit_asked = True
             break
 
     async def nothing_pending() -> bool:
-        return not await core.service.has_unfinished(Platform.CONSOLE)
+        return not await unfinished()
 
-    if not await nothing_pending():
-        timeout = core.settings.job_timeout + core.settings.queue_timeout
-        if not await session.wait_until_settled(nothing_pending, timeout):
-            print("Gave up waiting for the remaining jobs; they resume on the next start.", file=out, flush=True)
+    if quit_asked or interactive:
+        # Leaving on purpose: say what is left rather than wait for it.
+        left = await unfinished()
+        if left:
+            tell(f"{_jobs(left)} unfinished; they resume on the next start.")
             return 1
-    return 0
+    elif not await nothing_pending():
+        tell(f"Waiting for {_jobs(await unfinished())} to finish (Ctrl-C stops; they resume on the next start)…")
+        timeout = core.settings.job_timeout + core.settings.queue_timeout
+        waited = asyncio.ensure_future(session.wait_until_settled(nothing_pending, timeout))
+        if not await until(waited):
+            return await stop_now()
+        if not waited.result():
+            tell("Gave up waiting for the remaining jobs; they resume on the next start.")
+            return 1
+    return 1 if session.refused or notifier.failed_jobs else 0

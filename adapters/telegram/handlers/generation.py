@@ -41,22 +41,24 @@ async def prompt_answered(message: Message, options: str, core: Core, requester:
 
 
 async def animate(message: Message, command: CommandObject, bot: Bot, core: Core, requester: Requester) -> None:
-    prompt, options = parse_options(command.args or "", ANIMATE_OPTIONS + COMMON_OPTIONS)
-    # Validate the options before fetching anything: a typo should not cost a download.
-    request = parse_command(Animate, prompt=prompt or None, **options)
-    image = image_of(message)
-    if image is None:
-        raise InvalidInput("image", NO_IMAGE)
-    limit = core.settings.max_image_bytes
-    if not core.settings.telegram_api_base:
-        limit = min(limit, CLOUD_DOWNLOAD_LIMIT)
-    await core.service.animate(requester, request, await download_image(bot, image, limit))
+    parsed = parse_options(command.args or "", ANIMATE_OPTIONS + COMMON_OPTIONS)
+    with parsed.in_users_words():
+        # Validate the options before fetching anything: a typo should not cost a download.
+        request = parse_command(Animate, prompt=parsed.prompt or None, **parsed.values)
+        image = image_of(message)
+        if image is None:
+            raise InvalidInput("image", NO_IMAGE)
+        limit = core.settings.max_image_bytes
+        if not core.settings.telegram_api_base:
+            limit = min(limit, CLOUD_DOWNLOAD_LIMIT)
+        await core.service.animate(requester, request, await download_image(bot, image, limit))
 
 
 async def _create(core: Core, requester: Requester, text: str) -> bool:
     """Queue a /create_single from its text; False when the text has no prompt."""
-    prompt, options = parse_options(text, CREATE_OPTIONS + COMMON_OPTIONS)
-    if not prompt:
+    parsed = parse_options(text, CREATE_OPTIONS + COMMON_OPTIONS)
+    if not parsed.prompt:
         return False
-    await core.service.create_single(requester, parse_command(CreateSingle, prompt=prompt, **options))
+    with parsed.in_users_words():
+        await core.service.create_single(requester, parse_command(CreateSingle, prompt=parsed.prompt, **parsed.values))
     return True
