@@ -182,9 +182,7 @@ class GenerationService:
         # refused request leaves nothing behind, and a caller cancelled while the unit is
         # queued leaves all of it (the job runs, and is charged like any other).
         reservation = await self._quotas.reservation(job)
-        refused = await self._admission.admit(
-            job, reservation, image, image_store_limit=self._max_stored_image_bytes
-        )
+        refused = await self._admission.admit(job, reservation, image, image_store_limit=self._max_stored_image_bytes)
         if isinstance(refused, ImageStoreFull):
             raise ImageStorageFull(refused)
         if refused is not None:

@@ -604,9 +604,7 @@ async def test_unreferenced_blobs_are_swept_and_waiting_ones_kept(db: Database) 
     failed = await admit_animate(db, b"failed")
     await jobs.transition(failed.id, JobState.QUEUED, JobState.FAILED, failure="timed out")
     # An image whose job is gone, or was never written (left by an older version's two-step accept).
-    await db.write(
-        "INSERT INTO blobs (id, content_type, data, created_at) VALUES ('orphan', 'image/png', x'00', '')"
-    )
+    await db.write("INSERT INTO blobs (id, content_type, data, created_at) VALUES ('orphan', 'image/png', x'00', '')")
 
     assert await blobs.delete_unreferenced() == 3
     assert [await blobs.get(job.request.image_blob_id or "") is not None for job in (waiting, submitting)] == [
