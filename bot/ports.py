@@ -229,7 +229,8 @@ class QuotaStore(Protocol):
     async def usage(self, scope: str, subject: str, since: datetime | None) -> QuotaUsage: ...
 
     async def release_orphans(self) -> int:
-        """Refund reservations whose job was never stored (a crash between reserve and add)."""
+        """Refund reservations whose job was never stored (a direct `reserve`, or an older version's
+        two-step accept interrupted between reserve and insert)."""
 
     async def get_override(self, scope: str, subject: str) -> tuple[bool, int | None]:
         """(has an override, its limit — None meaning unlimited)."""
