@@ -1,9 +1,15 @@
-"""Images users send: checked by content (not by file name) and kept until submitted."""
+"""Images users send: checked by content (not by file name) and kept until uploaded.
+
+An image is stored with its job (`JobAdmission.admit`) and deleted as soon as the job
+no longer needs it: once uploaded upstream, or when the job ends without getting that far.
+"""
 
 from __future__ import annotations
 
-from bot.errors import InvalidInput
-from bot.ports import BlobStore
+import secrets
+
+from bot.errors import BotError, InvalidInput
+from bot.ports import BlobStore, ImageStoreFull
 
 # Magic numbers of the image types PixVerse takes (v1: jpg/png; v2 also webp).
 _SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
@@ -12,6 +18,24 @@ _SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
     (b"WEBP", 8, "image/webp"),
 )
 ALLOWED_IMAGE_TYPES = "JPEG, PNG or WebP"
+
+
+class ImageStorageFull(BotError):
+    """Too many /animate images are waiting to be uploaded; this one cannot be kept right now."""
+
+    def __init__(self, full: ImageStoreFull) -> None:
+        self.full = full
+        super().__init__(
+            f"The bot is already holding as many pictures as it may ({full.stored_bytes / 1e6:.1f} of"
+            f" {full.limit / 1e6:.1f} MB) for /animate requests waiting to start. This is temporary:"
+            " room frees up as they start. Please send your picture again in a few minutes;"
+            " nothing was charged."
+        )
+
+
+def new_blob_id() -> str:
+    """A new, unguessable id to store an image under."""
+    return secrets.token_urlsafe(16)
 
 
 def sniff_image_type(data: bytes) -> str | None:

@@ -39,7 +39,14 @@ from bot.settings import Settings
 from bot.tracker import Tracker
 from bot.upstream.client import PixVerseClient
 from bot.webhooks import CallbackHandler, CallbackSigner, build_http_app
-from storage import SqliteBlobStore, SqliteGovernanceStore, SqliteJobStore, SqliteQuotaStore, open_database
+from storage import (
+    SqliteBlobStore,
+    SqliteGovernanceStore,
+    SqliteJobAdmission,
+    SqliteJobStore,
+    SqliteQuotaStore,
+    open_database,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +75,14 @@ class Core:
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
     async def start_loops(self) -> None:
-        """Resume from the database, then run the scheduler, the tracker and delivery retries."""
+        """Resume from the database (orphan reservations and images released), then run the
+        scheduler, the tracker and delivery retries."""
         released = await self.quotas.release_orphans()
         if released:
             log.info("released %d quota reservations left by an interrupted request", released)
+        swept = await self.blobs.delete_unreferenced()
+        if swept:
+            log.info("deleted %d stored images that no waiting job needs any more", swept)
         await self.scheduler.recover()
         await self.deliverer.deliver_pending()
         self._tasks = [
@@ -185,7 +196,7 @@ async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[
             upstream=upstream,
             notifiers=notifiers,
             progress=progress,
-            on_outcome=OutcomeSettler(quotas, moderation).settle,
+            on_outcome=OutcomeSettler(quotas, moderation, blobs).settle,
         )
         on_finished = deliverer.schedule
         scheduler = Scheduler(
@@ -222,13 +233,14 @@ async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[
         )
         service = GenerationService(
             jobs=jobs,
-            blobs=blobs,
+            admission=SqliteJobAdmission(db),
             builder=RequestBuilder(settings),
             progress=progress,
             moderation=moderation,
             quotas=quotas,
             on_queued=scheduler.wake,
             max_image_bytes=settings.max_image_bytes,
+            max_stored_image_bytes=settings.max_stored_image_bytes,
             admins_may_press_buttons=settings.admins_may_press_buttons,
         )
         admin = AdminService(quotas=quotas, moderation=moderation, upstream=upstream, operators=settings.operator_keys)

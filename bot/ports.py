@@ -54,13 +54,20 @@ class JobStore(Protocol):
 
 
 class BlobStore(Protocol):
-    """Small binary objects the core must keep across restarts (uploaded images)."""
+    """Images kept across restarts until their job has uploaded them (stored by `JobAdmission`)."""
 
-    async def put(self, data: bytes, content_type: str) -> str: ...
+    async def get(self, blob_id: str) -> tuple[bytes, str] | None:
+        """The image's bytes and content type, or None if it is not stored (any more)."""
 
-    async def get(self, blob_id: str) -> tuple[bytes, str] | None: ...
+    async def delete(self, blob_id: str) -> bool:
+        """Remove an image; True if it was stored."""
 
-    async def delete(self, blob_id: str) -> bool: ...
+    async def total_bytes(self) -> int:
+        """How many bytes the stored images take (what `MAX_STORED_IMAGE_BYTES` caps)."""
+
+    async def delete_unreferenced(self) -> int:
+        """Remove every image that no job still waiting to upload it (queued or submitting,
+        not uploaded yet) names; returns how many went. Run at start, for what a crash left."""
 
 
 class Upstream(Protocol):
@@ -184,6 +191,19 @@ class QuotaUsage:
         return self.committed + self.reserved
 
 
+@dataclass(frozen=True, slots=True)
+class QuotaReservation:
+    """What one job takes from quotas: checked against every charge and recorded with the job."""
+
+    user_key: str
+    group_key: str | None
+    amount: int  # in the operator's quota unit
+    charges: tuple[QuotaCharge, ...]
+    credits: int = 0  # estimated PixVerse credits, for /stats
+    user_name: str = ""
+    at: datetime | None = None  # None: now
+
+
 class QuotaStore(Protocol):
     async def reserve(
         self,
@@ -209,7 +229,8 @@ class QuotaStore(Protocol):
     async def usage(self, scope: str, subject: str, since: datetime | None) -> QuotaUsage: ...
 
     async def release_orphans(self) -> int:
-        """Refund reservations whose job was never stored (a crash between reserve and add)."""
+        """Refund reservations whose job was never stored (a direct `reserve`, or an older version's
+        two-step accept interrupted between reserve and insert)."""
 
     async def get_override(self, scope: str, subject: str) -> tuple[bool, int | None]:
         """(has an override, its limit — None meaning unlimited)."""
@@ -220,6 +241,44 @@ class QuotaStore(Protocol):
         """Usage before `at` no longer counts for this subject."""
 
     async def reset_at(self, scope: str, subject: str) -> datetime | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NewImage:
+    """An /animate image to keep until its job has uploaded it."""
+
+    data: bytes
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageStoreFull:
+    """Admission refused: the stored images would exceed the operator's cap."""
+
+    stored_bytes: int
+    limit: int
+
+
+class JobAdmission(Protocol):
+    """Admitting a new job: its quota reservation, its image and the job itself, all or nothing."""
+
+    async def admit(
+        self,
+        job: Job,
+        reservation: QuotaReservation,
+        image: NewImage | None = None,
+        *,
+        image_store_limit: int | None = None,
+    ) -> QuotaCharge | ImageStoreFull | None:
+        """In one atomic unit: check every quota charge and (with `image`) the room left under
+        `image_store_limit`, then record the reservation, store the image under
+        `job.request.image_blob_id` and insert the job.
+
+        Returns None when the job is admitted, else what refused it: the first charge the
+        reservation would exceed, or the full image store. A refusal stores nothing; once
+        the unit is queued it completes even if the caller is cancelled, and then all of
+        it is kept — never a job without its reservation, nor a reservation without its job.
+        """
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from bot.domain import Job, JobState, UserRef, utcnow
 from bot.errors import BotError
-from bot.ports import GovernanceStore, QuotaCharge, QuotaStore, UsageStats
+from bot.ports import GovernanceStore, QuotaCharge, QuotaReservation, QuotaStore, UsageStats
 from bot.pricing import Pricing
 
 USER, GROUP = "user", "group"
@@ -124,11 +124,13 @@ class QuotaService:
             return None if subject in self._policy.operators else self._policy.per_user
         return self._policy.per_group
 
-    async def reserve(self, job: Job) -> None:
-        """Take the job's cost from the user's quota (and the group pool); refuse if it does not fit."""
-        amount = self.cost(job)
+    async def reservation(self, job: Job) -> QuotaReservation:
+        """What the job takes from the user's quota (and the group pool), and the limits it must fit.
+
+        Recorded atomically with the job by `JobAdmission.admit`; `exceeded` words a refusal.
+        """
         now = self._clock()
-        start, end = window_bounds(self._policy.window, now, self._policy.timezone)
+        start, _ = window_bounds(self._policy.window, now, self._policy.timezone)
         charges = []
         user_limit = await self.limit_for(USER, job.user.key)
         if user_limit is not None:
@@ -137,18 +139,39 @@ class QuotaService:
         group_limit = await self.limit_for(GROUP, group) if group else None
         if group and group_limit is not None and job.user.key not in self._policy.operators:
             charges.append(QuotaCharge(GROUP, group, group_limit, start))
-        refused = await self._store.reserve(
-            job.id,
-            job.user.key,
-            group,
-            amount,
-            charges,
+        return QuotaReservation(
+            user_key=job.user.key,
+            group_key=group,
+            amount=self.cost(job),
+            charges=tuple(charges),
             credits=self._pricing.credits(job.request),
             user_name=job.user.display_name,
             at=now,
         )
+
+    async def reserve(self, job: Job) -> None:
+        """Take the job's cost from the user's quota (and the group pool); refuse if it does not fit.
+
+        For a reservation without a job; new jobs reserve through `JobAdmission.admit`.
+        """
+        reservation = await self.reservation(job)
+        refused = await self._store.reserve(
+            job.id,
+            reservation.user_key,
+            reservation.group_key,
+            reservation.amount,
+            reservation.charges,
+            credits=reservation.credits,
+            user_name=reservation.user_name,
+            at=reservation.at,
+        )
         if refused is not None:
-            raise QuotaExceeded(self._refusal(refused, amount, end))
+            raise self.exceeded(refused, reservation)
+
+    def exceeded(self, charge: QuotaCharge, reservation: QuotaReservation) -> QuotaExceeded:
+        """The refusal for a reservation that would exceed `charge`: which limit, and when it resets."""
+        _, resets_at = window_bounds(self._policy.window, reservation.at or self._clock(), self._policy.timezone)
+        return QuotaExceeded(self._refusal(charge, reservation.amount, resets_at))
 
     async def settle(self, job: Job) -> bool:
         """Commit when the job made a video; refund on failure, moderation, cancel or time-out.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from bot.blobs import check_image
+from bot.blobs import ImageStorageFull, check_image, new_blob_id
 from bot.commands import V1_PROMPT_MAX, Animate, CreateSingle, RequestBuilder, random_seed
 from bot.domain import (
     GenerationRequest,
@@ -25,7 +25,7 @@ from bot.domain import (
 )
 from bot.errors import ActionUnavailable, InvalidInput, JobNotFound, NotYourJob
 from bot.moderation.service import ModerationService
-from bot.ports import BlobStore, JobStore, Progress, ProgressStage
+from bot.ports import ImageStoreFull, JobAdmission, JobStore, NewImage, Progress, ProgressStage
 from bot.progress import ProgressReporter
 from bot.quota import QuotaService
 from bot.submission import validate_for_upstream
@@ -38,34 +38,39 @@ class GenerationService:
         self,
         *,
         jobs: JobStore,
-        blobs: BlobStore,
+        admission: JobAdmission,
         builder: RequestBuilder,
         progress: ProgressReporter,
         moderation: ModerationService,
         quotas: QuotaService,
         on_queued: Callable[[], None],
         max_image_bytes: int,
+        max_stored_image_bytes: int,
         admins_may_press_buttons: bool,
     ) -> None:
         self._jobs = jobs
+        self._admission = admission
         self._moderation = moderation
         self._quotas = quotas
         self._admins_may_press = admins_may_press_buttons
-        self._blobs = blobs
         self._builder = builder
         self._progress = progress
         self._on_queued = on_queued
         self._max_image_bytes = max_image_bytes
+        self._max_stored_image_bytes = max_stored_image_bytes
 
     async def create_single(self, requester: Requester, command: CreateSingle) -> Job:
         """v1 /create_single: queue a text-to-video job."""
         return await self._accept(requester, self._builder.create_single(command))
 
     async def animate(self, requester: Requester, command: Animate, image: bytes) -> Job:
-        """v1 /animate: keep the image (checked by content) and queue an image-to-video job."""
+        """v1 /animate: queue an image-to-video job, keeping the image (checked by content) with it.
+
+        The image is stored only if the job is admitted, and only until the job has uploaded it.
+        """
         content_type = check_image(image, max_bytes=self._max_image_bytes)
-        blob_id = await self._blobs.put(image, content_type)
-        return await self._accept(requester, self._builder.animate(command, blob_id))
+        request = self._builder.animate(command, new_blob_id())
+        return await self._accept(requester, request, image=NewImage(image, content_type))
 
     async def press(
         self,
@@ -162,6 +167,7 @@ class GenerationService:
         *,
         parent: Job | None = None,
         action: ResultAction | None = None,
+        image: NewImage | None = None,
     ) -> Job:
         job = Job(
             id=new_job_id(),
@@ -174,14 +180,15 @@ class GenerationService:
         # Everything that reaches PixVerse is moderated: prompt, negative prompt, remix
         # prompt, image caption (the /animate prompt).
         await self._moderation.check_texts(requester, [request.user_prompt, request.negative_prompt])
-        # Reserve before the job exists: a refused request leaves nothing behind. (A crash
-        # between the two leaves an orphan reservation, released at the next start.)
-        await self._quotas.reserve(job)
-        try:
-            await self._jobs.add(job)
-        except BaseException:
-            await self._quotas.settle(job.evolve(state=JobState.CANCELLED))
-            raise
+        # One atomic unit records the reservation, keeps the image and inserts the job: a
+        # refused request leaves nothing behind, and a caller cancelled while the unit is
+        # queued leaves all of it (the job runs, and is charged like any other).
+        reservation = await self._quotas.reservation(job)
+        refused = await self._admission.admit(job, reservation, image, image_store_limit=self._max_stored_image_bytes)
+        if isinstance(refused, ImageStoreFull):
+            raise ImageStorageFull(refused)
+        if refused is not None:
+            raise self._quotas.exceeded(refused, reservation)
         log.info("job %s queued for %s (%s)", job.id, requester.user.key, request.kind)
         position = await self._jobs.queue_position(job)
         await self._progress.report(job, Progress(ProgressStage.QUEUED, queue_position=position))

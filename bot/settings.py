@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.upstream.models import AspectRatio, Model, Quality
@@ -80,6 +80,9 @@ class Settings(BaseSettings):
         ]
     )
     max_image_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    # All /animate images kept at once, waiting for their jobs to upload them. Past it a new
+    # /animate is refused ("try again later") instead of letting the database grow unbounded.
+    max_stored_image_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
 
     # --- scheduling and tracking (seconds)
     max_jobs_in_flight_per_user: int = Field(default=2, ge=1)
@@ -131,6 +134,16 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("max_stored_image_bytes")
+    @classmethod
+    def _image_store(cls, value: int, info: ValidationInfo) -> int:
+        largest = info.data.get("max_image_bytes")
+        if largest is not None and value < largest:
+            raise ValueError(
+                f"must be at least MAX_IMAGE_BYTES ({largest}), or no image of the largest allowed size could be kept"
+            )
+        return value
 
     @field_validator("quota_unit")
     @classmethod

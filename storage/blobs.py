@@ -1,11 +1,35 @@
-"""Binary objects in SQLite: `SqliteBlobStore` implements the core's `BlobStore` port."""
+"""Images in SQLite: `SqliteBlobStore` implements the core's `BlobStore` port.
+
+An image is written only by `storage.admission`, in the same unit of work as the job
+that names it (`request.image_blob_id`), and is kept only while that job still has to
+upload it.
+"""
 
 from __future__ import annotations
 
-import secrets
+import sqlite3
 
-from bot.domain import utcnow
+from bot.domain import JobState, utcnow
+from bot.ports import NewImage
 from storage.database import Database, to_sql_time
+
+# The states in which a job may still have to upload its image (it does so while SUBMITTING).
+_AWAITING_UPLOAD = (JobState.QUEUED.value, JobState.SUBMITTING.value)
+# length() of a BLOB column is read from the record header: the images are not loaded.
+_STORED_BYTES = "SELECT COALESCE(SUM(length(data)), 0) FROM blobs"
+
+
+def insert_blob(connection: sqlite3.Connection, blob_id: str, image: NewImage) -> None:
+    """Store `image` under `blob_id` in the caller's unit of work."""
+    connection.execute(
+        "INSERT INTO blobs (id, content_type, data, created_at) VALUES (?, ?, ?, ?)",
+        (blob_id, image.content_type, bytes(image.data), to_sql_time(utcnow())),
+    )
+
+
+def stored_bytes(connection: sqlite3.Connection) -> int:
+    """How many bytes the stored images take, read in the caller's unit of work."""
+    return int(connection.execute(_STORED_BYTES).fetchone()[0])
 
 
 class SqliteBlobStore:
@@ -13,15 +37,6 @@ class SqliteBlobStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-
-    async def put(self, data: bytes, content_type: str) -> str:
-        """Store `data`; returns its new random id."""
-        blob_id = secrets.token_urlsafe(16)
-        await self._db.write(
-            "INSERT INTO blobs (id, content_type, data, created_at) VALUES (?, ?, ?, ?)",
-            (blob_id, content_type, bytes(data), to_sql_time(utcnow())),
-        )
-        return blob_id
 
     async def get(self, blob_id: str) -> tuple[bytes, str] | None:
         """The blob's bytes and content type, or None if there is no such blob."""
@@ -32,3 +47,22 @@ class SqliteBlobStore:
         """Remove a blob; True if it existed."""
         rows = await self._db.write("DELETE FROM blobs WHERE id = ? RETURNING id", (blob_id,))
         return bool(rows)
+
+    async def total_bytes(self) -> int:
+        """How many bytes the stored images take."""
+        row = await self._db.fetch_one(_STORED_BYTES)
+        assert row is not None  # an aggregate always answers one row
+        return int(row[0])
+
+    async def delete_unreferenced(self) -> int:
+        """Remove every blob that no job still waiting to upload it names; returns how many."""
+        # One statement, so it cannot fall between an image and the job that names it:
+        # both are written by one unit of work.
+        rows = await self._db.write(
+            "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM jobs"
+            f" WHERE state IN ({', '.join('?' * len(_AWAITING_UPLOAD))})"
+            " AND json_extract(request, '$.image_blob_id') = blobs.id"
+            " AND json_extract(request, '$.image_path') IS NULL) RETURNING id",
+            _AWAITING_UPLOAD,
+        )
+        return len(rows)

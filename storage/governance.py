@@ -1,8 +1,9 @@
 """Quotas, group settings and moderation records in SQLite.
 
 `SqliteQuotaStore` implements the core's `QuotaStore` port; `SqliteGovernanceStore`
-its `GovernanceStore` port. Reservations run in one IMMEDIATE transaction, so two
-concurrent requests can never both take the last unit.
+its `GovernanceStore` port. A reservation is checked and recorded in one unit of work
+(an IMMEDIATE transaction), so two concurrent requests can never both take the last
+unit; `storage.admission` does the same together with inserting the job.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.domain import utcnow
-from bot.ports import ModerationLogEntry, QuotaCharge, QuotaUsage, UsageStats
+from bot.ports import ModerationLogEntry, QuotaCharge, QuotaReservation, QuotaUsage, UsageStats
 from storage.database import Database, from_sql_time, to_sql_time
 
 # What counts against a quota: what is running and what has succeeded.
@@ -39,6 +40,37 @@ def _fits(charge: QuotaCharge, amount: int) -> tuple[str, tuple[Any, ...]]:
     return sql, (charge.subject, since, charge.scope, charge.subject, amount, charge.limit)
 
 
+def quota_refusal(connection: sqlite3.Connection, reservation: QuotaReservation) -> QuotaCharge | None:
+    """The first charge `reservation` would exceed, or None when it fits them all.
+
+    Read inside the caller's unit of work, so recording it next in the same unit is
+    atomic: units run in IMMEDIATE transactions, which hold the write lock from their
+    start (across processes too), so two requests can never both take the last unit.
+    """
+    for charge in reservation.charges:
+        sql, params = _fits(charge, reservation.amount)
+        if not connection.execute(f"SELECT {sql}", params).fetchone()[0]:
+            return charge
+    return None
+
+
+def record_reservation(connection: sqlite3.Connection, job_id: str, reservation: QuotaReservation) -> None:
+    """Write `reservation` for `job_id` into the ledger (checked first with `quota_refusal`)."""
+    connection.execute(
+        "INSERT INTO quota_ledger (job_id, user_key, user_name, group_key, amount, credits, state, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, 'reserved', ?)",
+        (
+            job_id,
+            reservation.user_key,
+            reservation.user_name,
+            reservation.group_key,
+            reservation.amount,
+            reservation.credits,
+            to_sql_time(reservation.at or utcnow()),
+        ),
+    )
+
+
 class SqliteQuotaStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -55,27 +87,15 @@ class SqliteQuotaStore:
         user_name: str = "",
         at: datetime | None = None,
     ) -> QuotaCharge | None:
-        # One guarded INSERT … SELECT: the check and the write are a single statement in
-        # one unit of work (atomic across processes too: units run in IMMEDIATE transactions).
-        checks = [_fits(charge, amount) for charge in charges] or [("1", ())]
-        condition = " AND ".join(sql for sql, _ in checks)
-        params = [p for _, check_params in checks for p in check_params]
-        created_at = to_sql_time(at or utcnow())
+        reservation = QuotaReservation(
+            user_key, group_key, amount, tuple(charges), credits=credits, user_name=user_name, at=at or utcnow()
+        )
 
         def reserve(connection: sqlite3.Connection) -> QuotaCharge | None:
-            inserted = connection.execute(
-                "INSERT INTO quota_ledger (job_id, user_key, user_name, group_key, amount, credits, state, created_at)"
-                f" SELECT ?, ?, ?, ?, ?, ?, 'reserved', ? WHERE {condition} RETURNING job_id",
-                (job_id, user_key, user_name, group_key, amount, credits, created_at, *params),
-            ).fetchall()
-            if inserted:
-                return None
-            # Refused: say which limit (read in the same unit of work, so it is the same answer).
-            for charge in charges:
-                sql, check_params = _fits(charge, amount)
-                if not connection.execute(f"SELECT {sql}", check_params).fetchone()[0]:
-                    return charge
-            raise AssertionError("a refused reservation must name the charge it broke")
+            refused = quota_refusal(connection, reservation)
+            if refused is None:
+                record_reservation(connection, job_id, reservation)
+            return refused
 
         return await self._db.run(reserve)
 
@@ -88,7 +108,8 @@ class SqliteQuotaStore:
         return bool(rows)
 
     async def release_orphans(self) -> int:
-        """Refund reservations whose job was never stored (a crash between reserve and add)."""
+        """Refund reservations whose job was never stored (left by a version that reserved
+        and inserted in two steps, or by a direct `reserve`)."""
         rows = await self._db.write(
             "UPDATE quota_ledger SET state = 'refunded', settled_at = ?"
             " WHERE state = 'reserved' AND job_id NOT IN (SELECT id FROM jobs) RETURNING job_id",

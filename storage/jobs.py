@@ -108,6 +108,16 @@ def _job(row: sqlite3.Row) -> Job:
     )
 
 
+def insert_job(connection: sqlite3.Connection, job: Job) -> None:
+    """Insert `job` in the caller's unit of work (see `SqliteJobStore.add`)."""
+    columns = _columns({name: getattr(job, name) for name in _JOB_FIELDS})
+    # Column names come from Job's own fields, never from input; values are bound.
+    connection.execute(
+        f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({_placeholders(len(columns))})",
+        tuple(columns.values()),
+    )
+
+
 class SqliteJobStore:
     """The `bot.ports.JobStore` port on SQLite. Every lookup is served by an index.
 
@@ -124,12 +134,7 @@ class SqliteJobStore:
 
         `requester.context` must hold JSON values only (it is stored as JSON).
         """
-        columns = _columns({name: getattr(job, name) for name in _JOB_FIELDS})
-        # Column names come from Job's own fields, never from input; values are bound.
-        await self._db.write(
-            f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({_placeholders(len(columns))})",
-            tuple(columns.values()),
-        )
+        await self._db.run(lambda connection: insert_job(connection, job))
 
     async def get(self, job_id: str) -> Job | None:
         row = await self._db.fetch_one("SELECT * FROM jobs WHERE id = ?", (job_id,))

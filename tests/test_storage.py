@@ -27,7 +27,7 @@ from bot.domain import (
     UserRef,
     new_job_id,
 )
-from storage import Database, SqliteBlobStore, SqliteJobStore, open_database
+from storage import Database, SqliteBlobStore, SqliteJobAdmission, SqliteJobStore, open_database
 from storage.database import Migration, load_migrations
 
 START = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
@@ -319,7 +319,11 @@ def test_stores_implement_their_ports() -> None:
     def parameters(function: Any) -> list[tuple[str, Any, Any]]:
         return [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
 
-    for port, store in ((ports.JobStore, SqliteJobStore), (ports.BlobStore, SqliteBlobStore)):
+    for port, store in (
+        (ports.JobStore, SqliteJobStore),
+        (ports.BlobStore, SqliteBlobStore),
+        (ports.JobAdmission, SqliteJobAdmission),
+    ):
         for name, method in inspect.getmembers(port, inspect.isfunction):
             if not name.startswith("_"):
                 assert parameters(getattr(store, name)) == parameters(method), name
@@ -565,24 +569,81 @@ async def test_job_queries_use_indexes(db: Database, jobs: SqliteJobStore) -> No
 # --- blobs and persistence
 
 
+NO_QUOTA = ports.QuotaReservation(user_key=ALICE.key, group_key=None, amount=1, charges=())
+
+
+async def admit_animate(db: Database, image: bytes, content_type: str = "image/png", **changes: Any) -> Job:
+    """An /animate job admitted with its image (the only way an image is stored)."""
+    job = make_job(**changes)
+    job = job.evolve(request=job.request.with_changes(kind=JobKind.ANIMATE, image_blob_id=new_job_id()))
+    assert await SqliteJobAdmission(db).admit(job, NO_QUOTA, ports.NewImage(image, content_type)) is None
+    return job
+
+
 async def test_blobs(db: Database) -> None:
     blobs = SqliteBlobStore(db)
     image = bytes(range(256)) * 10
-    first = await blobs.put(image, "image/png")
-    second = await blobs.put(b"", "image/webp")
-    assert first != second
+    first = (await admit_animate(db, image)).request.image_blob_id
+    second = (await admit_animate(db, b"", "image/webp")).request.image_blob_id
+    assert first and second and first != second
     assert await blobs.get(first) == (image, "image/png")
     assert await blobs.get(second) == (b"", "image/webp")
+    assert await blobs.total_bytes() == len(image)
     assert await blobs.delete(first) is True
     assert await blobs.delete(first) is False
     assert await blobs.get(first) is None
+    assert await blobs.total_bytes() == 0
+
+
+async def test_unreferenced_blobs_are_swept_and_waiting_ones_kept(db: Database) -> None:
+    blobs, jobs = SqliteBlobStore(db), SqliteJobStore(db)
+    waiting = await admit_animate(db, b"queued")
+    submitting = await admit_animate(db, b"submitting", state=JobState.SUBMITTING)
+    uploaded = await admit_animate(db, b"uploaded", state=JobState.SUBMITTING)
+    await jobs.update(uploaded.id, request=uploaded.request.with_changes(image_path="upload/x.png"))
+    failed = await admit_animate(db, b"failed")
+    await jobs.transition(failed.id, JobState.QUEUED, JobState.FAILED, failure="timed out")
+    # An image whose job is gone, or was never written (left by an older version's two-step accept).
+    await db.write("INSERT INTO blobs (id, content_type, data, created_at) VALUES ('orphan', 'image/png', x'00', '')")
+
+    assert await blobs.delete_unreferenced() == 3
+    assert [await blobs.get(job.request.image_blob_id or "") is not None for job in (waiting, submitting)] == [
+        True,
+        True,
+    ]
+    assert await blobs.get(uploaded.request.image_blob_id or "") is None
+    assert await blobs.get(failed.request.image_blob_id or "") is None
+    assert await blobs.get("orphan") is None
+    assert await blobs.delete_unreferenced() == 0
+
+
+async def test_admission_refused_by_the_image_cap_writes_nothing(db: Database) -> None:
+    blobs, jobs = SqliteBlobStore(db), SqliteJobStore(db)
+    await admit_animate(db, b"x" * 60)
+    job = make_job()
+    job = job.evolve(request=job.request.with_changes(kind=JobKind.ANIMATE, image_blob_id="second"))
+    refused = await SqliteJobAdmission(db).admit(
+        job, NO_QUOTA, ports.NewImage(b"y" * 50, "image/png"), image_store_limit=100
+    )
+    assert refused == ports.ImageStoreFull(stored_bytes=60, limit=100)
+    assert await jobs.get(job.id) is None and await blobs.get("second") is None
+    assert await db.fetch_one("SELECT 1 FROM quota_ledger WHERE job_id = ?", (job.id,)) is None
+    # What fits exactly is taken.
+    fits = job.evolve(id=new_job_id())
+    assert (
+        await SqliteJobAdmission(db).admit(
+            fits, NO_QUOTA, ports.NewImage(b"y" * 40, "image/png"), image_store_limit=100
+        )
+        is None
+    )
+    assert await blobs.total_bytes() == 100
 
 
 async def test_data_survives_reopen(db_path: Path) -> None:
     job = make_job()
     async with await open_database(db_path) as db:
         await SqliteJobStore(db).add(job)
-        blob_id = await SqliteBlobStore(db).put(b"\x89PNG", "image/png")
+        blob_id = (await admit_animate(db, b"\x89PNG")).request.image_blob_id or ""
         moved = await SqliteJobStore(db).transition(job.id, JobState.QUEUED, JobState.SUBMITTING)
     async with await open_database(db_path) as db:
         assert await SqliteJobStore(db).get(job.id) == moved
