@@ -41,10 +41,14 @@ class Gatekeeper:
         self._moderation = moderation
         self._limiter = limiter
 
-    async def admit(self, requester: Requester, *, toggles_bot: bool = False) -> None:
-        """Raise `Refused` when this command must not run (silently where answering would be noise)."""
+    async def admit(self, requester: Requester, *, toggles_bot: bool = False, admin_command: bool = False) -> None:
+        """Raise `Refused` when this command must not run (silently where answering would be noise).
+
+        `admin_command`: an admin command, which a mute never blocks (a ban still does).
+        `toggles_bot`: /bot on|off, which runs while the bot is off.
+        """
         group = requester.chat.group_key
         if group and not toggles_bot and not (await self._moderation.settings_for(group)).bot_enabled:
             raise Refused("the bot is switched off in this group", silent=True)
         self._limiter.check(requester.user.key)
-        await self._moderation.check_access(requester)
+        await self._moderation.check_access(requester, admin_command=admin_command or toggles_bot)
