@@ -85,3 +85,29 @@ async def test_console_admin_commands_for_the_operator_and_refusal_for_others(tm
             assert "Sorry, only admins can use this command." in text
             assert "blocked term “pineapple”" in text and "Strike 1 of 2" in text
             assert "Your quota: 3 of 3 videos left" in text
+
+
+async def test_console_unmute_lifts_a_mute_and_a_mute_never_blocks_admin_commands(tmp_path):
+    async with running_sandbox(SandboxConfig(generation_seconds=0.2)) as sandbox:
+        settings = fast_settings(tmp_path, sandbox, bot_admin_ids=["console:boss"], admins_exempt=False)
+        async with open_core(settings) as core:
+
+            async def run(user: str, script: str) -> str:
+                out = io.StringIO()
+                assert await run_console(core, stdin=io.StringIO(script), out=out, user=user) == 0
+                return out.getvalue()
+
+            text = await run("boss", "/filter add pineapple\n/filtermode strike 1\n/create_single pineapple\n")
+            assert "you are muted from the bot here for 60 min" in text
+            text = await run("boss", "/create_single a kiwi\n/filtermode\n/unmute pleb\n")
+            assert "You are muted from the bot here" in text  # prompts wait out the mute …
+            assert "Mode: strike (1 refusals" in text  # … admin commands do not
+            assert "pleb was not muted anywhere" in text
+
+            text = await run("pleb", "/create_single pineapple pizza\n/create_single a kiwi\n")
+            assert "You are muted from the bot here" in text
+            text = await run("boss", "/unmute pleb\n/unmute boss\n")
+            assert "pleb is no longer muted anywhere; their strikes were cleared." in text
+            assert "boss is no longer muted anywhere" in text
+            text = await run("pleb", "/create_single a kiwi\n")
+            assert "✅ Done" in text
