@@ -179,8 +179,14 @@ async def test_a_muted_admin_still_runs_the_group_and_can_lift_their_own_mute(fa
     )
     assert "• lava" in await say(fake, GROUP, CAROL, "/filter list", "Entries")
     assert "Carol — muted by blocklist “lava”" in await say(fake, GROUP, CAROL, "/modlog", "lava")
-    assert "Carol is no longer muted here" in await say(fake, GROUP, CAROL, f"/unmute {CAROL.id}", "muted")
+    # Exempt again, the mute no longer holds the admin back; checked again, it does.
+    await say(fake, GROUP, CAROL, "/filtermode exempt on", "Admins are exempt")
     await say(fake, GROUP, CAROL, "/create_single a kitten", "Queued")
+    await say(fake, GROUP, CAROL, "/filtermode exempt off", "Admins are checked too")
+    assert "You are muted" in await say(fake, GROUP, CAROL, "/create_single a puppy", "muted")
+
+    assert "Carol is no longer muted here" in await say(fake, GROUP, CAROL, f"/unmute {CAROL.id}", "muted")
+    await say(fake, GROUP, CAROL, "/create_single a puppy", "Queued")
     assert fake.spec_violations == []
 
 

@@ -24,6 +24,7 @@ from adapters.telegram.admins import ChatAdmins
 from adapters.telegram.parsing import requester_for
 from bot.bootstrap import Core
 
+# Handler flags: an admin command (a mute does not block it); /bot, which also runs while the bot is off.
 ADMIN = {"admin": True}
 TOGGLES_BOT = {"admin": True, "toggles_bot": True}
 
