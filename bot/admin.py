@@ -3,7 +3,7 @@
 Who may do what:
 - operators (BOT_ADMIN_IDS) — everything, bot-wide; in a group, also that group's settings;
 - group admins (Telegram chat admins, Discord Manage Server) — their own group's
-  filters, filter mode, bans, moderation log, stats, shared quota pool, and /bot on|off.
+  filters, filter mode, bans, mutes, moderation log, stats, shared quota pool, and /bot on|off.
 Per-user quotas are the operator's: they decide what each member may spend.
 Refusals never say more than "only admins" (no hint of what exists).
 """
@@ -75,6 +75,10 @@ class AdminService:
             raise NotAllowed()
         return group
 
+    async def _name(self, user: UserRef) -> str:
+        """How answers name a member: the name the platform gave, else the last one seen, else the key."""
+        return user.display_name or await self._moderation.known_name(user.key) or user.key
+
     # ------------------------------------------------------------ quotas
 
     async def quota(self, requester: Requester) -> str:
@@ -97,7 +101,7 @@ class AdminService:
             return f"This group's shared pool is now {self._limit_text(limit)}."
         self._require_operator(requester, group_admin_hint=MEMBER_QUOTA_HINT)
         await self._quotas.set_limit(USER, target.key, limit)
-        return f"{target.display_name or target.key}'s quota is now {self._limit_text(limit)}."
+        return f"{await self._name(target)}'s quota is now {self._limit_text(limit)}."
 
     async def reset_quota(self, requester: Requester, target: UserRef | None) -> str:
         """/resetquota <user> (operator) or /resetquota group (group admins): usage so far no longer counts."""
@@ -107,7 +111,7 @@ class AdminService:
             return "This group's pool usage was reset."
         self._require_operator(requester, group_admin_hint=MEMBER_QUOTA_HINT)
         await self._quotas.reset(USER, target.key)
-        return f"{target.display_name or target.key}'s usage was reset for this window."
+        return f"{await self._name(target)}'s usage was reset for this window."
 
     def _parse_limit(self, value: str) -> int | None:
         text = value.strip().lower()
@@ -129,13 +133,25 @@ class AdminService:
             raise InvalidInput("user", "operators cannot be banned")
         await self._moderation.ban(target.key, scope, requester.user.key)
         where = "from the bot everywhere" if scope == BOT_WIDE else "from the bot in this group"
-        return f"{target.display_name or target.key} is banned {where}."
+        return f"{await self._name(target)} is banned {where}."
 
     async def unban(self, requester: Requester, target: UserRef) -> str:
         scope = self._group_scope(requester)
         removed = await self._moderation.unban(target.key, scope)
-        name = target.display_name or target.key
+        name = await self._name(target)
         return f"{name} is no longer banned." if removed else f"{name} was not banned here."
+
+    # ------------------------------------------------------------ mutes
+
+    async def unmute(self, requester: Requester, target: UserRef) -> str:
+        """/unmute <user>: lift a strike-mode mute here (an operator in private: everywhere) and clear the strikes."""
+        scope = self._group_scope(requester)
+        lifted = await self._moderation.unmute(target.key, scope)
+        name = await self._name(target)
+        where = "anywhere" if scope == BOT_WIDE else "here"
+        if lifted:
+            return f"{name} is no longer muted {where}; their strikes were cleared."
+        return f"{name} was not muted {where}; any strikes were cleared."
 
     # ------------------------------------------------------------ filters
 

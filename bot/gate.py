@@ -41,9 +41,18 @@ class Gatekeeper:
         self._moderation = moderation
         self._limiter = limiter
 
-    async def admit(self, requester: Requester, *, toggles_bot: bool = False, rate_limited: bool = True) -> None:
+    async def admit(
+        self,
+        requester: Requester,
+        *,
+        toggles_bot: bool = False,
+        admin_command: bool = False,
+        rate_limited: bool = True,
+    ) -> None:
         """Raise `Refused` when this command must not run (silently where answering would be noise).
 
+        `admin_command`: an admin command, which a mute never blocks (a ban still does).
+        `toggles_bot`: /bot on|off, which runs while the bot is off.
         `rate_limited=False` is for the operator's own terminal (the console), where a
         piped script of commands is not a flood.
         """
@@ -52,4 +61,4 @@ class Gatekeeper:
             raise Refused("the bot is switched off in this group", silent=True)
         if rate_limited:
             self._limiter.check(requester.user.key)
-        await self._moderation.check_access(requester)
+        await self._moderation.check_access(requester, admin_command=admin_command or toggles_bot)

@@ -321,6 +321,12 @@ class GovernanceStore(Protocol):
 
     async def set_mute(self, user_key: str, group_key: str, until: datetime) -> None: ...
 
+    async def remove_mutes(self, user_key: str, group_key: str | None, now: datetime) -> bool:
+        """Lift the mute and clear the strikes in one group (None: everywhere); True if a mute was in force."""
+
+    async def known_name(self, user_key: str) -> str | None:
+        """The name the user last went by in a job or a moderation record, if any."""
+
     async def set_ban(self, user_key: str, scope: str, banned_by: str, at: datetime) -> None: ...
 
     async def remove_ban(self, user_key: str, scope: str) -> bool: ...

@@ -208,6 +208,9 @@ class _GroupCommitThread:
             else:
                 self._stopping.set_result(None)
         await asyncio.shield(self._stopping)
+        # Answering the stop is the thread's last act, so this waits microseconds; after
+        # it, close() has left no thread behind (tests and clean shutdowns count on that).
+        self._thread.join(timeout=5)
 
     # --- on the database thread
 

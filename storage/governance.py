@@ -213,6 +213,40 @@ class SqliteGovernanceStore:
             (user_key, group_key, to_sql_time(until)),
         )
 
+    async def remove_mutes(self, user_key: str, group_key: str | None, now: datetime) -> bool:
+        """Lift the user's mute and forget their strikes, in one group or (None) everywhere.
+
+        True when a mute still in force was lifted. The strikes go too: kept, the next
+        refused prompt would mute again at once.
+        """
+        where, params = (
+            ("user_key = ?", (user_key,))
+            if group_key is None
+            else (
+                "user_key = ? AND group_key = ?",
+                (user_key, group_key),
+            )
+        )
+
+        def lift(connection: sqlite3.Connection) -> bool:
+            connection.execute(f"DELETE FROM strikes WHERE {where}", params)
+            lifted = connection.execute(f"DELETE FROM mutes WHERE {where} RETURNING until", params).fetchall()
+            return any(from_sql_time(row["until"]) > now for row in lifted)
+
+        return await self._db.run(lift)
+
+    async def known_name(self, user_key: str) -> str | None:
+        """The name the user last went by in a job or a moderation record, if any."""
+        row = await self._db.fetch_one(
+            "SELECT user_name FROM ("
+            " SELECT user_name, created_at AS at FROM quota_ledger WHERE user_key = ? AND user_name != ''"
+            " UNION ALL"
+            " SELECT user_name, at FROM moderation_log WHERE user_key = ? AND user_name != ''"
+            ") ORDER BY at DESC LIMIT 1",
+            (user_key, user_key),
+        )
+        return None if row is None else str(row["user_name"])
+
     async def set_ban(self, user_key: str, scope: str, banned_by: str, at: datetime) -> None:
         await self._db.write(
             "INSERT INTO bans (user_key, scope, banned_by, at) VALUES (?, ?, ?, ?)"

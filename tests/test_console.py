@@ -207,3 +207,31 @@ async def test_quit_leaves_at_once_and_progress_keeps_the_prompt(tmp_path):
     text = terminal.output.decode(errors="replace")
     assert process.returncode == 1, text + stderr.decode()
     assert "1 job unfinished; they resume on the next start." in text
+
+
+async def test_console_unmute_lifts_a_mute_and_a_mute_never_blocks_admin_commands(tmp_path):
+    async with running_sandbox(SandboxConfig(generation_seconds=0.2)) as sandbox:
+        settings = fast_settings(tmp_path, sandbox, bot_admin_ids=["console:boss"], admins_exempt=False)
+        async with open_core(settings) as core:
+
+            async def run(user: str, script: str) -> str:
+                out = io.StringIO()
+                code = await run_console(core, stdin=io.StringIO(script), out=out, user=user)
+                # Exit code 1 exactly when a line was refused (here: the muted prompts).
+                assert code == (1 if "⚠️" in out.getvalue() else 0), out.getvalue()
+                return out.getvalue()
+
+            text = await run("boss", "/filter add pineapple\n/filtermode strike 1\n/create_single pineapple\n")
+            assert "you are muted from the bot here for 60 min" in text
+            text = await run("boss", "/create_single a kiwi\n/filtermode\n/unmute pleb\n")
+            assert "You are muted from the bot here" in text  # prompts wait out the mute …
+            assert "Mode: strike (1 refusals" in text  # … admin commands do not
+            assert "pleb was not muted anywhere" in text
+
+            text = await run("pleb", "/create_single pineapple pizza\n/create_single a kiwi\n")
+            assert "You are muted from the bot here" in text
+            text = await run("boss", "/unmute pleb\n/unmute boss\n")
+            assert "pleb is no longer muted anywhere; their strikes were cleared." in text
+            assert "boss is no longer muted anywhere" in text
+            text = await run("pleb", "/create_single a kiwi\n")
+            assert "✅ Done" in text

@@ -472,6 +472,7 @@ ADMIN_COMMANDS_AS_MEMBER = [
     ("resetquota", {}),
     ("ban", {"user": "bob"}),
     ("unban", {"user": "bob"}),
+    ("unmute", {"user": "bob"}),
     ("filter", {"action": "list"}),
     ("filtermode", {"mode": "strike"}),
     ("modlog", {}),
@@ -511,3 +512,27 @@ async def test_resetquota_unban_and_switching_the_bot_off(world: World) -> None:
         await fake.wait_for(lambda: (m := fake.original(ignored)) is not None and m.deleted, what="the silent refusal")
         on = await fake.slash("bot", by=world.admin, enabled=True)
         assert await world.reply(on) == "The bot is on in this group."
+
+
+async def test_unmute_lifts_a_strike_mute_and_a_muted_admin_still_runs_the_server(world: World) -> None:
+    fake, alice, admin = world.fake, world.alice, world.admin
+    async with world.running():
+        await world.reply(await fake.slash("filter", by=admin, action="add", text="dragon"))
+        await world.reply(await fake.slash("filtermode", by=admin, mode="strike", strike_limit=1))
+        await world.reply(await fake.slash("filtermode", by=admin, mode="exempt off"))
+        for member in (alice, admin):
+            muted = await fake.slash("create_single", by=member, prompt="a dragon")
+            assert "you are muted from the bot here for 60 min" in await world.reply(muted)
+        still_muted = await fake.slash("create_single", by=alice, prompt="a cat")
+        assert (await world.reply(still_muted)).startswith("You are muted from the bot here")
+
+        # Muted too, the admin still runs the server's moderation.
+        log = await world.reply(await fake.slash("modlog", by=admin))
+        assert "alice — muted by blocklist “dragon”" in log and "admin — muted by blocklist" in log
+        refused = await fake.slash("unmute", by=alice, user=alice)
+        assert await world.reply(refused) == "Sorry, only admins can use this command."
+        unmuted = await fake.slash("unmute", by=admin, user=alice)
+        assert await world.reply(unmuted) == "alice is no longer muted here; their strikes were cleared."
+        await world.video(await fake.slash("create_single", by=alice, prompt="a cat"))
+        again = await fake.slash("unmute", by=admin, user=alice)
+        assert await world.reply(again) == "alice was not muted here; any strikes were cleared."

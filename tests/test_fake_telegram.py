@@ -409,6 +409,8 @@ async def test_bot_info_methods(fake: FakeTelegram, bot: Bot) -> None:
     assert isinstance(await bot.get_chat_member(FORUM.id, ALICE.id), ChatMemberOwner)
     assert isinstance(await bot.get_chat_member(FORUM.id, BOB.id), ChatMemberAdministrator)
     assert isinstance(await bot.get_chat_member(FORUM.id, fake.bot_id), ChatMemberMember)
+    admins = await bot.get_chat_administrators(FORUM.id)
+    assert {m.user.id: type(m) for m in admins} == {ALICE.id: ChatMemberOwner, BOB.id: ChatMemberAdministrator}
     chat = await bot.get_chat(FORUM.id)
     assert (chat.title, chat.is_forum) == ("Pix lab", True)
 

@@ -1,6 +1,7 @@
-"""Telegram: the admin commands — quotas, bans, filters and their modes, the log, stats, credits, /bot on|off.
+"""Telegram: the admin commands — quotas, bans, mutes, filters and their modes, the log, stats, credits,
+/bot on|off — and what being a group admin changes (the moderation exemption, mutes).
 
-Group admins are whoever getChatMember says administers the chat; the operator is
+Group admins are whoever getChatAdministrators lists for the chat; the operator is
 `telegram:9001` (BOT_ADMIN_IDS).
 """
 
@@ -9,7 +10,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
 
+from adapters.telegram.admins import ChatAdmins
 from tests.fakes.telegram_api import FakeChat, FakeTelegram, FakeUser
 from tests.fakes.telegram_fixtures import (
     ALICE,
@@ -20,6 +24,7 @@ from tests.fakes.telegram_fixtures import (
     OPERATOR_CHAT,
     RunningBot,
     fake_fixture,  # noqa: F401 (pytest fixtures, used by name)
+    replies_to,
     running_bot,
     telegram_settings,
     user_ref,
@@ -142,4 +147,117 @@ async def test_bot_off_silences_the_group_until_bot_on(fake, bot) -> None:
 
     assert "The bot is on in this group" in await say(fake, GROUP, CAROL, "/bot on", "on")
     await say(fake, GROUP, ALICE, "/create_single a fox", "Queued")
+    assert fake.spec_violations == []
+
+
+async def test_a_group_admin_is_exempt_from_the_filters_by_default(fake, bot) -> None:
+    await say(fake, GROUP, CAROL, "/filter add lava", "Added")
+    await say(fake, GROUP, CAROL, "/filtermode strike 1", "Updated")
+
+    # ADMINS_EXEMPT is on by default: the admin's prompt goes through, and no strike is counted.
+    await say(fake, GROUP, CAROL, "/create_single lava flow at night", "Queued")
+    assert "blocked term “lava”" in await say(fake, GROUP, ALICE, "/create_single lava flow at night", "refused")
+
+    log = await say(fake, GROUP, CAROL, "/modlog", "lava")
+    assert "Alice — muted by blocklist “lava”" in log and "Carol" not in log
+    await say(fake, GROUP, CAROL, "/create_single a lava lamp", "Queued")  # still not muted
+    assert fake.spec_violations == []
+
+
+async def test_a_muted_admin_still_runs_the_group_and_can_lift_their_own_mute(fake, bot) -> None:
+    await say(fake, GROUP, CAROL, "/filter add lava", "Added")
+    await say(fake, GROUP, CAROL, "/filtermode strike 1 24 60", "Updated")
+    assert "Admins are checked too" in await say(fake, GROUP, CAROL, "/filtermode exempt off", "Updated")
+    assert "you are muted from the bot here for 60 min" in await say(
+        fake, GROUP, CAROL, "/create_single lava", "refused"
+    )
+    assert "You are muted" in await say(fake, GROUP, CAROL, "/create_single a kitten", "muted")
+
+    # The mute is about prompts: the admin commands all still work.
+    assert "Mode: strike (1 refusals in 24 h mute a user for 60 min)" in await say(
+        fake, GROUP, CAROL, "/filtermode", "Mode"
+    )
+    assert "• lava" in await say(fake, GROUP, CAROL, "/filter list", "Entries")
+    assert "Carol — muted by blocklist “lava”" in await say(fake, GROUP, CAROL, "/modlog", "lava")
+    # Exempt again, the mute no longer holds the admin back; checked again, it does.
+    await say(fake, GROUP, CAROL, "/filtermode exempt on", "Admins are exempt")
+    await say(fake, GROUP, CAROL, "/create_single a kitten", "Queued")
+    await say(fake, GROUP, CAROL, "/filtermode exempt off", "Admins are checked too")
+    assert "You are muted" in await say(fake, GROUP, CAROL, "/create_single a puppy", "muted")
+
+    assert "Carol is no longer muted here" in await say(fake, GROUP, CAROL, f"/unmute {CAROL.id}", "muted")
+    await say(fake, GROUP, CAROL, "/create_single a puppy", "Queued")
+    assert fake.spec_violations == []
+
+
+async def test_unmute_by_reply_or_id_lets_the_member_prompt_again(fake, bot) -> None:
+    await say(fake, GROUP, CAROL, "/filter add lava", "Added")
+    await say(fake, GROUP, CAROL, "/filtermode strike 1", "Updated")
+    alice_says = await fake.user_sends_text(GROUP, ALICE, "/create_single lava")
+    await wait_text_reply(fake, GROUP, alice_says, "muted")
+
+    assert ONLY_ADMINS in await say(fake, GROUP, BOB, "/unmute", "admins", reply_to=alice_says)
+    assert "You are muted" in await say(fake, GROUP, ALICE, "/create_single a kitten", "muted")
+    assert "Alice is no longer muted here; their strikes were cleared." in await say(
+        fake, GROUP, CAROL, "/unmute", "muted", reply_to=alice_says
+    )
+    await say(fake, GROUP, ALICE, "/create_single a kitten", "Queued")
+
+    # Muted again; lifted by id this time, and the answer still names her (Telegram knows the name).
+    await say(fake, GROUP, ALICE, "/create_single lava", "muted")
+    assert "Alice is no longer muted here" in await say(fake, GROUP, CAROL, f"/unmute {ALICE.id}", "muted")
+    await say(fake, GROUP, ALICE, "/create_single a puppy", "Queued")
+    assert "Alice was not muted here" in await say(fake, GROUP, CAROL, f"/unmute {ALICE.id}", "muted")
+    assert ONLY_ADMINS in await say(fake, GROUP, BOB, f"/unmute {ALICE.id}", "admins")
+    assert fake.spec_violations == []
+
+
+async def test_admin_answers_name_members_named_by_id(fake, bot) -> None:
+    await fake.user_sends_text(GROUP, BOB, "hi")  # Telegram knows Bob in this group
+    assert "Bob is banned from the bot in this group" in await say(fake, GROUP, CAROL, f"/ban {BOB.id}", "banned")
+    assert "Bob is no longer banned" in await say(fake, GROUP, CAROL, f"/unban {BOB.id}", "banned")
+
+    # The operator in private: no chat to ask, so the name comes from Alice's last job.
+    assert f"telegram:{ALICE.id}'s quota is now 5" in await say(
+        fake, OPERATOR_CHAT, OPERATOR, f"/setquota {ALICE.id} 5", "quota"
+    )
+    await say(fake, GROUP, ALICE, "/create_single a fox", "Queued")
+    assert "Alice's usage was reset" in await say(fake, OPERATOR_CHAT, OPERATOR, f"/resetquota {ALICE.id}", "reset")
+    assert "Alice was not muted anywhere" in await say(fake, OPERATOR_CHAT, OPERATOR, f"/unmute {ALICE.id}", "muted")
+    assert fake.spec_violations == []
+
+
+async def test_a_burst_of_group_messages_asks_telegram_for_the_admins_once(fake, bot) -> None:
+    sent = [
+        await fake.user_sends_text(GROUP, user, text)
+        for user in (ALICE, BOB, CAROL)
+        for text in ("/quota", "/jobs", "/filtermode")
+    ]
+    for message in sent:
+        await fake.wait_for(lambda message=message: replies_to(fake, GROUP, message), what="every reply")
+    assert "Mode: reject" in replies_to(fake, GROUP, sent[-1])[0]["text"]  # Carol is an admin
+    assert ONLY_ADMINS in replies_to(fake, GROUP, sent[2])[0]["text"]  # Alice is not
+
+    assert [call.params["chat_id"] for call in fake.calls_to("getChatAdministrators")] == [GROUP.id]
+    assert fake.calls_to("getChatMember") == []
+    assert fake.spec_violations == []
+
+
+async def test_the_admin_list_is_asked_again_once_stale_and_few_chats_are_kept(fake) -> None:
+    other = FakeChat(id=-1001000000009, type="supergroup", title="Elsewhere")
+    fake.set_chat_member(GROUP, CAROL, "administrator")
+    fake.set_chat_member(other, BOB, "creator")
+    now = [0.0]
+    async with Bot(fake.token, session=AiohttpSession(api=fake.api_server())) as telegram:
+        admins = ChatAdmins(telegram, ttl=60, max_chats=1, clock=lambda: now[0])
+        assert await admins.of_chat(GROUP.id) == {CAROL.id}
+        fake.set_chat_member(GROUP, ALICE, "administrator")
+        now[0] = 59.0
+        assert await admins.of_chat(GROUP.id) == {CAROL.id}  # remembered: a promotion counts a little later
+        now[0] = 60.0
+        assert await admins.of_chat(GROUP.id) == {CAROL.id, ALICE.id}
+        assert await admins.of_chat(other.id) == {BOB.id}  # only one chat is kept: GROUP goes
+        assert await admins.of_chat(GROUP.id) == {CAROL.id, ALICE.id}
+    asked = [call.params["chat_id"] for call in fake.calls_to("getChatAdministrators")]
+    assert asked == [GROUP.id, GROUP.id, other.id, GROUP.id]
     assert fake.spec_violations == []

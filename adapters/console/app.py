@@ -38,11 +38,23 @@ if TYPE_CHECKING:
 
 BUTTON_COMMANDS = {f"/{action.value}": action for action in ResultAction}
 ADMIN_COMMANDS = frozenset(
-    {"/quota", "/setquota", "/resetquota", "/ban", "/unban", "/filter", "/filtermode", "/modlog", "/stats", "/credits"}
+    {
+        "/quota",
+        "/setquota",
+        "/resetquota",
+        "/ban",
+        "/unban",
+        "/unmute",
+        "/filter",
+        "/filtermode",
+        "/modlog",
+        "/stats",
+        "/credits",
+    }
 )
 ADMIN_HELP = """/quota — what you have left
 Operators (BOT_ADMIN_IDS, e.g. console:<your login>):
-/setquota <user> <n|unlimited> · /resetquota <user> · /ban <user> · /unban <user>
+/setquota <user> <n|unlimited> · /resetquota <user> · /ban <user> · /unban <user> · /unmute <user>
 /filter add|remove|list|test <text> · /filtermode reject | strike [n] [hours] [minutes] | exempt on|off
 /modlog · /stats [days] · /credits
 <user> is telegram:<id>, discord:<id> or a console name."""
@@ -140,7 +152,7 @@ def parse_target(text: str) -> UserRef | None:
         return None
     platform, sep, user_id = text.partition(":")
     if sep and platform in {p.value for p in Platform}:
-        return UserRef(Platform(platform), user_id, text)
+        return UserRef(Platform(platform), user_id)  # no name given: answers use the last one seen
     return UserRef(Platform.CONSOLE, text, text)
 
 
@@ -179,7 +191,8 @@ class ConsoleSession:
         if command in {"/quit", "/exit"}:
             return False
         try:
-            await self._gate.admit(self._requester, rate_limited=False)
+            # A mute never blocks an admin command (whether the user may is the command's own check).
+            await self._gate.admit(self._requester, admin_command=command in ADMIN_COMMANDS, rate_limited=False)
             if command in {"/help", "/start"}:
                 self._say(help_text() + "\n\n" + ADMIN_HELP)
             elif command == "/create_single":
@@ -218,11 +231,12 @@ class ConsoleSession:
             return await admin.set_quota(r, parse_target(first), words[1])
         if command == "/resetquota":
             return await admin.reset_quota(r, parse_target(first))
-        if command in {"/ban", "/unban"}:
+        if command in {"/ban", "/unban", "/unmute"}:
             target = parse_target(first)
             if target is None:
                 raise InvalidInput("user", f"name one, e.g. {command} telegram:123")
-            return await (admin.ban(r, target) if command == "/ban" else admin.unban(r, target))
+            act = {"/ban": admin.ban, "/unban": admin.unban, "/unmute": admin.unmute}[command]
+            return await act(r, target)
         if command == "/filter":
             operation, _, text = rest.strip().partition(" ")
             return await admin.filter(r, operation or "list", text)

@@ -63,17 +63,19 @@ class Responder:
         admin_if: discord.Permissions = GROUP_ADMIN,
         acknowledge: bool = True,
         toggles_bot: bool = False,
+        admin_command: bool = False,
     ) -> None:
         """Handle `interaction` with `work`; what `work` returns is shown to the user.
 
         With `acknowledge` the interaction is deferred first (Discord allows 3 s, the core
         may take longer); without it `work` must answer the interaction itself (a modal
-        cannot follow a deferral) and must be quick.
+        cannot follow a deferral) and must be quick. An `admin_command` is not blocked by
+        a mute; `toggles_bot` (/bot) also runs while the bot is off.
         """
         try:
             original_id = await self._defer(interaction) if acknowledge else None
             requester = self._requester(interaction, admin_if=admin_if, original_message_id=original_id)
-            await self._gate.admit(requester, toggles_bot=toggles_bot)
+            await self._gate.admit(requester, toggles_bot=toggles_bot, admin_command=admin_command)
             answer = await work(requester)
             if answer:
                 await self.say(interaction, answer)

@@ -24,6 +24,7 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
 from adapters.telegram.activity import Activity
+from adapters.telegram.admins import ChatAdmins
 from adapters.telegram.handlers import routers
 from adapters.telegram.middlewares import Admission, Counted
 from adapters.telegram.notifier import Pacing, TelegramNotifier
@@ -59,9 +60,9 @@ def build_bot(settings: Settings) -> Bot:
     )
 
 
-def build_dispatcher(core: Core, updates: Activity) -> Dispatcher:
-    """The Dispatcher: `core` reaches every handler by name; each update is counted while handled."""
-    dispatcher = Dispatcher(core=core)
+def build_dispatcher(core: Core, updates: Activity, admins: ChatAdmins) -> Dispatcher:
+    """The Dispatcher: `core` and `admins` reach every handler by name; each update is counted while handled."""
+    dispatcher = Dispatcher(core=core, admins=admins)
     dispatcher.update.outer_middleware(Counted(updates))
     dispatcher.message.middleware(Admission())
     dispatcher.callback_query.middleware(Admission())
@@ -83,7 +84,8 @@ class TelegramAdapter:
         self.core = core
         self.bot = build_bot(settings)
         self.updates = Activity()
-        self.dispatcher = build_dispatcher(core, self.updates)
+        self.admins = ChatAdmins(self.bot)
+        self.dispatcher = build_dispatcher(core, self.updates, self.admins)
         self.notifier = TelegramNotifier(
             self.bot,
             upload_limit=LOCAL_UPLOAD_LIMIT if settings.telegram_api_base else CLOUD_UPLOAD_LIMIT,

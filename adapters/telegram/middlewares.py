@@ -3,8 +3,10 @@
 Admission: every handled command, button press and prompt answer passes the core's
 gate first. As an inner middleware it runs only once a handler matched, so chatter
 the bot ignores is never gated. It builds the `Requester` the handlers receive by
-name, asks Telegram whether the sender administers the chat only for handlers
-flagged `admin`, and lets `/bot` (flag `toggles_bot`) through while the bot is off.
+name — in a group with `is_group_admin` from the chat's administrators (`ChatAdmins`,
+cached per chat), which the moderation exemption, the admin commands and the result
+buttons all depend on. Handlers flagged `admin` are admin commands, which a mute
+never blocks; `/bot` (flag `toggles_bot`) also runs while the bot is off.
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-from aiogram import BaseMiddleware, Bot
+from aiogram import BaseMiddleware
 from aiogram.dispatcher.flags import get_flag
 from aiogram.types import CallbackQuery, Message, TelegramObject
 
 from adapters.telegram.activity import Activity
-from adapters.telegram.parsing import is_chat_admin, requester_for
+from adapters.telegram.admins import ChatAdmins
+from adapters.telegram.parsing import requester_for
 from bot.bootstrap import Core
 
+# Handler flags: an admin command (a mute does not block it); /bot, which also runs while the bot is off.
 ADMIN = {"admin": True}
 TOGGLES_BOT = {"admin": True, "toggles_bot": True}
 
@@ -37,11 +41,15 @@ class Admission(BaseMiddleware):
         if requester is None:
             return None
         core: Core = data["core"]
-        if get_flag(data, "admin") and not requester.chat.is_private:
-            bot: Bot = data["bot"]
-            requester = replace(requester, is_group_admin=await is_chat_admin(bot, event))
+        if not requester.chat.is_private:
+            admins: ChatAdmins = data["admins"]
+            requester = replace(requester, is_group_admin=await admins.is_admin(event))
         # Raises Refused: the error handlers answer it (or, when silent, say nothing).
-        await core.gate.admit(requester, toggles_bot=bool(get_flag(data, "toggles_bot")))
+        await core.gate.admit(
+            requester,
+            toggles_bot=bool(get_flag(data, "toggles_bot")),
+            admin_command=bool(get_flag(data, "admin")),
+        )
         data["requester"] = requester
         return await handler(event, data)
 

@@ -7,16 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aiogram import Bot
-from aiogram.enums import ChatMemberStatus, ChatType, MessageEntityType
+from aiogram.enums import ChatType, MessageEntityType
 from aiogram.types import CallbackQuery, InaccessibleMessage, Message, User
 from aiogram.utils.text_decorations import add_surrogates, remove_surrogates
 
 from adapters.telegram.texts import HOW_TO_NAME_A_USER
 from bot.domain import ChatRef, Platform, Requester, UserRef
 from bot.errors import InvalidInput
-
-ADMIN_STATUSES = frozenset({ChatMemberStatus.CREATOR, ChatMemberStatus.ADMINISTRATOR})
 
 
 def user_ref(user: User) -> UserRef:
@@ -45,18 +42,6 @@ def requester_for(event: Message | CallbackQuery) -> Requester | None:
             return None
         user, message = event.from_user, event
     return Requester(user=user_ref(user), chat=chat_ref(message), reply_to=str(message.message_id))
-
-
-async def is_chat_admin(bot: Bot, event: Message | CallbackQuery) -> bool:
-    """Whether the sender administers the chat, asked of Telegram now (admins change)."""
-    message = event.message if isinstance(event, CallbackQuery) else event
-    if message is None or event.from_user is None or message.chat.type == ChatType.PRIVATE:
-        return False
-    # An anonymous admin posts as the group itself; only admins can do that.
-    if isinstance(event, Message) and event.sender_chat is not None and event.sender_chat.id == event.chat.id:
-        return True
-    member = await bot.get_chat_member(message.chat.id, event.from_user.id)
-    return member.status in ADMIN_STATUSES
 
 
 def named_user(message: Message, args: str) -> tuple[UserRef, str]:

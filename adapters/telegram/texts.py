@@ -28,6 +28,7 @@ ADMIN_COMMANDS = (
     BotCommand(command="resetquota", description="/resetquota <user> or /resetquota group"),
     BotCommand(command="ban", description="/ban <user>: keep someone from using the bot here"),
     BotCommand(command="unban", description="/unban <user>"),
+    BotCommand(command="unmute", description="/unmute <user>: lift a strike mute and clear the strikes"),
     BotCommand(command="filter", description="/filter add|remove|list|test <text>"),
     BotCommand(
         command="filtermode", description="/filtermode reject | strike [limit] [hours] [minutes] | exempt on|off"
@@ -49,7 +50,7 @@ ADMIN_HELP = """Admin commands (group admins for their group; operators everywhe
 /setquota <user> <n|unlimited> — a member's quota (operators)
 /setquota group <n|off> — this group's shared pool
 /resetquota <user>|group — usage so far no longer counts
-/ban <user> · /unban <user>
+/ban <user> · /unban <user> · /unmute <user> (lifts a strike mute, clears the strikes)
 /filter add|remove|list|test <text> — this group's blocked words
 /filtermode reject | strike [limit] [hours] [minutes] | exempt on|off
 /modlog · /stats [days] · /credits (operators)

@@ -139,20 +139,28 @@ class ModerationService:
     # --------------------------------------------------------------- checking
 
     def is_exempt(self, requester: Requester, settings: GroupSettings) -> bool:
+        """Whether moderation (the lists, strikes and mutes) passes this requester by: admins, if the group says so."""
         is_admin = requester.user.key in self._operators or requester.is_group_admin
         return settings.admins_exempt and is_admin
 
-    async def check_access(self, requester: Requester) -> None:
-        """Refuse users who are banned or muted here."""
+    async def check_access(self, requester: Requester, *, admin_command: bool = False) -> None:
+        """Refuse users who are banned here, or muted here (unless exempt).
+
+        A mute never refuses an `admin_command`: a muted admin can still run the group
+        (and lift the mute); whether the requester *is* an admin is the command's own check.
+        """
         group = requester.chat.group_key
         scopes = [BOT_WIDE] + ([group] if group else [])
         banned, until = await self._store.access(requester.user.key, scopes, group or BOT_WIDE)
         if banned:
             raise Refused("You are not allowed to use this bot here.")
         now = self._clock()
-        if until and until > now:
-            minutes = max(1, int((until - now).total_seconds() // 60) + 1)
-            raise Refused(f"You are muted from the bot here for {minutes} more min after repeated refused prompts.")
+        if admin_command or until is None or until <= now:
+            return
+        if self.is_exempt(requester, await self.settings_for(group)):
+            return  # muted while admins were checked; exempt again now
+        minutes = max(1, int((until - now).total_seconds() // 60) + 1)
+        raise Refused(f"You are muted from the bot here for {minutes} more min after repeated refused prompts.")
 
     async def check_texts(self, requester: Requester, texts: list[str | None]) -> None:
         """Refuse if any text matches a list (or the external check); records and strikes."""
@@ -241,3 +249,14 @@ class ModerationService:
 
     async def unban(self, user_key: str, scope: str) -> bool:
         return await self._store.remove_ban(user_key, scope)
+
+    async def unmute(self, user_key: str, scope: str) -> bool:
+        """Lift the user's mute in `scope` (bot-wide: in every group) and clear the strikes that led to it.
+
+        True when a mute still in force was lifted.
+        """
+        return await self._store.remove_mutes(user_key, None if scope == BOT_WIDE else scope, self._clock())
+
+    async def known_name(self, user_key: str) -> str | None:
+        """The name a user last went by in a job or a moderation record (None if never seen)."""
+        return await self._store.known_name(user_key)

@@ -385,6 +385,7 @@ class FakeTelegram:
                 self._api_answer_callback_query,
                 self._api_get_file,
                 self._api_get_chat_member,
+                self._api_get_chat_administrators,
                 self._api_get_chat,
             )
         }
@@ -551,7 +552,8 @@ class FakeTelegram:
         self._register(FakeChat.private(user), user).bot_blocked = True
 
     def set_chat_member(self, chat: FakeChat, user: FakeUser, status: MemberStatus) -> None:
-        """Set what getChatMember answers for `user` in `chat` (default "member")."""
+        """Set what getChatMember answers for `user` in `chat` (default "member"); creators and
+        administrators are also who getChatAdministrators lists."""
         self._register(chat, user).members[user.id] = status
 
     def register_file(
@@ -1104,7 +1106,22 @@ class FakeTelegram:
         user = self.bot_user if params["user_id"] == self.bot_id else self._users.get(params["user_id"])
         if user is None:
             raise _ApiError(HTTPStatus.BAD_REQUEST, "Bad Request: user not found")
-        status = state.members.get(params["user_id"], "member")
+        return self._member(state.members.get(params["user_id"], "member"), user)
+
+    async def _api_get_chat_administrators(self, params: JSON, _files: dict[str, UploadedFile]) -> list[JSON]:
+        state = self._chat(params["chat_id"])
+        if state.chat.type == "private":
+            raise _ApiError(HTTPStatus.BAD_REQUEST, "Bad Request: there are no administrators in the private chat")
+        # Users only: the fake's chats hold no other bots, and the bot itself is no admin here.
+        return [
+            self._member(status, self._users[user_id])
+            for user_id, status in state.members.items()
+            if status in {"creator", "administrator"}
+        ]
+
+    @staticmethod
+    def _member(status: MemberStatus, user: JSON) -> JSON:
+        """A ChatMember object of the kind `status` names."""
         member: JSON = {"status": status, "user": user}
         if status == "creator":
             member["is_anonymous"] = False

@@ -1,4 +1,4 @@
-"""Admin slash commands: quotas, bans, prompt filters, the moderation log, usage and credits.
+"""Admin slash commands: quotas, bans, mutes, prompt filters, the moderation log, usage and credits.
 
 Who may do what is the core's decision (`bot.admin`): server admins (Manage Server)
 for their server, operators (BOT_ADMIN_IDS) everywhere. The commands are also hidden
@@ -13,7 +13,7 @@ from discord import app_commands
 from discord.app_commands import Choice, Range
 from discord.ext import commands
 
-from adapters.discord.responder import Responder, user_ref
+from adapters.discord.responder import Responder, Work, user_ref
 from bot.admin import AdminService
 from bot.domain import Requester
 from bot.errors import InvalidInput
@@ -49,6 +49,10 @@ class AdminCog(commands.Cog, name="Admin"):
         self._admin = admin
         self._responder = responder
 
+    async def _run_admin(self, interaction: discord.Interaction, work: Work, *, toggles_bot: bool = False) -> None:
+        """Run an admin command: who may is the core's call; a mute never stands in the way."""
+        await self._responder.run(interaction, work, toggles_bot=toggles_bot, admin_command=True)
+
     @app_commands.command(description="How much you (and this server) have left to spend")
     async def quota(self, interaction: discord.Interaction) -> None:
         await self._responder.run(interaction, self._admin.quota)
@@ -62,33 +66,39 @@ class AdminCog(commands.Cog, name="Admin"):
         self, interaction: discord.Interaction, amount: Range[str, 1, 20], user: discord.User | None = None
     ) -> None:
         target = user_ref(user) if user else None
-        await self._responder.run(interaction, lambda r: self._admin.set_quota(r, target, amount))
+        await self._run_admin(interaction, lambda r: self._admin.set_quota(r, target, amount))
 
     @app_commands.command(description="Start a member's (or the server pool's) usage from zero")
     @app_commands.describe(user="Whose usage (leave empty for the server pool)")
     @admin_only
     async def resetquota(self, interaction: discord.Interaction, user: discord.User | None = None) -> None:
         target = user_ref(user) if user else None
-        await self._responder.run(interaction, lambda r: self._admin.reset_quota(r, target))
+        await self._run_admin(interaction, lambda r: self._admin.reset_quota(r, target))
 
     @app_commands.command(description="Stop a member from using the bot in this server")
     @app_commands.describe(user="Who to ban")
     @admin_only
     async def ban(self, interaction: discord.Interaction, user: discord.User) -> None:
-        await self._responder.run(interaction, lambda r: self._admin.ban(r, user_ref(user)))
+        await self._run_admin(interaction, lambda r: self._admin.ban(r, user_ref(user)))
 
     @app_commands.command(description="Let a banned member use the bot again")
     @app_commands.describe(user="Who to unban")
     @admin_only
     async def unban(self, interaction: discord.Interaction, user: discord.User) -> None:
-        await self._responder.run(interaction, lambda r: self._admin.unban(r, user_ref(user)))
+        await self._run_admin(interaction, lambda r: self._admin.unban(r, user_ref(user)))
+
+    @app_commands.command(description="Lift a member's strike mute and clear their strikes")
+    @app_commands.describe(user="Who to unmute")
+    @admin_only
+    async def unmute(self, interaction: discord.Interaction, user: discord.User) -> None:
+        await self._run_admin(interaction, lambda r: self._admin.unmute(r, user_ref(user)))
 
     @app_commands.command(name="filter", description="Words or phrases prompts may not contain here")
     @app_commands.describe(action="What to do", text="The word or phrase (not needed for list)")
     @app_commands.choices(action=FILTER_ACTIONS)
     @admin_only
     async def filter_(self, interaction: discord.Interaction, action: str, text: Range[str, 1, 200] = "") -> None:
-        await self._responder.run(interaction, lambda r: self._admin.filter(r, action, text))
+        await self._run_admin(interaction, lambda r: self._admin.filter(r, action, text))
 
     @app_commands.command(description="How refused prompts are handled; without options, shows the current way")
     @app_commands.describe(
@@ -112,27 +122,27 @@ class AdminCog(commands.Cog, name="Admin"):
                 requester, filter_mode_args(mode, strike_limit, window_hours, mute_minutes)
             )
 
-        await self._responder.run(interaction, change)
+        await self._run_admin(interaction, change)
 
     @app_commands.command(description="Recently refused prompts and what followed")
     @app_commands.describe(limit="How many entries (newest first)")
     @admin_only
     async def modlog(self, interaction: discord.Interaction, limit: Range[int, 1, 50] = 20) -> None:
-        await self._responder.run(interaction, lambda r: self._admin.modlog(r, limit))
+        await self._run_admin(interaction, lambda r: self._admin.modlog(r, limit))
 
     @app_commands.command(description="Videos made and credits spent, per member")
     @app_commands.describe(days="How many days back")
     @admin_only
     async def stats(self, interaction: discord.Interaction, days: Range[int, 1, 3650] = 30) -> None:
-        await self._responder.run(interaction, lambda r: self._admin.stats(r, days))
+        await self._run_admin(interaction, lambda r: self._admin.stats(r, days))
 
     @app_commands.command(description="PixVerse credits and free slots of each account (operators)")
     @admin_only
     async def credits(self, interaction: discord.Interaction) -> None:
-        await self._responder.run(interaction, self._admin.credits)
+        await self._run_admin(interaction, self._admin.credits)
 
     @app_commands.command(name="bot", description="Switch the bot on or off in this server")
     @app_commands.describe(enabled="On or off")
     @admin_only
     async def switch(self, interaction: discord.Interaction, enabled: bool) -> None:
-        await self._responder.run(interaction, lambda r: self._admin.set_bot_enabled(r, enabled), toggles_bot=True)
+        await self._run_admin(interaction, lambda r: self._admin.set_bot_enabled(r, enabled), toggles_bot=True)
