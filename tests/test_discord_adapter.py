@@ -331,7 +331,9 @@ async def test_admin_commands_and_their_refusals(world: World) -> None:
         set_by_operator = await fake.slash("setquota", by=world.operator, amount="5", user=bob)
         assert await world.reply(set_by_operator) == "bob's quota is now 5 videos per daily window."
         bad_amount = await fake.slash("setquota", by=world.admin, amount="lots")
-        assert (await world.reply(bad_amount)).startswith("quota: 'lots' is not a number")
+        assert (await world.reply(bad_amount)) == (
+            "quota: 'lots' is not a whole number between 0 and 1000000, or 'unlimited'"
+        )
 
         banned = await fake.slash("ban", by=world.admin, user=bob)
         assert await world.reply(banned) == "bob is banned from the bot in this group."
