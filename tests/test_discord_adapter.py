@@ -513,3 +513,27 @@ async def test_resetquota_unban_and_switching_the_bot_off(world: World) -> None:
         await fake.wait_for(lambda: (m := fake.original(ignored)) is not None and m.deleted, what="the silent refusal")
         on = await fake.slash("bot", by=world.admin, enabled=True)
         assert await world.reply(on) == "The bot is on in this group."
+
+
+async def test_admin_numbers_out_of_range_are_refused_naming_the_range(world: World) -> None:
+    fake = world.fake
+    async with world.running():
+        # Discord itself holds typed numbers to the same ranges the core checks.
+        declared = {
+            o["name"]: o for o in next(c for c in fake.commands[fake.guild_id] if c["name"] == "filtermode")["options"]
+        }
+        assert (declared["window_hours"]["min_value"], declared["window_hours"]["max_value"]) == (0.1, 720)
+        assert (declared["mute_minutes"]["min_value"], declared["mute_minutes"]["max_value"]) == (1, 525600)
+
+        for amount in ("1000001", "inf", "-3"):
+            too_much = await fake.slash("setquota", by=world.admin, amount=amount)
+            assert await world.reply(too_much) == (
+                f"quota: {amount!r} is not a whole number between 0 and 1000000, or 'unlimited'"
+            )
+        # Should a client send what Discord would not, the core still refuses it.
+        odd = await fake.slash("filtermode", by=world.admin, mode="strike", strike_limit=3, window_hours=1e6)
+        assert await world.reply(odd) == "window hours: '1000000' is not a number between 0.1 and 720"
+        shown = await world.reply(await fake.slash("filtermode", by=world.admin))
+        assert shown.startswith("Mode: reject")
+        pool = await fake.slash("setquota", by=world.admin, amount="1000000")
+        assert await world.reply(pool) == "This group's shared pool is now 1000000 videos per daily window."

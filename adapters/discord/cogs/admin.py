@@ -41,7 +41,7 @@ def filter_mode_args(
             if later:
                 raise InvalidInput(name, f"is needed too when {later[0]} is set")
             break
-        args.append(f"{value:g}")
+        args.append(f"{value:.15g}")  # as typed: no exponent for a large number
     return args
 
 
