@@ -14,9 +14,10 @@ from datetime import timedelta
 
 from bot.domain import Requester, UserRef, utcnow
 from bot.errors import InvalidInput, NotAllowed
-from bot.moderation.service import BOT_WIDE, FilterMode, ModerationService
+from bot.moderation.service import BOT_WIDE, NUMERIC_SETTINGS, FilterMode, ModerationService
 from bot.ports import Upstream
 from bot.quota import GROUP, USER, QuotaService, QuotaStatus
+from bot.ranges import MODLOG_ENTRIES, QUOTA_LIMIT, STATS_DAYS
 from bot.upstream.errors import UpstreamError
 
 UNLIMITED_WORDS = {"unlimited", "none", "off", "∞"}
@@ -114,12 +115,9 @@ class AdminService:
         return f"{await self._name(target)}'s usage was reset for this window."
 
     def _parse_limit(self, value: str) -> int | None:
-        text = value.strip().lower()
-        if text in UNLIMITED_WORDS:
+        if value.strip().lower() in UNLIMITED_WORDS:
             return None
-        if not text.isdigit():
-            raise InvalidInput("quota", f"{value!r} is not a number; use a whole number ≥ 0 or 'unlimited'")
-        return int(text)
+        return QUOTA_LIMIT.parse(value)
 
     def _limit_text(self, limit: int | None) -> str:
         unit = self._quotas.policy.unit
@@ -193,15 +191,8 @@ class AdminService:
             changes["filter_mode"] = FilterMode.REJECT
         elif mode == "strike":
             changes["filter_mode"] = FilterMode.STRIKE
-            names = ("strike_limit", "strike_window_hours", "mute_minutes")
-            for name, raw in zip(names, rest, strict=False):
-                try:
-                    value = float(raw)
-                except ValueError:
-                    raise InvalidInput(name, f"{raw!r} is not a number") from None
-                if value <= 0:
-                    raise InvalidInput(name, "must be more than 0")
-                changes[name] = int(value) if name == "strike_limit" else value
+            for (name, allowed), typed in zip(NUMERIC_SETTINGS.items(), rest, strict=False):
+                changes[name] = allowed.parse(typed)
         elif mode == "exempt" and rest and rest[0].lower() in {"on", "off"}:
             changes["admins_exempt"] = rest[0].lower() == "on"
         else:
@@ -236,6 +227,7 @@ class AdminService:
 
     async def modlog(self, requester: Requester, limit: int = 20) -> str:
         scope = self._group_scope(requester)
+        MODLOG_ENTRIES.check(limit)
         entries = await self._moderation.log(None if scope == BOT_WIDE else scope, limit)
         if not entries:
             return "The moderation log is empty."
@@ -246,8 +238,7 @@ class AdminService:
 
     async def stats(self, requester: Requester, days: int = 30) -> str:
         scope = self._group_scope(requester)
-        if not 1 <= days <= 3650:
-            raise InvalidInput("days", "use 1 to 3650")
+        STATS_DAYS.check(days)
         rows = await self._quotas.usage_stats(None if scope == BOT_WIDE else scope, utcnow() - timedelta(days=days))
         if not rows:
             return f"No jobs in the last {days} days."

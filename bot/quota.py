@@ -13,12 +13,17 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from bot.cache import LruDict
 from bot.domain import Job, JobState, UserRef, utcnow
 from bot.errors import BotError
 from bot.ports import GovernanceStore, QuotaCharge, QuotaReservation, QuotaStore, UsageStats
 from bot.pricing import Pricing
 
 USER, GROUP = "user", "group"
+
+# Users and groups whose quota override (or lack of one) is remembered. Those past it
+# are simply read from the store again on their next request: one small query.
+CACHED_QUOTA_OVERRIDES = 10_000
 
 
 class QuotaUnit(StrEnum):
@@ -99,7 +104,7 @@ class QuotaService:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._clock = clock
-        self._overrides: dict[tuple[str, str], tuple[bool, int | None]] = {}
+        self._overrides: LruDict[tuple[str, str], tuple[bool, int | None]] = LruDict(CACHED_QUOTA_OVERRIDES)
         self._store = store
         self._stats = stats
         self._pricing = pricing

@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from bot.accounts import AccountPool
 from bot.blobs import load_image
+from bot.cache import LruDict, LruSet
 from bot.domain import IN_FLIGHT_STATES, GenerationRequest, Job, JobKind, JobState, utcnow
 from bot.errors import BotError
 from bot.periodic import PeriodicTask
@@ -29,6 +30,14 @@ log = logging.getLogger(__name__)
 
 # How far back to look for a lost submission: clocks differ, requests take time.
 LOST_SUBMISSION_LOOKBACK = timedelta(minutes=10)
+
+# Users whose last service is remembered for fairness. Every queued user is looked up
+# each pass, which keeps them in; only users neither queued nor recently served fall
+# out, and on their return they rank as "never served" — i.e. served longest ago,
+# which is where they were anyway. So the bound only needs to exceed the queue's users.
+FAIRNESS_USERS_REMEMBERED = 10_000
+# Queued jobs whose owners were told the accounts are unavailable (told once per job).
+WAITING_NOTES_REMEMBERED = 10_000
 
 
 class Scheduler:
@@ -61,9 +70,11 @@ class Scheduler:
         self._busy_max = busy_retry_max
         self._queue_timeout = timedelta(seconds=queue_timeout)
         self._loop = PeriodicTask(self.submit_ready, interval, "scheduler")
-        self._told_waiting: set[str] = set()
+        # A job leaves the queue within the queue timeout, so an id not looked at for
+        # that long is of a job gone from it: it is forgotten then.
+        self._told_waiting: LruSet[str] = LruSet(WAITING_NOTES_REMEMBERED, ttl=queue_timeout)
         # When each user last had a job sent: round-robin serves the longest-unserved first.
-        self._last_served: dict[str, float] = {}
+        self._last_served: LruDict[str, float] = LruDict(FAIRNESS_USERS_REMEMBERED)
         self._submitting: set[str] = set()
         self._left_queue: set[str] = set()
         # How long a submission with a lost answer waits before it is looked up: the
@@ -131,7 +142,7 @@ class Scheduler:
 
     @staticmethod
     def fair_order(
-        queued: list[Job], in_flight: dict[str, int], last_served: dict[str, float], now: datetime
+        queued: list[Job], in_flight: dict[str, int], last_served: Mapping[str, float], now: datetime
     ) -> list[Job]:
         """Round-robin across users: everyone's first job, then everyone's second …
 

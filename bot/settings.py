@@ -12,6 +12,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.ranges import MUTE_MINUTES, STRIKE_LIMIT, STRIKE_WINDOW_HOURS
 from bot.upstream.models import AspectRatio, Model, Quality
 
 V1_STYLES = ("Realistic", "Anime", "3D Animation")
@@ -115,9 +116,10 @@ class Settings(BaseSettings):
     # --- moderation (see README "Moderation")
     blocklist_file: Path | None = None
     filter_mode: str = "reject"
-    strike_limit: int = Field(default=3, ge=1)
-    strike_window_hours: float = Field(default=24.0, gt=0)
-    mute_minutes: float = Field(default=60.0, gt=0)
+    # The same ranges as /filtermode accepts (bot/ranges.py).
+    strike_limit: int = Field(default=3, ge=STRIKE_LIMIT.low, le=STRIKE_LIMIT.high)
+    strike_window_hours: float = Field(default=24.0, ge=STRIKE_WINDOW_HOURS.low, le=STRIKE_WINDOW_HOURS.high)
+    mute_minutes: float = Field(default=60.0, ge=MUTE_MINUTES.low, le=MUTE_MINUTES.high)
     admins_exempt: bool = True
     # Chat admins may press result buttons of other members' videos.
     admins_may_press_buttons: bool = True

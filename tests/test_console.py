@@ -235,3 +235,18 @@ async def test_console_unmute_lifts_a_mute_and_a_mute_never_blocks_admin_command
             assert "boss is no longer muted anywhere" in text
             text = await run("pleb", "/create_single a kiwi\n")
             assert "✅ Done" in text
+
+
+async def test_console_admin_numbers_out_of_range_are_refused_naming_the_range(tmp_path):
+    async with running_sandbox(SandboxConfig(generation_seconds=0.2)) as sandbox:
+        settings = fast_settings(tmp_path, sandbox, bot_admin_ids=["console:boss"])
+        async with open_core(settings) as core:
+            out = io.StringIO()
+            script = "/stats 1e400\n/modlog 0\n/filtermode strike 3 inf\n/setquota telegram:42 nan\n/filtermode\n"
+            assert await run_console(core, stdin=io.StringIO(script), out=out, user="boss") == 1  # refusals
+            text = out.getvalue()
+            assert "days: '1e400' is not a whole number between 1 and 3650" in text
+            assert "limit: '0' is not a whole number between 1 and 50" in text
+            assert "window hours: 'inf' is not a number between 0.1 and 720" in text
+            assert "quota: 'nan' is not a whole number between 0 and 1000000, or 'unlimited'" in text
+            assert "Mode: reject" in text

@@ -331,7 +331,9 @@ async def test_admin_commands_and_their_refusals(world: World) -> None:
         set_by_operator = await fake.slash("setquota", by=world.operator, amount="5", user=bob)
         assert await world.reply(set_by_operator) == "bob's quota is now 5 videos per daily window."
         bad_amount = await fake.slash("setquota", by=world.admin, amount="lots")
-        assert (await world.reply(bad_amount)).startswith("quota: 'lots' is not a number")
+        assert (await world.reply(bad_amount)) == (
+            "quota: 'lots' is not a whole number between 0 and 1000000, or 'unlimited'"
+        )
 
         banned = await fake.slash("ban", by=world.admin, user=bob)
         assert await world.reply(banned) == "bob is banned from the bot in this group."
@@ -536,3 +538,27 @@ async def test_unmute_lifts_a_strike_mute_and_a_muted_admin_still_runs_the_serve
         await world.video(await fake.slash("create_single", by=alice, prompt="a cat"))
         again = await fake.slash("unmute", by=admin, user=alice)
         assert await world.reply(again) == "alice was not muted here; any strikes were cleared."
+
+
+async def test_admin_numbers_out_of_range_are_refused_naming_the_range(world: World) -> None:
+    fake = world.fake
+    async with world.running():
+        # Discord itself holds typed numbers to the same ranges the core checks.
+        declared = {
+            o["name"]: o for o in next(c for c in fake.commands[fake.guild_id] if c["name"] == "filtermode")["options"]
+        }
+        assert (declared["window_hours"]["min_value"], declared["window_hours"]["max_value"]) == (0.1, 720)
+        assert (declared["mute_minutes"]["min_value"], declared["mute_minutes"]["max_value"]) == (1, 525600)
+
+        for amount in ("1000001", "inf", "-3"):
+            too_much = await fake.slash("setquota", by=world.admin, amount=amount)
+            assert await world.reply(too_much) == (
+                f"quota: {amount!r} is not a whole number between 0 and 1000000, or 'unlimited'"
+            )
+        # Should a client send what Discord would not, the core still refuses it.
+        odd = await fake.slash("filtermode", by=world.admin, mode="strike", strike_limit=3, window_hours=1e6)
+        assert await world.reply(odd) == "window hours: '1000000' is not a number between 0.1 and 720"
+        shown = await world.reply(await fake.slash("filtermode", by=world.admin))
+        assert shown.startswith("Mode: reject")
+        pool = await fake.slash("setquota", by=world.admin, amount="1000000")
+        assert await world.reply(pool) == "This group's shared pool is now 1000000 videos per daily window."

@@ -7,6 +7,7 @@ Group admins are whoever getChatAdministrators lists for the chat; the operator 
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 
 import pytest
@@ -14,6 +15,7 @@ from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 
 from adapters.telegram.admins import ChatAdmins
+from storage import SqliteGovernanceStore, open_database
 from tests.fakes.telegram_api import FakeChat, FakeTelegram, FakeUser
 from tests.fakes.telegram_fixtures import (
     ALICE,
@@ -260,4 +262,84 @@ async def test_the_admin_list_is_asked_again_once_stale_and_few_chats_are_kept(f
         assert await admins.of_chat(GROUP.id) == {CAROL.id, ALICE.id}
     asked = [call.params["chat_id"] for call in fake.calls_to("getChatAdministrators")]
     assert asked == [GROUP.id, GROUP.id, other.id, GROUP.id]
+
+
+async def answer(fake: FakeTelegram, chat: FakeChat, user: FakeUser, text: str) -> str:
+    """Send `text` and return the bot's (first) reply to it, whatever it says."""
+    return await say(fake, chat, user, text, "")
+
+
+async def test_filtermode_refuses_numbers_out_of_range_and_the_group_keeps_working(fake, bot) -> None:
+    await say(fake, GROUP, CAROL, "/filter add lava", "Added")
+    await say(fake, GROUP, CAROL, "/filtermode strike 2 24 30", "Updated")
+    refused = {
+        "/filtermode strike 3 inf": "window hours: 'inf' is not a number between 0.1 and 720",
+        "/filtermode strike 3 nan": "window hours: 'nan' is not a number between 0.1 and 720",
+        "/filtermode strike 3 24 -5": "mute minutes: '-5' is not a number between 1 and 525600",
+        "/filtermode strike 3 24 1e9": "mute minutes: '1e9' is not a number between 1 and 525600",
+        "/filtermode strike 0": "strike limit: '0' is not a whole number between 1 and 100",
+        "/filtermode strike 2.5": "strike limit: '2.5' is not a whole number between 1 and 100",
+        "/filtermode strike infinity": "strike limit: 'infinity' is not a whole number between 1 and 100",
+    }
+    for command, message in refused.items():
+        assert await answer(fake, GROUP, CAROL, command) == f"⚠️ {message}", command
+
+    # Nothing of it was saved: the group works as before.
+    assert "Mode: strike (2 refusals in 24 h mute a user for 30 min)" in await say(
+        fake, GROUP, CAROL, "/filtermode", "Mode"
+    )
+    assert "Strike 1 of 2 in 24 h" in await say(fake, GROUP, ALICE, "/create_single lava flow", "refused")
+    await say(fake, GROUP, ALICE, "/create_single a kitten", "Queued")
+    assert fake.spec_violations == []
+
+
+async def test_setquota_refuses_numbers_out_of_range(fake, bot) -> None:
+    for typed in ("1e9", "-1", "inf", "2000000", "²"):
+        assert await answer(fake, GROUP, CAROL, f"/setquota group {typed}") == (
+            f"⚠️ quota: {typed!r} is not a whole number between 0 and 1000000, or 'unlimited'"
+        )
+    assert "quota: '99999999999' is not a whole number" in await answer(
+        fake, OPERATOR_CHAT, OPERATOR, f"/setquota {ALICE.id} 99999999999"
+    )
+    assert "Your quota: 3 of 3 videos left" in await say(fake, GROUP, ALICE, "/quota", "quota")
+    assert "shared pool is now 1000000 videos" in await say(fake, GROUP, CAROL, "/setquota group 1000000", "pool")
+    assert fake.spec_violations == []
+
+
+async def test_stats_and_modlog_refuse_numbers_out_of_range(fake, bot) -> None:
+    for typed in ("0", "3651", "-7", "nan"):
+        assert await answer(fake, GROUP, CAROL, f"/stats {typed}") == (
+            f"⚠️ days: {typed!r} is not a whole number between 1 and 3650"
+        )
+    for typed in ("0", "51", "99999999999999999999"):
+        assert await answer(fake, GROUP, CAROL, f"/modlog {typed}") == (
+            f"⚠️ limit: {typed!r} is not a whole number between 1 and 50"
+        )
+    assert "No jobs in the last 3650 days" in await say(fake, GROUP, CAROL, "/stats 3650", "days")
+    assert "The moderation log is empty" in await say(fake, GROUP, CAROL, "/modlog 50", "log")
+    assert fake.spec_violations == []
+
+
+async def test_settings_saved_with_impossible_numbers_fall_back_to_the_defaults(
+    tmp_path, sandbox, fake, caplog
+) -> None:
+    """A group that saved `strike 3 inf` before numbers were checked still gets its prompts answered."""
+    settings = telegram_settings(tmp_path, sandbox, fake)
+    db = await open_database(settings.bot_database)
+    try:
+        governance = SqliteGovernanceStore(db)
+        await governance.save_group_settings(
+            f"telegram:{GROUP.id}",
+            {"filter_mode": "strike", "strike_limit": 3, "strike_window_hours": math.inf, "mute_minutes": math.nan},
+        )
+        await governance.add_filter(f"telegram:{GROUP.id}", "lava", "telegram:1")
+    finally:
+        await db.close()
+
+    async with running_bot(settings):
+        reply = await answer(fake, GROUP, ALICE, "/create_single lava flow")
+        assert "Strike 1 of 3 in 24 h" in reply
+        await say(fake, GROUP, ALICE, "/create_single a kitten", "Queued")
+    assert "ignoring its saved strike_window_hours=inf" in caplog.text
+    assert "ignoring its saved mute_minutes=nan" in caplog.text
     assert fake.spec_violations == []

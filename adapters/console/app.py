@@ -29,6 +29,7 @@ from bot.domain import ChatRef, Job, Platform, Requester, ResultAction, UserRef
 from bot.errors import BotError, InvalidInput
 from bot.gate import Gatekeeper
 from bot.ports import Progress, VideoDelivery
+from bot.ranges import MODLOG_ENTRIES, STATS_DAYS
 from bot.service import GenerationService
 from bot.text_options import ANIMATE_OPTIONS, COMMON_OPTIONS, CREATE_OPTIONS, parse_options
 from bot.texts import help_text, job_details, job_line, progress_text
@@ -56,7 +57,7 @@ ADMIN_HELP = """/quota — what you have left
 Operators (BOT_ADMIN_IDS, e.g. console:<your login>):
 /setquota <user> <n|unlimited> · /resetquota <user> · /ban <user> · /unban <user> · /unmute <user>
 /filter add|remove|list|test <text> · /filtermode reject | strike [n] [hours] [minutes] | exempt on|off
-/modlog · /stats [days] · /credits
+/modlog [entries] · /stats [days] · /credits
 <user> is telegram:<id>, discord:<id> or a console name."""
 
 
@@ -243,11 +244,9 @@ class ConsoleSession:
         if command == "/filtermode":
             return await admin.filter_mode(r, words)
         if command == "/modlog":
-            return await admin.modlog(r)
+            return await admin.modlog(r, MODLOG_ENTRIES.parse(first) if first else 20)
         if command == "/stats":
-            if first and not first.isdigit():
-                raise InvalidInput("days", f"{first!r} is not a number of days")
-            return await admin.stats(r, int(first) if first else 30)
+            return await admin.stats(r, STATS_DAYS.parse(first) if first else 30)
         return await admin.credits(r)
 
     async def _create_single(self, text: str) -> None:

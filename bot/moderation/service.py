@@ -19,15 +19,23 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from bot.cache import LruDict
 from bot.domain import Requester, UserRef, utcnow
 from bot.errors import BotError, InvalidInput, Refused
 from bot.moderation.rules import Blocklist, InvalidRule, parse_entry
 from bot.ports import GovernanceStore, ModerationLogEntry
+from bot.ranges import MUTE_MINUTES, STRIKE_LIMIT, STRIKE_WINDOW_HOURS, NumberRange
 
 log = logging.getLogger(__name__)
 
 # Where bot-wide records live (private chats, operator additions to the global list).
 BOT_WIDE = "*"
+
+# Groups whose settings are kept in memory; others are read again when next used (one query).
+CACHED_GROUP_SETTINGS = 10_000
+# Groups whose merged blocklist is kept. Each holds the whole global list merged with the
+# group's own, so it is the larger entry; a group past the bound merges again on its next prompt.
+CACHED_GROUP_BLOCKLISTS = 1_000
 
 
 class FilterMode(StrEnum):
@@ -45,12 +53,34 @@ class GroupSettings:
     admins_exempt: bool = True
 
     @classmethod
-    def from_stored(cls, stored: dict[str, Any] | None, defaults: GroupSettings) -> GroupSettings:
+    def from_stored(cls, stored: dict[str, Any] | None, defaults: GroupSettings, *, group_key: str) -> GroupSettings:
+        """Settings as saved for `group_key`; a value that is not valid (saved by an older
+        version, or edited by hand) falls back to the default, so it cannot break every prompt."""
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in (stored or {}).items() if k in known}
+        for name, value in list(values.items()):
+            if not _valid_setting(name, value, getattr(defaults, name)):
+                log.warning("group %s: ignoring its saved %s=%r (not valid); using the default", group_key, name, value)
+                del values[name]
         if "filter_mode" in values:
             values["filter_mode"] = FilterMode(values["filter_mode"])
         return replace(defaults, **values)
+
+
+# The group settings an admin sets by number, in the order /filtermode strike takes them.
+NUMERIC_SETTINGS: dict[str, NumberRange[Any]] = {
+    "strike_limit": STRIKE_LIMIT,
+    "strike_window_hours": STRIKE_WINDOW_HOURS,
+    "mute_minutes": MUTE_MINUTES,
+}
+
+
+def _valid_setting(name: str, value: object, default: object) -> bool:
+    if name in NUMERIC_SETTINGS:
+        return NUMERIC_SETTINGS[name].allows(value)
+    if isinstance(default, StrEnum):
+        return value in {member.value for member in type(default)}
+    return type(value) is type(default)
 
 
 class PromptRejected(BotError):
@@ -111,8 +141,8 @@ class ModerationService:
         self._defaults = defaults
         self._operators = operators
         self._external = external
-        self._lists: dict[str, Blocklist] = {}
-        self._settings: dict[str, GroupSettings] = {}
+        self._lists: LruDict[str, Blocklist] = LruDict(CACHED_GROUP_BLOCKLISTS)
+        self._settings: LruDict[str, GroupSettings] = LruDict(CACHED_GROUP_SETTINGS)
 
     # --------------------------------------------------------------- settings
 
@@ -124,7 +154,7 @@ class ModerationService:
         key = group_key or BOT_WIDE
         cached = self._settings.get(key)
         if cached is None:
-            cached = GroupSettings.from_stored(await self._store.group_settings(key), self._defaults)
+            cached = GroupSettings.from_stored(await self._store.group_settings(key), self._defaults, group_key=key)
             self._settings[key] = cached
         return cached
 

@@ -17,6 +17,7 @@ from adapters.discord.responder import Responder, Work, user_ref
 from bot.admin import AdminService
 from bot.domain import Requester
 from bot.errors import InvalidInput
+from bot.ranges import MODLOG_ENTRIES, MUTE_MINUTES, STATS_DAYS, STRIKE_LIMIT, STRIKE_WINDOW_HOURS
 
 admin_only = app_commands.default_permissions(manage_guild=True)
 FILTER_ACTIONS = [Choice(name=a, value=a) for a in ("add", "remove", "list", "test")]
@@ -40,7 +41,7 @@ def filter_mode_args(
             if later:
                 raise InvalidInput(name, f"is needed too when {later[0]} is set")
             break
-        args.append(f"{value:g}")
+        args.append(f"{value:.15g}")  # as typed: no exponent for a large number
     return args
 
 
@@ -113,9 +114,9 @@ class AdminCog(commands.Cog, name="Admin"):
         self,
         interaction: discord.Interaction,
         mode: str | None = None,
-        strike_limit: Range[int, 1, 100] | None = None,
-        window_hours: Range[float, 0.1, 720.0] | None = None,
-        mute_minutes: Range[float, 1.0, 43200.0] | None = None,
+        strike_limit: Range[int, STRIKE_LIMIT.low, STRIKE_LIMIT.high] | None = None,
+        window_hours: Range[float, STRIKE_WINDOW_HOURS.low, STRIKE_WINDOW_HOURS.high] | None = None,
+        mute_minutes: Range[float, MUTE_MINUTES.low, MUTE_MINUTES.high] | None = None,
     ) -> None:
         async def change(requester: Requester) -> str:
             return await self._admin.filter_mode(
@@ -127,13 +128,17 @@ class AdminCog(commands.Cog, name="Admin"):
     @app_commands.command(description="Recently refused prompts and what followed")
     @app_commands.describe(limit="How many entries (newest first)")
     @admin_only
-    async def modlog(self, interaction: discord.Interaction, limit: Range[int, 1, 50] = 20) -> None:
+    async def modlog(
+        self, interaction: discord.Interaction, limit: Range[int, MODLOG_ENTRIES.low, MODLOG_ENTRIES.high] = 20
+    ) -> None:
         await self._run_admin(interaction, lambda r: self._admin.modlog(r, limit))
 
     @app_commands.command(description="Videos made and credits spent, per member")
     @app_commands.describe(days="How many days back")
     @admin_only
-    async def stats(self, interaction: discord.Interaction, days: Range[int, 1, 3650] = 30) -> None:
+    async def stats(
+        self, interaction: discord.Interaction, days: Range[int, STATS_DAYS.low, STATS_DAYS.high] = 30
+    ) -> None:
         await self._run_admin(interaction, lambda r: self._admin.stats(r, days))
 
     @app_commands.command(description="PixVerse credits and free slots of each account (operators)")

@@ -20,6 +20,7 @@ from adapters.telegram.texts import split_message
 from bot.bootstrap import Core
 from bot.domain import Requester, UserRef
 from bot.errors import InvalidInput
+from bot.ranges import MODLOG_ENTRIES, STATS_DAYS, NumberRange
 
 GROUP_WORD = "group"
 
@@ -88,11 +89,11 @@ async def filter_mode(message: Message, command: CommandObject, core: Core, requ
 
 
 async def modlog(message: Message, command: CommandObject, core: Core, requester: Requester) -> None:
-    await _reply(message, await core.admin.modlog(requester, _number(command, "limit", default=20)))
+    await _reply(message, await core.admin.modlog(requester, _number(command, MODLOG_ENTRIES, default=20)))
 
 
 async def stats(message: Message, command: CommandObject, core: Core, requester: Requester) -> None:
-    await _reply(message, await core.admin.stats(requester, _number(command, "days", default=30)))
+    await _reply(message, await core.admin.stats(requester, _number(command, STATS_DAYS, default=30)))
 
 
 async def credits(message: Message, core: Core, requester: Requester) -> None:
@@ -130,13 +131,9 @@ async def _named_member(bot: Bot, message: Message, args: str) -> tuple[UserRef,
     return user_ref(member.user), rest
 
 
-def _number(command: CommandObject, name: str, *, default: int) -> int:
+def _number(command: CommandObject, allowed: NumberRange[int], *, default: int) -> int:
     text = (command.args or "").strip()
-    if not text:
-        return default
-    if not text.isdigit():
-        raise InvalidInput(name, f"{text!r} is not a whole number")
-    return int(text)
+    return allowed.parse(text) if text else default
 
 
 async def _reply(message: Message, text: str) -> None:

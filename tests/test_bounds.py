@@ -1,0 +1,176 @@
+"""Nothing the long-running core keeps per user, group or job grows without bound.
+
+The bounded map itself (`bot.cache`), then the gate, quota and moderation caches
+driven by many distinct users and groups over the real SQLite stores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Set
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.cache import LruDict, LruSet
+from bot.domain import ChatRef, Platform, Requester, UserRef
+from bot.errors import Refused
+from bot.gate import RATE_LIMITED_USERS_TRACKED, Gatekeeper, RateLimiter
+from bot.moderation.rules import load_default_blocklist
+from bot.moderation.service import CACHED_GROUP_BLOCKLISTS, CACHED_GROUP_SETTINGS, GroupSettings, ModerationService
+from bot.pricing import Pricing
+from bot.quota import CACHED_QUOTA_OVERRIDES, USER, QuotaPolicy, QuotaService, QuotaUnit, QuotaWindow
+from storage import Database, SqliteGovernanceStore, SqliteQuotaStore, open_database
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def largest_map(owner: object) -> int:
+    """The size of the largest mapping or set `owner` holds: what grows with users, groups or jobs."""
+    return max(len(value) for value in vars(owner).values() if isinstance(value, Mapping | Set))
+
+
+# ---------------------------------------------------------------------- the map
+
+
+def test_lru_dict_keeps_the_most_recently_used_entries() -> None:
+    cache: LruDict[str, int] = LruDict(3)
+    for key, value in [("a", 1), ("b", 2), ("c", 3)]:
+        cache[key] = value
+    assert cache["a"] == 1  # reading "a" makes "b" the least recently used
+    cache["d"] = 4
+    assert dict(cache) == {"c": 3, "a": 1, "d": 4}
+    assert "b" not in cache and cache.get("b") is None
+    cache["c"] = 30  # writing counts as use too
+    cache["e"] = 5
+    assert list(cache) == ["d", "c", "e"] and len(cache) == 3
+    del cache["c"]
+    assert cache.pop("d") == 4 and list(cache) == ["e"]
+    cache.clear()
+    assert len(cache) == 0
+
+
+def test_lru_dict_forgets_entries_idle_for_the_ttl() -> None:
+    clock = FakeClock()
+    cache: LruDict[str, int] = LruDict(100, ttl=10, clock=clock)
+    cache["idle"] = 1
+    cache["busy"] = 2
+    clock.advance(6)
+    assert cache["busy"] == 2  # used: its ten seconds start again
+    clock.advance(4)
+    assert "idle" not in cache and cache.get("busy") == 2
+    assert len(cache) == 1
+    clock.advance(10)
+    assert len(cache) == 0 and list(cache) == []
+    with pytest.raises(KeyError):
+        cache["busy"]
+
+
+def test_lru_dict_refuses_a_size_or_ttl_it_cannot_keep() -> None:
+    with pytest.raises(ValueError, match="max_size"):
+        LruDict(0)
+    with pytest.raises(ValueError, match="ttl"):
+        LruDict(5, ttl=0)
+
+
+def test_lru_set_is_a_bounded_set() -> None:
+    clock = FakeClock()
+    members: LruSet[str] = LruSet(2, ttl=60, clock=clock)
+    members.add("j1")
+    members.add("j2")
+    members.add("j1")
+    members.add("j3")  # "j2" was used least recently
+    assert set(members) == {"j1", "j3"} and "j2" not in members
+    members.discard("j1")
+    members.discard("never there")
+    assert list(members) == ["j3"]
+    clock.advance(60)
+    assert len(members) == 0
+
+
+# ---------------------------------------------------------------------- the core's maps
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = await open_database(tmp_path / "bot.sqlite3")
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+def member(user: int, group: int) -> Requester:
+    return Requester(
+        user=UserRef(Platform.TELEGRAM, str(user), f"User {user}"), chat=ChatRef(Platform.TELEGRAM, f"-{group}")
+    )
+
+
+async def all_of(calls: Iterable[Awaitable[object]]) -> None:
+    await asyncio.gather(*calls)
+
+
+def test_a_hundred_thousand_users_through_the_gate_leave_its_memory_bounded() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(2, 30.0, clock)
+    # All of them within one window: only the hard cap can hold the map down.
+    for user in range(100_000):
+        limiter.check(f"telegram:{user}")
+        clock.advance(0.0001)
+        if user % 10_000 == 0:
+            assert largest_map(limiter) <= RATE_LIMITED_USERS_TRACKED
+    assert largest_map(limiter) <= RATE_LIMITED_USERS_TRACKED
+
+    # The users still remembered are still limited …
+    limiter.check("telegram:99999")
+    with pytest.raises(Refused, match="Slow down"):
+        limiter.check("telegram:99999")
+    with pytest.raises(Refused) as silent:
+        limiter.check("telegram:99999")
+    assert silent.value.silent
+    # … and once the window has passed, nobody needs remembering.
+    clock.advance(30)
+    limiter.check("telegram:1")
+    assert largest_map(limiter) == 1
+
+
+async def test_many_groups_and_users_leave_the_moderation_and_quota_caches_bounded(db: Database) -> None:
+    governance = SqliteGovernanceStore(db)
+    moderation = ModerationService(
+        governance, load_default_blocklist(), defaults=GroupSettings(), operators=frozenset()
+    )
+    gate = Gatekeeper(moderation, RateLimiter(6, 30.0))
+    groups = CACHED_GROUP_SETTINGS + 500
+    await all_of(gate.admit(member(user, group=user)) for user in range(groups))
+    assert largest_map(moderation) <= CACHED_GROUP_SETTINGS
+
+    blocklist_groups = CACHED_GROUP_BLOCKLISTS + 100
+    await all_of(moderation.check_texts(member(g, group=g), ["a fox in the snow"]) for g in range(blocklist_groups))
+    assert len(moderation._lists) <= CACHED_GROUP_BLOCKLISTS
+
+    policy = QuotaPolicy(
+        unit=QuotaUnit.VIDEOS,
+        window=QuotaWindow.DAILY,
+        timezone=ZoneInfo("UTC"),
+        per_user=10,
+        per_group=None,
+        operators=frozenset(),
+    )
+    quotas = QuotaService(SqliteQuotaStore(db), governance, Pricing.load(), policy)
+    await quotas.set_limit(USER, "telegram:0", 3)
+    users = CACHED_QUOTA_OVERRIDES + 500
+    limits = await asyncio.gather(*(quotas.limit_for(USER, f"telegram:{user}") for user in range(users)))
+    assert largest_map(quotas) <= CACHED_QUOTA_OVERRIDES
+    # Forgotten entries are read again from the store, so nothing is lost.
+    assert limits[0] == 3 and set(limits[1:]) == {10}
+    assert await quotas.limit_for(USER, "telegram:0") == 3
