@@ -137,7 +137,7 @@ class AccountPool:
     def accepted(self, email: str) -> bool:
         """A job went through on `email`: it is neither busy nor paused any more.
 
-        Returns True when it had been paused (the operator was told, so tell them again).
+        Returns True when it had been paused, so the operator, told of the pause, hears it works again.
         """
         slot = self._slots.get(email)
         if slot is None:
