@@ -4,6 +4,10 @@ Capacity comes from `GET scheduler/available` (refreshed on an interval) and is
 counted down locally as jobs are sent, so one refresh serves many submissions.
 An account that answers 412 (no credits) or 596 (needs attention) is paused: no
 job goes to it until a probe after `pause_probe_interval` shows it works again.
+
+An account that answers 429 (busy) is believed over its reported capacity: it is
+not offered again until its busy backoff ends, and then for one probe. Each 429
+in a row doubles the backoff (up to a maximum); a job that goes through resets it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ class AccountSlot:
     available: int = 0
     paused_reason: str | None = None
     paused_until: float = 0.0  # monotonic time of the next probe
+    busy_until: float = 0.0  # monotonic time a 429's backoff ends
+    busy_backoff: float = 0.0  # length of the current backoff; 0 when the last job went through
+
+    def is_busy(self, now: float) -> bool:
+        return now < self.busy_until
 
 
 class AccountPool:
@@ -36,12 +45,16 @@ class AccountPool:
         only: list[str] | None = None,
         refresh_interval: float = 30.0,
         pause_probe_interval: float = 600.0,
+        busy_backoff_initial: float = 15.0,
+        busy_backoff_max: float = 120.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._upstream = upstream
         self._only = set(only or [])
         self._refresh_interval = refresh_interval
         self._probe_interval = pause_probe_interval
+        self._busy_initial = busy_backoff_initial
+        self._busy_max = busy_backoff_max
         self._clock = clock
         self._slots: dict[str, AccountSlot] = {}
         self._refreshed_at: float | None = None
@@ -66,6 +79,8 @@ class AccountPool:
                 continue
             seen.add(cap.email)
             slot = self._slots.setdefault(cap.email, AccountSlot(cap.email))
+            # Capacity only: a busy mark outlives a refresh, because scheduler/available
+            # does not see PixVerse's own concurrency limit and may report room after a 429.
             slot.max_jobs, slot.available = cap.maxJobs, max(0, cap.available)
         for gone in set(self._slots) - seen:
             del self._slots[gone]
@@ -75,10 +90,12 @@ class AccountPool:
         self._refreshed_at = None
 
     def pick(self) -> str | None:
-        """The account with the most free slots (paused ones only when due a probe)."""
+        """The account with the most free slots (paused ones only when due a probe, busy ones never)."""
         now = self._clock()
         usable = [
-            s for s in self._slots.values() if s.available > 0 and (s.paused_reason is None or now >= s.paused_until)
+            s
+            for s in self._slots.values()
+            if s.available > 0 and not s.is_busy(now) and (s.paused_reason is None or now >= s.paused_until)
         ]
         if not usable:
             return None
@@ -90,16 +107,24 @@ class AccountPool:
         return best.email
 
     def release(self, email: str) -> None:
-        """A picked slot was not used (the job went back to the queue)."""
+        """A picked slot was not used (the job went back to the queue).
+
+        Not on a busy account: its 429 said the slot was never there.
+        """
         slot = self._slots.get(email)
-        if slot is not None:
+        if slot is not None and not slot.is_busy(self._clock()):
             slot.available = min(slot.max_jobs, slot.available + 1)
 
-    def mark_full(self, email: str) -> None:
-        """A 429: believe the upstream until the next refresh."""
-        slot = self._slots.get(email)
-        if slot is not None:
-            slot.available = 0
+    def mark_busy(self, email: str) -> float:
+        """A 429: offer the account to no job until its backoff ends; returns the backoff.
+
+        No jitter: this process is the only one probing its accounts, so there is no
+        crowd of retries to spread out.
+        """
+        slot = self._slots.setdefault(email, AccountSlot(email))
+        slot.busy_backoff = min(self._busy_max, slot.busy_backoff * 2) if slot.busy_backoff else self._busy_initial
+        slot.busy_until = self._clock() + slot.busy_backoff
+        return slot.busy_backoff
 
     def pause(self, email: str, reason: str) -> bool:
         """Stop using an account; returns True when it was not paused before."""
@@ -109,13 +134,18 @@ class AccountPool:
         slot.paused_until = self._clock() + self._probe_interval
         return newly
 
-    def resume(self, email: str) -> bool:
-        """A job went through on a paused account: it works again."""
+    def accepted(self, email: str) -> bool:
+        """A job went through on `email`: it is neither busy nor paused any more.
+
+        Returns True when it had been paused, so the operator, told of the pause, hears it works again.
+        """
         slot = self._slots.get(email)
-        if slot is None or slot.paused_reason is None:
+        if slot is None:
             return False
+        slot.busy_until = slot.busy_backoff = 0.0
+        was_paused = slot.paused_reason is not None
         slot.paused_reason = None
-        return True
+        return was_paused
 
     def all_paused(self) -> bool:
         return bool(self._slots) and all(s.paused_reason for s in self._slots.values())

@@ -142,7 +142,11 @@ async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[
         notifiers = Notifiers()
         progress = ProgressReporter(notifiers, jobs, interval=settings.progress_interval)
         accounts = AccountPool(
-            upstream, only=settings.useapi_accounts, refresh_interval=settings.capacity_refresh_interval
+            upstream,
+            only=settings.useapi_accounts,
+            refresh_interval=settings.capacity_refresh_interval,
+            busy_backoff_initial=settings.busy_retry_initial,
+            busy_backoff_max=settings.busy_retry_max,
         )
         governance = SqliteGovernanceStore(db)
         quotas = QuotaService(

@@ -77,8 +77,8 @@ class Scheduler:
         self._last_served: LruDict[str, float] = LruDict(FAIRNESS_USERS_REMEMBERED)
         self._submitting: set[str] = set()
         self._left_queue: set[str] = set()
-        # How long a submission with a lost answer waits before it is looked up: the
-        # upstream needs a moment to list a video it has just accepted.
+        # How long a submission with an unknown outcome (answer lost, or the process died)
+        # waits before it is looked up: the upstream lists a just-accepted video late.
         self._unknown_outcome_grace = timedelta(seconds=unknown_outcome_grace)
         self._served_counter = 0.0
 
@@ -89,13 +89,17 @@ class Scheduler:
     async def run(self) -> None:
         await self._loop.run()
 
-    async def recover(self, *, older_than: timedelta = timedelta(0)) -> None:
+    async def recover(self) -> None:
         """Settle jobs left SUBMITTING: after a restart, or when a submission's answer was lost.
 
         Each is looked up upstream by its replyRef: found, it is running; not found, it
-        goes back to the queue. Jobs this process is submitting right now are left alone.
+        goes back to the queue. A job is looked up only once it has been SUBMITTING for
+        the grace period, at start-up too: the upstream lists a video it has just
+        accepted late, and a lookup before then would miss it and send the job again —
+        paying twice. Younger ones are left to a later pass (each pass calls this).
+        Jobs this process is submitting right now are left alone.
         """
-        cutoff = utcnow() - older_than
+        cutoff = utcnow() - self._unknown_outcome_grace
         for job in await self._jobs.in_states([JobState.SUBMITTING]):
             if job.id in self._submitting or job.updated_at > cutoff:
                 continue
@@ -116,7 +120,7 @@ class Scheduler:
 
     async def submit_ready(self) -> int:
         """Submit as many queued jobs as accounts can take; returns how many went out."""
-        await self.recover(older_than=self._unknown_outcome_grace)
+        await self.recover()
         queued = await self._jobs.in_states([JobState.QUEUED])
         if not queued:
             return 0
@@ -185,7 +189,7 @@ class Scheduler:
         except Exception as exc:  # every outcome is decided in one place
             await self._handle_submit_error(claimed, email, exc)
             return False
-        if self._accounts.resume(email):
+        if self._accounts.accepted(email):
             await self._progress.alert_operator(f"PixVerse account {email} works again.")
         await self._mark_submitted(claimed, created.id)
         return True
@@ -222,9 +226,12 @@ class Scheduler:
 
     async def _handle_submit_error(self, job: Job, email: str, exc: Exception) -> None:
         if isinstance(exc, ue.Busy):
-            # Not an error for the user: the job waits for a free slot.
-            self._accounts.mark_full(email)
-            await self._requeue(job, delay=self._backoff(job.attempts))
+            # Not an error for the user, nor the job's fault: the account is full. The
+            # account's backoff keeps every job off it (this pass included) until one
+            # probe is due; the job itself may go to another account at once.
+            backoff = self._accounts.mark_busy(email)
+            log.info("account %s is busy (429); next probe in %.0f s", email, backoff)
+            await self._requeue(job)
         elif isinstance(exc, ue.InsufficientCredits | ue.AccountNeedsAttention | ue.Unauthorized):
             reason = "out of credits" if isinstance(exc, ue.InsufficientCredits) else "needs attention"
             if isinstance(exc, ue.Unauthorized):

@@ -101,6 +101,8 @@ def fast_settings(tmp_path: Path, sandbox: Any, **overrides: Any) -> Settings:
         progress_interval=0,
         busy_retry_initial=0.1,
         busy_retry_max=0.3,
+        # A job left SUBMITTING (a lost answer, a restart) is looked up after this long.
+        unknown_outcome_grace=0.5,
         useapi_timeout_seconds=5,
         console_output_dir=tmp_path / "videos",
         quota_per_user="unlimited",  # quota tests set their own

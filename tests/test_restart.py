@@ -72,6 +72,23 @@ async def test_restart_after_the_request_was_sent_but_before_its_answer_was_writ
     assert len(videos_for(sandbox, job.id)) == 1  # found by its replyRef, not sent again
 
 
+async def test_restart_right_after_a_create_the_upstream_lists_late_does_not_send_it_again(tmp_path, sandbox):
+    sandbox.config.new_video_listing_delay = 1.5  # a lookup right after the create finds nothing
+    settings = fast_settings(tmp_path, sandbox, unknown_outcome_grace=3)
+    notifier = RecordingNotifier()
+    async with running_core(settings, notifier, start=False) as core:
+        job = await core.service.create_single(requester(), command())
+        claimed = await core.jobs.transition(
+            job.id, JobState.QUEUED, JobState.SUBMITTING, account="alice@sandbox.local"
+        )
+        request = build_upstream_request(claimed.request, email="alice@sandbox.local", reply_ref=job.id)
+        sent = await core.upstream.create_video(request)  # accepted; the process dies before recording it
+    # Restarted at once: the job is younger than the grace, so it is left for a later pass.
+    done = await finish_after_restart(settings, notifier, job.id)
+    assert sandbox.count("POST", "/v2/pixverse/videos/create") == 1  # sent once, paid once
+    assert done.video_id == sent.id
+
+
 async def test_restart_while_generating(tmp_path, sandbox):
     settings, notifier = fast_settings(tmp_path, sandbox), RecordingNotifier()
     async with running_core(settings, notifier) as core:

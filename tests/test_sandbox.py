@@ -201,6 +201,28 @@ async def test_a_dropped_write_response_still_creates_the_video(sandbox: Sandbox
     assert await create(api, replyRef="job-42")
 
 
+async def test_new_videos_can_be_listed_late(sandbox: Sandbox, api: httpx.AsyncClient) -> None:
+    sandbox.config.generation_seconds = 5.0  # still running once it is listed
+    sandbox.config.new_video_listing_delay = 0.5
+    video_id = await create(api, replyRef="job-43")
+
+    # Accepted and counted against the account, but no listing shows it yet.
+    assert (await listing(api)).data == []
+    assert (await api.get("scheduler")).json() == []
+    available = SchedulerAvailability.model_validate((await api.get("scheduler/available")).json())
+    assert available.executing == []
+    assert [(a.email, a.executing) for a in available.available if a.email == ALICE] == [(ALICE, 1)]
+
+    async def listed() -> VideoPage | None:
+        page = await listing(api)
+        return page if page.data else None
+
+    page = await eventually(listed, "the new video to be listed")
+    assert [(v.video_id, v.replyRef) for v in page.data] == [(video_id, "job-43")]
+    scheduled = [SchedulerJob.model_validate(job) for job in (await api.get("scheduler")).json()]
+    assert [(j.video_id, j.replyRef) for j in scheduled] == [(video_id, "job-43")]
+
+
 # ------------------------------------------------------------------ the life of a video
 
 

@@ -18,19 +18,70 @@ async def all_delivered(core, job_ids):
     return all(j.state is JobState.DELIVERED for j in jobs) and jobs
 
 
+def creates(sandbox) -> int:
+    return sandbox.count("POST", "/v2/pixverse/videos/create")
+
+
+async def job_states(core, jobs):
+    return [(await core.jobs.get(j.id)) for j in jobs]
+
+
 async def test_a_busy_upstream_keeps_jobs_queued_and_never_tells_the_user_it_failed(tmp_path):
-    config = SandboxConfig(generation_seconds=0.3, accounts=[SandboxAccount("solo@sandbox.local", max_jobs=1)])
+    # scheduler/available reports 3 free slots, but PixVerse's own limit runs one job at a
+    # time: the real account pool meets the upstream's 429s.
+    account = SandboxAccount("solo@sandbox.local", max_jobs=3, concurrency_limit=1)
+    config = SandboxConfig(generation_seconds=0.3, accounts=[account])
     async with running_sandbox(config) as sandbox:
         notifier = RecordingNotifier()
-        # Refresh capacity rarely, so the scheduler really meets the upstream's 429.
-        settings = fast_settings(tmp_path, sandbox, capacity_refresh_interval=60, max_jobs_in_flight_per_user=5)
+        settings = fast_settings(tmp_path, sandbox, max_jobs_in_flight_per_user=5)
         async with running_core(settings, notifier) as core:
-            core.accounts.pick = lambda: "solo@sandbox.local"  # always try: the upstream decides
             jobs = [await core.service.create_single(requester(), create(f"fox {i}")) for i in range(3)]
             done = await eventually(lambda: all_delivered(core, [j.id for j in jobs]), timeout=20)
     assert all(j.outcome is JobState.COMPLETED for j in done)
     assert notifier.failures == []
-    assert sandbox.count("POST", "/v2/pixverse/videos/create") > 3  # some answers were 429
+    assert creates(sandbox) > 3  # some answers were 429
+
+
+async def test_a_429_costs_one_probe_per_pass_not_one_create_per_queued_job(tmp_path):
+    # The account reports 3 free slots but answers every create with 429.
+    account = SandboxAccount("full@sandbox.local", max_jobs=3, concurrency_limit=0)
+    config = SandboxConfig(generation_seconds=0.3, accounts=[account])
+    async with running_sandbox(config) as sandbox:
+        notifier = RecordingNotifier()
+        settings = fast_settings(
+            tmp_path, sandbox, max_jobs_in_flight_per_user=10, busy_retry_initial=60, busy_retry_max=120
+        )
+        async with running_core(settings, notifier, start=False) as core:
+            jobs = [await core.service.create_single(requester(), create(f"fox {i}")) for i in range(10)]
+            assert await core.scheduler.submit_ready() == 0
+            assert creates(sandbox) == 1  # one probe, then the account is left alone
+            # The account was the problem, not the job: none waits out a backoff of its own.
+            assert all(j.state is JobState.QUEUED and j.not_before is None for j in await job_states(core, jobs))
+            # A fresh capacity reading still says "3 free"; the account stays off until its backoff ends.
+            core.accounts.invalidate()
+            assert await core.scheduler.submit_ready() == 0
+            assert creates(sandbox) == 1
+    assert notifier.failures == []
+
+
+async def test_after_a_429_the_backoff_ends_one_probe_goes_through_and_the_queue_drains(tmp_path):
+    account = SandboxAccount("full@sandbox.local", max_jobs=3, concurrency_limit=0)
+    config = SandboxConfig(generation_seconds=0.2, accounts=[account])
+    async with running_sandbox(config) as sandbox:
+        notifier = RecordingNotifier()
+        settings = fast_settings(
+            tmp_path, sandbox, max_jobs_in_flight_per_user=10, busy_retry_initial=0.5, busy_retry_max=1
+        )
+        async with running_core(settings, notifier, start=False) as core:
+            jobs = [await core.service.create_single(requester(), create(f"fox {i}")) for i in range(6)]
+            assert await core.scheduler.submit_ready() == 0
+            assert creates(sandbox) == 1
+            sandbox.config.accounts[0].concurrency_limit = None  # PixVerse has room again
+            await core.start_loops()
+            done = await eventually(lambda: all_delivered(core, [j.id for j in jobs]), timeout=20)
+    assert all(j.outcome is JobState.COMPLETED for j in done)
+    assert creates(sandbox) == 7  # the refused probe, then each job once
+    assert notifier.failures == []
 
 
 async def test_one_users_burst_delays_another_users_job_by_at_most_one_slot(tmp_path):

@@ -40,6 +40,10 @@ class SandboxConfig:
     # The next N create/upscale/extend requests are carried out, then the connection
     # is closed without an answer: the client cannot know its video exists.
     drop_write_responses: int = 0
+    # A video accepted less than this many seconds ago is left out of GET videos and
+    # GET scheduler (and scheduler/available's job list), as the real upstream lists a
+    # new video late: a lookup by replyRef right after a create finds nothing.
+    new_video_listing_delay: float = 0.0
     progress_callbacks: int = 1  # replyUrl POSTs while GENERATING, before the final one
     video_pad_bytes: int = 0  # pad each MP4 with a `free` box to about this size
     random_seed: int = 0

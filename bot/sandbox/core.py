@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import random
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -66,6 +67,11 @@ class Sandbox:
     def in_scheduler(self) -> list[SandboxVideo]:
         """Jobs useapi.net's scheduler tracks, oldest first."""
         return [video for video in self.videos.values() if video.in_scheduler]
+
+    def listed(self, video: SandboxVideo) -> bool:
+        """Whether listings show the video yet (see `SandboxConfig.new_video_listing_delay`)."""
+        age = (datetime.now(UTC) - video.created_at).total_seconds()
+        return age >= self.config.new_video_listing_delay
 
     def executing(self, email: str) -> int:
         """Jobs counted against this account's maxJobs."""

@@ -19,7 +19,8 @@ class SchedulerRoutes(RouteGroup):
         ]
 
     async def running(self, request: web.Request) -> web.Response:
-        return web.json_response([video.scheduler_entry("videoId") for video in self.sandbox.in_scheduler()])
+        listed = [video for video in self.sandbox.in_scheduler() if self.sandbox.listed(video)]
+        return web.json_response([video.scheduler_entry("videoId") for video in listed])
 
     async def available(self, request: web.Request) -> web.Response:
         capacity = []
@@ -33,7 +34,10 @@ class SchedulerRoutes(RouteGroup):
                     "available": max(0, account.max_jobs - executing),
                 }
             )
-        executing_jobs = [video.scheduler_entry("video_id") for video in self.sandbox.in_scheduler()]
+        # The counts above are never late (admission uses them); only the job list is.
+        executing_jobs = [
+            video.scheduler_entry("video_id") for video in self.sandbox.in_scheduler() if self.sandbox.listed(video)
+        ]
         return web.json_response({"executing": executing_jobs, "available": capacity})
 
     async def stop_tracking(self, request: web.Request) -> web.Response:

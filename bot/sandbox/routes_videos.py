@@ -28,7 +28,11 @@ class VideoRoutes(RouteGroup):
         account = queried_account(self.sandbox, request)
         limit = query_int(request, "limit", default=DEFAULT_PAGE_SIZE, minimum=1)
         offset = query_int(request, "offset", default=0, minimum=0)
-        mine = [v for v in self.sandbox.videos.values() if v.email == account.email and not v.deleted]
+        mine = [
+            v
+            for v in self.sandbox.videos.values()
+            if v.email == account.email and not v.deleted and self.sandbox.listed(v)
+        ]
         mine.sort(key=lambda video: video.number, reverse=True)
         page = mine[offset : offset + limit]
         body = {"data": [video.to_json() for video in page], "next_offset": offset + len(page), "total": len(mine)}
