@@ -132,10 +132,13 @@ class DeliveryFailed(Exception):
 
     Not retryable: the user blocked the bot, the chat is gone. Retryable: the
     platform is down or rate-limited beyond what the adapter waits out.
+    `moved_to`: the chat lives on under a new id (a Telegram group that became a
+    supergroup); the core moves the job there and posts again at once.
     """
 
-    def __init__(self, reason: str, *, retry: bool) -> None:
+    def __init__(self, reason: str, *, retry: bool, moved_to: str | None = None) -> None:
         self.retry = retry
+        self.moved_to = moved_to
         super().__init__(reason)
 
 

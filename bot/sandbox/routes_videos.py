@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from bot.sandbox.errors import ApiError
@@ -54,4 +56,19 @@ class VideoRoutes(RouteGroup):
         if video is None or video.deleted or video.media is None or extension not in _MEDIA_TYPES:
             raise ApiError(404, f"No such file: {request.path}")
         body = video.media.mp4 if extension == "mp4" else video.media.first_frame_jpeg
-        return web.Response(body=body, content_type=_MEDIA_TYPES[extension])
+        if extension != "mp4":
+            return web.Response(body=body, content_type=_MEDIA_TYPES[extension])
+        sandbox = self.sandbox
+        sandbox.media_in_flight += 1
+        sandbox.media_peak = max(sandbox.media_peak, sandbox.media_in_flight)
+        try:
+            response = web.StreamResponse(headers={"Content-Type": _MEDIA_TYPES[extension]})
+            response.content_length = len(body)
+            await response.prepare(request)
+            # Headers first, then the wait: the client is mid-download while it is held.
+            await asyncio.sleep(sandbox.config.media_delay)
+            await response.write(body)
+            await response.write_eof()
+            return response
+        finally:
+            sandbox.media_in_flight -= 1
