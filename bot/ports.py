@@ -158,7 +158,8 @@ class Notifier(Protocol):
         """Post the finished video (or its link) with the result buttons."""
 
     async def failed(self, job: Job, reason: str) -> None:
-        """Tell the requester, in plain words, why the job produced no video."""
+        """Tell the requester, in plain words, why the job produced no video (or why its
+        video could not be posted, once the core gives up trying)."""
 
     async def alert_operator(self, text: str) -> None:
         """Something needs the operator (out of credits, account needs attention)."""

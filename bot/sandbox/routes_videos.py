@@ -49,7 +49,7 @@ class VideoRoutes(RouteGroup):
         self.sandbox.delete(video_id)
         return web.json_response({"video_id": video_id, "deleted": True})
 
-    async def media(self, request: web.Request) -> web.Response:
+    async def media(self, request: web.Request) -> web.StreamResponse:
         """The MP4 (`<n>.mp4`) or first frame (`<n>.jpg`) of a completed video."""
         number, _, extension = request.match_info["name"].partition(".")
         video = next((v for v in self.sandbox.videos.values() if str(v.number) == number), None)
