@@ -23,7 +23,7 @@ from pydantic import SecretStr
 from bot.accounts import AccountPool
 from bot.admin import AdminService
 from bot.commands import RequestBuilder
-from bot.delivery import Deliverer
+from bot.delivery import Deliverer, DeliveryPolicy
 from bot.gate import Gatekeeper, RateLimiter
 from bot.moderation.rules import Blocklist, load_default_blocklist
 from bot.moderation.service import ExternalModeration, FilterMode, GroupSettings, ModerationService
@@ -201,6 +201,12 @@ async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[
             notifiers=notifiers,
             progress=progress,
             on_outcome=OutcomeSettler(quotas, moderation, blobs).settle,
+            policy=DeliveryPolicy(
+                max_concurrent=settings.max_concurrent_deliveries,
+                retry_initial=settings.delivery_retry_initial,
+                retry_max=settings.delivery_retry_max,
+                max_attempts=settings.delivery_max_attempts,
+            ),
         )
         on_finished = deliverer.schedule
         scheduler = Scheduler(

@@ -5,6 +5,13 @@ checked against the platform's upload limit, and passed to the notifier; a video
 too large for the chat goes out as a link. Failures reach the user with the reason.
 The job becomes DELIVERED only after the notifier succeeded, so a crash or a chat
 outage means a later retry, never a lost result.
+
+Deliveries are bounded: at most `DeliveryPolicy.max_concurrent` download-and-post
+at once, and a failed one waits (doubling, capped) before the next try; the wait
+is stored with the job, so a restart keeps it. After `max_attempts` failed tries
+the user is told plainly that the video was made but could not be posted, with
+its link, and the job is closed. Its quota stays committed: PixVerse charged the
+credits, and the video exists at that link (README "How it works").
 """
 
 from __future__ import annotations
@@ -13,9 +20,11 @@ import asyncio
 import logging
 import tempfile
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from bot.domain import OUTCOME_STATES, Job, JobKind, JobState, ResultAction
+from bot.domain import OUTCOME_STATES, Job, JobKind, JobState, ResultAction, utcnow
 from bot.ports import DeliveryFailed, JobStore, Notifier, Upstream, VideoDelivery
 from bot.progress import Notifiers, ProgressReporter
 from bot.upstream import errors as ue
@@ -66,6 +75,36 @@ def build_caption(job: Job, limit: int) -> str:
     return f"{prompt}\n{tail}" if prompt else tail
 
 
+# A group becomes a supergroup once; a chat that keeps "moving" within one delivery is a loop.
+MAX_CHAT_MOVES = 2
+# Caps the doubling's exponent: past it the wait is retry_max anyway, and 2**n stays a float.
+_MAX_DOUBLINGS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPolicy:
+    """How many outcomes are posted at once, and how a failed post is retried."""
+
+    # Each delivery may hold a whole video (up to 2000 MB with a local Bot API server) on disk.
+    max_concurrent: int = 4
+    retry_initial: float = 30.0
+    retry_max: float = 1800.0
+    max_attempts: int = 10
+
+    def backoff(self, failed_attempts: int) -> timedelta:
+        """The wait after `failed_attempts` failed tries: `retry_initial`, doubling, at most `retry_max`."""
+        doublings = min(max(failed_attempts - 1, 0), _MAX_DOUBLINGS)
+        return timedelta(seconds=min(self.retry_max, self.retry_initial * 2**doublings))
+
+
+def undeliverable_text(job: Job, tries: int, reason: str) -> str:
+    """What the user reads when a made video could not be posted and the bot stops trying."""
+    text = f"The video was made, but posting it here failed {tries} times ({reason}), so I stopped trying."
+    if job.result_url:
+        text += f" It may still be downloadable at {job.result_url}"
+    return text
+
+
 class Deliverer:
     def __init__(
         self,
@@ -75,27 +114,42 @@ class Deliverer:
         notifiers: Notifiers,
         progress: ProgressReporter,
         on_outcome: Callable[[Job], Awaitable[None]],
+        policy: DeliveryPolicy | None = None,
         temp_dir: Path | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._jobs = jobs
         self._on_outcome = on_outcome
         self._upstream = upstream
         self._notifiers = notifiers
         self._progress = progress
+        self._policy = policy or DeliveryPolicy()
         self._temp_dir = temp_dir
+        self._clock = clock
+        self._slots = asyncio.Semaphore(self._policy.max_concurrent)
         self._busy: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
 
     def schedule(self, job: Job) -> None:
         """Deliver in the background (callers are scheduler/tracker loops that must not wait)."""
-        task = asyncio.create_task(self.deliver(job))
+        # deliver() never raises, so no task is left holding an exception nobody reads.
+        task = asyncio.create_task(self.deliver(job), name=f"deliver-{job.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def deliver_pending(self) -> None:
-        """Retry every finished-but-undelivered job (at start, and periodically)."""
-        for job in await self._jobs.in_states(OUTCOME_STATES):
-            await self.deliver(job)
+        """Retry every finished-but-undelivered job whose backoff is over (at start, and periodically).
+
+        The jobs run side by side, bounded like every delivery; one job's failure is
+        logged and retried on its own, never keeping the others from their turn.
+        """
+        now = self._clock()
+        due = [
+            job
+            for job in await self._jobs.in_states(OUTCOME_STATES)
+            if job.deliver_after is None or job.deliver_after <= now
+        ]
+        await asyncio.gather(*(self.deliver(job) for job in due))
 
     async def drain(self) -> None:
         """Wait for background deliveries (used at shutdown and in tests)."""
@@ -103,18 +157,26 @@ class Deliverer:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def deliver(self, job: Job) -> bool:
-        """Deliver one job's outcome; returns True when it is now DELIVERED."""
+        """Deliver one job's outcome; returns True when it is now DELIVERED.
+
+        Never raises (cancellation aside): whatever goes wrong is logged, and the job
+        stays undelivered for a later pass.
+        """
         if job.id in self._busy:
             return False
-        notifier = self._notifiers.for_job(job)
-        if notifier is None:
-            log.info("job %s waits: no %s adapter is running", job.id, job.chat.platform)
-            return False
-        # The guard spans the post *and* the DELIVERED write: released earlier, the
-        # retry loop could see the job still undelivered and post it a second time.
+        # The guard spans the wait for a slot, the post *and* the DELIVERED write: released
+        # earlier, the retry loop could see the job still undelivered and post it a second time.
         self._busy.add(job.id)
         try:
-            return await self._deliver_once(job.id, notifier)
+            notifier = self._notifiers.for_job(job)
+            if notifier is None:
+                log.info("job %s waits: no %s adapter is running", job.id, job.chat.platform)
+                return False
+            async with self._slots:
+                return await self._deliver_once(job.id, notifier)
+        except Exception:
+            log.exception("delivering job %s failed; a later pass retries it", job.id)
+            return False
         finally:
             self._busy.discard(job.id)
 
@@ -129,20 +191,18 @@ class Deliverer:
             if current.state is JobState.COMPLETED:
                 await self._deliver_video(current, notifier)
             else:
-                await notifier.failed(current, current.failure or "The video could not be made.")
+                reason = current.failure or "The video could not be made."
+                await self._post(current, lambda job: notifier.failed(job, reason))
         except DeliveryFailed as exc:
             if exc.retry:
-                log.warning("delivering job %s failed, will retry: %s", job_id, exc)
-                return False
+                return await self._failed_try(current, notifier, str(exc))
             log.warning("job %s cannot be delivered (%s); marking it delivered", job_id, exc)
         except ue.UpstreamError as exc:
-            log.warning("fetching job %s's video failed, will retry: %r", job_id, exc)
-            return False
+            return await self._failed_try(current, notifier, f"fetching the video failed: {exc}")
         except Exception:
-            log.exception("delivering job %s failed, will retry", job_id)
-            return False
-        self._progress.forget(job_id)
-        return await self._jobs.transition(job_id, OUTCOME_STATES, JobState.DELIVERED) is not None
+            log.exception("delivering job %s failed", job_id)
+            return await self._failed_try(current, notifier, "an internal error")
+        return await self._mark_delivered(job_id)
 
     async def _deliver_video(self, job: Job, notifier: Notifier) -> None:
         caption = build_caption(job, notifier.caption_limit)
@@ -153,8 +213,60 @@ class Deliverer:
             try:
                 size = await self._upstream.download(job.result_url or "", path, max_bytes=limit)
             except ue.TooLarge:
-                await notifier.deliver(job, VideoDelivery(caption=caption, buttons=buttons, link=job.result_url))
+                delivery = VideoDelivery(caption=caption, buttons=buttons, link=job.result_url)
+            else:
+                delivery = VideoDelivery(
+                    caption=caption, buttons=buttons, file=path, link=job.result_url, size_bytes=size
+                )
+            await self._post(job, lambda moved: notifier.deliver(moved, delivery))
+
+    async def _post(self, job: Job, send: Callable[[Job], Awaitable[None]]) -> None:
+        """Send to the job's chat; a chat that moved (DeliveryFailed.moved_to) is followed at once."""
+        for _ in range(MAX_CHAT_MOVES):
+            try:
+                await send(job)
                 return
-            await notifier.deliver(
-                job, VideoDelivery(caption=caption, buttons=buttons, file=path, link=job.result_url, size_bytes=size)
+            except DeliveryFailed as exc:
+                if exc.moved_to is None or exc.moved_to == job.chat.chat_id:
+                    raise
+                job = await self._move_chat(job, exc.moved_to)
+        await send(job)
+
+    async def _move_chat(self, job: Job, chat_id: str) -> Job:
+        """Point the job at its chat's new id, so this post and every later one go there."""
+        log.info("job %s: chat %s moved to %s; posting there", job.id, job.chat.chat_id, chat_id)
+        # Message ids belong to the old chat: the new one has no message to reply to or edit.
+        requester = replace(job.requester, chat=replace(job.chat, chat_id=chat_id), reply_to=None)
+        moved = await self._jobs.update(job.id, requester=requester, status_message_id=None)
+        return moved or job.evolve(requester=requester, status_message_id=None)
+
+    async def _failed_try(self, job: Job, notifier: Notifier, reason: str) -> bool:
+        """Count a failed try: wait longer before the next, or give up after the last."""
+        tries = job.delivery_attempts + 1
+        if tries < self._policy.max_attempts:
+            wait = self._policy.backoff(tries)
+            log.warning(
+                "delivering job %s failed (try %d of %d), next try in %.0f s: %s",
+                job.id,
+                tries,
+                self._policy.max_attempts,
+                wait.total_seconds(),
+                reason,
             )
+            await self._jobs.update(job.id, delivery_attempts=tries, deliver_after=self._clock() + wait)
+            return False
+        log.error("giving up on delivering job %s after %d tries: %s", job.id, tries, reason)
+        await self._jobs.update(job.id, delivery_attempts=tries, deliver_after=None)
+        if job.state is JobState.COMPLETED:
+            # A failed job's outcome *is* the failure message, which is what kept failing;
+            # a made video gets one plain message with its link instead.
+            latest = await self._jobs.get(job.id) or job  # the chat may have moved meanwhile
+            try:
+                await self._post(latest, lambda moved: notifier.failed(moved, undeliverable_text(moved, tries, reason)))
+            except Exception:  # given up means given up: no further tries, whatever this raised
+                log.exception("could not tell the requester of job %s either", job.id)
+        return await self._mark_delivered(job.id)
+
+    async def _mark_delivered(self, job_id: str) -> bool:
+        self._progress.forget(job_id)
+        return await self._jobs.transition(job_id, OUTCOME_STATES, JobState.DELIVERED) is not None

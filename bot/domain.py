@@ -184,6 +184,10 @@ class Job:
     # When the scheduler may try again after a "busy" answer.
     not_before: datetime | None = None
     attempts: int = 0
+    # Failed tries to post the outcome, and when the next may run (the Deliverer's
+    # backoff; kept here so a restart does not start it over).
+    delivery_attempts: int = 0
+    deliver_after: datetime | None = None
 
     @property
     def user(self) -> UserRef:

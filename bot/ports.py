@@ -139,10 +139,13 @@ class DeliveryFailed(Exception):
 
     Not retryable: the user blocked the bot, the chat is gone. Retryable: the
     platform is down or rate-limited beyond what the adapter waits out.
+    `moved_to`: the chat lives on under a new id (a Telegram group that became a
+    supergroup); the core moves the job there and posts again at once.
     """
 
-    def __init__(self, reason: str, *, retry: bool) -> None:
+    def __init__(self, reason: str, *, retry: bool, moved_to: str | None = None) -> None:
         self.retry = retry
+        self.moved_to = moved_to
         super().__init__(reason)
 
 
@@ -162,7 +165,8 @@ class Notifier(Protocol):
         """Post the finished video (or its link) with the result buttons."""
 
     async def failed(self, job: Job, reason: str) -> None:
-        """Tell the requester, in plain words, why the job produced no video."""
+        """Tell the requester, in plain words, why the job produced no video (or why its
+        video could not be posted, once the core gives up trying)."""
 
     async def alert_operator(self, text: str) -> None:
         """Something needs the operator (out of credits, account needs attention)."""

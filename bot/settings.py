@@ -100,6 +100,15 @@ class Settings(BaseSettings):
     queue_timeout: float = Field(default=6 * 3600.0, gt=0)
     progress_interval: float = Field(default=5.0, ge=0)
 
+    # --- delivering finished videos (see README "How it works")
+    # Videos downloaded and posted at once: each may be up to 2000 MB on disk.
+    max_concurrent_deliveries: int = Field(default=4, ge=1)
+    # A failed delivery waits this long, doubling each time up to the maximum (seconds) …
+    delivery_retry_initial: float = Field(default=30.0, gt=0)
+    delivery_retry_max: float = Field(default=1800.0, gt=0)
+    # … and after this many failed tries the user is told it could not be posted.
+    delivery_max_attempts: int = Field(default=10, ge=1)
+
     # --- quotas (see README "Quotas")
     quota_unit: str = "videos"
     quota_window: str = "daily"

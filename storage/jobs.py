@@ -105,6 +105,8 @@ def _job(row: sqlite3.Row) -> Job:
         finished_at=_optional(from_sql_time, row["finished_at"]),
         not_before=_optional(from_sql_time, row["not_before"]),
         attempts=row["attempts"],
+        delivery_attempts=row["delivery_attempts"],
+        deliver_after=_optional(from_sql_time, row["deliver_after"]),
     )
 
 

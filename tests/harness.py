@@ -60,6 +60,8 @@ class RecordingNotifier:
     alerts: list[str] = field(default_factory=list)
     # Fault injection: the next N deliveries raise DeliveryFailed(retry=True).
     fail_next_deliveries: int = 0
+    # When each delivery was tried (time.monotonic()), failed ones included.
+    delivery_tries: list[tuple[str, float]] = field(default_factory=list)
 
     def upload_limit(self, job: Job) -> int:
         return self.limit_bytes
@@ -69,6 +71,7 @@ class RecordingNotifier:
         return f"msg-{job.id}"
 
     async def deliver(self, job: Job, delivery: VideoDelivery) -> None:
+        self.delivery_tries.append((job.id, time.monotonic()))
         if self.fail_next_deliveries:
             self.fail_next_deliveries -= 1
             raise DeliveryFailed("chat is down", retry=True)
@@ -103,6 +106,8 @@ def fast_settings(tmp_path: Path, sandbox: Any, **overrides: Any) -> Settings:
         busy_retry_max=0.3,
         # A job left SUBMITTING (a lost answer, a restart) is looked up after this long.
         unknown_outcome_grace=0.5,
+        delivery_retry_initial=0.1,
+        delivery_retry_max=0.3,
         useapi_timeout_seconds=5,
         console_output_dir=tmp_path / "videos",
         quota_per_user="unlimited",  # quota tests set their own

@@ -29,6 +29,8 @@ from tests.fakes.telegram_fixtures import (  # noqa: F401 (pytest fixtures, used
 )
 from tests.harness import eventually
 
+PALS = FakeChat(id=-4242, type="group", title="Pix pals")  # a basic group, upgraded in a test
+
 
 def outcomes(fake: FakeTelegram, method: str) -> list[int]:
     return [call.status for call in fake.calls_to(method)]
@@ -149,6 +151,28 @@ async def test_a_restart_between_submit_and_delivery_delivers_once_and_old_butto
     assert [job_id_of(v) for v in fake.bot_messages(ALICE_CHAT) if "video" in v].count(running.id) == 1
     statuses = [m for m in replies_to(fake, ALICE_CHAT, sent) if "text" in m]
     assert [m["text"] for m in statuses] == ["✅ Done"]  # one progress message, edited across the restart
+    assert fake.spec_violations == []
+
+
+async def test_a_group_that_became_a_supergroup_gets_its_video_there(fake, bot, sandbox) -> None:
+    sandbox.config.generation_seconds = 60  # still generating when the group is upgraded
+    sent = await fake.user_sends_text(PALS, ALICE, "/create_single a fox in the snow")
+    await wait_text_reply(fake, PALS, sent, "Queued")
+
+    async def submitted():
+        job = await only_job(bot)
+        return job if job.video_id else None
+
+    job = await eventually(submitted, what="the job to be submitted")
+    supergroup = await fake.group_becomes_supergroup(PALS, ALICE)
+    sandbox.complete_now(job.video_id)
+
+    [video] = await wait_videos(fake, supergroup)
+    done = await bot.delivered(job.id)
+    assert job_id_of(video) == job.id and video["caption"].startswith("a fox in the snow")
+    assert done.outcome is JobState.COMPLETED
+    assert done.chat.chat_id == str(supergroup.id)  # later posts for this job go there too
+    assert videos(fake, PALS) == []
     assert fake.spec_violations == []
 
 

@@ -4,7 +4,8 @@ Errors are sorted by what a retry can change. A 429 is waited out (a bounded num
 of times) and the request repeated, never dropped. A blocked bot, a deleted chat or a
 refused request raise `DeliveryFailed(retry=False)`: the core records the job as
 delivered and logs it. Network trouble and Telegram's 5xx raise
-`DeliveryFailed(retry=True)`: the core tries again later.
+`DeliveryFailed(retry=True)`: the core tries again later. A group that became a
+supergroup raises `DeliveryFailed(moved_to=<new chat id>)`: the core follows it.
 """
 
 from __future__ import annotations
@@ -61,8 +62,16 @@ class Pacing:
 
 
 def _delivery_failed(exc: TelegramAPIError) -> DeliveryFailed:
+    if isinstance(exc, TelegramMigrateToChat):
+        # The group became a supergroup: the chat lives on under the new id, and the
+        # core posts there at once (and remembers the new id for the job).
+        return DeliveryFailed(
+            f"Telegram: the group moved to chat {exc.migrate_to_chat_id}",
+            retry=True,
+            moved_to=str(exc.migrate_to_chat_id),
+        )
     # Blocked, kicked, chat gone or a request Telegram refuses: the same again will fail again.
-    permanent = isinstance(exc, TelegramForbiddenError | TelegramBadRequest | TelegramMigrateToChat)
+    permanent = isinstance(exc, TelegramForbiddenError | TelegramBadRequest)
     return DeliveryFailed(f"Telegram: {exc.message}", retry=not permanent)
 
 

@@ -46,6 +46,7 @@ class SandboxConfig:
     new_video_listing_delay: float = 0.0
     progress_callbacks: int = 1  # replyUrl POSTs while GENERATING, before the final one
     video_pad_bytes: int = 0  # pad each MP4 with a `free` box to about this size
+    media_delay: float = 0.0  # seconds each video file download is held (a slow CDN)
     random_seed: int = 0
 
     def account(self, email: str) -> SandboxAccount | None:

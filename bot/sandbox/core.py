@@ -37,6 +37,9 @@ class Sandbox:
         self.videos: dict[str, SandboxVideo] = {}
         self.uploads = UploadStore()
         self.request_log: list[tuple[str, str]] = []
+        # Video files being downloaded right now, and the most there ever were at once.
+        self.media_in_flight = 0
+        self.media_peak = 0
         self.rng = random.Random(self.config.random_seed)
         # Where it listens; set by `running_sandbox`, empty when only `app` is used.
         self.base_url = ""

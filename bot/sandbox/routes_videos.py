@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from bot.sandbox.errors import ApiError
@@ -51,11 +53,26 @@ class VideoRoutes(RouteGroup):
         self.sandbox.delete(video_id)
         return web.json_response({"video_id": video_id, "deleted": True})
 
-    async def media(self, request: web.Request) -> web.Response:
+    async def media(self, request: web.Request) -> web.StreamResponse:
         """The MP4 (`<n>.mp4`) or first frame (`<n>.jpg`) of a completed video."""
         number, _, extension = request.match_info["name"].partition(".")
         video = next((v for v in self.sandbox.videos.values() if str(v.number) == number), None)
         if video is None or video.deleted or video.media is None or extension not in _MEDIA_TYPES:
             raise ApiError(404, f"No such file: {request.path}")
         body = video.media.mp4 if extension == "mp4" else video.media.first_frame_jpeg
-        return web.Response(body=body, content_type=_MEDIA_TYPES[extension])
+        if extension != "mp4":
+            return web.Response(body=body, content_type=_MEDIA_TYPES[extension])
+        sandbox = self.sandbox
+        sandbox.media_in_flight += 1
+        sandbox.media_peak = max(sandbox.media_peak, sandbox.media_in_flight)
+        try:
+            response = web.StreamResponse(headers={"Content-Type": _MEDIA_TYPES[extension]})
+            response.content_length = len(body)
+            await response.prepare(request)
+            # Headers first, then the wait: the client is mid-download while it is held.
+            await asyncio.sleep(sandbox.config.media_delay)
+            await response.write(body)
+            await response.write_eof()
+            return response
+        finally:
+            sandbox.media_in_flight -= 1

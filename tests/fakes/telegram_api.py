@@ -65,6 +65,7 @@ MESSAGE_NOT_MODIFIED = (
     " are exactly the same as a current content and reply markup of the message"
 )
 BOT_BLOCKED = "Forbidden: bot was blocked by the user"
+GROUP_UPGRADED = "Bad Request: group chat was upgraded to a supergroup chat"
 TOO_LARGE = "Request Entity Too Large"
 _STATUS_DESCRIPTIONS = {
     400: "Bad Request",
@@ -265,6 +266,8 @@ class _ChatState:
     topics: dict[int, JSON] = field(default_factory=dict)
     """Forum topics: thread id -> the service message that created the topic."""
     bot_blocked: bool = False
+    migrated_to: int | None = None
+    """The supergroup this group became; requests to the group then answer 400."""
 
 
 class _ApiError(Exception):
@@ -546,6 +549,29 @@ class FakeTelegram:
         state.topics[thread_id] = message
         await self._deliver("message", copy.deepcopy(message))
         return thread_id
+
+    async def group_becomes_supergroup(self, chat: FakeChat, admin: FakeUser) -> FakeChat:
+        """Upgrade a basic group to a supergroup, as Telegram does when an admin asks (or it grows).
+
+        The supergroup has a new id and the same members; each chat gets its service
+        message (`migrate_to_chat_id` / `migrate_from_chat_id`). Every later request
+        naming the old group answers 400 with `parameters.migrate_to_chat_id`.
+        """
+        if chat.type != "group":
+            raise AssertionError(f"chat {chat.id} is a {chat.type}, only a basic group is upgraded")
+        group = self._register(chat, admin)
+        # Supergroup ids look like -100xxxxxxxxxx.
+        supergroup = FakeChat(id=-(10**12) + chat.id, type="supergroup", title=chat.title)
+        moved = self._register(supergroup, admin)
+        moved.members.update(group.members)
+        group.migrated_to = supergroup.id
+        for state, content in (
+            (group, {"migrate_to_chat_id": supergroup.id}),
+            (moved, {"migrate_from_chat_id": chat.id}),
+        ):
+            message = self._new_message(state, admin.to_api(), content, thread_id=None, reply_to=None)
+            await self._deliver("message", copy.deepcopy(message))
+        return supergroup
 
     def user_blocks_bot(self, user: FakeUser) -> None:
         """Make every later request to the user's private chat answer 403."""
@@ -856,6 +882,8 @@ class FakeTelegram:
             state = self._chats.get(chat_id)
         if state is None:
             raise _ApiError(HTTPStatus.BAD_REQUEST, "Bad Request: chat not found")
+        if state.migrated_to is not None:
+            raise _ApiError(HTTPStatus.BAD_REQUEST, GROUP_UPGRADED, {"migrate_to_chat_id": state.migrated_to})
         return state
 
     def _writable_chat(self, chat_id: Any) -> _ChatState:
