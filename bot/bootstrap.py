@@ -33,13 +33,21 @@ from bot.ports import BlobStore, JobStore
 from bot.pricing import Pricing
 from bot.progress import Notifiers, ProgressReporter
 from bot.quota import QuotaPolicy, QuotaService, QuotaUnit, QuotaWindow
+from bot.retention import Pruner, RetentionPolicy
 from bot.scheduler import Scheduler
 from bot.service import GenerationService
 from bot.settings import Settings
 from bot.tracker import Tracker
 from bot.upstream.client import PixVerseClient
 from bot.webhooks import CallbackHandler, CallbackSigner, build_http_app
-from storage import SqliteBlobStore, SqliteGovernanceStore, SqliteJobStore, SqliteQuotaStore, open_database
+from storage import (
+    SqliteBlobStore,
+    SqliteGovernanceStore,
+    SqliteJobStore,
+    SqliteQuotaStore,
+    SqliteRetentionStore,
+    open_database,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +71,14 @@ class Core:
     scheduler: Scheduler
     tracker: Tracker
     deliverer: Deliverer
+    pruner: Pruner
     signer: CallbackSigner
     http_app: web.Application
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
     async def start_loops(self) -> None:
-        """Resume from the database, then run the scheduler, the tracker and delivery retries."""
+        """Resume from the database, then run the scheduler, the tracker, delivery retries and
+        (unless everything is kept for ever) the deletion of data past its retention."""
         released = await self.quotas.release_orphans()
         if released:
             log.info("released %d quota reservations left by an interrupted request", released)
@@ -84,6 +94,9 @@ class Core:
                 name="delivery-retry",
             ),
         ]
+        if not self.pruner.policy.keeps_forever:
+            pruning = PeriodicTask(self.pruner.prune, self.settings.retention_prune_interval, "retention")
+            self._tasks.append(asyncio.create_task(pruning.run(), name="retention"))
 
     async def stop_loops(self) -> None:
         for task in self._tasks:
@@ -134,19 +147,15 @@ async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[
             upstream, only=settings.useapi_accounts, refresh_interval=settings.capacity_refresh_interval
         )
         governance = SqliteGovernanceStore(db)
-        quotas = QuotaService(
-            SqliteQuotaStore(db),
-            governance,
-            Pricing.load(settings.pricing_file),
-            QuotaPolicy(
-                unit=QuotaUnit(settings.quota_unit),
-                window=QuotaWindow(settings.quota_window),
-                timezone=ZoneInfo(settings.quota_timezone),
-                per_user=settings.quota_limit(settings.quota_per_user),
-                per_group=settings.quota_limit(settings.quota_per_group),
-                operators=settings.operator_keys,
-            ),
+        quota_policy = QuotaPolicy(
+            unit=QuotaUnit(settings.quota_unit),
+            window=QuotaWindow(settings.quota_window),
+            timezone=ZoneInfo(settings.quota_timezone),
+            per_user=settings.quota_limit(settings.quota_per_user),
+            per_group=settings.quota_limit(settings.quota_per_group),
+            operators=settings.operator_keys,
         )
+        quotas = QuotaService(SqliteQuotaStore(db), governance, Pricing.load(settings.pricing_file), quota_policy)
         external = None
         if settings.moderation_url:
             moderation_http = await stack.enter_async_context(
@@ -178,6 +187,14 @@ async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[
             ),
             operators=settings.operator_keys,
             external=external,
+        )
+
+        retention = RetentionPolicy(settings.retention_days)
+        pruner = Pruner(
+            SqliteRetentionStore(db),
+            retention,
+            quota_policy=quota_policy,
+            longest_strike_window=moderation.longest_strike_window,
         )
 
         deliverer = Deliverer(
@@ -230,8 +247,15 @@ async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[
             on_queued=scheduler.wake,
             max_image_bytes=settings.max_image_bytes,
             admins_may_press_buttons=settings.admins_may_press_buttons,
+            retention=retention,
         )
-        admin = AdminService(quotas=quotas, moderation=moderation, upstream=upstream, operators=settings.operator_keys)
+        admin = AdminService(
+            quotas=quotas,
+            moderation=moderation,
+            upstream=upstream,
+            operators=settings.operator_keys,
+            retention=retention,
+        )
         gate = Gatekeeper(moderation, RateLimiter(settings.rate_limit_commands, settings.rate_limit_seconds))
         http_app = build_http_app(CallbackHandler(signer=signer, jobs=jobs, tracker=tracker))
         core = Core(
@@ -250,6 +274,7 @@ async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[
             scheduler=scheduler,
             tracker=tracker,
             deliverer=deliverer,
+            pruner=pruner,
             signer=signer,
             http_app=http_app,
         )
