@@ -147,15 +147,19 @@ async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[
             upstream, only=settings.useapi_accounts, refresh_interval=settings.capacity_refresh_interval
         )
         governance = SqliteGovernanceStore(db)
-        quota_policy = QuotaPolicy(
-            unit=QuotaUnit(settings.quota_unit),
-            window=QuotaWindow(settings.quota_window),
-            timezone=ZoneInfo(settings.quota_timezone),
-            per_user=settings.quota_limit(settings.quota_per_user),
-            per_group=settings.quota_limit(settings.quota_per_group),
-            operators=settings.operator_keys,
+        quotas = QuotaService(
+            SqliteQuotaStore(db),
+            governance,
+            Pricing.load(settings.pricing_file),
+            QuotaPolicy(
+                unit=QuotaUnit(settings.quota_unit),
+                window=QuotaWindow(settings.quota_window),
+                timezone=ZoneInfo(settings.quota_timezone),
+                per_user=settings.quota_limit(settings.quota_per_user),
+                per_group=settings.quota_limit(settings.quota_per_group),
+                operators=settings.operator_keys,
+            ),
         )
-        quotas = QuotaService(SqliteQuotaStore(db), governance, Pricing.load(settings.pricing_file), quota_policy)
         external = None
         if settings.moderation_url:
             moderation_http = await stack.enter_async_context(
@@ -193,7 +197,7 @@ async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[
         pruner = Pruner(
             SqliteRetentionStore(db),
             retention,
-            quota_policy=quota_policy,
+            quota_policy=quotas.policy,
             longest_strike_window=moderation.longest_strike_window,
         )
 
