@@ -18,6 +18,7 @@ from bot.moderation.service import BOT_WIDE, NUMERIC_SETTINGS, FilterMode, Moder
 from bot.ports import Upstream
 from bot.quota import GROUP, USER, QuotaService, QuotaStatus
 from bot.ranges import MODLOG_ENTRIES, QUOTA_LIMIT, STATS_DAYS
+from bot.retention import RetentionPolicy
 from bot.upstream.errors import UpstreamError
 
 UNLIMITED_WORDS = {"unlimited", "none", "off", "∞"}
@@ -47,8 +48,10 @@ class AdminService:
         moderation: ModerationService,
         upstream: Upstream,
         operators: frozenset[str],
+        retention: RetentionPolicy,
     ) -> None:
         self._quotas = quotas
+        self._retention = retention
         self._moderation = moderation
         self._upstream = upstream
         self._operators = operators
@@ -239,15 +242,26 @@ class AdminService:
     async def stats(self, requester: Requester, days: int = 30) -> str:
         scope = self._group_scope(requester)
         STATS_DAYS.check(days)
+        asked, days = days, self._retention.lookback_days(days)
+        reach = self._stats_reach(asked, days)
         rows = await self._quotas.usage_stats(None if scope == BOT_WIDE else scope, utcnow() - timedelta(days=days))
         if not rows:
-            return f"No jobs in the last {days} days."
+            return f"No jobs in the last {days} days.{reach}"
         total = sum(r.credits for r in rows)
         lines = [f"Last {days} days: {sum(r.jobs for r in rows)} jobs, {total} credits spent"]
         lines += [
             f"• {r.name or r.subject}: {r.jobs} jobs, {r.failures} failed/refunded, {r.credits} credits" for r in rows
         ]
-        return "\n".join(lines)
+        return "\n".join(lines) + reach
+
+    def _stats_reach(self, asked: int, shown: int) -> str:
+        """How far back /stats can see (a line to append), so a short answer is not taken for all history."""
+        if self._retention.keeps_forever:
+            return ""
+        kept = self._retention.period
+        if asked > shown:
+            return f"\nYou asked for {asked} days, but only the last {kept} are kept: older records are deleted."
+        return f"\nStats reach back {kept} at most: older records are deleted."
 
     async def credits(self, requester: Requester) -> str:
         """/credits (operators): PixVerse balances and account capacity."""

@@ -33,6 +33,7 @@ from bot.ports import BlobStore, JobStore
 from bot.pricing import Pricing
 from bot.progress import Notifiers, ProgressReporter
 from bot.quota import QuotaPolicy, QuotaService, QuotaUnit, QuotaWindow
+from bot.retention import Pruner, RetentionPolicy
 from bot.scheduler import Scheduler
 from bot.service import GenerationService
 from bot.settings import Settings
@@ -45,6 +46,7 @@ from storage import (
     SqliteJobAdmission,
     SqliteJobStore,
     SqliteQuotaStore,
+    SqliteRetentionStore,
     open_database,
 )
 
@@ -70,13 +72,15 @@ class Core:
     scheduler: Scheduler
     tracker: Tracker
     deliverer: Deliverer
+    pruner: Pruner
     signer: CallbackSigner
     http_app: web.Application
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
     async def start_loops(self) -> None:
         """Resume from the database (orphan reservations and images released), then run the
-        scheduler, the tracker and delivery retries."""
+        scheduler, the tracker, delivery retries and (unless everything is kept for ever)
+        the deletion of data past its retention."""
         released = await self.quotas.release_orphans()
         if released:
             log.info("released %d quota reservations left by an interrupted request", released)
@@ -95,6 +99,9 @@ class Core:
                 name="delivery-retry",
             ),
         ]
+        if not self.pruner.policy.keeps_forever:
+            pruning = PeriodicTask(self.pruner.prune, self.settings.retention_prune_interval, "retention")
+            self._tasks.append(asyncio.create_task(pruning.run(), name="retention"))
 
     async def stop_loops(self) -> None:
         for task in self._tasks:
@@ -195,6 +202,14 @@ async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[
             external=external,
         )
 
+        retention = RetentionPolicy(settings.retention_days)
+        pruner = Pruner(
+            SqliteRetentionStore(db),
+            retention,
+            quota_policy=quotas.policy,
+            longest_strike_window=moderation.longest_strike_window,
+        )
+
         deliverer = Deliverer(
             jobs=jobs,
             upstream=upstream,
@@ -252,8 +267,15 @@ async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[
             max_image_bytes=settings.max_image_bytes,
             max_stored_image_bytes=settings.max_stored_image_bytes,
             admins_may_press_buttons=settings.admins_may_press_buttons,
+            retention=retention,
         )
-        admin = AdminService(quotas=quotas, moderation=moderation, upstream=upstream, operators=settings.operator_keys)
+        admin = AdminService(
+            quotas=quotas,
+            moderation=moderation,
+            upstream=upstream,
+            operators=settings.operator_keys,
+            retention=retention,
+        )
         gate = Gatekeeper(moderation, RateLimiter(settings.rate_limit_commands, settings.rate_limit_seconds))
         http_app = build_http_app(CallbackHandler(signer=signer, jobs=jobs, tracker=tracker))
         core = Core(
@@ -272,6 +294,7 @@ async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[
             scheduler=scheduler,
             tracker=tracker,
             deliverer=deliverer,
+            pruner=pruner,
             signer=signer,
             http_app=http_app,
         )

@@ -33,6 +33,15 @@ class JobNotFound(BotError):
         super().__init__(f"No job {job_id!r} found. /jobs lists your recent jobs.")
 
 
+class ButtonExpired(BotError):
+    """A result button whose job the bot no longer keeps (deleted after RETENTION_DAYS)."""
+
+    def __init__(self, job_id: str, kept_for: str | None) -> None:
+        self.job_id = job_id
+        gone = f"is older than {kept_for}, so the bot no longer keeps it" if kept_for else "is no longer known"
+        super().__init__(f"This video {gone}: its buttons no longer work.")
+
+
 class NotYourJob(BotError):
     """Someone other than the requester pressed a result button."""
 

@@ -311,6 +311,9 @@ class GovernanceStore(Protocol):
 
     async def group_settings(self, group_key: str) -> dict[str, Any] | None: ...
 
+    async def all_group_settings(self) -> dict[str, dict[str, Any]]:
+        """Every group's stored settings (for the longest strike window any group uses)."""
+
     async def save_group_settings(self, group_key: str, settings: dict[str, Any]) -> None: ...
 
     async def filters(self, group_key: str) -> list[str]: ...
@@ -344,3 +347,31 @@ class GovernanceStore(Protocol):
 
     async def usage_stats(self, group_key: str | None, since: datetime) -> list[UsageStats]:
         """Per user: jobs, failures and credits committed since `since` (optionally in one group)."""
+
+
+# ---------------------------------------------------------------- retention
+
+
+class RetentionStore(Protocol):
+    """Deletes records past their retention, a few at a time.
+
+    Every call is one short unit of work that deletes at most `limit` rows and says how
+    many it deleted; a caller repeats it until fewer than `limit` come back, so other
+    work is never kept waiting behind a whole prune.
+    """
+
+    async def prune_jobs(self, finished_before: datetime, limit: int) -> int:
+        """Delete delivered jobs that finished before `finished_before` (never a job still
+        queued, running or waiting for delivery). A kept job made from a deleted one
+        (a reroll, upscale …) loses its `parent_id` reference."""
+
+    async def prune_quota_ledger(self, state: str, created_before: datetime, limit: int) -> int:
+        """Delete settled ledger rows in `state` ("committed" or "refunded") created before
+        `created_before`. Reservations still open are never deleted."""
+
+    async def prune_moderation_log(self, before: datetime, limit: int) -> int: ...
+
+    async def prune_strikes(self, before: datetime, limit: int) -> int: ...
+
+    async def prune_mutes(self, ended_before: datetime, limit: int) -> int:
+        """Delete mutes that ran out before `ended_before`."""

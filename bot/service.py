@@ -23,11 +23,12 @@ from bot.domain import (
     UserRef,
     new_job_id,
 )
-from bot.errors import ActionUnavailable, InvalidInput, JobNotFound, NotYourJob
+from bot.errors import ActionUnavailable, ButtonExpired, InvalidInput, JobNotFound, NotYourJob
 from bot.moderation.service import ModerationService
 from bot.ports import ImageStoreFull, JobAdmission, JobStore, NewImage, Progress, ProgressStage
 from bot.progress import ProgressReporter
 from bot.quota import QuotaService
+from bot.retention import RetentionPolicy
 from bot.submission import validate_for_upstream
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class GenerationService:
         max_image_bytes: int,
         max_stored_image_bytes: int,
         admins_may_press_buttons: bool,
+        retention: RetentionPolicy,
     ) -> None:
         self._jobs = jobs
         self._admission = admission
@@ -58,6 +60,7 @@ class GenerationService:
         self._on_queued = on_queued
         self._max_image_bytes = max_image_bytes
         self._max_stored_image_bytes = max_stored_image_bytes
+        self._retention = retention
 
     async def create_single(self, requester: Requester, command: CreateSingle) -> Job:
         """v1 /create_single: queue a text-to-video job."""
@@ -98,7 +101,8 @@ class GenerationService:
         """
         parent = await self._jobs.get(job_id)
         if parent is None:
-            raise JobNotFound(job_id)
+            # Buttons carry ids of jobs the bot made: a missing one was deleted after its retention.
+            raise ButtonExpired(job_id, None if self._retention.keeps_forever else self._retention.period)
         acting_admin = (
             self._admins_may_press and requester.is_group_admin and requester.chat.chat_id == parent.chat.chat_id
         )

@@ -138,6 +138,12 @@ class Settings(BaseSettings):
     moderation_fail_open: bool = True
     moderation_timeout_seconds: float = Field(default=5.0, gt=0)
 
+    # --- data retention (see README "Data kept and for how long")
+    # Days finished jobs, the moderation log, strikes and settled quota entries are kept; 0: for ever.
+    retention_days: int = Field(default=90, ge=0, le=36500)
+    # Seconds between background passes that delete what is past its retention.
+    retention_prune_interval: float = Field(default=3600.0, gt=0)
+
     # --- console
     console_output_dir: Path = Path("data/videos")
 

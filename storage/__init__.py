@@ -1,10 +1,11 @@
-"""SQLite storage behind the core's ports (`bot.ports`): jobs, blobs and the bot's own settings."""
+"""SQLite storage behind the core's ports (`bot.ports`): jobs, blobs, governance, retention, own settings."""
 
 from storage.admission import SqliteJobAdmission
 from storage.blobs import SqliteBlobStore
 from storage.database import Database, open_database
 from storage.governance import SqliteGovernanceStore, SqliteQuotaStore
 from storage.jobs import SqliteJobStore
+from storage.retention import SqliteRetentionStore
 
 __all__ = [
     "Database",
@@ -13,5 +14,6 @@ __all__ = [
     "SqliteJobAdmission",
     "SqliteJobStore",
     "SqliteQuotaStore",
+    "SqliteRetentionStore",
     "open_database",
 ]

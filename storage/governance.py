@@ -166,6 +166,10 @@ class SqliteGovernanceStore:
         row = await self._db.fetch_one("SELECT settings FROM group_settings WHERE group_key = ?", (group_key,))
         return None if row is None else json.loads(row["settings"])
 
+    async def all_group_settings(self) -> dict[str, dict[str, Any]]:
+        rows = await self._db.fetch_all("SELECT group_key, settings FROM group_settings")
+        return {row["group_key"]: json.loads(row["settings"]) for row in rows}
+
     async def save_group_settings(self, group_key: str, settings: dict[str, Any]) -> None:
         await self._db.write(
             "INSERT INTO group_settings (group_key, settings) VALUES (?, ?)"

@@ -166,6 +166,16 @@ class ModerationService:
         self._settings[group_key] = updated
         return updated
 
+    async def longest_strike_window(self) -> timedelta:
+        """The longest strike window any group (or the defaults) counts strikes over:
+        a strike younger than this may still count toward a mute, so it must be kept."""
+        stored = await self._store.all_group_settings()
+        hours = [
+            GroupSettings.from_stored(settings, self._defaults, group_key=group).strike_window_hours
+            for group, settings in stored.items()
+        ]
+        return timedelta(hours=max([self._defaults.strike_window_hours, *hours]))
+
     # --------------------------------------------------------------- checking
 
     def is_exempt(self, requester: Requester, settings: GroupSettings) -> bool:

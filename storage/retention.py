@@ -1,0 +1,73 @@
+"""Deleting records past their retention: `SqliteRetentionStore` implements the core's
+`RetentionStore` port.
+
+Each call deletes at most `limit` rows in one unit of work, picked by an index (see
+migration 0006), oldest first. The database thread runs units in the order they
+arrive, so a command queued while a prune is under way waits for one small batch,
+not for the whole prune.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+
+from bot.domain import JobState
+from storage.database import Database, to_sql_time
+
+# The ledger states a prune may delete: an open reservation ('reserved') still counts.
+SETTLED_LEDGER_STATES = frozenset({"committed", "refunded"})
+
+
+class SqliteRetentionStore:
+    """The `bot.ports.RetentionStore` port on SQLite."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def prune_jobs(self, finished_before: datetime, limit: int) -> int:
+        before = to_sql_time(finished_before)
+
+        def prune(connection: sqlite3.Connection) -> int:
+            # A job finishes after it was created, so `created_at < before` only narrows the
+            # jobs_by_state range scan; finished_at is what decides (updated_at for rows
+            # that lack it, which DELIVERED rows written by this bot never do).
+            ids = [
+                row[0]
+                for row in connection.execute(
+                    "SELECT id FROM jobs WHERE state = ? AND created_at < ?"
+                    " AND COALESCE(finished_at, updated_at) < ? ORDER BY created_at LIMIT ?",
+                    (JobState.DELIVERED.value, before, before, limit),
+                )
+            ]
+            if not ids:
+                return 0
+            marks = ", ".join("?" * len(ids))
+            # jobs.parent_id references jobs(id): a kept reroll of a deleted video would
+            # block the DELETE, so the reference goes first (it is only shown in /status).
+            connection.execute(f"UPDATE jobs SET parent_id = NULL WHERE parent_id IN ({marks})", ids)
+            return connection.execute(f"DELETE FROM jobs WHERE id IN ({marks})", ids).rowcount
+
+        return await self._db.run(prune)
+
+    async def prune_quota_ledger(self, state: str, created_before: datetime, limit: int) -> int:
+        if state not in SETTLED_LEDGER_STATES:
+            raise ValueError(f"only settled ledger rows may be pruned ({sorted(SETTLED_LEDGER_STATES)}), not {state!r}")
+        return await self._delete_batch(
+            "quota_ledger", "state = ? AND created_at < ?", (state, to_sql_time(created_before)), "created_at", limit
+        )
+
+    async def prune_moderation_log(self, before: datetime, limit: int) -> int:
+        return await self._delete_batch("moderation_log", "at < ?", (to_sql_time(before),), "at", limit)
+
+    async def prune_strikes(self, before: datetime, limit: int) -> int:
+        return await self._delete_batch("strikes", "at < ?", (to_sql_time(before),), "at", limit)
+
+    async def prune_mutes(self, ended_before: datetime, limit: int) -> int:
+        return await self._delete_batch("mutes", "until < ?", (to_sql_time(ended_before),), "until", limit)
+
+    async def _delete_batch(self, table: str, where: str, params: tuple[str, ...], oldest: str, limit: int) -> int:
+        """Delete the oldest `limit` rows of `table` matching `where` (fixed SQL of this
+        module, never input), in one unit of work."""
+        sql = f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {where} ORDER BY {oldest} LIMIT ?)"
+        return await self._db.run(lambda connection: connection.execute(sql, (*params, limit)).rowcount)
