@@ -41,6 +41,7 @@ from bot.moderation.normalize import (
     SPELL_GAP,
     WORD_CHAR,
     WORD_OR_MARK,
+    is_alphabetic,
     is_unspaced,
     keeps_marks,
     normalize_entry,
@@ -223,10 +224,11 @@ class _WordCompiler:
             self._wildcard(wildcard, final=last and index == len(elements) - 1) if wildcard else _stretchable(run)
             for index, (wildcard, run) in enumerate(elements)
         )
-        # Spelling out is an evasion of Latin words; one letter has nothing to spell.
-        # A "*" before other letters is not spelled out: across single letters and
-        # gaps it would backtrack far more than inside one word.
-        if len(word) < 2 or not word.isascii() or "*" in word.rstrip("*"):
+        # Spelling out is an evasion of words in alphabets (Latin, Cyrillic, Greek);
+        # one letter has nothing to spell. A "*" before other letters is not spelled
+        # out: across single letters and gaps it would backtrack far more than inside
+        # one word.
+        if len(word) < 2 or not is_alphabetic(word) or "*" in word.rstrip("*"):
             return compact
         return f"(?:{compact}|{self._spelled(word)})"
 
