@@ -12,6 +12,7 @@ import shlex
 from dataclasses import dataclass
 
 from bot.errors import InvalidInput
+from bot.user_text import clean_user_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +70,13 @@ def split_words(text: str) -> list[str]:
 
 
 def parse_options(text: str, options: tuple[Option, ...]) -> tuple[str, dict[str, object]]:
-    """Split `text` into (prompt, {field: value}). Raises InvalidInput naming a bad option."""
+    """Split `text` into (prompt, {field: value}). Raises InvalidInput naming a bad option.
+
+    The text is cleaned first (see ``bot.user_text``): a prompt of only invisible
+    characters is no prompt, and the adapter asks for one as it would for nothing.
+    """
     try:
-        words = split_words(text)
+        words = split_words(clean_user_text(text))
     except ValueError:
         raise InvalidInput("quotes", 'a quote is not closed; put matching " around a multi-word value') from None
     by_name = {name: opt for opt in options for name in opt.names}

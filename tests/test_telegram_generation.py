@@ -193,3 +193,24 @@ async def test_with_a_local_bot_api_server_pictures_are_read_from_its_disk(tmp_p
         assert local.downloads == []  # read from the path getFile gave, not over HTTP
         assert bot.adapter.notifier.upload_limit(await bot.job(job_id_of(video))) == 2000 * 1024 * 1024
         assert local.spec_violations == []
+
+
+async def test_an_invisible_prompt_is_no_prompt_and_control_characters_are_stripped(tmp_path, sandbox, fake) -> None:
+    async with running_bot(telegram_settings(tmp_path, sandbox, fake, quota_per_user="2")) as bot:
+        invisible = await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single \u200b\u2060 \x1b[31m\u202e\x07")
+        question = await wait_text_reply(fake, ALICE_CHAT, invisible, "What should the video show?")
+        answer = await fake.user_sends_text(ALICE_CHAT, ALICE, "\u200b\ufeff\u00ad\x1b[0m", reply_to=question)
+        await wait_text_reply(fake, ALICE_CHAT, answer, "is empty; reply with words that describe the video")
+        quota = await fake.user_sends_text(ALICE_CHAT, ALICE, "/quota")
+        await wait_text_reply(fake, ALICE_CHAT, quota, "Your quota: 2 of 2 videos left")
+        assert await bot.core.service.recent_jobs(user_ref(ALICE)) == []
+
+        await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a fox\x1b[2J in\x00 the\u200b snow\x1b]0;x\x07")
+        [video] = await wait_videos(fake, ALICE_CHAT)
+        assert video["caption"].startswith("a fox in the snow\n")
+        assert (await bot.job(job_id_of(video))).request.user_prompt == "a fox in the snow"
+        [sent] = [video.prompt for video in sandbox.videos.values()]
+        assert sent.startswith("a fox in the snow")
+        shown = [call.params.get("text", "") for call in fake.calls_to("sendMessage")]
+        assert not [text for text in shown if "\x1b" in text or "\x00" in text]
+        assert fake.spec_violations == []

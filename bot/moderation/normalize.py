@@ -7,6 +7,9 @@ do on both sides:
    letters become plain ones); invisible characters are removed (zero-width spaces
    and joiners, bidi controls, soft hyphen, variation selectors, tag characters,
    Hangul fillers, C0/C1 controls); whitespace and underscores become single spaces.
+   A second reading (``normalized_forms``) also drops punctuation, symbols and
+   underscores *inside* a word (``k.ill``, ``nu_de``, ``p🍑rn``), but never a space:
+   ``a. b`` stays two words, so two innocent words are not glued into an entry.
 2. **Accents**: NFD, then combining marks are dropped where they decorate Latin,
    Greek or Cyrillic letters, digits or punctuation (``nüde``, Zalgo text). Marks
    that carry meaning in other scripts (Devanagari vowel signs, Thai, Arabic
@@ -23,10 +26,12 @@ do on both sides:
    ``1 . 5`` and the Russian ``а в`` are left alone.
 4. **Words** (letters and digits, with ``@`` and ``$``, and ``!`` or ``|`` between
    two of those):
-   - *Look-alike letters* (Cyrillic ``а е о р с у х і ј к м н т в``, Greek
-     ``α ε ι κ ν ο ρ τ υ χ`` ...) become Latin in a word that also has an ASCII
-     letter (``nudе`` with a Cyrillic ``е``) or is made only of look-alikes
-     (``ѕех``). Other Russian or Greek words keep their letters.
+   - *Look-alike letters* are folded only in a word that mixes the Latin, Cyrillic
+     and Greek alphabets (``nudе`` with a Cyrillic ``е``, ``нaркотики`` with a Latin
+     ``a``): toward Latin in ``normalize``, and toward each alphabet the text mixes
+     in ``normalized_forms``, so each entry meets the word in its own alphabet. A
+     word in one alphabet keeps its letters: the Russian ``рот`` is not ``pot``
+     (and so ``ѕех``, all Cyrillic, is not ``sex`` either).
    - *Case*: casefold.
    - *Leetspeak* (``0→o 1→i 3→e 4→a 5→s 7→t 8→b @→a $→s !→i |→l``) is decoded
      only in a word whose letters are all ASCII, that has at least one, and that is

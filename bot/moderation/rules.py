@@ -14,7 +14,8 @@ An entry is one of:
   with ``allow_regex=True``): group admins could otherwise freeze the bot with a
   pattern that backtracks forever.
 
-Entries and prompts are compared in their normalised form (see ``normalize``).
+Entries and prompts are compared in their normalised form (see ``normalize``); a
+prompt is matched in each of its readings (``normalized_forms``).
 Words and wildcards also match a stretched spelling (a run of three letters in the
 normalised text stands for one or two: ``nuuude``, ``kiiill``) and a spelled-out one
 (``n.u.d.e``, ``n u d e``). Regular expressions see the normalised text as it is:
