@@ -21,6 +21,7 @@ from bot.domain import GenerationRequest, JobKind
 from bot.errors import InvalidInput
 from bot.settings import V1_STYLES, Settings
 from bot.upstream import models as up
+from bot.user_text import clean_user_text
 
 V1_PROMPT_MAX = 512
 V1_SEED_MAX = 2_147_483_647
@@ -73,6 +74,12 @@ class _Command(BaseModel):
     audio: bool | None = None
     off_peak: bool | None = None
     seed_value: int | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _clean(cls, value: Any) -> Any:
+        # Every text a user typed, before anything else looks at it (see bot.user_text).
+        return clean_user_text(value) if isinstance(value, str) else value
 
     @field_validator("model")
     @classmethod

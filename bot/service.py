@@ -30,6 +30,7 @@ from bot.progress import ProgressReporter
 from bot.quota import QuotaService
 from bot.retention import RetentionPolicy
 from bot.submission import validate_for_upstream
+from bot.user_text import clean_user_text
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class GenerationService:
             # Same request (for upscale/extend: the same step on the same source), new seed.
             return request.with_changes(seed=random_seed())
         if action is ResultAction.REMIX:
-            text = (prompt or "").strip()
+            text = clean_user_text(prompt)
             if not text:
                 raise InvalidInput("prompt", "is empty; remix needs the new prompt to use")
             if len(text) > V1_PROMPT_MAX:

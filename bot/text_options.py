@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from bot.errors import InvalidInput
+from bot.user_text import clean_user_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +100,13 @@ class ParsedText:
 
 
 def parse_options(text: str, options: tuple[Option, ...]) -> ParsedText:
-    """Split `text` into its prompt and {field: value}. Raises InvalidInput naming a bad option."""
+    """Split `text` into its prompt and {field: value}. Raises InvalidInput naming a bad option.
+
+    The text is cleaned first (see ``bot.user_text``): a prompt of only invisible
+    characters is no prompt, and the adapter asks for one as it would for nothing.
+    """
     try:
-        words = split_words(text)
+        words = split_words(clean_user_text(text))
     except ValueError:
         raise InvalidInput("quotes", 'a quote is not closed; put matching " around a multi-word value') from None
     by_name = {name: opt for opt in options for name in opt.names}

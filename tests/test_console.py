@@ -14,6 +14,7 @@ from pathlib import Path
 
 from adapters.console.app import run_console
 from bot.bootstrap import open_core
+from bot.domain import Platform, UserRef
 from bot.sandbox import SandboxConfig, running_sandbox
 from tests.harness import bot_env, fast_settings, start_bot, tiny_png
 
@@ -250,3 +251,39 @@ async def test_console_admin_numbers_out_of_range_are_refused_naming_the_range(t
             assert "window hours: 'inf' is not a number between 0.1 and 720" in text
             assert "quota: 'nan' is not a whole number between 0 and 1000000, or 'unlimited'" in text
             assert "Mode: reject" in text
+
+
+async def test_invisible_prompts_are_refused_free_and_control_characters_never_get_through(tmp_path):
+    async with running_sandbox(SandboxConfig(generation_seconds=0.2)) as sandbox:
+        settings = fast_settings(tmp_path, sandbox, quota_per_user="3")
+        async with open_core(settings) as core:
+            out = io.StringIO()
+            script = (
+                "/create_single \u200b\u2060\ufeff\u00ad\n"  # zero-width characters only
+                "/create_single \x1b[31m\x1b[0m\u202e\x07 --ar 9:16\n"  # escapes, a bidi override, a bell
+                "/quota\n"
+                "/create_single a fox\x1b[2J\x07 in\x00 the\x7f snow\x1b]0;pwned\x07 \u202edusk"
+                " --neg dark\x1b[5m\x08ness\n"
+            )
+            assert await run_console(core, stdin=io.StringIO(script), out=out, user="tester") == 1  # refused lines
+            text = out.getvalue()
+            assert text.count("prompt: is missing") == 2, text
+            assert "Your quota: 3 of 3 videos left" in text  # nothing charged for them
+            [done] = re.findall(r"\[(\w+)\] ✅ Done", text)
+            assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+
+            job = await core.service.job_status(UserRef(Platform.CONSOLE, "tester"), done)
+            assert (job.request.user_prompt, job.request.negative_prompt) == ("a fox in the snow dusk", "darkness")
+            [sent] = [video.prompt for video in sandbox.videos.values()]
+            assert sent.startswith("a fox in the snow dusk") and sent.endswith("Avoid: darkness")
+
+            out = io.StringIO()
+            script = f"/remix {done} \u200b\u200d\ufe0f\n/remix {done} a wolf\x1b[1m in\tthe\x00 rain\n/quota\n"
+            assert await run_console(core, stdin=io.StringIO(script), out=out, user="tester") == 1  # refused lines
+            text = out.getvalue()
+            assert "prompt: is empty; remix needs the new prompt to use" in text
+            remixes = [
+                job for job in await core.service.recent_jobs(UserRef(Platform.CONSOLE, "tester")) if job.id != done
+            ]
+            assert [job.request.user_prompt for job in remixes] == ["a wolf in the rain"]
+            assert "Your quota: 1 of 3 videos left" in text

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.console.app import ConsoleNotifier, ConsoleSession
+from adapters.console.app import ConsoleNotifier, ConsoleSession, Terminal
 from bot.blobs import check_image
 from bot.commands import Animate, CreateSingle, RequestBuilder, parse_command
 from bot.errors import BotError, InvalidInput
@@ -135,9 +135,14 @@ async def test_forged_callbacks_are_refused_without_error(core, job_id, token, b
     ).map(" ".join)
 )
 async def test_console_lines_never_crash_and_refusals_charge_nothing(core, line):
-    out = io.StringIO()
+    terminal = Terminal(io.StringIO(), interactive=False)
     session = ConsoleSession(
-        core.service, core.admin, core.gate, ConsoleNotifier(out, core.settings.console_output_dir), out, "fuzzer"
+        core.service,
+        core.admin,
+        core.gate,
+        ConsoleNotifier(terminal, core.settings.console_output_dir),
+        terminal,
+        "fuzzer",
     )
     before, _ = await core.quotas.status(session._requester.user)
     try:

@@ -346,7 +346,7 @@ def test_the_shipped_list_catches_what_pixverse_refuses(shipped: Blocklist, prom
 
 
 def test_the_shipped_list_loads_with_its_regular_expressions(shipped: Blocklist) -> None:
-    assert 80 <= len(shipped) <= 200
+    assert 80 <= len(shipped) <= 250
     assert {rule.kind for rule in shipped.rules} == set(RuleKind)
 
 
@@ -358,8 +358,10 @@ def test_the_shipped_list_loads_with_its_regular_expressions(shipped: Blocklist)
         ("nud3 p0rn a$$ k!ll 4ss 5ex", "nude porn ass kill ass sex"),
         ("nude! wow!!", "nude! wow!!"),
         ("我有3只猫", "我有 3 只猫"),
-        ("Кот и пёс", "kot и пес"),  # "кот" is all look-alikes, "и" is not; ё loses its accent
-        ("ΗΑΤΕ", "hate"),
+        ("Кот и пёс", "кот и пес"),  # Russian words stay Russian; ё loses its accent
+        ("ΗΑΤΕ", "ηατε"),  # so do Greek ones
+        ("HΑΤΕ nudе", "hate nude"),  # words that mix alphabets are read as Latin first
+        ("Наркотики", "наркотики"),
         ("sooooo coool", "sooo coool"),
         ("Łódź straße", "lodz strasse"),
         ("n.u.d.3", "n.u.d.e"),
@@ -373,7 +375,48 @@ def test_normalize(text: str, normalized: str) -> None:
 def test_an_ambiguous_one_is_read_both_ways() -> None:
     assert normalized_forms("s1ut") == ("siut", "slut")
     assert normalized_forms("k1ll") == ("kill", "klll")
-    assert normalized_forms("16:9 1080p") == ("16:9 1080p",)
+    assert normalized_forms("16 9 1080p") == ("16 9 1080p",)
+
+
+def test_every_reading_is_matched() -> None:
+    # As written, then with the separators inside words read away; a word that mixes
+    # alphabets is read toward each of them.
+    assert normalized_forms("k.ill") == ("k.ill", "kill")
+    assert normalized_forms("\u0441e\u043a\u0441") == ("cekc", "секс")  # a Latin "e" in "секс"
+    assert normalized_forms("нaрко πoρ") == (
+        "hapko nop",
+        "нарко пор",
+        "нαρκο πορ",
+    )
+    assert normalized_forms("рот и нос") == ("рот и нос",)
+
+
+def test_words_in_one_alphabet_are_matched_as_written() -> None:
+    english = Blocklist.from_lines(["pot", "hot", "cop", "kit", "hoc"], allow_regex=False, source="group")
+    for prompt in ["открытый рот", "нос корабля", "сор на полу", "нот", "кіт спить", "ноты"]:
+        assert english.match(prompt) is None, prompt
+    # A word that mixes alphabets is still read toward Latin.
+    for prompt, entry in [("pоt", "pot"), ("нot", "hot"), ("cор", "cop"), ("kіt", "kit")]:
+        found = english.match(prompt)
+        assert found is not None and found.rule == entry, prompt
+    russian = Blocklist.from_lines(["рот"], allow_regex=False, source="group")
+    assert russian.match("открытый рот") is not None
+    assert russian.match("открытый pот") is not None  # a Latin "p": read toward Cyrillic
+    assert russian.match("a pot of tea") is None
+
+
+def test_separators_inside_a_word_are_read_away(small: Blocklist) -> None:
+    for prompt, entry in [
+        ("k.ill yourself", "kill yourself"),
+        ("nu.de", "nude"),
+        ("g_o_r-e", "gore"),
+        ("p🍑orn", "porn*"),
+    ]:
+        found = small.match(prompt)
+        assert found is not None and found.rule == entry, prompt
+    # A space ends a word: two words are not glued into an entry.
+    for prompt in ["a glass. so", "nu de", "go re", "classic", "a bass. guitar"]:
+        assert small.match(prompt) is None, prompt
 
 
 # Characters the normaliser treats specially, mixed into arbitrary text.

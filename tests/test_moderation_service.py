@@ -48,7 +48,7 @@ async def test_every_text_that_reaches_pixverse_is_checked_against_the_global_li
     with pytest.raises(PromptRejected, match="blocked term"):
         await core.service.create_single(member(), command("a nude portrait"))
     with pytest.raises(PromptRejected):
-        await core.service.create_single(member(), command("a fox", negative_prompt="gore everywhere"))
+        await core.service.create_single(member(), command("a fox", negative_prompt="gory everywhere"))
     with pytest.raises(PromptRejected):
         await core.service.animate(member(), parse_command(Animate, prompt="make her n.u.d.e"), tiny_png())
     job = await core.service.create_single(member(), command("a classic car at sunset"))
@@ -85,9 +85,9 @@ async def test_strike_mode_mutes_after_the_limit_and_the_mute_expires(core):
     admin = member("a", admin=True)
     assert "Mode: strike" in await core.admin.filter_mode(admin, ["strike", "2", "24", "30"])
     with pytest.raises(PromptRejected, match="Strike 1 of 2"):
-        await core.service.create_single(member("x"), command("gore"))
+        await core.service.create_single(member("x"), command("gory"))
     with pytest.raises(PromptRejected, match="muted from the bot here for 30 min"):
-        await core.service.create_single(member("x"), command("gore again"))
+        await core.service.create_single(member("x"), command("gory again"))
     with pytest.raises(Refused, match="muted"):
         await core.gate.admit(member("x"))
     await core.gate.admit(member("x", group="elsewhere"))  # the mute is per group
@@ -108,10 +108,10 @@ async def test_pixverse_refusals_count_as_strikes(core):
 
 async def test_admins_are_exempt_unless_the_group_says_otherwise(core):
     admin = member("a", admin=True)
-    await core.service.create_single(admin, command("gore"))
+    await core.service.create_single(admin, command("gory"))
     await core.admin.filter_mode(admin, ["exempt", "off"])
     with pytest.raises(PromptRejected):
-        await core.service.create_single(admin, command("gore"))
+        await core.service.create_single(admin, command("gory"))
 
 
 async def test_bans_and_bot_off_in_a_group(core):

@@ -223,3 +223,24 @@ async def test_a_word_that_looks_like_an_option_is_refused_not_charged(fake, bot
     status = await bot.core.quotas.status(user_ref(ALICE))
     assert status[0].used == 0 and status[0].reserved == 0
     assert fake.spec_violations == []
+
+
+async def test_an_invisible_prompt_is_no_prompt_and_control_characters_are_stripped(tmp_path, sandbox, fake) -> None:
+    async with running_bot(telegram_settings(tmp_path, sandbox, fake, quota_per_user="2")) as bot:
+        invisible = await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single \u200b\u2060 \x1b[31m\u202e\x07")
+        question = await wait_text_reply(fake, ALICE_CHAT, invisible, "What should the video show?")
+        answer = await fake.user_sends_text(ALICE_CHAT, ALICE, "\u200b\ufeff\u00ad\x1b[0m", reply_to=question)
+        await wait_text_reply(fake, ALICE_CHAT, answer, "is empty; reply with words that describe the video")
+        quota = await fake.user_sends_text(ALICE_CHAT, ALICE, "/quota")
+        await wait_text_reply(fake, ALICE_CHAT, quota, "Your quota: 2 of 2 videos left")
+        assert await bot.core.service.recent_jobs(user_ref(ALICE)) == []
+
+        await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a fox\x1b[2J in\x00 the\u200b snow\x1b]0;x\x07")
+        [video] = await wait_videos(fake, ALICE_CHAT)
+        assert video["caption"].startswith("a fox in the snow\n")
+        assert (await bot.job(job_id_of(video))).request.user_prompt == "a fox in the snow"
+        [sent] = [video.prompt for video in sandbox.videos.values()]
+        assert sent.startswith("a fox in the snow")
+        shown = [call.params.get("text", "") for call in fake.calls_to("sendMessage")]
+        assert not [text for text in shown if "\x1b" in text or "\x00" in text]
+        assert fake.spec_violations == []

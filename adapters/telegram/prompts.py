@@ -17,6 +17,8 @@ from aiogram.filters import Filter
 from aiogram.types import ForceReply, Message, User
 from aiogram.utils.formatting import Text, TextMention
 
+from bot.user_text import clean_user_text
+
 _REMIX = re.compile(r"^🔀 Remix of job (?P<job_id>[A-Za-z0-9]+):")
 _PROMPT = "✏️ What should the video show? Reply to this message with the prompt."
 _OPTIONS = re.compile(r"^Options so far: (?P<options>.+)$", re.MULTILINE)
@@ -32,8 +34,10 @@ def force_reply() -> ForceReply:
 
 
 def prompt_question(options: str) -> str:
-    """Asked when /create_single came without a prompt; keeps the options it did have."""
-    return f"{_PROMPT}\nOptions so far: {options}" if options.strip() else _PROMPT
+    """Asked when /create_single came without a prompt; keeps the options it did have
+    (cleaned as the core cleans all user text: they are shown back)."""
+    options = clean_user_text(options)
+    return f"{_PROMPT}\nOptions so far: {options}" if options else _PROMPT
 
 
 def read_prompt_question(text: str) -> dict[str, str] | None:

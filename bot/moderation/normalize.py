@@ -7,6 +7,9 @@ do on both sides:
    letters become plain ones); invisible characters are removed (zero-width spaces
    and joiners, bidi controls, soft hyphen, variation selectors, tag characters,
    Hangul fillers, C0/C1 controls); whitespace and underscores become single spaces.
+   A second reading (``normalized_forms``) also drops punctuation, symbols and
+   underscores *inside* a word (``k.ill``, ``nu_de``, ``p🍑rn``), but never a space:
+   ``a. b`` stays two words, so two innocent words are not glued into an entry.
 2. **Accents**: NFD, then combining marks are dropped where they decorate Latin,
    Greek or Cyrillic letters, digits or punctuation (``nüde``, Zalgo text). Marks
    that carry meaning in other scripts (Devanagari vowel signs, Thai, Arabic
@@ -23,10 +26,12 @@ do on both sides:
    ``1 . 5`` and the Russian ``а в`` are left alone.
 4. **Words** (letters and digits, with ``@`` and ``$``, and ``!`` or ``|`` between
    two of those):
-   - *Look-alike letters* (Cyrillic ``а е о р с у х і ј к м н т в``, Greek
-     ``α ε ι κ ν ο ρ τ υ χ`` ...) become Latin in a word that also has an ASCII
-     letter (``nudе`` with a Cyrillic ``е``) or is made only of look-alikes
-     (``ѕех``). Other Russian or Greek words keep their letters.
+   - *Look-alike letters* are folded only in a word that mixes the Latin, Cyrillic
+     and Greek alphabets (``nudе`` with a Cyrillic ``е``, ``нaркотики`` with a Latin
+     ``a``): toward Latin in ``normalize``, and toward each alphabet the text mixes
+     in ``normalized_forms``, so each entry meets the word in its own alphabet. A
+     word in one alphabet keeps its letters: the Russian ``рот`` is not ``pot``
+     (and so ``ѕех``, all Cyrillic, is not ``sex`` either).
    - *Case*: casefold.
    - *Leetspeak* (``0→o 1→i 3→e 4→a 5→s 7→t 8→b @→a $→s !→i |→l``) is decoded
      only in a word whose letters are all ASCII, that has at least one, and that is
@@ -55,6 +60,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Final
 
 
@@ -119,27 +125,111 @@ _ASCII_CONTROLS: Final = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]+")
 # A run of marks, unless it follows a letter that keeps its marks. (The mark comes
 # first in the pattern so that the engine can skip quickly to candidates.)
 _STRAY_MARKS: Final = re.compile(f"[{_MARKS}](?<!{_KEEPS_MARKS}.)(?<![{_MARKS}].)[{_MARKS}]*")
-_STROKED_LATIN: Final = str.maketrans(
+# Latin letters with a stroke, and Latin letters that look like other ones (the
+# dotless "ı" of Turkish, the IPA "ɡ" and "ɑ"): variants within one script, like accents.
+_LATIN_VARIANTS: Final = str.maketrans(
     {
         stroked: plain
         for small, plain in zip("øłđħŧƀɨƶȥ", "oldhtbizz", strict=True)
         for stroked in (small, small.upper())
     }
+    | dict(zip("ıȷɡɑɩ", "ijgai", strict=True))
 )
-_HAS_STROKED: Final = re.compile(f"[{''.join(map(chr, _STROKED_LATIN))}]")
+_HAS_LATIN_VARIANT: Final = re.compile(f"[{''.join(map(chr, _LATIN_VARIANTS))}]")
+# Punctuation and symbols between two characters of a word, without a space ("k.ill",
+# "nu_de", "p🍑orn"): read away, as if the word were written whole. Not the leetspeak
+# symbols, which are letters there ("k!ll").
+_INSIDE_WORD_SEPARATORS: Final = re.compile(r"(?<=[^\W_]|[@$])(?:[^\w\s@$!|]|_)+(?=[^\W_]|[@$])")
 
-# Letters of other alphabets that look like Latin ones. Capitals are mapped before
-# casefolding, small letters after: the Greek capital eta "Η" looks like an "h", its
-# small letter "η" like an "n".
-_CAPITAL_LOOK_ALIKES: Final = str.maketrans(
-    "АЕОРСУХІЈКМНТВЅԀҺӀԚԜҮΑΒΕΖΗΙΚΜΝΟΡΤΥΧϹͿ", "aeopcyxijkmhtbsdhlqwyabezhikmnoptyxcj"
+# Letters that look alike across the Latin, Cyrillic and Greek alphabets, one shape
+# per row: (Latin, Cyrillic, Greek). A word that mixes these scripts is read once
+# toward each of them: every letter of the row becomes the *first* letter of the
+# target script's cell (other letters of a cell look the same too). A word in one
+# script keeps its letters, so Russian "рот" stays "рот" and is not "pot".
+# Capitals are folded before casefolding, small letters after: the Greek capital
+# eta "Η" looks like an "H", its small letter "η" like an "n".
+_CAPITAL_ROWS: Final = (
+    ("A", "А", "Α"),
+    ("B", "В", "Β"),
+    ("C", "С", "Ϲ"),
+    ("E", "Е", "Ε"),
+    ("H", "НҺ", "Η"),
+    ("I", "І", "Ι"),
+    ("J", "Ј", "Ϳ"),
+    ("K", "К", "Κ"),
+    ("M", "М", "Μ"),
+    ("N", "", "Ν"),
+    ("O", "О", "Ο"),
+    ("P", "Р", "Ρ"),
+    ("Q", "Ԛ", ""),
+    ("S", "Ѕ", ""),
+    ("T", "Т", "Τ"),
+    ("W", "Ԝ", ""),
+    ("X", "Х", "Χ"),
+    ("Y", "УҮ", "Υ"),
+    ("Z", "", "Ζ"),
+    ("l", "Ӏ", ""),
+    ("", "Г", "Γ"),
+    ("", "Л", "Λ"),
+    ("", "П", "Π"),
+    ("", "Ф", "Φ"),
 )
-_SMALL_LOOK_ALIKES: Final = str.maketrans(
-    # Cyrillic + Greek + Latin letters that look like other Latin letters.
-    "аеорсухіјкмнтвѕԁһӏԛԝү" + "αβγεηικνορτυχωϲϳ" + "ıȷɡɑɩ",
-    "aeopcyxijkmhtbsdhlqwy" + "abyenikvoptuxwcj" + "ijgai",
+_SMALL_ROWS: Final = (
+    ("a", "а", "α"),
+    ("b", "ьв", "β"),
+    ("c", "с", "ϲ"),
+    ("d", "ԁ", ""),
+    ("e", "е", "ε"),
+    ("h", "һн", ""),
+    ("i", "і", "ι"),
+    ("j", "ј", "ϳ"),
+    ("k", "к", "κ"),
+    ("l", "ӏ", ""),
+    ("m", "м", ""),
+    ("n", "п", "ηπ"),
+    ("o", "о", "ο"),
+    ("p", "р", "ρ"),
+    ("q", "ԛ", ""),
+    ("r", "г", ""),
+    ("s", "ѕ", ""),
+    ("t", "т", "τ"),
+    ("u", "и", "υμ"),
+    ("v", "", "ν"),
+    ("w", "шԝ", "ω"),
+    ("x", "х", "χ"),
+    ("y", "уү", "γ"),
+    ("", "л", "λ"),
+    ("", "ф", "φ"),
 )
-_NOT_LOOK_ALIKE: Final = re.compile(f"[^\\W\\d_{''.join(map(chr, _SMALL_LOOK_ALIKES))}]")
+
+
+class Script(IntEnum):
+    """The alphabets whose look-alike letters are folded into one another (the rows' columns)."""
+
+    LATIN = 0
+    CYRILLIC = 1
+    GREEK = 2
+
+
+def _toward(rows: tuple[tuple[str, str, str], ...], script: Script) -> dict[int, int]:
+    """A translation table: each letter of another script to its look-alike in `script`."""
+    table: dict[int, int] = {}
+    for row in rows:
+        if target := row[script][:1]:
+            for column, letters in enumerate(row):
+                if column != script:
+                    table.update((ord(letter), ord(target)) for letter in letters)
+    return table
+
+
+_FOLD_TOWARD: Final = {script: (_toward(_CAPITAL_ROWS, script), _toward(_SMALL_ROWS, script)) for script in Script}
+_SCRIPT_LETTERS: Final = {
+    Script.LATIN: re.compile(
+        r"[a-zA-Z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u02af\u1d00-\u1d7f\u1e00-\u1eff\u2c60-\u2c7f\ua720-\ua7ff\uab30-\uab6f]"
+    ),
+    Script.CYRILLIC: re.compile(r"[\u0400-\u052f\u1c80-\u1c8f\u2de0-\u2dff\ua640-\ua69f]"),
+    Script.GREEK: re.compile(r"[\u0370-\u03ff\u1f00-\u1fff]"),
+}
 _NON_ASCII_LETTERS: Final = re.compile(r"[^\W\d_\x00-\x7f]+")
 _HAS_ASCII_LETTER: Final = re.compile("[a-z]")
 
@@ -177,18 +267,28 @@ class _Pipeline:
             quantity=re.compile(f"[0-9]{{2,}}[a-z{wild}]+|[0-9][a-z{wild}]"),
         )
 
-    def forms(self, text: str, *, both_leet_readings: bool) -> tuple[str, ...]:
-        cleaned = _clean(text)
-        first = self._read(cleaned, _LEET_AS_I)
-        # Only when a "1" or "|" was read as a letter could it have been the other one.
-        if both_leet_readings and _ambiguous_leet(first) < _ambiguous_leet(cleaned):
-            return (first, self._read(cleaned, _LEET_AS_L))
-        return (first,)
+    def first_form(self, text: str) -> str:
+        """The text as written (separators inside words kept), mixed words read as Latin."""
+        return self._read(_clean(text, join_inside_words=False), _LEET_AS_I, Script.LATIN)
 
-    def _read(self, text: str, leet: dict[int, str]) -> str:
-        text = self.spelled.sub(_spelled_reader(leet), text)
+    def forms(self, text: str) -> tuple[str, ...]:
+        """Every reading: ``first_form`` first, then with separators inside words read
+        away, each toward every script the text mixes, each way of reading leetspeak."""
+        readings: dict[str, None] = {}
+        for joined in (False, True):
+            cleaned = _clean(text, join_inside_words=joined)
+            for script in _scripts_to_fold_toward(cleaned):
+                first = self._read(cleaned, _LEET_AS_I, script)
+                readings[first] = None
+                # Only when a "1" or "|" was read as a letter could it have been the other one.
+                if _ambiguous_leet(first) < _ambiguous_leet(cleaned):
+                    readings[self._read(cleaned, _LEET_AS_L, script)] = None
+        return tuple(readings)
+
+    def _read(self, text: str, leet: dict[int, int], toward: Script) -> str:
+        text = self.spelled.sub(_spelled_reader(leet, toward), text)
         if not text.isascii():
-            text = self._each_word(text, _NON_ASCII_LETTERS, _read_look_alikes)
+            text = self._each_word(text, _NON_ASCII_LETTERS, lambda word: _fold_if_mixed(word, toward))
         # After look-alikes: they tell the Greek capital eta "Η" (an "h") from "η" (an "n").
         text = text.casefold()
         text = self._each_word(text, _LEET_CHAR, self._leet_reader(leet))
@@ -217,7 +317,7 @@ class _Pipeline:
                 done = word.end()
         return "".join(pieces) + text[done:] if pieces else text
 
-    def _leet_reader(self, leet: dict[int, str]) -> Callable[[str], str]:
+    def _leet_reader(self, leet: dict[int, int]) -> Callable[[str], str]:
         def read(word: str) -> str:
             if self.leet_word.fullmatch(word) and not self.quantity.fullmatch(word):
                 return word.translate(leet)
@@ -226,15 +326,20 @@ class _Pipeline:
         return read
 
 
-def _clean(text: str) -> str:
-    """Steps 1 and 2: compatibility forms, invisible characters, spacing and accents."""
+def _clean(text: str, *, join_inside_words: bool) -> str:
+    """Steps 1 and 2: compatibility forms, invisible characters, spacing and accents;
+    with `join_inside_words`, separators inside words are read away too."""
     if text.isascii():
-        return _single_spaced(_ASCII_CONTROLS.sub("", text))
+        text = _ASCII_CONTROLS.sub("", text)
+        return _single_spaced(_INSIDE_WORD_SEPARATORS.sub("", text) if join_inside_words else text)
     text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
     # Marks go before spacing is tidied: NFKC turns some accents into space + mark.
-    text = _single_spaced(_STRAY_MARKS.sub("", unicodedata.normalize("NFD", text)))
-    if _HAS_STROKED.search(text):
-        text = text.translate(_STROKED_LATIN)
+    text = _STRAY_MARKS.sub("", unicodedata.normalize("NFD", text))
+    if join_inside_words:
+        text = _INSIDE_WORD_SEPARATORS.sub("", text)
+    text = _single_spaced(text)
+    if _HAS_LATIN_VARIANT.search(text):
+        text = text.translate(_LATIN_VARIANTS)
     return _UNSPACED_RUN.sub(_set_apart, text)
 
 
@@ -257,35 +362,47 @@ def _set_apart(match: re.Match[str]) -> str:
     return f"{before}{match.group()}{after}"
 
 
-def _read_look_alikes(word: str) -> str:
-    """Look-alike letters as Latin, in a word with an ASCII letter or made only of
-    look-alikes (two characters or more: ``ѕех``, not the Russian preposition ``с``)."""
-    # Decided on the casefolded word, as the next pass would see it ("ß" is "ss").
-    folded = word.casefold()
-    if _HAS_ASCII_LETTER.search(folded) or (len(folded) >= 2 and not _NOT_LOOK_ALIKE.search(folded)):
-        return _latin(word)
-    return word
+def _scripts_of(text: str) -> list[Script]:
+    return [script for script, letters in _SCRIPT_LETTERS.items() if letters.search(text)]
 
 
-def _latin(text: str) -> str:
-    """`text` casefolded, with look-alike letters as the Latin letters they look like."""
-    return text.translate(_CAPITAL_LOOK_ALIKES).casefold().translate(_SMALL_LOOK_ALIKES)
+def _scripts_to_fold_toward(text: str) -> list[Script]:
+    """Latin (the first reading), and when the text has letters of several of the
+    alphabets, each of them: a word that mixes them may be an evasion of any."""
+    if text.isascii():
+        return [Script.LATIN]
+    scripts = _scripts_of(text)
+    return (
+        [Script.LATIN] + [script for script in scripts if script is not Script.LATIN]
+        if len(scripts) > 1
+        else [Script.LATIN]
+    )
+
+
+def _fold_if_mixed(word: str, toward: Script) -> str:
+    """`word` with look-alike letters read as `toward`'s, if it mixes alphabets
+    (``nudе`` with a Cyrillic ``е``, ``нaркотики`` with a Latin ``a``); a word in
+    one alphabet is kept as written (the Russian ``рот`` is not ``pot``)."""
+    if len(_scripts_of(word)) < 2:
+        return word
+    capitals, small = _FOLD_TOWARD[toward]
+    return word.translate(capitals).casefold().translate(small)
 
 
 def _ambiguous_leet(text: str) -> int:
     return text.count("1") + text.count("|")
 
 
-def _spelled_reader(leet: dict[int, str]) -> Callable[[re.Match[str]], str]:
+def _spelled_reader(leet: dict[int, int], toward: Script) -> Callable[[re.Match[str]], str]:
     digits = {code: letter for code, letter in leet.items() if chr(code).isdigit()}
 
     def read(match: re.Match[str]) -> str:
-        run = match.group()
-        folded = run.casefold()
-        if sum(ch.isalpha() for ch in folded) < 2 or not _HAS_ASCII_LETTER.search(folded):
-            return run
+        # A spelled-out word is one word: its letters mix alphabets or not together.
         # Separators have no letters or digits, so the whole run can be translated.
-        return _latin(run).translate(digits)
+        run = _fold_if_mixed(match.group(), toward).casefold()
+        if sum(ch.isalpha() for ch in run) < 2 or not _HAS_ASCII_LETTER.search(run):
+            return run
+        return run.translate(digits)
 
     return read
 
@@ -304,6 +421,12 @@ def is_unspaced(char: str) -> bool:
     return bool(_UNSPACED_CHAR.match(char))
 
 
+def is_alphabetic(word: str) -> bool:
+    """Whether `word` is written in Latin, Cyrillic or Greek letters (digits and
+    wildcards aside): the alphabets whose words can be spelled out letter by letter."""
+    return all(ch.isascii() or any(letters.match(ch) for letters in _SCRIPT_LETTERS.values()) for ch in word)
+
+
 def keeps_marks(char: str) -> bool:
     """Whether `char` is a letter of a script whose combining marks survive normalisation."""
     return bool(_KEEPS_MARKS_CHAR.match(char))
@@ -316,16 +439,16 @@ def normalize(text: str) -> str:
     leetspeak read as Latin letters, stretched letters cut to three. Idempotent.
     Shown in the moderation log and as the matched fragment.
     """
-    return _TEXT.forms(text, both_leet_readings=False)[0]
+    return _TEXT.first_form(text)
 
 
 def normalized_forms(text: str) -> tuple[str, ...]:
     """Every reading of `text` to match against: ``normalize(text)`` first, then the
     one reading an ambiguous ``1`` or ``|`` the other way, when there is one."""
-    return _TEXT.forms(text, both_leet_readings=True)
+    return _TEXT.forms(text)
 
 
 def normalize_entry(entry: str) -> str:
     """``normalize`` for a filter entry: the same steps, with ``*`` and ``?`` kept as
     letters of the word they stand in (so ``p0rn*`` reads ``porn*``)."""
-    return _ENTRY.forms(entry, both_leet_readings=False)[0]
+    return _ENTRY.first_form(entry)

@@ -14,7 +14,8 @@ An entry is one of:
   with ``allow_regex=True``): group admins could otherwise freeze the bot with a
   pattern that backtracks forever.
 
-Entries and prompts are compared in their normalised form (see ``normalize``).
+Entries and prompts are compared in their normalised form (see ``normalize``); a
+prompt is matched in each of its readings (``normalized_forms``).
 Words and wildcards also match a stretched spelling (a run of three letters in the
 normalised text stands for one or two: ``nuuude``, ``kiiill``) and a spelled-out one
 (``n.u.d.e``, ``n u d e``). Regular expressions see the normalised text as it is:
@@ -41,6 +42,7 @@ from bot.moderation.normalize import (
     SPELL_GAP,
     WORD_CHAR,
     WORD_OR_MARK,
+    is_alphabetic,
     is_unspaced,
     keeps_marks,
     normalize_entry,
@@ -223,10 +225,11 @@ class _WordCompiler:
             self._wildcard(wildcard, final=last and index == len(elements) - 1) if wildcard else _stretchable(run)
             for index, (wildcard, run) in enumerate(elements)
         )
-        # Spelling out is an evasion of Latin words; one letter has nothing to spell.
-        # A "*" before other letters is not spelled out: across single letters and
-        # gaps it would backtrack far more than inside one word.
-        if len(word) < 2 or not word.isascii() or "*" in word.rstrip("*"):
+        # Spelling out is an evasion of words in alphabets (Latin, Cyrillic, Greek);
+        # one letter has nothing to spell. A "*" before other letters is not spelled
+        # out: across single letters and gaps it would backtrack far more than inside
+        # one word.
+        if len(word) < 2 or not is_alphabetic(word) or "*" in word.rstrip("*"):
             return compact
         return f"(?:{compact}|{self._spelled(word)})"
 
