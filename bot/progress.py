@@ -184,6 +184,11 @@ class ProgressReporter:
         self._pending.pop(job_id, None)
         self._shown.pop(job_id, None)
 
+    async def idle(self) -> None:
+        """Wait until every progress reported so far has been sent or dropped (tests use it)."""
+        while busy := [lane.task for lane in self._lanes.values() if lane.task is not None]:
+            await asyncio.gather(*busy, return_exceptions=True)
+
     async def drain(self) -> None:
         """Stop: let the sends under way finish and drop the progress still waiting (at shutdown)."""
         self._stopping = True
