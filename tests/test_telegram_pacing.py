@@ -36,7 +36,7 @@ async def only_job(bot: RunningBot):
 
 
 async def test_a_job_finished_while_its_first_status_post_waits_out_a_429_still_shows_its_outcome(fake, bot) -> None:
-    fake.fail_next("sendMessage", 429, retry_after=3)
+    fake.fail_next("sendMessage", 429, retry_after=4)
     sent = await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a fox in the snow")
     job = await only_job(bot)
 
