@@ -185,6 +185,9 @@ class Deliverer:
         if current is None or current.state not in OUTCOME_STATES:
             return False
         await self._progress.close(job_id)
+        # Read again once closed: a first progress post still under way (slowed by a 429)
+        # has now stored its message id, and the outcome must mark that message final.
+        current = await self._jobs.get(job_id) or current
         try:
             # Settle the quota (and count PixVerse refusals) before the user hears of it.
             await self._on_outcome(current)

@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from bot.domain import IN_FLIGHT_STATES, Job, JobState, ResultAction, UserRef
+from bot.domain import IN_FLIGHT_STATES, ChatRef, Job, JobState, ResultAction, UserRef
 from bot.upstream import models as up
 
 
@@ -124,6 +124,23 @@ class Progress:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatBudget:
+    """How fast a platform lets a bot post to or edit in one chat; its notifier declares it.
+
+    At most one message every `min_gap` seconds and, when `per_window` is set, at most
+    `per_window` messages in any `window` seconds. An edit counts like a new message.
+    """
+
+    min_gap: float = 0.0
+    per_window: int | None = None
+    window: float = 60.0
+
+
+# A chat that takes messages as fast as they come (the console).
+UNLIMITED = ChatBudget()
+
+
+@dataclass(frozen=True, slots=True)
 class VideoDelivery:
     """A finished video for the notifier: a file to upload, or a link when too large."""
 
@@ -158,8 +175,15 @@ class Notifier(Protocol):
     def upload_limit(self, job: Job) -> int:
         """The largest file (bytes) this platform accepts for this job's chat."""
 
+    def chat_budget(self, chat: ChatRef) -> ChatBudget:
+        """How often the core may show progress in `chat` (the platform's flood limits)."""
+
     async def progress(self, job: Job, progress: Progress) -> str | None:
-        """Show or update the job's progress message; returns its id to persist."""
+        """Show or update the job's progress message now; returns its id to persist.
+
+        The core calls it at the pace `chat_budget` allows, one call at a time per chat
+        and never after the job's outcome: the notifier neither throttles nor defers.
+        """
 
     async def deliver(self, job: Job, delivery: VideoDelivery) -> None:
         """Post the finished video (or its link) with the result buttons."""

@@ -289,7 +289,11 @@ class Scheduler:
                     self._on_finished(done)
 
     async def _report_positions(self, still_queued: list[Job]) -> None:
-        """Tell queued users their place (the reporter throttles; a pass reads the queue only once)."""
+        """Tell queued users their place; a pass reads the queue only once.
+
+        Every queued job is reported on every pass: the progress pipeline shows a place
+        only when it changed meaningfully, within the chat's budget, newest first.
+        """
         waiting_note = None
         if self._accounts.all_paused():
             waiting_note = (

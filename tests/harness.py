@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from bot.bootstrap import Core, open_core
 from bot.domain import ChatRef, Job, Platform, Requester, UserRef
-from bot.ports import DeliveryFailed, Progress, VideoDelivery
+from bot.ports import UNLIMITED, ChatBudget, DeliveryFailed, Progress, VideoDelivery
 from bot.settings import Settings, load_settings
 
 
@@ -65,6 +65,9 @@ class RecordingNotifier:
 
     def upload_limit(self, job: Job) -> int:
         return self.limit_bytes
+
+    def chat_budget(self, chat: ChatRef) -> ChatBudget:
+        return UNLIMITED
 
     async def progress(self, job: Job, progress: Progress) -> str | None:
         self.progress_events.append((job.id, progress))

@@ -22,6 +22,7 @@ from bot.domain import Job, JobState, ResultAction
 from bot.errors import InvalidInput
 from bot.sandbox import Sandbox
 from bot.settings import Settings
+from bot.upstream.models import Video
 from tests.fakes.discord_api import (
     ADMIN_PERMISSIONS,
     DEFERRED_CHANNEL_MESSAGE,
@@ -377,6 +378,33 @@ async def test_progress_edits_are_throttled_but_the_outcome_is_not_held_back(wor
         edits = fake.requests_to("PATCH /webhooks/{webhook_id}/{webhook_token}/messages/{message_id}")
         # Started and Generating came within the minute after Queued: coalesced, then dropped for the outcome.
         assert [r.body["content"][:9] for r in edits] == ["⏳ Queued ", "✅ Done — "]
+
+
+async def test_a_stale_generating_report_leaves_the_delivered_answer_alone(world: World) -> None:
+    fake = world.fake
+    async with world.running():
+        asked = await fake.slash("create_single", by=world.alice, prompt="a paper boat")
+        job = await world.job_of(await world.video(asked))
+        delivered = await eventually(lambda: _delivered(world.core, job.id), what=f"job {job.id} recorded as delivered")
+        edit_route = "PATCH /webhooks/{webhook_id}/{webhook_token}/messages/{message_id}"
+        edits = len(fake.requests_to(edit_route))
+
+        # The job as a poll (or a replayed progress callback) read it before it completed.
+        stale = delivered.evolve(state=JobState.GENERATING, outcome=None)
+        still_running = Video.model_validate(
+            {"video_id": job.video_id, "video_status_name": "GENERATING", "video_status_final": False}
+        )
+        await world.core.tracker.apply(stale, still_running)
+        await world.core.progress.idle()
+
+        assert len(fake.requests_to(edit_route)) == edits
+        original = fake.original(asked)
+        assert original is not None and original.content.startswith("✅ Done")
+
+
+async def _delivered(core: Core, job_id: str) -> Job | None:
+    job = await core.jobs.get(job_id)
+    return job if job is not None and job.state is JobState.DELIVERED else None
 
 
 async def test_lookups_help_and_autocomplete(world: World) -> None:

@@ -28,7 +28,7 @@ from bot.commands import Animate, CreateSingle, parse_command
 from bot.domain import ChatRef, Job, Platform, Requester, ResultAction, UserRef
 from bot.errors import BotError, InvalidInput
 from bot.gate import Gatekeeper
-from bot.ports import Progress, VideoDelivery
+from bot.ports import UNLIMITED, ChatBudget, Progress, VideoDelivery
 from bot.ranges import MODLOG_ENTRIES, STATS_DAYS
 from bot.service import GenerationService
 from bot.text_options import ANIMATE_OPTIONS, COMMON_OPTIONS, CREATE_OPTIONS, parse_options
@@ -111,6 +111,9 @@ class ConsoleNotifier:
 
     def upload_limit(self, job: Job) -> int:
         return 4 * 1024**3  # a local file: no platform limit
+
+    def chat_budget(self, chat: ChatRef) -> ChatBudget:
+        return UNLIMITED  # a terminal takes every line at once
 
     async def progress(self, job: Job, progress: Progress) -> str | None:
         self._say(f"[{job.id}] {progress_text(job, progress)}")

@@ -5,14 +5,13 @@ While the interaction's token lives (see `context.py`), progress edits the ephem
 requester sees it, like every other refusal), and the finished video is a public
 followup that answers the command. Later — Discord honours a token for 15 minutes,
 videos can take longer — the outcome is posted to the channel as a normal message
-that mentions the requester.
+that mentions the requester. How often progress is edited is the core's business
+(bot/progress.py); this notifier states the channel's budget and edits when asked.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from pathlib import Path
@@ -24,15 +23,16 @@ import discord
 from adapters.discord.context import DEFAULT_UPLOAD_LIMIT, InteractionContext
 from adapters.discord.responder import CONTENT_LIMIT, fit
 from adapters.discord.views import result_view
-from bot.domain import Job, utcnow
-from bot.ports import DeliveryFailed, Progress, VideoDelivery
+from bot.domain import ChatRef, Job, utcnow
+from bot.ports import ChatBudget, DeliveryFailed, Progress, VideoDelivery
 from bot.texts import progress_text
 
 log = logging.getLogger(__name__)
 
 # A channel post starts with the requester's mention; the caption gets the rest of a message.
 MENTION_ROOM = len("<@18446744073709551615>\n")
-# Discord allows about five edits of one message per few seconds; progress needs far fewer.
+# Seconds between two progress edits in one channel: Discord allows about five messages
+# per five seconds in a channel; progress needs far fewer and leaves room for results.
 DEFAULT_EDIT_INTERVAL = 2.0
 # What Discord answers when the interaction can no longer be answered through: its token
 # expired (Unknown Webhook, Invalid Webhook Token) or the user dismissed its message.
@@ -40,54 +40,6 @@ _INTERACTION_GONE_CODES = frozenset({10015, 50027, 10008})
 
 PostVia = Callable[[discord.Webhook, InteractionContext], Awaitable[None]]
 PostTo = Callable[[discord.abc.Messageable], Awaitable[None]]
-
-
-class EditThrottle:
-    """At most one edit per message every `interval` seconds; of the edits waiting, the newest wins."""
-
-    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._interval = interval
-        self._clock = clock
-        self._last: dict[str, float] = {}
-        self._waiting: dict[str, Callable[[], Awaitable[None]]] = {}
-        self._timers: dict[str, asyncio.Task[None]] = {}
-
-    async def submit(self, key: str, edit: Callable[[], Awaitable[None]]) -> None:
-        delay = self._last.get(key, float("-inf")) + self._interval - self._clock()
-        if delay <= 0 and key not in self._timers:
-            self._last[key] = self._clock()
-            await edit()
-            return
-        self._waiting[key] = edit
-        if key not in self._timers:
-            self._timers[key] = asyncio.create_task(self._later(key, delay), name=f"discord-edit-{key}")
-
-    async def _later(self, key: str, delay: float) -> None:
-        try:
-            await asyncio.sleep(delay)
-            edit = self._waiting.pop(key)
-            self._last[key] = self._clock()
-            await edit()
-        except discord.HTTPException as exc:  # progress is best effort: the next one will try again
-            log.warning("progress edit for job %s failed: %s", key, exc)
-        except Exception:  # a background task: say so here, nobody awaits it
-            log.exception("progress edit for job %s failed", key)
-        finally:
-            self._timers.pop(key, None)
-
-    def forget(self, key: str) -> None:
-        """Drop what waits for `key` (its message is about to show the outcome)."""
-        timer = self._timers.pop(key, None)
-        if timer is not None:
-            timer.cancel()
-        self._waiting.pop(key, None)
-        self._last.pop(key, None)
-
-    async def close(self) -> None:
-        timers = list(self._timers.values())
-        for timer in timers:
-            timer.cancel()
-        await asyncio.gather(*timers, return_exceptions=True)
 
 
 class DiscordNotifier:
@@ -103,22 +55,28 @@ class DiscordNotifier:
     ) -> None:
         self._client = client
         self._operator_ids = tuple(operator_ids)
-        self._throttle = EditThrottle(edit_interval)
+        self._budget = ChatBudget(min_gap=edit_interval)
         self._clock = clock
 
     async def close(self) -> None:
-        await self._throttle.close()
+        """Nothing of its own to stop: requests under way end with the client."""
 
     def upload_limit(self, job: Job) -> int:
         context = InteractionContext.from_context(job.requester.context)
         return context.upload_limit if context else DEFAULT_UPLOAD_LIMIT
 
+    def chat_budget(self, chat: ChatRef) -> ChatBudget:
+        return self._budget
+
     async def progress(self, job: Job, progress: Progress) -> str | None:
         context = self._live_context(job)
         if context is None or context.original_message_id is None or self._client.is_closed():
             return None  # the channel is not told of progress: only the requester was watching
-        text = progress_text(job, progress)
-        await self._throttle.submit(job.id, lambda: self._edit_original_if_there(context, text))
+        try:
+            await self._edit_original_if_there(context, progress_text(job, progress))
+        except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as exc:
+            # Progress is a courtesy: the next update (or the outcome) will try again.
+            log.warning("progress of job %s not shown: %s", job.id, exc)
         return str(context.original_message_id)
 
     async def deliver(self, job: Job, delivery: VideoDelivery) -> None:
@@ -171,7 +129,6 @@ class DiscordNotifier:
         """Answer through the interaction while its token lives, else in the channel; map errors for the core."""
         if self._client.is_closed():
             raise DeliveryFailed("the Discord connection is closed", retry=True)
-        self._throttle.forget(job.id)
         context = self._live_context(job)
         try:
             if context is not None:

@@ -1,5 +1,8 @@
 """The core's Notifier port on Telegram: progress edited in place, videos with their buttons.
 
+How often progress may be shown is the core's business (bot/progress.py); this
+notifier only states Telegram's per-chat limits (`chat_budget`) and makes each
+request when asked.
 Errors are sorted by what a retry can change. A 429 is waited out (a bounded number
 of times) and the request repeated, never dropped. A blocked bot, a deleted chat or a
 refused request raise `DeliveryFailed(retry=False)`: the core records the job as
@@ -14,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
@@ -31,11 +34,10 @@ from aiogram.types import FSInputFile, InlineKeyboardMarkup
 
 from adapters.telegram.activity import Activity
 from adapters.telegram.keyboards import result_keyboard
-from adapters.telegram.pacing import EditPacer
 from adapters.telegram.places import reply_kwargs
 from adapters.telegram.texts import CAPTION_LIMIT, STATUS_DONE, STATUS_FAILED, TEXT_LIMIT, video_link_text
-from bot.domain import Job
-from bot.ports import DeliveryFailed, Progress, VideoDelivery
+from bot.domain import ChatRef, Job
+from bot.ports import ChatBudget, DeliveryFailed, Progress, VideoDelivery
 from bot.texts import progress_text
 
 log = logging.getLogger(__name__)
@@ -45,17 +47,17 @@ _NOT_MODIFIED = "message is not modified"
 # The progress message is gone (deleted by someone) or can no longer be edited.
 _GONE = ("message to edit not found", "message can't be edited")
 
-MessageKey = tuple[int, int]  # (chat id, message id)
-
 
 @dataclass(frozen=True, slots=True)
 class Pacing:
-    """How the notifier paces edits and waits out 429s; tests shorten the intervals."""
+    """Telegram's per-chat limits as the core should pace progress to them, and how 429s
+    are waited out; tests shorten them."""
 
-    # Seconds between edits of one progress message: private chats allow about one message
-    # a second, groups twenty a minute for everyone together.
-    edit_interval_private: float = 3.0
-    edit_interval_group: float = 6.0
+    # About one message a second in a chat (an edit counts).
+    private_chat: ChatBudget = field(default_factory=lambda: ChatBudget(min_gap=1.0))
+    # A group allows twenty a minute for everything the bot posts there: progress gets
+    # fifteen of them, spread out, and leaves the rest to results and command answers.
+    group_chat: ChatBudget = field(default_factory=lambda: ChatBudget(min_gap=3.0, per_window=15, window=60.0))
     retry_attempts: int = 5
     # A longer 429 ban is not waited out inside one delivery: the core retries it later.
     max_retry_wait: float = 120.0
@@ -83,11 +85,13 @@ class TelegramNotifier:
         self._upload_limit = upload_limit
         self._pacing = pacing
         self._operators = tuple(operator_chat_ids)
-        self._pacer = EditPacer()
         self._activity = Activity()
 
     def upload_limit(self, job: Job) -> int:
         return self._upload_limit
+
+    def chat_budget(self, chat: ChatRef) -> ChatBudget:
+        return self._pacing.private_chat if chat.is_private else self._pacing.group_chat
 
     async def progress(self, job: Job, progress: Progress) -> str | None:
         if self._activity.stopping.is_set():
@@ -95,9 +99,9 @@ class TelegramNotifier:
         text = progress_text(job, progress)
         with self._active():
             try:
-                if job.status_message_id is None:
-                    return await self._post_status(job, text)
-                return await self._edit_status(job, (int(job.chat.chat_id), int(job.status_message_id)), text)
+                if job.status_message_id is not None and await self._edit_status(job, job.status_message_id, text):
+                    return job.status_message_id
+                return await self._post_status(job, text)
             except DeliveryFailed as exc:
                 # Progress is a courtesy: the outcome is delivered (or not) on its own.
                 log.warning("progress of job %s not shown: %s", job.id, exc)
@@ -129,56 +133,41 @@ class TelegramNotifier:
                     log.warning("could not alert operator %s: %s", chat_id, exc)
 
     async def close(self) -> None:
-        """Refuse new work, wait for the requests under way, then drop deferred edits."""
+        """Refuse new work and wait for the requests under way."""
         await self._activity.stop()
-        await self._pacer.close()
 
     # ------------------------------------------------------------ progress message
 
-    def _edit_interval(self, job: Job) -> float:
-        pacing = self._pacing
-        return pacing.edit_interval_private if job.chat.is_private else pacing.edit_interval_group
-
     async def _post_status(self, job: Job, text: str) -> str:
         message = await self._call(partial(self._bot.send_message, text=text, **reply_kwargs(job.requester)))
-        self._pacer.hold((message.chat.id, message.message_id), self._edit_interval(job))
         return str(message.message_id)
 
-    async def _edit_status(self, job: Job, key: MessageKey, text: str) -> str:
-        """Edit now if pacing allows, else later; a message that is gone is replaced by a new one."""
-        if not self._pacer.ready(key):
-            self._pacer.defer(key, partial(self._edit_now, job, key, text))
-            return str(key[1])
-        if await self._edit_now(job, key, text):
-            return str(key[1])
-        self._pacer.forget(key)
-        return await self._post_status(job, text)
-
-    async def _edit_now(self, job: Job, key: MessageKey, text: str) -> bool:
-        """Edit the progress message; False when it is gone. A 429 defers the edit instead of waiting."""
+    async def _edit_status(self, job: Job, message_id: str, text: str) -> bool:
+        """Edit the progress message (a 429 is waited out); False when it is gone."""
+        edit = partial(
+            self._bot.edit_message_text, text=text, chat_id=int(job.chat.chat_id), message_id=int(message_id)
+        )
         try:
-            await self._bot.edit_message_text(text=text, chat_id=key[0], message_id=key[1])
-        except TelegramRetryAfter as exc:
-            self._pacer.hold(key, exc.retry_after)
-            self._pacer.defer(key, partial(self._edit_now, job, key, text))
-        except TelegramBadRequest as exc:
-            if any(marker in exc.message for marker in _GONE):
-                return False
-            if _NOT_MODIFIED not in exc.message:
-                log.warning("progress message of job %s not edited: %s", job.id, exc.message)
-        except TelegramAPIError as exc:
-            log.warning("progress message of job %s not edited: %s", job.id, exc.message)
-        self._pacer.hold(key, self._edit_interval(job))
+            await self._call(edit)
+        except DeliveryFailed as exc:
+            refusal = exc.__cause__
+            if isinstance(refusal, TelegramBadRequest):
+                if any(marker in refusal.message for marker in _GONE):
+                    return False
+                if _NOT_MODIFIED in refusal.message:
+                    return True
+            raise
         return True
 
     async def _finish_status(self, job: Job, text: str) -> None:
         """Mark the progress message final, once the outcome itself is posted."""
         if job.status_message_id is None:
             return
-        key = (int(job.chat.chat_id), int(job.status_message_id))
-        self._pacer.forget(key)
+        edit = partial(
+            self._bot.edit_message_text, text=text, chat_id=int(job.chat.chat_id), message_id=int(job.status_message_id)
+        )
         try:
-            await self._call(partial(self._bot.edit_message_text, text=text, chat_id=key[0], message_id=key[1]))
+            await self._call(edit)
         except DeliveryFailed as exc:
             # Failing here would make the core post the outcome a second time.
             log.info("progress message of job %s left as it was: %s", job.id, exc)

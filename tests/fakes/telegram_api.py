@@ -4,8 +4,9 @@
 `attach://` parts) and `GET /file/bot{token}/{file_path}` the way Telegram does, for
 the methods a chat bot uses. It keeps the chats a user would see (messages edited and
 deleted in place), lets a test act as users (send text, photos, documents, press
-buttons), injects faults (429 with `retry_after`, 400, 403, 413), records every
-request and checks it against the Bot API spec (`fake.spec_violations`).
+buttons), injects faults (429 with `retry_after`, 400, 403, 413), enforces a chat's
+flood limit when a test sets one (`fake.flood_limit`), records every request with
+the time it arrived and checks it against the Bot API spec (`fake.spec_violations`).
 
     async with FakeTelegram() as fake:
         bot = Bot(fake.token, session=AiohttpSession(api=fake.api_server()))
@@ -29,6 +30,7 @@ import asyncio
 import copy
 import itertools
 import json
+import math
 import mimetypes
 import re
 import reprlib
@@ -224,6 +226,13 @@ class ApiCall:
     """Uploaded files by the parameter they fill ("video", "media[0].media")."""
     status: int
     response: JSON
+    at: float = field(default_factory=time.monotonic)
+    """When the request arrived (time.monotonic)."""
+
+    @property
+    def chat_id(self) -> int | None:
+        """The chat the request addresses, when it names one by id."""
+        return _as_int(self.params.get("chat_id"))
 
     @property
     def ok(self) -> bool:
@@ -249,6 +258,20 @@ class WebhookConfig:
     url: str
     secret_token: str | None
     max_connections: int
+
+
+@dataclass(frozen=True)
+class FloodLimit:
+    """Telegram's flood control for one chat: at most one message every `min_gap` seconds and
+    at most `per_window` in any `window` seconds; an edit counts as a message."""
+
+    min_gap: float
+    per_window: int
+    window: float
+
+
+# What flood control counts: messages sent or edited in a chat.
+_FLOOD_COUNTED = ("send", "edit")
 
 
 @dataclass
@@ -297,7 +320,8 @@ class FakeTelegram:
     checker, plus internal errors of the fake), `updates` (every update users caused),
     `webhook` (the last setWebhook), `callback_answers` (answerCallbackQuery params by
     query id), `downloads` (file paths fetched over HTTP). Tests may set
-    `upload_limit` / `download_limit` (bytes) at any time.
+    `upload_limit` / `download_limit` (bytes) and `flood_limit` (None: no flood control)
+    at any time.
     """
 
     def __init__(
@@ -335,6 +359,8 @@ class FakeTelegram:
         self.download_limit: int | None = download_limit
         """None: no limit (local mode)."""
         self.long_poll_cap = long_poll_cap
+        self.flood_limit: FloodLimit | None = None
+        self._chat_sends: defaultdict[int, deque[float]] = defaultdict(deque)
 
         self.calls: list[ApiCall] = []
         self.spec_violations: list[str] = []
@@ -763,6 +789,7 @@ class FakeTelegram:
             if fault.remaining <= 0:
                 faults.popleft()
             raise fault.error
+        self._flood_control(method, params)
         if sum(len(upload.data) for upload in files.values()) > self.upload_limit:
             raise _ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, TOO_LARGE)
         if missing := missing_required(method, params):
@@ -774,6 +801,28 @@ class FakeTelegram:
                 f"Not Implemented: FakeTelegram does not emulate {method}",
             )
         return await handler(params, files)
+
+    def _flood_control(self, method: str, params: JSON) -> None:
+        """Refuse a message to a chat that has had its share (429 with the wait), as Telegram does."""
+        chat_id = _as_int(params.get("chat_id"))
+        limit = self.flood_limit
+        if limit is None or chat_id is None or not method.startswith(_FLOOD_COUNTED) or method == "sendChatAction":
+            return
+        now = time.monotonic()
+        sends = self._chat_sends[chat_id]
+        while sends and now - sends[0] >= limit.window:
+            sends.popleft()
+        wait = sends[-1] + limit.min_gap - now if sends else 0.0
+        if len(sends) >= limit.per_window:
+            wait = max(wait, sends[0] + limit.window - now)
+        if wait > 0:
+            retry_after = max(1, math.ceil(wait))
+            raise _ApiError(
+                HTTPStatus.TOO_MANY_REQUESTS,
+                f"Too Many Requests: retry after {retry_after}",
+                {"retry_after": retry_after},
+            )
+        sends.append(now)
 
     # -- updates -------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from pydantic import SecretStr
 from adapters.telegram import Pacing, TelegramAdapter, running_telegram
 from bot.bootstrap import Core, open_core
 from bot.domain import Job, JobState, Platform, UserRef
+from bot.ports import UNLIMITED
 from bot.settings import Settings
 from tests.fakes.telegram_api import FakeChat, FakeTelegram, FakeUser
 from tests.harness import eventually, fast_settings
@@ -43,8 +44,8 @@ OPERATOR_CHAT = FakeChat.private(OPERATOR)
 GROUP = FakeChat(id=-1001000000001, type="supergroup", title="Pix friends")
 FORUM = FakeChat(id=-1001000000002, type="supergroup", title="Pix lab", is_forum=True)
 
-# Edits as fast as the core reports; 429s waited out briefly.
-FAST_PACING = Pacing(edit_interval_private=0, edit_interval_group=0, retry_attempts=5, max_retry_wait=5)
+# Progress as fast as the core reports; 429s waited out briefly.
+FAST_PACING = Pacing(private_chat=UNLIMITED, group_chat=UNLIMITED, retry_attempts=5, max_retry_wait=5)
 VIDEO_TIMEOUT = 15.0
 
 
