@@ -315,7 +315,7 @@ async def test_stats_and_modlog_refuse_numbers_out_of_range(fake, bot) -> None:
         assert await answer(fake, GROUP, CAROL, f"/modlog {typed}") == (
             f"⚠️ limit: {typed!r} is not a whole number between 1 and 50"
         )
-    assert "No jobs in the last 3650 days" in await say(fake, GROUP, CAROL, "/stats 3650", "days")
+    assert "You asked for 3650 days" in await say(fake, GROUP, CAROL, "/stats 3650", "days")
     assert "The moderation log is empty" in await say(fake, GROUP, CAROL, "/modlog 50", "log")
     assert fake.spec_violations == []
 
