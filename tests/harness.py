@@ -17,6 +17,7 @@ from bot.bootstrap import Core, open_core
 from bot.domain import ChatRef, Job, Platform, Requester, UserRef
 from bot.ports import UNLIMITED, ChatBudget, DeliveryFailed, Progress, VideoDelivery
 from bot.settings import Settings, load_settings
+from tests import patience
 
 
 async def eventually(
@@ -26,8 +27,9 @@ async def eventually(
     interval: float = 0.05,
     what: str = "",
 ) -> Any:
-    """Poll `condition` until it is truthy (returns its value) or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
+    """Poll `condition` until it is truthy (returns its value) or fail after `timeout` seconds
+    (scaled by the patience factor: see tests/patience.py)."""
+    deadline = time.monotonic() + patience.deadline(timeout)
     while True:
         value = condition()
         if asyncio.iscoroutine(value):
@@ -35,7 +37,7 @@ async def eventually(
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s: {what or condition}")
+            raise AssertionError(f"condition not met within {patience.deadline(timeout)}s: {what or condition}")
         await asyncio.sleep(interval)
 
 

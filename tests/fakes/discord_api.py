@@ -44,6 +44,8 @@ import discord.http
 import yarl
 from aiohttp import BodyPartReader, WSMsgType, web
 
+from tests import patience
+
 from .discord_spec import check_request, find_route, load_spec
 
 JSON = dict[str, Any]
@@ -499,6 +501,7 @@ class FakeDiscord:
 
     async def wait_for(self, condition: Callable[[], T | None], *, timeout: float = 10.0, what: str = "") -> T:
         """Wait until `condition()` is truthy (returns it); re-checked after every request and dispatch."""
+        timeout = patience.deadline(timeout)
         deadline = time.monotonic() + timeout
         while True:
             self._changed.clear()

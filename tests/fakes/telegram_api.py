@@ -51,6 +51,8 @@ import aiohttp
 from aiogram.client.telegram import TelegramAPIServer
 from aiohttp import BodyPartReader, MultipartReader, StreamReader, hdrs, web
 
+from tests import patience
+
 from .telegram_spec import check_request, coerce_params, find_method, missing_required
 
 JSON = dict[str, Any]
@@ -683,6 +685,7 @@ class FakeTelegram:
         It is evaluated now and after every request or update. On timeout, fails the
         test with the recent calls, so the report shows what the bot did instead.
         """
+        timeout = patience.deadline(timeout)
         async with self._changed:
             try:
                 async with asyncio.timeout(timeout):
