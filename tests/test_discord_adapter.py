@@ -159,7 +159,7 @@ async def test_animate_reads_the_attachment_and_refuses_what_cannot_be_animated(
 
         text = fake.upload("notes.txt", b"not a picture", "text/plain")
         refused = await fake.slash("animate", by=world.alice, image=text)
-        assert (await world.reply(refused)).startswith("image: is text/plain; send a JPEG, PNG or WebP picture")
+        assert (await world.reply(refused)).startswith("image: is text/plain; send a JPEG, PNG, WebP or GIF picture")
         huge = fake.upload("huge.png", tiny_png(64, 64) + b"\0" * 1000, "image/png")
         too_big = await fake.slash("animate", by=world.alice, image=huge)
         assert (await world.reply(too_big)).startswith("image: is 0.0 MB; the limit is 0.0 MB")
