@@ -58,6 +58,7 @@ class AccountPool:
         self._clock = clock
         self._slots: dict[str, AccountSlot] = {}
         self._refreshed_at: float | None = None
+        self._listed = False  # a refresh has succeeded: the slots are the accounts in use
 
     @property
     def accounts(self) -> list[AccountSlot]:
@@ -73,6 +74,7 @@ class AccountPool:
             log.warning("could not refresh account capacity: %r", exc)
             return
         self._refreshed_at = now
+        self._listed = True
         seen = set()
         for cap in availability.available:
             if self._only and cap.email not in self._only:
@@ -92,19 +94,44 @@ class AccountPool:
     def pick(self) -> str | None:
         """The account with the most free slots (paused ones only when due a probe, busy ones never)."""
         now = self._clock()
-        usable = [
-            s
-            for s in self._slots.values()
-            if s.available > 0 and not s.is_busy(now) and (s.paused_reason is None or now >= s.paused_until)
-        ]
+        usable = [s for s in self._slots.values() if self._offers_slot(s, now)]
         if not usable:
             return None
-        best = max(usable, key=lambda s: (s.paused_reason is None, s.available))
-        best.available -= 1
-        if best.paused_reason is not None:
+        return self._take_slot(max(usable, key=lambda s: (s.paused_reason is None, s.available)), now)
+
+    def take(self, email: str) -> str | None:
+        """A slot on `email` itself, or None while it has none free (full, busy, or paused).
+
+        For a job bound to one account — an upscale or extend runs on the account that
+        made its source video — which waits for that account rather than going elsewhere.
+        """
+        now = self._clock()
+        slot = self._slot(email)
+        if slot is None or not self._offers_slot(slot, now):
+            return None
+        return self._take_slot(slot, now)
+
+    def serves(self, email: str) -> bool:
+        """Whether `email` is one of the accounts in use (configured, and listed at the last refresh).
+
+        True until a refresh has succeeded: nothing is known to be gone before then.
+        """
+        return not self._listed or self._slot(email) is not None
+
+    def _slot(self, email: str) -> AccountSlot | None:
+        # Emails compare case-insensitively: a video id may spell one differently than the listing.
+        wanted = email.lower()
+        return self._slots.get(email) or next((s for s in self._slots.values() if s.email.lower() == wanted), None)
+
+    def _offers_slot(self, slot: AccountSlot, now: float) -> bool:
+        return slot.available > 0 and not slot.is_busy(now) and (slot.paused_reason is None or now >= slot.paused_until)
+
+    def _take_slot(self, slot: AccountSlot, now: float) -> str:
+        slot.available -= 1
+        if slot.paused_reason is not None:
             # One probe per interval: push the next one out before trying this one.
-            best.paused_until = now + self._probe_interval
-        return best.email
+            slot.paused_until = now + self._probe_interval
+        return slot.email
 
     def release(self, email: str) -> None:
         """A picked slot was not used (the job went back to the queue).

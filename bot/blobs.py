@@ -11,13 +11,16 @@ import secrets
 from bot.errors import BotError, InvalidInput
 from bot.ports import BlobStore, ImageStoreFull
 
-# Magic numbers of the image types PixVerse takes (v1: jpg/png; v2 also webp).
+# Magic numbers of the image types POST files takes (seeds/v2/post-pixverse-files.md:
+# png, jpeg, gif, webp); the MIME type is what the upload is sent as.
 _SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
     (b"\xff\xd8\xff", 0, "image/jpeg"),
     (b"WEBP", 8, "image/webp"),
+    (b"GIF87a", 0, "image/gif"),
+    (b"GIF89a", 0, "image/gif"),
 )
-ALLOWED_IMAGE_TYPES = "JPEG, PNG or WebP"
+ALLOWED_IMAGE_TYPES = "JPEG, PNG, WebP or GIF"
 
 
 class ImageStorageFull(BotError):

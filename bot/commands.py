@@ -6,7 +6,8 @@ explicitly here and listed in README.md ("v1 → v2 mapping"); none is dropped:
 - character (Anime only) → "featuring <character>" appended to the prompt;
 - negative_prompt → "Avoid: …" appended to the prompt;
 - motion 1…10 → a motion phrase appended to the prompt (5, the v1 default, adds none);
-- hd_quality Yes/No → quality (operator's HD quality, default 720p / the default quality);
+- hd_quality Yes/No → quality (operator's HD quality, default 720p / the default quality); an explicit
+  quality naming another resolution is refused rather than overridden;
 - seed_value 0 (v1 "random") → a random seed the bot picks and shows, so a result can be repeated.
 """
 
@@ -238,14 +239,37 @@ class RequestBuilder:
 
     def _common(self, cmd: _Command) -> dict[str, Any]:
         s = self._settings
+        model = cmd.model or s.default_model.value
         return {
-            "model": cmd.model or s.default_model.value,
+            "model": model,
             "duration": cmd.duration or s.default_duration,
             "quality": cmd.quality or s.default_quality.value,
-            "audio": s.default_audio if cmd.audio is None else cmd.audio,
+            "audio": self._audio(cmd.audio, model),
             "off_peak": s.default_off_peak if cmd.off_peak is None else cmd.off_peak,
             "seed": cmd.seed_value or random_seed(),
         }
+
+    def _audio(self, asked: bool | None, model: str) -> bool:
+        """The user's --audio as given (a model without audio refuses it later, naming the
+        models that have it); the operator's default only where the model can make audio."""
+        if asked is not None:
+            return asked
+        return self._settings.default_audio and model in up.MODELS_WITH_NATIVE_AUDIO
+
+    def _animate_quality(self, cmd: Animate) -> str:
+        """v1's hd_quality picks the operator's HD or standard quality; an explicit quality
+        that names another resolution contradicts it and is refused, never overridden."""
+        s = self._settings
+        if cmd.hd_quality is None:
+            return cmd.quality or s.default_quality.value
+        by_hd = (s.default_hd_quality if cmd.hd_quality else s.default_quality).value
+        if cmd.quality is not None and cmd.quality != by_hd:
+            hd = "yes" if cmd.hd_quality else "no"
+            raise InvalidInput(
+                "quality",
+                f"{cmd.quality} contradicts hd_quality {hd} (which means {by_hd} here); give only one of them",
+            )
+        return by_hd
 
     def create_single(self, cmd: CreateSingle) -> GenerationRequest:
         style = cmd.style or self._settings.default_style
@@ -265,11 +289,7 @@ class RequestBuilder:
         return self.recompose(request)
 
     def animate(self, cmd: Animate, image_blob_id: str) -> GenerationRequest:
-        common = self._common(cmd)
-        if cmd.hd_quality is not None:
-            common["quality"] = (
-                self._settings.default_hd_quality.value if cmd.hd_quality else self._settings.default_quality.value
-            )
+        common = self._common(cmd) | {"quality": self._animate_quality(cmd)}
         request = GenerationRequest(
             kind=JobKind.ANIMATE,
             user_prompt=cmd.prompt or "",

@@ -22,7 +22,7 @@ from bot.errors import BotError
 from bot.periodic import PeriodicTask
 from bot.ports import BlobStore, JobStore, Progress, ProgressStage, Upstream
 from bot.progress import ProgressReporter
-from bot.submission import UpstreamRequest, build_upstream_request
+from bot.submission import UpstreamRequest, build_upstream_request, source_account
 from bot.upstream import errors as ue
 from bot.upstream.models import ExtendRequest, UpscaleRequest, VideoCreated, account_email_of
 
@@ -132,9 +132,9 @@ class Scheduler:
         for job in self.fair_order(queued, in_flight, self._last_served, utcnow()):
             if in_flight[job.user.key] >= self._max_in_flight:
                 continue
-            email = self._accounts.pick()
+            email = await self._account_for(job)
             if email is None:
-                break
+                continue  # no room for this job now; a job behind it may fit elsewhere
             if await self._submit(job, email):
                 self._left_queue.add(job.id)
                 in_flight[job.user.key] += 1
@@ -165,6 +165,27 @@ class Scheduler:
         for round_index in range(max((len(v) for v in per_user.values()), default=0)):
             ordered.extend(per_user[u][round_index] for u in users if round_index < len(per_user[u]))
         return ordered
+
+    async def _account_for(self, job: Job) -> str | None:
+        """Take a slot for `job` on the account it must run on; None when there is none now.
+
+        An upscale or extend runs on the account that made its source video (its id names
+        it): it waits for a slot there, never takes one elsewhere. Any other job takes the
+        account with the most room. A job whose account is no longer in use fails (refunded).
+        """
+        owner = source_account(job.request)
+        if owner is None:
+            return self._accounts.pick()
+        if not self._accounts.serves(owner):
+            log.warning("job %s needs account %s, which is not in use any more", job.id, owner)
+            await self._fail_queued(
+                job,
+                f"The video to {job.request.kind.value} was made on a PixVerse account this bot no longer uses,"
+                f" and an {job.request.kind.value} can only run on the account that made the video."
+                " Nothing was charged.",
+            )
+            return None
+        return self._accounts.take(owner)
 
     async def _submit(self, job: Job, email: str) -> bool:
         self._submitting.add(job.id)
@@ -278,15 +299,16 @@ class Scheduler:
         limit = utcnow() - self._queue_timeout
         for job in queued:
             if job.created_at < limit:
-                self._left_queue.add(job.id)
-                done = await self._jobs.transition(
-                    job.id,
-                    JobState.QUEUED,
-                    JobState.FAILED,
-                    failure="Timed out waiting in the queue; nothing was charged. Please try again later.",
+                await self._fail_queued(
+                    job, "Timed out waiting in the queue; nothing was charged. Please try again later."
                 )
-                if done is not None:
-                    self._on_finished(done)
+
+    async def _fail_queued(self, job: Job, reason: str) -> None:
+        """End a job that never left the queue (its reservation is refunded when it is delivered)."""
+        self._left_queue.add(job.id)
+        done = await self._jobs.transition(job.id, JobState.QUEUED, JobState.FAILED, failure=reason)
+        if done is not None:
+            self._on_finished(done)
 
     async def _report_positions(self, still_queued: list[Job]) -> None:
         """Tell queued users their place; a pass reads the queue only once.

@@ -29,7 +29,7 @@ from bot.ports import ImageStoreFull, JobAdmission, JobStore, NewImage, Progress
 from bot.progress import ProgressReporter
 from bot.quota import QuotaService
 from bot.retention import RetentionPolicy
-from bot.submission import validate_for_upstream
+from bot.submission import extend_model, validate_for_upstream
 from bot.user_text import clean_user_text
 
 log = logging.getLogger(__name__)
@@ -140,10 +140,13 @@ class GenerationService:
                 seed=request.seed,
                 source_video_id=parent.video_id,
             )
-        # EXTEND: continue the video with the same prompt and settings.
+        # EXTEND: continue the video with the same prompt and settings, as far as extend has
+        # them: its own models, and no audio field (so none is shown, nor charged for).
         return request.with_changes(
             kind=JobKind.EXTEND,
             source_video_id=parent.video_id,
+            model=extend_model(request.model),
+            audio=False,
             seed=random_seed(),
             image_blob_id=None,
             image_path=None,

@@ -14,6 +14,21 @@ EXTEND_FALLBACK_MODEL = up.Model.V5_5
 UpstreamRequest = up.CreateVideoRequest | up.UpscaleRequest | up.ExtendRequest
 
 
+def extend_model(model: str) -> str:
+    """The model an extend of a `model` video runs on (extend has only some models)."""
+    return model if model in up.MODELS_THAT_EXTEND else EXTEND_FALLBACK_MODEL.value
+
+
+def source_account(request: GenerationRequest) -> str | None:
+    """The account `request` must run on, or None when any will do.
+
+    An upscale or extend works on a video PixVerse keeps in the account that made it
+    (the video id names that account): upscale runs there implicitly, and extend is
+    refused by any other account.
+    """
+    return up.account_email_of(request.source_video_id) if request.source_video_id else None
+
+
 def build_upstream_request(
     request: GenerationRequest,
     *,
@@ -31,11 +46,10 @@ def build_upstream_request(
         if request.kind is JobKind.UPSCALE:
             return up.UpscaleRequest.model_validate({"video_id": request.source_video_id or "", **routing})
         if request.kind is JobKind.EXTEND:
-            model = request.model if request.model in up.MODELS_THAT_EXTEND else EXTEND_FALLBACK_MODEL
             return up.ExtendRequest.model_validate(
                 {
                     "email": email,
-                    "model": model,
+                    "model": extend_model(request.model),
                     "prompt": request.prompt or None,
                     "video_id": request.source_video_id,
                     "duration": request.duration,

@@ -183,3 +183,34 @@ async def test_only_the_configured_accounts_are_used_and_vanished_ones_are_dropp
     upstream.capacity = {A: (1, 1)}
     await pool.refresh(force=True)
     assert pool.accounts == [] and pool.pick() is None
+
+
+async def test_a_job_bound_to_one_account_takes_a_slot_there_or_none_and_never_elsewhere(clock):
+    # An upscale or extend must run on the account that made its source video.
+    pool = pool_for(CapacityUpstream({A: (2, 1), B: (5, 5)}), clock)
+    assert pool.serves(A)  # nothing is known before the first refresh: nothing is gone
+    await pool.refresh()
+    assert pool.take(A) == A  # although B has more room
+    assert pool.take(A) is None  # A is full: the job waits for A, it does not get B
+    assert pick_all(pool) == [B] * 5  # and A's job kept none of B's slots
+    pool.release(A)
+    assert pool.take(A.upper()) == A  # a video id may spell the email in another case
+    pool.release(A)
+    pool.mark_busy(A)  # a 429 on the bound job marks its own account busy
+    assert pool.take(A) is None
+    clock.advance(BUSY_INITIAL)
+    assert pool.take(A) == A
+
+
+async def test_an_account_dropped_from_the_listing_or_the_configuration_is_no_longer_served(clock):
+    upstream = CapacityUpstream({A: (1, 1), B: (1, 1)})
+    pool = AccountPool(upstream, only=[B], clock=clock)  # type: ignore[arg-type]
+    await pool.refresh()
+    assert not pool.serves(A) and pool.take(A) is None  # not in USEAPI_ACCOUNTS
+    assert pool.serves(B)
+    upstream.capacity = {A: (1, 1)}
+    await pool.refresh(force=True)
+    assert not pool.serves(B)  # gone from useapi.net
+    upstream.fail = True
+    await pool.refresh(force=True)
+    assert not pool.serves(B)  # a failed refresh brings nothing back

@@ -67,8 +67,8 @@ async def test_animate_uploads_the_image_and_creates_from_it(env):
 
 async def test_animate_refuses_what_is_not_an_image_before_anything_is_spent(env):
     sandbox, core, _ = env
-    with pytest.raises(InvalidInput, match="image: .*JPEG, PNG or WebP"):
-        await core.service.animate(requester(), parse_command(Animate), b"GIF89a not allowed")
+    with pytest.raises(InvalidInput, match="image: .*JPEG, PNG, WebP or GIF"):
+        await core.service.animate(requester(), parse_command(Animate), b"BM a bitmap: not allowed")
     assert sandbox.count("POST", "/v2/pixverse/") == 0
 
 

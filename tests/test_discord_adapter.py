@@ -159,11 +159,26 @@ async def test_animate_reads_the_attachment_and_refuses_what_cannot_be_animated(
 
         text = fake.upload("notes.txt", b"not a picture", "text/plain")
         refused = await fake.slash("animate", by=world.alice, image=text)
-        assert (await world.reply(refused)).startswith("image: is text/plain; send a JPEG, PNG or WebP picture")
+        assert (await world.reply(refused)).startswith("image: is text/plain; send a JPEG, PNG, WebP or GIF picture")
         huge = fake.upload("huge.png", tiny_png(64, 64) + b"\0" * 1000, "image/png")
         too_big = await fake.slash("animate", by=world.alice, image=huge)
         assert (await world.reply(too_big)).startswith("image: is 0.0 MB; the limit is 0.0 MB")
         assert fake.downloads == [photo.id]  # refused before anything was fetched
+        assert len(await world.core.service.recent_jobs(job.user)) == 1
+
+
+async def test_animate_takes_a_quality_like_create_single_and_refuses_one_that_contradicts_hd(
+    world: World, sandbox: Sandbox
+) -> None:
+    fake = world.fake
+    async with world.running():
+        photo = fake.upload("cat.png", tiny_png(), "image/png")
+        asked = await fake.slash("animate", by=world.alice, image=photo, quality="1080p")
+        job = await world.job_of(await world.video(asked))
+        assert job.request.quality == sandbox.videos[job.video_id or ""].quality == "1080p"
+
+        clash = await fake.slash("animate", by=world.alice, image=photo, hd_quality="Yes", quality="360p")
+        assert (await world.reply(clash)).startswith("quality: 360p contradicts hd_quality yes (which means 720p here)")
         assert len(await world.core.service.recent_jobs(job.user)) == 1
 
 

@@ -82,15 +82,16 @@ def test_option_values_of_any_type_are_validated(fields):
 
 @FUZZ
 @given(
-    st.binary(max_size=64), st.sampled_from([b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"RIFF\x00\x00\x00\x00WEBP"])
+    st.binary(max_size=64),
+    st.sampled_from([b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"RIFF\x00\x00\x00\x00WEBP", b"GIF89a"]),
 )
 def test_image_bytes_are_checked_by_content(tail, head):
     try:
         mime = check_image(head + tail, max_bytes=64)
     except InvalidInput as exc:
-        assert exc.field == "image" and ("JPEG, PNG or WebP" in exc.problem or "limit" in exc.problem)
+        assert exc.field == "image" and ("JPEG, PNG, WebP or GIF" in exc.problem or "limit" in exc.problem)
     else:
-        assert mime in {"image/png", "image/jpeg", "image/webp"}
+        assert mime in {"image/png", "image/jpeg", "image/webp", "image/gif"}
 
 
 @FUZZ

@@ -35,6 +35,7 @@ from bot.upstream.errors import (
     ConcurrencyLimit,
     InsufficientCredits,
     Moderated,
+    NotFound,
     error_from_response,
 )
 from bot.upstream.models import (
@@ -492,6 +493,49 @@ async def test_upscale_and_extend_make_new_bigger_and_longer_videos(api: httpx.A
 
     missing = await api.post("videos/upscale", json={"video_id": f"user:1000-pixverse:{ALICE}-video:999"})
     assert error_of(missing, 404)
+
+
+async def test_a_video_is_extended_and_upscaled_only_on_the_account_that_made_it(
+    sandbox: Sandbox, api: httpx.AsyncClient
+) -> None:
+    source_id = await create(api, email=ALICE)
+    await final_video(api, source_id)
+
+    elsewhere = await api.post("videos/extend", json={"email": BOB, "video_id": source_id, "prompt": "and then"})
+    assert error_of(elsewhere, 404) == f"Video {source_id} was not found on account {BOB}"
+    assert isinstance(error_from_response(404, elsewhere.json()), NotFound)
+    assert [v.email for v in sandbox.videos.values()] == [ALICE]  # nothing ran, nothing was charged
+
+    extended = await create(api, "videos/extend", email=ALICE.upper(), video_id=source_id, prompt="and then")
+    # Upscale takes no email (seeds/v2/post-pixverse-videos-upscale.md): it runs where the video is.
+    no_email = await api.post("videos/upscale", json={"email": BOB, "video_id": source_id})
+    assert "email" in error_of(no_email, 400)
+    upscaled = await create(api, "videos/upscale", email=None, prompt=None, video_id=source_id)
+    assert [sandbox.videos[v].email for v in (extended, upscaled)] == [ALICE, ALICE]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        # Documented, not simulated: without their own routes they met GET videos/{video_id} (405).
+        ("POST", "videos/create-fusion"),
+        ("POST", "videos/lipsync"),
+        ("POST", "videos/restyle"),
+        ("POST", "videos/modify"),
+        # Not endpoints at all, whether or not another method has the path.
+        ("POST", "videos/user:1000-pixverse:alice@sandbox.local-video:1"),
+        ("PUT", "videos/create"),
+        ("GET", "nothing/here"),
+    ],
+)
+async def test_endpoints_the_sandbox_does_not_serve_answer_404_with_an_error(
+    sandbox: Sandbox, api: httpx.AsyncClient, method: str, path: str
+) -> None:
+    response = await api.request(method, path, json={"email": ALICE, "prompt": "a fox"})
+    message = error_of(response, 404)
+    assert path in message and ("does not simulate" in message or "not an endpoint" in message)
+    assert isinstance(error_from_response(404, response.json()), NotFound)
+    assert sandbox.videos == {}
 
 
 # ------------------------------------------------------------------ callbacks and off-peak

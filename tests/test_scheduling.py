@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.commands import CreateSingle, parse_command
-from bot.domain import JobState
+from bot.domain import JobState, ResultAction
 from bot.ports import ProgressStage
 from bot.sandbox import SandboxAccount, SandboxConfig, running_sandbox
 from tests.harness import RecordingNotifier, eventually, fast_settings, requester, running_core
@@ -199,3 +199,25 @@ async def test_off_peak_jobs_are_polled_on_their_own_slow_interval(tmp_path):
     )
     # About two polls a second at most, not twenty (poll_interval 0.05).
     assert listings <= 8, listings
+
+
+async def test_an_upscale_whose_account_is_gone_fails_clearly_and_is_refunded(tmp_path):
+    made_on, other = SandboxAccount("gone@sandbox.local"), SandboxAccount("other@sandbox.local", max_jobs=1)
+    config = SandboxConfig(generation_seconds=0.2, accounts=[made_on, other])
+    async with running_sandbox(config) as sandbox:
+        notifier = RecordingNotifier()
+        async with running_core(fast_settings(tmp_path, sandbox, quota_per_user="5"), notifier) as core:
+            source = await core.service.create_single(requester(), create())
+            [done] = await eventually(lambda: all_delivered(core, [source.id]))
+            assert done.account == made_on.email
+            sandbox.config.accounts.remove(made_on)  # the operator removed it at useapi.net
+
+            upscale = await core.service.press(requester(), source.id, ResultAction.UPSCALE)
+            [failed] = await eventually(lambda: all_delivered(core, [upscale.id]))
+            [quota, _] = await core.quotas.status(requester().user)
+    assert failed.outcome is JobState.FAILED
+    [(job_id, reason)] = notifier.failures
+    assert job_id == upscale.id
+    assert "account this bot no longer uses" in reason and "Nothing was charged" in reason
+    assert sandbox.count("POST", "/v2/pixverse/videos/upscale") == 0
+    assert (quota.used, quota.reserved) == (1, 0)  # the source only: the upscale was refunded

@@ -244,3 +244,61 @@ async def test_an_invisible_prompt_is_no_prompt_and_control_characters_are_strip
         shown = [call.params.get("text", "") for call in fake.calls_to("sendMessage")]
         assert not [text for text in shown if "\x1b" in text or "\x00" in text]
         assert fake.spec_violations == []
+
+
+# ---------------------------------------------------------------- options are kept as given, or refused
+
+
+async def test_hd_and_an_explicit_quality_that_disagree_are_refused_not_overridden(fake, bot, sandbox) -> None:
+    clash = await fake.user_sends_photo(
+        ALICE_CHAT, ALICE, tiny_png(), caption="/animate blink --hd yes --quality 1080p"
+    )
+    reply = await wait_text_reply(fake, ALICE_CHAT, clash, "--quality")
+    assert "--quality: 1080p contradicts hd_quality yes (which means 720p here); give only one of them" in reply["text"]
+
+    await fake.user_sends_photo(ALICE_CHAT, ALICE, tiny_png(), caption="/animate blink --hd yes --quality 720p")
+    await fake.user_sends_photo(ALICE_CHAT, ALICE, tiny_png(), caption="/animate blink --quality 1080p")
+    made = [await bot.job(job_id_of(v)) for v in await wait_videos(fake, ALICE_CHAT, 2)]
+    assert sorted(job.request.quality for job in made) == ["1080p", "720p"]
+    assert all(sandbox.videos[job.video_id or ""].quality == job.request.quality for job in made)  # as sent
+    assert fake.spec_violations == []
+
+
+async def test_the_operators_audio_default_yields_to_a_model_without_audio(tmp_path, sandbox, fake) -> None:
+    async with running_bot(telegram_settings(tmp_path, sandbox, fake, default_audio=True)) as bot:
+        await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a fox in the snow")
+        [with_audio] = await wait_videos(fake, ALICE_CHAT)
+        await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a fox in the snow --model v5")
+        without = (await wait_videos(fake, ALICE_CHAT, 2))[-1]
+        asked = await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a fox in the snow --model v5 --audio")
+        refused = await wait_text_reply(fake, ALICE_CHAT, asked, "audio")
+        default_job, v5_job = await bot.job(job_id_of(with_audio)), await bot.job(job_id_of(without))
+    assert default_job.request.audio and "audio" in with_audio["caption"]  # v5.5, the default model, has audio
+    assert (v5_job.request.model, v5_job.request.audio) == ("v5", False)
+    assert "audio" not in without["caption"].split("\n")[1]
+    # Only the user's own --audio is refused, naming the models that have it.
+    assert "audio is only available on models v5.5, v5.6, not v5" in refused["text"]
+    assert fake.spec_violations == []
+
+
+GIF = (
+    b"GIF89a\x02\x00\x02\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x02\x00\x02\x00\x00\x02\x02D\x01\x00;"
+)
+
+
+async def test_a_gif_is_animated_and_uploaded_as_a_gif(fake, bot, sandbox) -> None:
+    await fake.user_sends_photo(ALICE_CHAT, ALICE, GIF, caption="/animate blinking")
+    await fake.user_sends_animation(
+        ALICE_CHAT, ALICE, GIF, mime_type="image/gif", file_name="wave.gif", caption="/animate"
+    )
+    clip = await fake.user_sends_animation(ALICE_CHAT, ALICE, b"\0\0\0\x18ftypmp42", caption="/animate")
+
+    refused = await wait_text_reply(fake, ALICE_CHAT, clip, "image")
+    assert "image: is an animation Telegram delivers as an MP4 video" in refused["text"]
+    assert "JPEG, PNG, WebP or GIF" in refused["text"]
+    made = [await bot.job(job_id_of(v)) for v in await wait_videos(fake, ALICE_CHAT, 2)]
+    uploads = [sandbox.uploads.get((job.request.image_path or "").removeprefix("upload/")) for job in made]
+    assert [(u.content_type, u.data) for u in uploads if u] == [("image/gif", GIF)] * 2
+    assert len(fake.calls_to("getFile")) == 2  # the MP4 clip was refused before any download
+    assert fake.spec_violations == []

@@ -12,6 +12,7 @@ from aiogram.types import CallbackQuery, InaccessibleMessage, Message, User
 from aiogram.utils.text_decorations import add_surrogates, remove_surrogates
 
 from adapters.telegram.texts import HOW_TO_NAME_A_USER
+from bot.blobs import ALLOWED_IMAGE_TYPES
 from bot.domain import ChatRef, Platform, Requester, UserRef
 from bot.errors import InvalidInput
 
@@ -71,6 +72,9 @@ def named_user(message: Message, args: str) -> tuple[UserRef, str]:
     raise InvalidInput("user", HOW_TO_NAME_A_USER)
 
 
+ANIMATION_AS_VIDEO = "is an animation Telegram delivers as an MP4 video, and /animate starts from a still picture"
+
+
 @dataclass(frozen=True, slots=True)
 class ImageFile:
     """A picture a user sent: its Telegram id and the size Telegram reported (if any)."""
@@ -80,13 +84,21 @@ class ImageFile:
 
 
 def image_of(message: Message) -> ImageFile | None:
-    """The picture on the message itself, else on the message it replies to."""
+    """The picture on the message itself, else on the message it replies to.
+
+    A GIF arrives as an `animation` (with `document` set to the same file). Telegram
+    usually turns GIFs into MP4 clips: such a clip is refused by name, since /animate
+    starts from a still picture; one still a GIF is taken like any image file.
+    """
     for candidate in (message, message.reply_to_message):
         if candidate is None:
             continue
         if candidate.photo:
             largest = candidate.photo[-1]  # sizes come smallest first; the first is a thumbnail
             return ImageFile(largest.file_id, largest.file_size)
+        animation = candidate.animation
+        if animation is not None and not (animation.mime_type or "").startswith("image/"):
+            raise InvalidInput("image", f"{ANIMATION_AS_VIDEO}; send a {ALLOWED_IMAGE_TYPES} picture")
         if candidate.document is not None:
             return ImageFile(candidate.document.file_id, candidate.document.file_size)
     return None

@@ -31,6 +31,17 @@ DEFAULT_QUALITY = Quality.P540.value
 DEFAULT_ASPECT_RATIO = AspectRatio.WIDE.value
 DEFAULT_CREATE_MODEL = Model.V5_6.value
 DEFAULT_EXTEND_MODEL = Model.V5_5.value
+# Documented POST endpoints (seeds/v2/post-pixverse-videos-*.md) the sandbox does not
+# simulate. They answer a 404 that says so: without a route of their own, aiohttp would
+# match them to GET videos/{video_id} and answer 405, which no client expects.
+UNSIMULATED_GENERATIONS = (
+    "videos/create-frames",
+    "videos/create-fusion",
+    "videos/create-transition",
+    "videos/lipsync",
+    "videos/modify",
+    "videos/restyle",
+)
 
 
 class GenerationRoutes(RouteGroup):
@@ -41,7 +52,12 @@ class GenerationRoutes(RouteGroup):
             web.post(f"{API_PREFIX}/videos/create", self.create),
             web.post(f"{API_PREFIX}/videos/upscale", self.upscale),
             web.post(f"{API_PREFIX}/videos/extend", self.extend),
+            *(web.post(f"{API_PREFIX}/{path}", self.unsimulated) for path in UNSIMULATED_GENERATIONS),
         ]
+
+    async def unsimulated(self, request: web.Request) -> web.Response:
+        endpoint = request.path.removeprefix(f"{API_PREFIX}/")
+        raise ApiError(404, f"POST {endpoint} is a documented endpoint the sandbox does not simulate")
 
     async def create(self, request: web.Request) -> web.Response:
         ask = validated(CreateVideoRequest, await read_body(request))
@@ -108,7 +124,7 @@ class GenerationRoutes(RouteGroup):
         ask = validated(ExtendRequest, await read_body(request))
         email: str | None
         if ask.video_id:
-            source = self._completed_source(ask.video_id)
+            source = self._completed_source(ask.video_id, on_account=ask.email)
             email, base, aspect_ratio = ask.email or source.email, source.picture, source.aspect_ratio
             source_seconds, original_id = source.video_duration, source.video_id
         else:
@@ -147,8 +163,14 @@ class GenerationRoutes(RouteGroup):
     def _seed(self, requested: int | None) -> int:
         return requested or self.sandbox.rng.randint(SEED_MIN, SEED_MAX)
 
-    def _completed_source(self, video_id: str) -> SandboxVideo:
+    def _completed_source(self, video_id: str, *, on_account: str | None = None) -> SandboxVideo:
+        """The finished video a job starts from; 404 when `on_account` is not the account that holds it.
+
+        PixVerse keeps a video in the account that made it: another account does not have it.
+        """
         source = self.sandbox.require(video_id)
+        if on_account and on_account.lower() != source.email.lower():
+            raise ApiError(404, f"Video {video_id} was not found on account {on_account}")
         if source.phase is not VideoPhase.COMPLETED:
             raise ApiError(400, f"video_id: {video_id} is {source.phase.name}; only a COMPLETED video can be used")
         return source

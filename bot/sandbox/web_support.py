@@ -58,6 +58,11 @@ def sandbox_middleware(sandbox: Sandbox) -> Middleware:
             return await handler(request)
         except ApiError as error:
             return json_error(error.status, error.message)
+        except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+            # No route for this method and path. aiohttp says 405 when another method has
+            # one (POST videos/x matches GET videos/{video_id}); for the client either way
+            # the endpoint does not exist, so both answer the same 404.
+            return json_error(404, f"{request.method} {request.path} is not an endpoint of this API")
         except web.HTTPException as error:
             if error.status < 400:
                 raise

@@ -94,7 +94,7 @@ _MAX_TEXT = 4096
 _MAX_CAPTION = 1024
 _THUMBNAIL_SIDE = 90
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-_FILE_ID_PREFIXES = {"photos": "AgAC", "videos": "BAAC", "documents": "BQAC"}
+_FILE_ID_PREFIXES = {"photos": "AgAC", "videos": "BAAC", "documents": "BQAC", "animations": "CgAC"}
 _MEDIA_KEYS = ("photo", "video", "document", "animation", "audio")
 # Telegram marks a /command at the start of the text or after whitespace.
 _COMMAND = re.compile(r"(?<!\S)/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?")
@@ -522,6 +522,28 @@ class FakeTelegram:
         stored = self.register_file(data, folder="documents", file_name=file_name, mime_type=mime_type)
         content = {"document": _document(stored), **_caption_content(caption)}
         return await self._user_posts(chat, user, content, thread_id, reply_to)
+
+    async def user_sends_animation(
+        self,
+        chat: FakeChat,
+        user: FakeUser,
+        data: bytes,
+        *,
+        mime_type: str = "video/mp4",
+        file_name: str = "animation.gif.mp4",
+        caption: str | None = None,
+        reply_to: JSON | int | None = None,
+    ) -> JSON:
+        """Deliver a GIF as Telegram does: an `animation`, with `document` set to the same file.
+
+        Telegram usually converts GIFs to soundless MP4 (`video/mp4`, the default); pass
+        `mime_type="image/gif"` for one that stayed a GIF.
+        """
+        stored = self.register_file(data, folder="animations", file_name=file_name, mime_type=mime_type)
+        width, height = _image_size(data)
+        animation = {**_document(stored), "width": width, "height": height, "duration": 1}
+        content = {"animation": animation, "document": _document(stored), **_caption_content(caption)}
+        return await self._user_posts(chat, user, content, None, reply_to)
 
     async def user_presses_button(
         self, chat: FakeChat, user: FakeUser, message: JSON | int, callback_data: str

@@ -32,9 +32,10 @@ def _choices(values: Any) -> list[Choice[str]]:
 
 
 # The v2 options both commands take, and their descriptions.
-COMMON_CHOICES = {"model": _choices(Model)}
+COMMON_CHOICES = {"model": _choices(Model), "quality": _choices(Quality)}
 COMMON_DESCRIPTIONS = {
     "model": "PixVerse model (default: the operator's)",
+    "quality": "Resolution",
     "seed": "Same seed + same prompt = similar video; 0 or empty picks one for you",
     "duration": "Length in seconds",
     "audio": "Add a generated soundtrack (not every model has it)",
@@ -68,14 +69,11 @@ class GenerationCog(commands.Cog, name="Videos"):
         prompt="What the video shows",
         style="Look of the video (default: the operator's)",
         aspect_ratio="Shape of the video",
-        quality="Resolution",
         negative_prompt="What the video should avoid",
         character="An anime character to feature (style Anime only)",
         **COMMON_DESCRIPTIONS,
     )
-    @app_commands.choices(
-        style=_choices(V1_STYLES), aspect_ratio=_choices(AspectRatio), quality=_choices(Quality), **COMMON_CHOICES
-    )
+    @app_commands.choices(style=_choices(V1_STYLES), aspect_ratio=_choices(AspectRatio), **COMMON_CHOICES)
     async def create_single(
         self,
         interaction: discord.Interaction,
@@ -109,7 +107,7 @@ class GenerationCog(commands.Cog, name="Videos"):
         image=f"The picture to animate ({ALLOWED_IMAGE_TYPES})",
         prompt="What should happen in the video",
         motion=f"How much movement, {MOTION_MIN} (almost still) to {MOTION_MAX} (wild)",
-        hd_quality="Higher resolution",
+        hd_quality="Higher resolution (the operator's HD quality); or pick the resolution with quality",
         **COMMON_DESCRIPTIONS,
     )
     @app_commands.choices(hd_quality=_choices(("Yes", "No")), **COMMON_CHOICES)
@@ -121,6 +119,7 @@ class GenerationCog(commands.Cog, name="Videos"):
         motion: Range[int, MOTION_MIN, MOTION_MAX] | None = None,
         seed: Seed | None = None,
         hd_quality: str | None = None,
+        quality: str | None = None,
         model: str | None = None,
         duration: Duration | None = None,
         audio: bool | None = None,
