@@ -605,3 +605,20 @@ async def test_admin_numbers_out_of_range_are_refused_naming_the_range(world: Wo
         assert shown.startswith("Mode: reject")
         pool = await fake.slash("setquota", by=world.admin, amount="1000000")
         assert await world.reply(pool) == "This group's shared pool is now 1000000 videos per daily window."
+
+
+async def test_a_made_video_that_could_not_be_posted_is_not_called_no_video(world: World) -> None:
+    """Given up after DELIVERY_MAX_ATTEMPTS: the requester reads that the video was made
+    (with its link), not "No video for …"."""
+    fake = world.fake
+    world.settings = world.settings.model_copy(update={"delivery_max_attempts": 2, "delivery_retry_initial": 0.1})
+    route = "POST /channels/{channel_id}/messages"
+    fake.fail_next(route, 503, times=2)  # Discord down for both tries (posted in the channel: token expired)
+    async with world.running(token_lifetime=timedelta(0)):
+        await fake.slash("create_single", by=world.alice, prompt="a hummingbird at a feeder")
+        [job] = await eventually(lambda: world.core.jobs.in_states([JobState.DELIVERED]), what="the give-up")
+        [video_tries, video_again, told] = fake.requests_to(route)
+        assert (video_tries.status, video_again.status, told.status) == (503, 503, 200)
+        [message] = [m for m in fake.messages.values() if "The video was made" in m.content]
+        assert str(job.result_url) in message.content and f"<@{world.alice.id}>" in message.content
+        assert "No video" not in message.content and "⚠️" in message.content

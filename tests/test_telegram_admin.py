@@ -343,3 +343,39 @@ async def test_settings_saved_with_impossible_numbers_fall_back_to_the_defaults(
     assert "ignoring its saved strike_window_hours=inf" in caplog.text
     assert "ignoring its saved mute_minutes=nan" in caplog.text
     assert fake.spec_violations == []
+
+
+async def test_when_telegram_does_not_say_who_the_admins_are_members_still_create_and_admins_hear_why(
+    fake, bot
+) -> None:
+    """getChatAdministrators failing (a 429, Telegram's 5xx) must not break the group: a
+    member's own commands run (as a non-admin), an admin command says what happened and
+    works once Telegram answers again (an operator's at once); no apology for a bug that
+    is not one."""
+    fake.fail_next("getChatAdministrators", 500, times=3)
+    assert "Queued" in await say(fake, GROUP, ALICE, "/create_single a fox", "")
+    refused = await say(fake, GROUP, CAROL, "/filtermode", "")
+    assert "try again" in refused and "administers this group" in refused
+    assert "Mode: reject" in await say(fake, GROUP, OPERATOR, "/filtermode", "")
+    assert "Mode: reject" in await say(fake, GROUP, CAROL, "/filtermode", "Mode")
+    assert not any("went wrong" in m.get("text", "") for m in fake.bot_messages(GROUP))
+
+
+async def test_a_known_admin_list_outlives_a_failed_refresh(fake) -> None:
+    """Past its two minutes the list is asked again; when that fails, the list Telegram
+    gave last still decides (better than taking every admin for a member), and a 429
+    is respected: the chat is not asked again before its retry_after."""
+    fake.set_chat_member(GROUP, CAROL, "administrator")
+    now = [0.0]
+    async with Bot(fake.token, session=AiohttpSession(api=fake.api_server())) as telegram:
+        admins = ChatAdmins(telegram, ttl=60, clock=lambda: now[0])
+        assert await admins.of_chat(GROUP.id) == {CAROL.id}
+        now[0] = 61.0
+        fake.fail_next("getChatAdministrators", 429, retry_after=30)
+        assert await admins.of_chat(GROUP.id) == {CAROL.id}
+        now[0] = 80.0
+        assert await admins.of_chat(GROUP.id) == {CAROL.id}  # within retry_after: not asked
+        assert len(fake.calls_to("getChatAdministrators")) == 2
+        now[0] = 92.0
+        fake.set_chat_member(GROUP, ALICE, "administrator")
+        assert await admins.of_chat(GROUP.id) == {CAROL.id, ALICE.id}

@@ -211,3 +211,19 @@ async def test_operator_alerts_reach_the_operators_private_chat(fake, bot) -> No
     [alert] = [m for m in fake.bot_messages(OPERATOR_CHAT) if "needs attention" in m.get("text", "")]
     assert alert["text"] == "⚠️ PixVerse account alice@sandbox.local needs attention"
     assert fake.spec_violations == []
+
+
+async def test_a_made_video_that_could_not_be_posted_is_not_called_not_made(fake, tmp_path, sandbox) -> None:
+    """Given up after DELIVERY_MAX_ATTEMPTS: the user is told the video was made (with its
+    link), and the progress message agrees with that rather than saying "Not made"."""
+    settings = telegram_settings(tmp_path, sandbox, fake, delivery_max_attempts=2, delivery_retry_initial=0.1)
+    fake.fail_next("sendVideo", 500, times=2)
+    async with running_bot(settings) as running:
+        sent = await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a fox in the snow")
+        told = await wait_text_reply(fake, ALICE_CHAT, sent, "The video was made")
+        job = await running.delivered((await only_job(running)).id)
+    assert job.outcome is JobState.COMPLETED and job.result_url in told["text"]
+    assert outcomes(fake, "sendVideo") == [500, 500]
+    status = status_message(fake, ALICE_CHAT, sent)["text"]
+    assert status != "❌ Not made" and "made" in status and "not posted" in status
+    assert fake.spec_violations == []

@@ -105,7 +105,9 @@ class DiscordNotifier:
         await self._post(job, via_interaction, to_channel)
 
     async def failed(self, job: Job, reason: str) -> None:
-        text = f"❌ No video for “{_short(job.request.user_prompt or job.request.kind.value)}”: {reason}"
+        asked = _short(job.request.user_prompt or job.request.kind.value)
+        # A made video reaches here only when its posting was given up on: it is not "no video".
+        text = f"⚠️ “{asked}”: {reason}" if job.has_video else f"❌ No video for “{asked}”: {reason}"
 
         async def via_interaction(_webhook: discord.Webhook, context: InteractionContext) -> None:
             await self._edit_original(context, fit(text))

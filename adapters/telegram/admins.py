@@ -6,23 +6,44 @@ video — so asking getChatMember for each message would cost a request per mess
 Instead one getChatAdministrators answers for the whole chat, and its answer is kept
 for `CACHE_SECONDS` in a map of at most `MAX_CHATS` chats (the least recently asked
 go first). A promotion or demotion therefore counts within `CACHE_SECONDS`.
+
+When Telegram does not answer (a 429, its 5xx, the network), the list it gave last
+still decides, and after a 429 the chat is not asked again before its `retry_after`.
+With no list at all `AdminsUnknown` says so: an admin command answers it, and
+everything else goes on treating the sender as a member (no exemption).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 
 from aiogram import Bot
 from aiogram.enums import ChatType
+from aiogram.exceptions import TelegramAPIError, TelegramRetryAfter
 from aiogram.types import CallbackQuery, Message
+
+from bot.errors import BotError
+
+log = logging.getLogger(__name__)
 
 # How long a chat's administrator list is trusted: short enough that a new admin
 # soon counts, long enough that a busy group costs a request every few minutes at most.
 CACHE_SECONDS = 120.0
 MAX_CHATS = 1024
+
+
+class AdminsUnknown(BotError):
+    """Telegram did not say who administers the chat, and no earlier answer is known."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Telegram did not tell me just now who administers this group, so I cannot check"
+            " whether you may use this command. Please try again in a minute."
+        )
 
 
 class ChatAdmins:
@@ -40,7 +61,10 @@ class ChatAdmins:
         self._ttl = ttl
         self._max_chats = max_chats
         self._clock = clock
+        # Per chat: until when its list is fresh, and the list (kept past that as a fallback).
         self._known: OrderedDict[int, tuple[float, frozenset[int]]] = OrderedDict()
+        # Chats whose last request got a 429: not asked again before this time.
+        self._held_off: dict[int, float] = {}
         # One request per chat at a time: a burst of messages waits for the same answer.
         self._asking: dict[int, asyncio.Future[frozenset[int]]] = {}
 
@@ -55,18 +79,36 @@ class ChatAdmins:
         return event.from_user.id in await self.of_chat(message.chat.id)
 
     async def of_chat(self, chat_id: int) -> frozenset[int]:
-        """The user ids administering `chat_id`: remembered, or asked of Telegram (a failure is not remembered)."""
+        """The user ids administering `chat_id`: remembered, or asked of Telegram.
+
+        A failed request is not remembered; the list Telegram gave last answers instead
+        (`AdminsUnknown` when there is none).
+        """
         known = self._known.get(chat_id)
-        if known is not None and self._clock() < known[0]:
+        now = self._clock()
+        if known is not None:
             self._known.move_to_end(chat_id)
-            return known[1]
+            if now < known[0]:
+                return known[1]
+        if now < self._held_off.get(chat_id, 0.0):
+            return self._fallback(known)
         asking = self._asking.get(chat_id)
         if asking is None:
             asking = asyncio.ensure_future(self._ask(chat_id))
             self._asking[chat_id] = asking
             asking.add_done_callback(lambda done: self._settled(chat_id, done))
-        # Shielded: one waiter cancelled (its update abandoned) must not cancel the others' answer.
-        return await asyncio.shield(asking)
+        try:
+            # Shielded: one waiter cancelled (its update abandoned) must not cancel the others' answer.
+            return await asyncio.shield(asking)
+        except TelegramAPIError as exc:
+            log.warning("could not ask Telegram who administers chat %s: %s", chat_id, exc.message)
+            return self._fallback(self._known.get(chat_id))
+
+    @staticmethod
+    def _fallback(known: tuple[float, frozenset[int]] | None) -> frozenset[int]:
+        if known is None:
+            raise AdminsUnknown()
+        return known[1]
 
     def _settled(self, chat_id: int, done: asyncio.Future[frozenset[int]]) -> None:
         self._asking.pop(chat_id, None)
@@ -74,7 +116,14 @@ class ChatAdmins:
             done.exception()  # retrieved: every waiter may have gone, and asyncio would log it as lost
 
     async def _ask(self, chat_id: int) -> frozenset[int]:
-        members = await self._bot.get_chat_administrators(chat_id)
+        try:
+            members = await self._bot.get_chat_administrators(chat_id)
+        except TelegramRetryAfter as exc:
+            now = self._clock()
+            self._held_off = {chat: until for chat, until in self._held_off.items() if until > now}
+            self._held_off[chat_id] = now + exc.retry_after
+            raise
+        self._held_off.pop(chat_id, None)
         admins = frozenset(member.user.id for member in members)
         self._known[chat_id] = (self._clock() + self._ttl, admins)
         self._known.move_to_end(chat_id)

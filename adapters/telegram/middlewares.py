@@ -5,8 +5,9 @@ gate first. As an inner middleware it runs only once a handler matched, so chatt
 the bot ignores is never gated. It builds the `Requester` the handlers receive by
 name — in a group with `is_group_admin` from the chat's administrators (`ChatAdmins`,
 cached per chat), which the moderation exemption, the admin commands and the result
-buttons all depend on. Handlers flagged `admin` are admin commands, which a mute
-never blocks; `/bot` (flag `toggles_bot`) also runs while the bot is off.
+buttons all depend on; when Telegram cannot say, only an admin command waits for it.
+Handlers flagged `admin` are admin commands, which a mute never blocks; `/bot` (flag
+`toggles_bot`) also runs while the bot is off.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from aiogram.dispatcher.flags import get_flag
 from aiogram.types import CallbackQuery, Message, TelegramObject
 
 from adapters.telegram.activity import Activity
-from adapters.telegram.admins import ChatAdmins
+from adapters.telegram.admins import AdminsUnknown, ChatAdmins
 from adapters.telegram.parsing import requester_for
 from bot.bootstrap import Core
 
@@ -41,14 +42,23 @@ class Admission(BaseMiddleware):
         if requester is None:
             return None
         core: Core = data["core"]
+        admin_command = bool(get_flag(data, "admin"))
         if not requester.chat.is_private:
             admins: ChatAdmins = data["admins"]
-            requester = replace(requester, is_group_admin=await admins.is_admin(event))
+            try:
+                is_admin = await admins.is_admin(event)
+            except AdminsUnknown:
+                if admin_command and requester.user.key not in core.settings.operator_keys:
+                    raise  # answered: "try again in a minute"
+                # Anything else runs for the sender as a member (an operator needs no chat
+                # admin status): only a chat admin's extras wait for Telegram's answer.
+                is_admin = False
+            requester = replace(requester, is_group_admin=is_admin)
         # Raises Refused: the error handlers answer it (or, when silent, say nothing).
         await core.gate.admit(
             requester,
             toggles_bot=bool(get_flag(data, "toggles_bot")),
-            admin_command=bool(get_flag(data, "admin")),
+            admin_command=admin_command,
         )
         data["requester"] = requester
         return await handler(event, data)

@@ -35,7 +35,14 @@ from aiogram.types import FSInputFile, InlineKeyboardMarkup
 from adapters.telegram.activity import Activity
 from adapters.telegram.keyboards import result_keyboard
 from adapters.telegram.places import reply_kwargs
-from adapters.telegram.texts import CAPTION_LIMIT, STATUS_DONE, STATUS_FAILED, TEXT_LIMIT, video_link_text
+from adapters.telegram.texts import (
+    CAPTION_LIMIT,
+    STATUS_DONE,
+    STATUS_FAILED,
+    STATUS_NOT_POSTED,
+    TEXT_LIMIT,
+    video_link_text,
+)
 from bot.domain import ChatRef, Job
 from bot.ports import ChatBudget, DeliveryFailed, Progress, VideoDelivery
 from bot.texts import progress_text
@@ -122,7 +129,8 @@ class TelegramNotifier:
         with self._active():
             text = f"❌ {reason}"[:TEXT_LIMIT]
             await self._call(partial(self._bot.send_message, text=text, **reply_kwargs(job.requester)))
-            await self._finish_status(job, STATUS_FAILED)
+            # A made video reaches here only when its posting was given up on.
+            await self._finish_status(job, STATUS_NOT_POSTED if job.has_video else STATUS_FAILED)
 
     async def alert_operator(self, text: str) -> None:
         with self._active():

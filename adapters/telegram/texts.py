@@ -86,6 +86,8 @@ USAGE = {
 APOLOGY = "Sorry, something went wrong on my side. Please try again in a moment."
 STATUS_DONE = "✅ Done"
 STATUS_FAILED = "❌ Not made"
+# A video was made, but posting it kept failing (the core gave up; its message has the link).
+STATUS_NOT_POSTED = "⚠️ Video made, but not posted here"
 
 
 def video_link_text(caption: str, link: str | None) -> str:
