@@ -157,8 +157,11 @@ class ProgressReporter:
         notifier = self._notifiers.for_job(job)
         if notifier is None:
             return
+        waiting = self._pending.get(job.id)
+        if waiting is not None and _STAGE_ORDER[progress.stage] < _STAGE_ORDER[waiting[1].stage]:
+            return  # a late report of an earlier stage never replaces a later one still to be sent
         shown = self._shown.get(job.id)
-        if job.id not in self._pending and not worth_showing(shown[1] if shown else None, progress):
+        if waiting is None and not worth_showing(shown[1] if shown else None, progress):
             return
         self._pending[job.id] = (job, progress)
         lane = self._lane(job.chat, notifier)

@@ -287,3 +287,12 @@ async def test_invisible_prompts_are_refused_free_and_control_characters_never_g
             ]
             assert [job.request.user_prompt for job in remixes] == ["a wolf in the rain"]
             assert "Your quota: 1 of 3 videos left" in text
+
+
+async def test_a_mistyped_job_id_is_not_found_not_called_deleted(tmp_path):
+    async with running_sandbox(SandboxConfig(generation_seconds=0.1)) as sandbox:
+        async with open_core(fast_settings(tmp_path, sandbox)) as core:
+            out = io.StringIO()
+            assert await run_console(core, stdin=io.StringIO("/reroll nosuchjob\n"), out=out, user="t") == 1
+            assert "No job 'nosuchjob' found. /jobs lists your recent jobs." in out.getvalue()
+            assert "older than" not in out.getvalue()

@@ -193,3 +193,20 @@ async def test_status_and_recent_jobs_are_per_user(env):
     assert (await core.service.job_status(requester("me").user, mine.id)).id == mine.id
     with pytest.raises(Exception, match="No job"):
         await core.service.job_status(requester("you").user, mine.id)
+
+
+async def test_an_older_stage_never_replaces_a_newer_one_still_waiting_to_be_sent(tmp_path):
+    # The accept path reads the queue position after admitting the job; a scheduler pass may
+    # have started the job in between. Its late "queued" report must not win over "started".
+    from bot.ports import Progress
+
+    async with running_sandbox(SandboxConfig(generation_seconds=5)) as sandbox:
+        notifier = RecordingNotifier()
+        async with running_core(fast_settings(tmp_path, sandbox), notifier, start=False) as core:
+            job = await core.service.create_single(requester(), parse_command(CreateSingle, prompt="a fox"))
+            await core.progress.idle()
+            await core.progress.report(job, Progress(ProgressStage.STARTED, elapsed_seconds=0))
+            await core.progress.report(job, Progress(ProgressStage.QUEUED, queue_position=1))
+            await core.progress.idle()
+    shown = [progress.stage for job_id, progress in notifier.progress_events if job_id == job.id]
+    assert shown == [ProgressStage.QUEUED, ProgressStage.STARTED]

@@ -280,6 +280,9 @@ class ConsoleSession:
         job_id, _, prompt = text.strip().partition(" ")
         if not job_id:
             raise InvalidInput("job", f"is missing; e.g. /{action.value} <job id>")
+        # A typed id may be mistyped, unlike a button's: "not found" (with /jobs) says so,
+        # where press() would take a missing job for one deleted after its retention.
+        await self._service.job_status(self._requester.user, job_id)
         job = await self._service.press(self._requester, job_id, action, prompt=prompt or None)
         self.started.append(job.id)
 
