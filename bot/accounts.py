@@ -90,21 +90,38 @@ class AccountPool:
         self._refreshed_at = None
 
     def pick(self) -> str | None:
-        """The account with the most free slots (paused ones only when due a probe, busy ones never)."""
+        """The account with the most free slots (paused ones only when due a probe, busy ones never).
+
+        Takes one of its slots; `release` gives it back when the job does not go out.
+        """
+        best = self._best(needs_slot=True)
+        if best is not None:
+            best.available -= 1
+        return best.email if best is not None else None
+
+    def pick_without_slot(self) -> str | None:
+        """An account for a job useapi.net does not count against maxJobs (off-peak): the one
+        with the most free slots, but a full account will do. Takes no slot; paused accounts
+        only when due a probe, busy ones never (a 429 says it takes no work now)."""
+        best = self._best(needs_slot=False)
+        return best.email if best is not None else None
+
+    def _best(self, *, needs_slot: bool) -> AccountSlot | None:
         now = self._clock()
         usable = [
             s
             for s in self._slots.values()
-            if s.available > 0 and not s.is_busy(now) and (s.paused_reason is None or now >= s.paused_until)
+            if (s.available > 0 or not needs_slot)
+            and not s.is_busy(now)
+            and (s.paused_reason is None or now >= s.paused_until)
         ]
         if not usable:
             return None
         best = max(usable, key=lambda s: (s.paused_reason is None, s.available))
-        best.available -= 1
         if best.paused_reason is not None:
             # One probe per interval: push the next one out before trying this one.
             best.paused_until = now + self._probe_interval
-        return best.email
+        return best
 
     def release(self, email: str) -> None:
         """A picked slot was not used (the job went back to the queue).
