@@ -183,3 +183,17 @@ async def test_only_the_configured_accounts_are_used_and_vanished_ones_are_dropp
     upstream.capacity = {A: (1, 1)}
     await pool.refresh(force=True)
     assert pool.accounts == [] and pool.pick() is None
+
+
+async def test_an_account_for_an_off_peak_job_takes_no_slot_and_a_full_one_will_do(clock):
+    upstream = CapacityUpstream({A: (1, 0), B: (2, 1)})
+    pool = pool_for(upstream, clock)
+    await pool.refresh()
+    assert [pool.pick_without_slot() for _ in range(3)] == [B, B, B]  # the most room first, none taken
+    assert pick_all(pool) == [B]  # the slot is still there for a normal job
+    pool.mark_busy(B)
+    assert pool.pick_without_slot() == A  # full, yet fine: off-peak jobs are not counted; busy B is not
+    pool.pause(A, "out of credits")
+    assert pool.pick_without_slot() is None  # nothing usable: paused or busy
+    clock.advance(BUSY_INITIAL)
+    assert pool.pick_without_slot() == B
