@@ -92,24 +92,34 @@ class AccountPool:
         self._refreshed_at = None
 
     def pick(self) -> str | None:
-        """The account with the most free slots (paused ones only when due a probe, busy ones never)."""
-        now = self._clock()
-        usable = [s for s in self._slots.values() if self._offers_slot(s, now)]
-        if not usable:
-            return None
-        return self._take_slot(max(usable, key=lambda s: (s.paused_reason is None, s.available)), now)
+        """The account with the most free slots (paused ones only when due a probe, busy ones never).
 
-    def take(self, email: str) -> str | None:
+        Takes one of its slots; `release` gives it back when the job does not go out.
+        """
+        now = self._clock()
+        best = self._best(now, needs_slot=True)
+        return None if best is None else self._take_slot(best, now, needs_slot=True)
+
+    def pick_without_slot(self) -> str | None:
+        """An account for a job useapi.net does not count against maxJobs (off-peak): the one
+        with the most free slots, but a full account will do. Takes no slot; paused accounts
+        only when due a probe, busy ones never (a 429 says it takes no work now)."""
+        now = self._clock()
+        best = self._best(now, needs_slot=False)
+        return None if best is None else self._take_slot(best, now, needs_slot=False)
+
+    def take(self, email: str, *, needs_slot: bool = True) -> str | None:
         """A slot on `email` itself, or None while it has none free (full, busy, or paused).
 
         For a job bound to one account — an upscale or extend runs on the account that
         made its source video — which waits for that account rather than going elsewhere.
+        `needs_slot=False` (an off-peak job) asks only that the account takes work now.
         """
         now = self._clock()
         slot = self._slot(email)
-        if slot is None or not self._offers_slot(slot, now):
+        if slot is None or not self._offers(slot, now, needs_slot=needs_slot):
             return None
-        return self._take_slot(slot, now)
+        return self._take_slot(slot, now, needs_slot=needs_slot)
 
     def serves(self, email: str) -> bool:
         """Whether `email` is one of the accounts in use (configured, and listed at the last refresh).
@@ -118,16 +128,22 @@ class AccountPool:
         """
         return not self._listed or self._slot(email) is not None
 
+    def _best(self, now: float, *, needs_slot: bool) -> AccountSlot | None:
+        usable = [s for s in self._slots.values() if self._offers(s, now, needs_slot=needs_slot)]
+        return max(usable, key=lambda s: (s.paused_reason is None, s.available)) if usable else None
+
     def _slot(self, email: str) -> AccountSlot | None:
         # Emails compare case-insensitively: a video id may spell one differently than the listing.
         wanted = email.lower()
         return self._slots.get(email) or next((s for s in self._slots.values() if s.email.lower() == wanted), None)
 
-    def _offers_slot(self, slot: AccountSlot, now: float) -> bool:
-        return slot.available > 0 and not slot.is_busy(now) and (slot.paused_reason is None or now >= slot.paused_until)
+    def _offers(self, slot: AccountSlot, now: float, *, needs_slot: bool) -> bool:
+        has_room = slot.available > 0 or not needs_slot
+        return has_room and not slot.is_busy(now) and (slot.paused_reason is None or now >= slot.paused_until)
 
-    def _take_slot(self, slot: AccountSlot, now: float) -> str:
-        slot.available -= 1
+    def _take_slot(self, slot: AccountSlot, now: float, *, needs_slot: bool) -> str:
+        if needs_slot:
+            slot.available -= 1
         if slot.paused_reason is not None:
             # One probe per interval: push the next one out before trying this one.
             slot.paused_until = now + self._probe_interval

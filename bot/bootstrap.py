@@ -54,6 +54,10 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_SECRET_KEY = "webhook_secret"
 
+# An in-process sandbox's off-peak video takes this many times as long as a normal one
+# (20 s at the default 5 s): half of it waiting for its hours (QUEUED), then generating.
+SANDBOX_OFF_PEAK_SLOWDOWN = 4
+
 
 @dataclass
 class Core:
@@ -121,7 +125,11 @@ async def upstream_endpoint(settings: Settings) -> AsyncIterator[tuple[str, Secr
         return
     from bot.sandbox import SandboxConfig, running_sandbox
 
-    config = SandboxConfig(token=secrets.token_urlsafe(16), generation_seconds=settings.sandbox_generation_seconds)
+    config = SandboxConfig(
+        token=secrets.token_urlsafe(16),
+        generation_seconds=settings.sandbox_generation_seconds,
+        off_peak_seconds=SANDBOX_OFF_PEAK_SLOWDOWN * settings.sandbox_generation_seconds,
+    )
     async with running_sandbox(config) as sandbox:
         log.info("no USEAPI_API_TOKEN: using the built-in sandbox at %s (videos are synthetic)", sandbox.base_url)
         yield sandbox.base_url, SecretStr(config.token)
@@ -252,7 +260,7 @@ async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[
             on_finished=on_finished,
             on_slot_freed=slot_freed,
             poll_interval=settings.effective_poll_interval,
-            off_peak_poll_interval=settings.off_peak_poll_interval,
+            off_peak_poll_interval=settings.effective_off_peak_poll_interval,
             job_timeout=settings.job_timeout,
             off_peak_job_timeout=settings.off_peak_job_timeout,
         )
@@ -268,6 +276,7 @@ async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[
             max_stored_image_bytes=settings.max_stored_image_bytes,
             admins_may_press_buttons=settings.admins_may_press_buttons,
             retention=retention,
+            max_off_peak_jobs_per_user=settings.max_off_peak_jobs_per_user,
         )
         admin = AdminService(
             quotas=quotas,

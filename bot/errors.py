@@ -53,6 +53,18 @@ class ActionUnavailable(BotError):
     """The button does not apply to this job (no video yet, already upscaled …)."""
 
 
+class TooManyOffPeakJobs(BotError):
+    """The user already has as many off-peak jobs waiting as `MAX_OFF_PEAK_JOBS_PER_USER` allows."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"You already have {limit} off-peak video{'s' if limit != 1 else ''} waiting (at most {limit} at a time; "
+            "PixVerse makes them within about a day). Ask for this one without off-peak, "
+            "or again once one has arrived."
+        )
+
+
 class NotAllowed(BotError):
     """An admin command from someone who is not an admin (no details revealed)."""
 

@@ -49,8 +49,12 @@ class JobStore(Protocol):
     async def queue_position(self, job: Job) -> int:
         """1-based position of a queued job among all queued jobs (oldest first); 0 when not queued."""
 
-    async def count_in_flight_by_user(self, states: Iterable[JobState] = IN_FLIGHT_STATES) -> dict[str, int]:
-        """How many jobs each user (UserRef.key) has in `states`; users with none are absent."""
+    async def count_in_flight_by_user(
+        self, states: Iterable[JobState] = IN_FLIGHT_STATES, *, off_peak: bool | None = None
+    ) -> dict[str, int]:
+        """How many jobs each user (UserRef.key) has in `states`; users with none are absent.
+
+        `off_peak` True or False counts only off-peak jobs or only the others; None counts all."""
 
 
 class BlobStore(Protocol):
@@ -113,6 +117,7 @@ class ProgressStage(StrEnum):
     STARTED = "started"
     GENERATING = "generating"
     WAITING = "waiting"  # queued behind an account problem (credits, needs attention)
+    OFF_PEAK = "off_peak"  # sent off-peak: PixVerse holds it (status QUEUED) until its hours
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +292,13 @@ class ImageStoreFull:
     limit: int
 
 
+@dataclass(frozen=True, slots=True)
+class OffPeakLimitReached:
+    """Admission refused: the user already has `limit` off-peak jobs unfinished."""
+
+    limit: int
+
+
 class JobAdmission(Protocol):
     """Admitting a new job: its quota reservation, its image and the job itself, all or nothing."""
 
@@ -297,13 +309,15 @@ class JobAdmission(Protocol):
         image: NewImage | None = None,
         *,
         image_store_limit: int | None = None,
-    ) -> QuotaCharge | ImageStoreFull | None:
-        """In one atomic unit: check every quota charge and (with `image`) the room left under
-        `image_store_limit`, then record the reservation, store the image under
+        off_peak_limit: int | None = None,
+    ) -> QuotaCharge | ImageStoreFull | OffPeakLimitReached | None:
+        """In one atomic unit: check every quota charge, (for an off-peak job) the user's
+        unfinished off-peak jobs against `off_peak_limit` and (with `image`) the room left
+        under `image_store_limit`, then record the reservation, store the image under
         `job.request.image_blob_id` and insert the job.
 
         Returns None when the job is admitted, else what refused it: the first charge the
-        reservation would exceed, or the full image store. A refusal stores nothing; once
+        reservation would exceed, the off-peak cap, or the full image store. A refusal stores nothing; once
         the unit is queued it completes even if the caller is cancelled, and then all of
         it is kept — never a job without its reservation, nor a reservation without its job.
         """

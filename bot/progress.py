@@ -44,7 +44,8 @@ _STAGE_ORDER = {
     ProgressStage.QUEUED: 0,
     ProgressStage.WAITING: 0,
     ProgressStage.STARTED: 1,
-    ProgressStage.GENERATING: 2,
+    ProgressStage.OFF_PEAK: 2,
+    ProgressStage.GENERATING: 3,
 }
 
 

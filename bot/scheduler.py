@@ -126,23 +126,42 @@ class Scheduler:
             return 0
         self._left_queue.clear()  # jobs submitted, failed or expired during this pass
         await self._expire_stale(queued)
-        in_flight: dict[str, int] = defaultdict(int, await self._jobs.count_in_flight_by_user(IN_FLIGHT_STATES))
+        # Only jobs that hold a slot count against the per-user cap (off-peak ones have their own, at accept).
+        in_flight: dict[str, int] = defaultdict(
+            int, await self._jobs.count_in_flight_by_user(IN_FLIGHT_STATES, off_peak=False)
+        )
         await self._accounts.refresh()
         sent = 0
         for job in self.fair_order(queued, in_flight, self._last_served, utcnow()):
-            if in_flight[job.user.key] >= self._max_in_flight:
+            takes_slot = self.takes_slot(job)
+            if takes_slot and in_flight[job.user.key] >= self._max_in_flight:
                 continue
             email = await self._account_for(job)
             if email is None:
                 continue  # no room for this job now; a job behind it may fit elsewhere
             if await self._submit(job, email):
                 self._left_queue.add(job.id)
-                in_flight[job.user.key] += 1
+                in_flight[job.user.key] += takes_slot
                 self._served_counter += 1
                 self._last_served[job.user.key] = self._served_counter
                 sent += 1
         await self._report_positions([job for job in queued if job.id not in self._left_queue])
         return sent
+
+    @staticmethod
+    def takes_slot(job: Job) -> bool:
+        """Whether the job holds one of its account's slots while it runs.
+
+        Off-peak jobs do not: useapi.net's scheduler does not track them nor count them
+        towards an account's running jobs (post-pixverse-videos-create-v4.md). They are
+        still sent to an account (the create names one), but take nothing from it.
+        """
+        return not job.request.off_peak
+
+    def _release(self, job: Job, email: str | None) -> None:
+        """Give back the slot `job` took on `email` when it was picked (none if it took none)."""
+        if self.takes_slot(job):
+            self._accounts.release(email or "")
 
     @staticmethod
     def fair_order(
@@ -172,10 +191,12 @@ class Scheduler:
         An upscale or extend runs on the account that made its source video (its id names
         it): it waits for a slot there, never takes one elsewhere. Any other job takes the
         account with the most room. A job whose account is no longer in use fails (refunded).
+        An off-peak job takes no slot (see `takes_slot`), only an account that takes work now.
         """
+        needs_slot = self.takes_slot(job)
         owner = source_account(job.request)
         if owner is None:
-            return self._accounts.pick()
+            return self._accounts.pick() if needs_slot else self._accounts.pick_without_slot()
         if not self._accounts.serves(owner):
             log.warning("job %s needs account %s, which is not in use any more", job.id, owner)
             await self._fail_queued(
@@ -185,7 +206,7 @@ class Scheduler:
                 " Nothing was charged.",
             )
             return None
-        return self._accounts.take(owner)
+        return self._accounts.take(owner, needs_slot=needs_slot)
 
     async def _submit(self, job: Job, email: str) -> bool:
         self._submitting.add(job.id)
@@ -199,7 +220,7 @@ class Scheduler:
             job.id, JobState.QUEUED, JobState.SUBMITTING, account=email, attempts=job.attempts + 1
         )
         if claimed is None:
-            self._accounts.release(email)
+            self._release(job, email)
             return False
         try:
             request = await self._with_uploaded_image(claimed, email)
@@ -284,13 +305,13 @@ class Scheduler:
         return base * random.uniform(0.75, 1.25)
 
     async def _requeue(self, job: Job, delay: float = 0.0) -> None:
-        self._accounts.release(job.account or "")
+        self._release(job, job.account)
         not_before = utcnow() + timedelta(seconds=delay) if delay else None
         await self._jobs.transition(job.id, JobState.SUBMITTING, JobState.QUEUED, not_before=not_before)
 
     async def _finish(self, job: Job, state: JobState, reason: str) -> None:
         self._left_queue.add(job.id)
-        self._accounts.release(job.account or "")
+        self._release(job, job.account)
         done = await self._jobs.transition(job.id, JobState.SUBMITTING, state, failure=reason)
         if done is not None:
             self._on_finished(done)

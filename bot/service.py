@@ -23,9 +23,9 @@ from bot.domain import (
     UserRef,
     new_job_id,
 )
-from bot.errors import ActionUnavailable, ButtonExpired, InvalidInput, JobNotFound, NotYourJob
+from bot.errors import ActionUnavailable, ButtonExpired, InvalidInput, JobNotFound, NotYourJob, TooManyOffPeakJobs
 from bot.moderation.service import ModerationService
-from bot.ports import ImageStoreFull, JobAdmission, JobStore, NewImage, Progress, ProgressStage
+from bot.ports import ImageStoreFull, JobAdmission, JobStore, NewImage, OffPeakLimitReached, Progress, ProgressStage
 from bot.progress import ProgressReporter
 from bot.quota import QuotaService
 from bot.retention import RetentionPolicy
@@ -50,6 +50,7 @@ class GenerationService:
         max_stored_image_bytes: int,
         admins_may_press_buttons: bool,
         retention: RetentionPolicy,
+        max_off_peak_jobs_per_user: int,
     ) -> None:
         self._jobs = jobs
         self._admission = admission
@@ -62,6 +63,7 @@ class GenerationService:
         self._max_image_bytes = max_image_bytes
         self._max_stored_image_bytes = max_stored_image_bytes
         self._retention = retention
+        self._max_off_peak = max_off_peak_jobs_per_user
 
     async def create_single(self, requester: Requester, command: CreateSingle) -> Job:
         """v1 /create_single: queue a text-to-video job."""
@@ -192,9 +194,17 @@ class GenerationService:
         # refused request leaves nothing behind, and a caller cancelled while the unit is
         # queued leaves all of it (the job runs, and is charged like any other).
         reservation = await self._quotas.reservation(job)
-        refused = await self._admission.admit(job, reservation, image, image_store_limit=self._max_stored_image_bytes)
+        refused = await self._admission.admit(
+            job,
+            reservation,
+            image,
+            image_store_limit=self._max_stored_image_bytes,
+            off_peak_limit=self._max_off_peak,
+        )
         if isinstance(refused, ImageStoreFull):
             raise ImageStorageFull(refused)
+        if isinstance(refused, OffPeakLimitReached):
+            raise TooManyOffPeakJobs(refused.limit)
         if refused is not None:
             raise self._quotas.exceeded(refused, reservation)
         log.info("job %s queued for %s (%s)", job.id, requester.user.key, request.kind)

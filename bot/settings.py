@@ -87,6 +87,9 @@ class Settings(BaseSettings):
 
     # --- scheduling and tracking (seconds)
     max_jobs_in_flight_per_user: int = Field(default=2, ge=1)
+    # Off-peak jobs hold no account slot and do not count above; they have their own cap
+    # (unfinished off-peak jobs per user), checked when a request is accepted.
+    max_off_peak_jobs_per_user: int = Field(default=3, ge=1)
     scheduler_interval: float = Field(default=2.0, gt=0)
     busy_retry_initial: float = Field(default=15.0, gt=0)
     busy_retry_max: float = Field(default=120.0, gt=0)
@@ -229,9 +232,18 @@ class Settings(BaseSettings):
     @property
     def effective_poll_interval(self) -> float:
         """Sandbox videos take seconds, not minutes: poll them briskly unless told otherwise."""
-        if self.uses_sandbox and "poll_interval" not in self.model_fields_set:
-            return min(self.poll_interval, SANDBOX_POLL_INTERVAL)
-        return self.poll_interval
+        return self._sandbox_paced("poll_interval")
+
+    @property
+    def effective_off_peak_poll_interval(self) -> float:
+        """The same for off-peak jobs: a sandbox off-peak video is made in seconds too."""
+        return self._sandbox_paced("off_peak_poll_interval")
+
+    def _sandbox_paced(self, name: str) -> float:
+        configured: float = getattr(self, name)
+        if self.uses_sandbox and name not in self.model_fields_set:
+            return min(configured, SANDBOX_POLL_INTERVAL)
+        return configured
 
 
 def _choice(value: str, allowed: tuple[str, ...]) -> str:

@@ -38,6 +38,8 @@ def progress_text(job: Job, progress: Progress) -> str:
         return f"⏸ Waiting: {progress.note or 'the video service is unavailable'}"
     if progress.stage is ProgressStage.STARTED:
         return f"🎬 Started: {what}"
+    if progress.stage is ProgressStage.OFF_PEAK:
+        return f"🌙 Waiting for off-peak hours (PixVerse makes it within about a day): {what}"
     elapsed = progress.elapsed_seconds or 0
     return f"🎬 Generating ({elapsed // 60}:{elapsed % 60:02d}): {what}"
 

@@ -18,15 +18,18 @@ from collections import defaultdict
 from collections.abc import Callable
 from datetime import timedelta
 
+from bot.cache import LruDict
 from bot.domain import RUNNING_STATES, Job, JobState, utcnow
 from bot.periodic import PeriodicTask
 from bot.ports import JobStore, Progress, ProgressStage, Upstream
 from bot.progress import ProgressReporter
 from bot.upstream import errors as ue
-from bot.upstream.models import Video
+from bot.upstream.models import Video, VideoStage
 
 log = logging.getLogger(__name__)
 
+# Jobs whose unexpected status was logged (a job's is logged again only when it changes).
+UNEXPECTED_STATUSES_REMEMBERED = 10_000
 # Pages of `GET videos` read per account per poll before falling back to single lookups.
 LISTING_PAGE_SIZE = 50
 MAX_LISTING_PAGES = 4
@@ -57,6 +60,7 @@ class Tracker:
         self._off_peak_timeout = timedelta(seconds=off_peak_job_timeout)
         self._clock = clock
         self._off_peak_polled_at: float | None = None
+        self._unexpected_logged: LruDict[str, str] = LruDict(UNEXPECTED_STATUSES_REMEMBERED)
         self._loop = PeriodicTask(self.poll_once, poll_interval, "tracking")
 
     def wake(self) -> None:
@@ -109,17 +113,28 @@ class Tracker:
                 await self.apply(job, video)
 
     async def apply(self, job: Job, video: Video) -> None:
-        """Move `job` according to what the upstream says about its video."""
-        if not video.is_final:
+        """Move `job` according to what the upstream says about its video.
+
+        The status table decides (`Video.stage`); a status it does not list is not
+        guessed at: it is logged once and the job waits on, until its time-out.
+        """
+        stage = video.stage
+        if stage is VideoStage.UNEXPECTED:
+            self._log_unexpected(job, video)
+            return
+        if stage is VideoStage.WAITING_OFF_PEAK:
+            await self._progress.report(job, Progress(ProgressStage.OFF_PEAK))
+            return
+        if stage is VideoStage.GENERATING:
             if job.state is JobState.SUBMITTED:
                 job = await self._jobs.transition(job.id, JobState.SUBMITTED, JobState.GENERATING) or job
             await self._progress.report(job, Progress(ProgressStage.GENERATING, elapsed_seconds=self._elapsed(job)))
             return
-        if video.succeeded:
+        if stage is VideoStage.SUCCEEDED:
             done = await self._jobs.transition(
                 job.id, RUNNING_STATES, JobState.COMPLETED, result_url=video.url, finished_at=utcnow()
             )
-        elif video.moderated:
+        elif stage is VideoStage.MODERATED:
             done = await self._jobs.transition(
                 job.id,
                 RUNNING_STATES,
@@ -127,13 +142,29 @@ class Tracker:
                 failure="PixVerse's moderator refused this video. Please try a different prompt or image.",
             )
         else:
-            reason = video.error or video.video_status_name or "unknown reason"
             done = await self._jobs.transition(
-                job.id, RUNNING_STATES, JobState.FAILED, failure=f"PixVerse could not make this video ({reason})."
+                job.id,
+                RUNNING_STATES,
+                JobState.FAILED,
+                failure=f"PixVerse could not make this video ({video.error}).",
             )
+        self._unexpected_logged.pop(job.id, None)
         if done is not None:
             self._on_slot_freed()
             self._on_finished(done)
+
+    def _log_unexpected(self, job: Job, video: Video) -> None:
+        """Once per job and status: the job is polled every few seconds until its time-out."""
+        status = video.describe_status()
+        if self._unexpected_logged.get(job.id) == status:
+            return
+        self._unexpected_logged[job.id] = status
+        log.warning(
+            "job %s: video %s has a status the API docs do not list (%s); waiting on it until the job's time-out",
+            job.id,
+            video.video_id or job.video_id,
+            status,
+        )
 
     async def confirm(self, job: Job) -> None:
         """A trusted hint says the job may be final: ask the upstream and act on its answer."""
@@ -160,6 +191,7 @@ class Tracker:
                     JobState.FAILED,
                     failure=f"PixVerse did not finish this video within {hours:g} h; it was given up.",
                 )
+                self._unexpected_logged.pop(job.id, None)
                 if done is not None:
                     self._on_slot_freed()
                     self._on_finished(done)

@@ -71,7 +71,7 @@ class CallbackHandler:
             return 409, "video does not belong to this job"
         if job.state not in RUNNING_STATES:
             return 200, "already settled"  # duplicates and late replays change nothing
-        if video.is_final:
+        if video.is_finished:
             await self._tracker.confirm(job)
         else:
             await self._tracker.apply(job, video)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import sqlite3
 
 from bot.domain import Job
-from bot.ports import ImageStoreFull, NewImage, QuotaCharge, QuotaReservation
+from bot.ports import ImageStoreFull, NewImage, OffPeakLimitReached, QuotaCharge, QuotaReservation
 from storage.blobs import insert_blob, stored_bytes
 from storage.database import Database
 from storage.governance import quota_refusal, record_reservation
-from storage.jobs import insert_job
+from storage.jobs import count_unfinished_off_peak, insert_job
 
 
 class SqliteJobAdmission:
@@ -30,8 +30,10 @@ class SqliteJobAdmission:
         image: NewImage | None = None,
         *,
         image_store_limit: int | None = None,
-    ) -> QuotaCharge | ImageStoreFull | None:
-        """Check the quota and the image store's room, then write reservation, image and job.
+        off_peak_limit: int | None = None,
+    ) -> QuotaCharge | ImageStoreFull | OffPeakLimitReached | None:
+        """Check the quota, the off-peak cap and the image store's room, then write
+        reservation, image and job.
 
         Returns None when admitted, else what refused it (and nothing is written).
         """
@@ -39,11 +41,17 @@ class SqliteJobAdmission:
         if image is not None and blob_id is None:
             raise ValueError(f"job {job.id} brings an image but its request names no image_blob_id")
 
-        def admit(connection: sqlite3.Connection) -> QuotaCharge | ImageStoreFull | None:
+        def admit(connection: sqlite3.Connection) -> QuotaCharge | ImageStoreFull | OffPeakLimitReached | None:
             # Quota first: a user over quota hears that, not a (temporary) full store.
             refused = quota_refusal(connection, reservation)
             if refused is not None:
                 return refused
+            if (
+                job.request.off_peak
+                and off_peak_limit is not None
+                and count_unfinished_off_peak(connection, job.user.key) >= off_peak_limit
+            ):
+                return OffPeakLimitReached(off_peak_limit)
             if image is not None and image_store_limit is not None:
                 stored = stored_bytes(connection)
                 if stored + len(image.data) > image_store_limit:

@@ -110,6 +110,21 @@ def _job(row: sqlite3.Row) -> Job:
     )
 
 
+# Whether a row's request is off-peak (1) or not (0), in SQL; the request is a JSON document.
+OFF_PEAK_SQL = "COALESCE(json_extract(request, '$.off_peak'), 0)"
+
+
+def count_unfinished_off_peak(connection: sqlite3.Connection, user_key: str) -> int:
+    """The user's off-peak jobs not finished yet (queued, being sent or running), in the caller's unit."""
+    unfinished = [state.value for state in JobState if state not in OUTCOME_STATES and state is not JobState.DELIVERED]
+    row = connection.execute(
+        f"SELECT COUNT(*) FROM jobs WHERE user_key = ? AND state IN ({_placeholders(len(unfinished))}) "
+        f"AND {OFF_PEAK_SQL} = 1",
+        [user_key, *unfinished],
+    ).fetchone()
+    return int(row[0])
+
+
 def insert_job(connection: sqlite3.Connection, job: Job) -> None:
     """Insert `job` in the caller's unit of work (see `SqliteJobStore.add`)."""
     columns = _columns({name: getattr(job, name) for name in _JOB_FIELDS})
@@ -228,16 +243,19 @@ class SqliteJobStore:
         assert row is not None  # an aggregate always answers one row
         return int(row[0])
 
-    async def count_in_flight_by_user(self, states: Iterable[JobState] = IN_FLIGHT_STATES) -> dict[str, int]:
+    async def count_in_flight_by_user(
+        self, states: Iterable[JobState] = IN_FLIGHT_STATES, *, off_peak: bool | None = None
+    ) -> dict[str, int]:
         """How many jobs each user has in `states` (default: submitting or running),
         keyed by `UserRef.key`; users with none are absent. For per-user limits and
-        fair scheduling."""
+        fair scheduling. `off_peak` True or False counts only off-peak or only other jobs."""
         wanted = _states(states)
         if not wanted:
             return {}
-        rows = await self._db.fetch_all(
-            f"SELECT user_key, COUNT(*) AS jobs FROM jobs WHERE state IN ({_placeholders(len(wanted))}) "
-            "GROUP BY user_key",
-            [state.value for state in wanted],
-        )
+        sql = f"SELECT user_key, COUNT(*) AS jobs FROM jobs WHERE state IN ({_placeholders(len(wanted))})"
+        params: list[object] = [state.value for state in wanted]
+        if off_peak is not None:
+            sql += f" AND {OFF_PEAK_SQL} = ?"
+            params.append(int(off_peak))
+        rows = await self._db.fetch_all(sql + " GROUP BY user_key", params)
         return {row["user_key"]: row["jobs"] for row in rows}

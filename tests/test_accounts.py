@@ -214,3 +214,17 @@ async def test_an_account_dropped_from_the_listing_or_the_configuration_is_no_lo
     upstream.fail = True
     await pool.refresh(force=True)
     assert not pool.serves(B)  # a failed refresh brings nothing back
+
+
+async def test_an_account_for_an_off_peak_job_takes_no_slot_and_a_full_one_will_do(clock):
+    upstream = CapacityUpstream({A: (1, 0), B: (2, 1)})
+    pool = pool_for(upstream, clock)
+    await pool.refresh()
+    assert [pool.pick_without_slot() for _ in range(3)] == [B, B, B]  # the most room first, none taken
+    assert pick_all(pool) == [B]  # the slot is still there for a normal job
+    pool.mark_busy(B)
+    assert pool.pick_without_slot() == A  # full, yet fine: off-peak jobs are not counted; busy B is not
+    pool.pause(A, "out of credits")
+    assert pool.pick_without_slot() is None  # nothing usable: paused or busy
+    clock.advance(BUSY_INITIAL)
+    assert pool.pick_without_slot() == B

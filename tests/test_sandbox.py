@@ -139,7 +139,7 @@ class Receiver:
     async def final_for(self, reply_ref: str) -> Video:
         async def find() -> Video | None:
             videos = [Video.from_callback(body) for body in self.bodies]
-            return next((v for v in videos if v.replyRef == reply_ref and v.is_final), None)
+            return next((v for v in videos if v.replyRef == reply_ref and v.is_finished), None)
 
         return await eventually(find, f"the final callback for {reply_ref}")
 
@@ -254,7 +254,7 @@ async def test_the_listing_includes_generating_videos_newest_first(api: httpx.As
     page = await listing(api)
     assert [v.video_id for v in page.data] == [second, first]
     assert {v.video_status_name for v in page.data} == {"GENERATING"}
-    assert not any(v.is_final for v in page.data)
+    assert not any(v.is_finished for v in page.data)
     assert page.total == 2
 
     second_page = await listing(api, limit=1, offset=1)
@@ -329,7 +329,8 @@ async def test_the_moderation_word_is_refused_at_create(sandbox: Sandbox, api: h
 
 
 @pytest.mark.parametrize(
-    ("prompt", "status", "name"), [("a spicy taco", 7, "MODERATED"), ("the car will explode", 8, "FAILED")]
+    ("prompt", "status", "name"),
+    [("a spicy taco", 7, "MODERATED"), ("the car will explode", 8, "FAILED"), ("an enigma", 42, "UNLISTED")],
 )
 async def test_late_moderation_and_failure_end_final_without_a_url(
     sandbox: Sandbox, api: httpx.AsyncClient, prompt: str, status: int, name: str
@@ -340,6 +341,8 @@ async def test_late_moderation_and_failure_end_final_without_a_url(
     video = await final_video(api, video_id)
     assert (video.video_status, video.video_status_name, video.video_status_final) == (status, name, True)
     assert not video.url and not video.succeeded
+    # Only the FAILED fault says what went wrong, in the video model's `error` field.
+    assert bool(video.error) is (name == "FAILED")
     # Credits of a generation that delivered nothing are given back.
     assert sandbox.config.accounts[0].credits == 100_000
 
@@ -554,6 +557,29 @@ async def test_reply_url_gets_progress_then_the_final_video_with_reply_ref(
     assert receiver.refs() == ["chat-7/job-3"] * 3
 
 
+async def test_an_off_peak_video_waits_queued_final_then_generates_with_the_documented_codes(
+    api: httpx.AsyncClient,
+) -> None:
+    off_peak = await create(api, off_peak_mode=True)
+    # Waiting for its hours is still processing: GET videos/{id} answers 404 although the status is final.
+    assert (await api.get(f"videos/{off_peak}")).status_code == 404
+    seen: list[tuple[int | None, str | None, bool | None]] = []
+
+    async def finished() -> Video | None:
+        video = next(v for v in (await listing(api)).data if v.video_id == off_peak)
+        status = (video.video_status, video.video_status_name, video.video_status_final)
+        if not seen or seen[-1] != status:
+            seen.append(status)
+        return video if video.is_finished else None
+
+    assert (await eventually(finished, "the off-peak video to finish")).succeeded
+    # 5 QUEUED final while it waits for its hours, then GENERATING (9, then 10), then 1.
+    assert seen[0] == (5, "QUEUED", True) and seen[-1] == (1, "COMPLETED", True), seen
+    middle = seen[1:-1]
+    assert middle and set(middle) <= {(9, "GENERATING", False), (10, "GENERATING", False)}, seen
+    assert middle == sorted(middle), seen
+
+
 async def test_off_peak_jobs_skip_the_scheduler_and_never_call_back(
     sandbox: Sandbox, api: httpx.AsyncClient, receiver: Receiver
 ) -> None:
@@ -564,7 +590,6 @@ async def test_off_peak_jobs_skip_the_scheduler_and_never_call_back(
 
     assert [job["videoId"] for job in (await api.get("scheduler")).json()] == [normal]
     await receiver.final_for("normal")
-    assert {v.video_id: v.video_status_name for v in (await listing(api)).data}[off_peak] == "GENERATING"
 
     video = await final_video(api, off_peak)
     assert video.succeeded and video.off_peak == 1

@@ -544,6 +544,16 @@ async def test_count_in_flight_by_user(jobs: SqliteJobStore) -> None:
     assert await jobs.count_in_flight_by_user([JobState.QUEUED]) == {BOB.key: 1}
 
 
+async def test_count_in_flight_by_user_for_off_peak_jobs_or_the_others(jobs: SqliteJobStore) -> None:
+    off_peak = GenerationRequest(kind=JobKind.CREATE, user_prompt="a fox", prompt="a fox", off_peak=True)
+    await jobs.add(make_job(ALICE, state=JobState.SUBMITTED))
+    await jobs.add(make_job(ALICE, state=JobState.SUBMITTED).evolve(request=off_peak))
+    await jobs.add(make_job(BOB, state=JobState.GENERATING).evolve(request=off_peak))
+    assert await jobs.count_in_flight_by_user(off_peak=False) == {ALICE.key: 1}
+    assert await jobs.count_in_flight_by_user(off_peak=True) == {ALICE.key: 1, BOB.key: 1}
+    assert await jobs.count_in_flight_by_user() == {ALICE.key: 2, BOB.key: 1}
+
+
 async def test_job_queries_use_indexes(db: Database, jobs: SqliteJobStore) -> None:
     job = make_job()
     await jobs.add(job)
@@ -555,12 +565,13 @@ async def test_job_queries_use_indexes(db: Database, jobs: SqliteJobStore) -> No
     await jobs.in_states([JobState.QUEUED, JobState.SUBMITTED])
     await jobs.queue_position(job)
     await jobs.count_in_flight_by_user()
+    await jobs.count_in_flight_by_user(off_peak=False)
     await jobs.update(job.id, attempts=1)
     await jobs.transition(job.id, JobState.QUEUED, JobState.SUBMITTING)
     await db.run(lambda connection: connection.set_trace_callback(None))
     # Each unit of work runs in a transaction of its own; the queries are the rest.
     statements = [statement for statement in traced if not statement.endswith("-- batch")]
-    assert len(statements) == 8, traced
+    assert len(statements) == 9, traced
     for statement in statements:
         plan = [row["detail"] for row in await db.fetch_all(f"EXPLAIN QUERY PLAN {statement}")]
         assert not any(step.startswith("SCAN") for step in plan), (statement, plan)

@@ -481,7 +481,7 @@ async def test_upload_create_follow_find_and_download_a_video(
     [running] = await pixverse.scheduler()
     assert (running.video_id, running.replyRef) == (video_id, "job-1")
     [listed] = (await pixverse.list_videos(email=ALICE)).data
-    assert (listed.video_id, listed.is_final) == (video_id, False)
+    assert (listed.video_id, listed.is_finished) == (video_id, False)
     assert await pixverse.find_submitted("job-1", email=ALICE) == video_id
     assert await pixverse.find_submitted("job-2") is None
 
@@ -714,7 +714,7 @@ async def test_callbacks_parse_with_reply_ref_top_level_or_nested(
 ) -> None:
     url, received = callbacks
     video_id = await create(pixverse, replyUrl=url, replyRef="job-1")
-    while not (video := parse_callback(body := await asyncio.wait_for(received.get(), DEADLINE_SECONDS))).is_final:
+    while not (video := parse_callback(body := await asyncio.wait_for(received.get(), DEADLINE_SECONDS))).is_finished:
         assert (video.video_id, video.replyRef) == (video_id, "job-1")
     assert video.succeeded and (video.video_id, video.replyRef) == (video_id, "job-1")
     # useapi.net may also wrap the video (and its replyRef) under `response`.

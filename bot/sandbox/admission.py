@@ -59,6 +59,8 @@ def planned_outcome(config: SandboxConfig, prompt: str) -> VideoPhase:
         return VideoPhase.MODERATED
     if mentions(prompt, config.failure_word):
         return VideoPhase.FAILED
+    if mentions(prompt, config.unlisted_status_word):
+        return VideoPhase.UNLISTED
     return VideoPhase.COMPLETED
 
 

@@ -31,10 +31,13 @@ class SandboxConfig:
     token: str = "sandbox-token"
     accounts: list[SandboxAccount] = field(default_factory=_default_accounts)
     generation_seconds: float = 3.0  # time from create to final
-    off_peak_seconds: float = 20.0  # off-peak jobs finish after this, without callbacks
+    # Off-peak jobs finish after this, without callbacks: QUEUED (5) for the first half, then generating.
+    off_peak_seconds: float = 20.0
     moderation_word: str = "forbidden"  # in a prompt -> 422 at create
     late_moderation_word: str = "spicy"  # in a prompt -> accepted, then final MODERATED
-    failure_word: str = "explode"  # in a prompt -> final FAILED, no url
+    # Faults: statuses the docs' table does not list (see videos.VideoPhase).
+    failure_word: str = "explode"  # in a prompt -> final 8 FAILED with an `error` text, no url
+    unlisted_status_word: str = "enigma"  # in a prompt -> final 42 UNLISTED, no error, no url
     error_rate_5xx: float = 0.0  # fraction of requests answered 500/502/503
     response_delay: float = 0.0  # seconds added before every answer
     # The next N create/upscale/extend requests are carried out, then the connection

@@ -18,6 +18,11 @@ from bot.sandbox.media import render
 from bot.sandbox.uploads import UploadStore
 from bot.sandbox.videos import SandboxVideo, VideoPhase
 
+# The share of an off-peak job's time it spends waiting for its hours (QUEUED).
+OFF_PEAK_WAIT_SHARE = 0.5
+# The kinds of timed events of a generation (sorted after their time: half-way first on a tie).
+_HALF_WAY, _REPORT = 0, 1
+
 
 @dataclass
 class _Job:
@@ -119,13 +124,25 @@ class Sandbox:
         loop = asyncio.get_running_loop()
         started = loop.time()
         total = config.off_peak_seconds if video.off_peak else config.generation_seconds
-        # Progress reports are spread evenly over the generation time.
+        # An off-peak video waits for its hours (QUEUED) for the first part of its time.
+        begin = started + total * OFF_PEAK_WAIT_SHARE if video.off_peak else started
+        end = started + total
+        # What happens before the end, in time order: progress reports spread evenly
+        # over the generation, and the move from code 9 to code 10 half-way.
         steps = max(0, config.progress_callbacks) + 1
-        for step in range(1, steps):
-            if await _wait(finish_now, started + total * step / steps - loop.time()):
+        events = [(begin + (end - begin) * step / steps, _REPORT) for step in range(1, steps)]
+        events.append((begin + (end - begin) / 2, _HALF_WAY))
+        if await _wait(finish_now, begin - loop.time()):
+            events = []
+        video.phase = VideoPhase.STARTING
+        for at, event in sorted(events):
+            if await _wait(finish_now, at - loop.time()):
                 break
-            await self._report(video)
-        await _wait(finish_now, started + total - loop.time())
+            if event == _HALF_WAY:
+                video.phase = VideoPhase.GENERATING
+            else:
+                await self._report(video)
+        await _wait(finish_now, end - loop.time())
         if video.outcome is VideoPhase.COMPLETED:
             video.media = await asyncio.to_thread(render, video.picture, config.video_pad_bytes)
         else:

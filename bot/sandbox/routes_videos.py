@@ -41,10 +41,10 @@ class VideoRoutes(RouteGroup):
         return web.json_response(body)
 
     async def get_video(self, request: web.Request) -> web.Response:
-        """404 until the video is final, as the docs say."""
+        """404 while the video is still processing (an off-peak one waiting too), as the docs say."""
         video_id = request.match_info["video_id"]
         video = self.sandbox.require(video_id)
-        if not video.phase.final:
+        if not video.phase.over:
             raise ApiError(404, f"Video {video_id} is still processing")
         return web.json_response(video.to_json())
 

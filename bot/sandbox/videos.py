@@ -16,16 +16,42 @@ VIDEO_MEDIA_PREFIX = "/media/videos/"
 
 
 class VideoPhase(Enum):
-    """Where a video is in its life; the value is the raw `video_status` code."""
+    """Where a video is in its life; the value is the raw `video_status` code.
 
+    The documented codes (seeds/v2/get-pixverse-videos.md): 5 QUEUED, final although
+    not made yet (an off-peak video waiting for its hours), 9 and 10 GENERATING (9 for
+    the first half of the generation here, 10 after), 1 COMPLETED, 7 MODERATED.
+    FAILED and UNLISTED are sandbox faults, codes the table does not list: FAILED ends
+    final with an `error` text (the one way the docs' video model can say it failed),
+    UNLISTED ends final without one.
+    """
+
+    QUEUED = 5
+    STARTING = 9
     GENERATING = 10
     COMPLETED = 1
     MODERATED = 7
-    FAILED = 8
+    FAILED = 8  # sandbox fault
+    UNLISTED = 42  # sandbox fault
+
+    @property
+    def status_name(self) -> str:
+        """`video_status_name`: both generating codes are GENERATING."""
+        return VideoPhase.GENERATING.name if self is VideoPhase.STARTING else self.name
 
     @property
     def final(self) -> bool:
-        return self is not VideoPhase.GENERATING
+        """`video_status_final` as the table gives it (QUEUED is final there)."""
+        return self not in {VideoPhase.STARTING, VideoPhase.GENERATING}
+
+    @property
+    def over(self) -> bool:
+        """Nothing about the video will change any more."""
+        return self not in {VideoPhase.QUEUED, VideoPhase.STARTING, VideoPhase.GENERATING}
+
+
+# The `error` text of a video that ends in the FAILED fault.
+FAILURE_ERROR = "Generation failed (sandbox fault)"
 
 
 def account_id_of(email: str) -> int:
@@ -64,10 +90,14 @@ class SandboxVideo:
     upscaled: bool = False
     extended: bool = False
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    phase: VideoPhase = VideoPhase.GENERATING
+    phase: VideoPhase = VideoPhase.STARTING
     untracked: bool = False  # removed from useapi's scheduler (DELETE scheduler/{id})
     deleted: bool = False
     media: RenderedVideo | None = None
+
+    def __post_init__(self) -> None:
+        if self.off_peak:
+            self.phase = VideoPhase.QUEUED  # until its off-peak hours come
 
     @property
     def video_id(self) -> str:
@@ -76,12 +106,12 @@ class SandboxVideo:
     @property
     def in_scheduler(self) -> bool:
         """Counted against useapi.net's maxJobs and listed by GET scheduler."""
-        return not (self.off_peak or self.untracked or self.deleted or self.phase.final)
+        return not (self.off_peak or self.untracked or self.deleted or self.phase.over)
 
     @property
     def occupies_pixverse(self) -> bool:
         """Counted against PixVerse's own concurrency limit, tracked or not."""
-        return not (self.off_peak or self.deleted or self.phase.final)
+        return not (self.off_peak or self.deleted or self.phase.over)
 
     @property
     def callback_url(self) -> str | None:
@@ -97,7 +127,7 @@ class SandboxVideo:
         body: dict[str, Any] = {
             "video_id": self.video_id,
             "video_status": self.phase.value,
-            "video_status_name": self.phase.name,
+            "video_status_name": self.phase.status_name,
             "video_status_final": self.phase.final,
             "account_id": account_id_of(self.email),
             "created_at": iso_utc(self.created_at),
@@ -118,6 +148,8 @@ class SandboxVideo:
             "url": self.media_url("mp4") if done else "",
             "off_peak": int(self.off_peak),
         }
+        if self.phase is VideoPhase.FAILED:
+            body["error"] = FAILURE_ERROR
         if self.reply_ref is not None:
             body["replyRef"] = self.reply_ref
         return body

@@ -171,11 +171,43 @@ class _Response(BaseModel):
 
 
 class VideoStatus(StrEnum):
+    """The `video_status_name`s of the documented status table."""
+
     COMPLETED = "COMPLETED"
     QUEUED = "QUEUED"
     MODERATED = "MODERATED"
     GENERATING = "GENERATING"
-    FAILED = "FAILED"
+
+
+# The status table of seeds/v2/get-pixverse-videos.md: `video_status` → its name. The
+# API derives `video_status_name` and `video_status_final` from the code, so the code
+# decides when both are present. QUEUED is *final* there although the video is not
+# made yet: an off-peak video waiting for its hours.
+DOCUMENTED_STATUSES: dict[int, VideoStatus] = {
+    1: VideoStatus.COMPLETED,
+    5: VideoStatus.QUEUED,
+    7: VideoStatus.MODERATED,
+    9: VideoStatus.GENERATING,
+    10: VideoStatus.GENERATING,
+}
+
+
+class VideoStage(StrEnum):
+    """Where a video stands, read from the documented status table (`Video.stage`)."""
+
+    WAITING_OFF_PEAK = "waiting_off_peak"  # 5 QUEUED: an off-peak video waiting for its hours
+    GENERATING = "generating"  # 9, 10 GENERATING
+    SUCCEEDED = "succeeded"  # 1 COMPLETED with a url
+    MODERATED = "moderated"  # 7 MODERATED
+    # A final video the table has no status for, carrying the model's `error` text:
+    # the docs report a failure no other way (the table lists no failure status).
+    FAILED = "failed"
+    # Anything else (a status the table does not list, COMPLETED without a url): not
+    # guessed at; the tracker logs it once and waits until the job's time-out.
+    UNEXPECTED = "unexpected"
+
+
+FINISHED_STAGES = frozenset({VideoStage.SUCCEEDED, VideoStage.MODERATED, VideoStage.FAILED})
 
 
 class Video(_Response):
@@ -211,17 +243,50 @@ class Video(_Response):
         return int(value) if isinstance(value, str) and value.lstrip("-").isdigit() else value
 
     @property
-    def is_final(self) -> bool:
-        return bool(self.video_status_final)
+    def status(self) -> VideoStatus | None:
+        """The documented status, from the code (or the name when no code came); None when unlisted."""
+        if self.video_status is not None:
+            return DOCUMENTED_STATUSES.get(self.video_status)
+        name = self.video_status_name
+        return VideoStatus(name) if name is not None and name in frozenset(VideoStatus) else None
+
+    @property
+    def stage(self) -> VideoStage:
+        """What the video's status means for its job (see `VideoStage`)."""
+        match self.status:
+            case VideoStatus.COMPLETED:
+                return VideoStage.SUCCEEDED if self.url else VideoStage.UNEXPECTED
+            case VideoStatus.MODERATED:
+                return VideoStage.MODERATED
+            case VideoStatus.QUEUED:
+                return VideoStage.WAITING_OFF_PEAK
+            case VideoStatus.GENERATING:
+                return VideoStage.GENERATING
+        if self.video_status_final and self.error:
+            return VideoStage.FAILED
+        return VideoStage.UNEXPECTED
+
+    @property
+    def is_finished(self) -> bool:
+        """Made, refused or failed for good. Not `video_status_final`, which a QUEUED
+        off-peak video also carries while it waits for its hours."""
+        return self.stage in FINISHED_STAGES
 
     @property
     def succeeded(self) -> bool:
-        """Success is COMPLETED *with* a url; anything else final is a failure."""
-        return self.is_final and self.video_status_name == VideoStatus.COMPLETED and bool(self.url)
+        """Success is COMPLETED *with* a url."""
+        return self.stage is VideoStage.SUCCEEDED
 
     @property
     def moderated(self) -> bool:
-        return self.video_status_name == VideoStatus.MODERATED
+        return self.stage is VideoStage.MODERATED
+
+    def describe_status(self) -> str:
+        """The raw status fields, for logs."""
+        return (
+            f"video_status={self.video_status!r} video_status_name={self.video_status_name!r} "
+            f"video_status_final={self.video_status_final!r} url={'yes' if self.url else 'no'}"
+        )
 
     @classmethod
     def from_callback(cls, body: dict[str, Any]) -> Video:
