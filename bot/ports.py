@@ -77,6 +77,8 @@ class Upstream(Protocol):
 
     async def create_video(self, request: up.CreateVideoRequest) -> up.VideoCreated: ...
 
+    async def create_frames(self, request: up.CreateFramesRequest) -> up.VideoCreated: ...
+
     async def upscale_video(self, request: up.UpscaleRequest) -> up.VideoCreated: ...
 
     async def extend_video(self, request: up.ExtendRequest) -> up.VideoCreated: ...
@@ -296,11 +298,12 @@ class JobAdmission(Protocol):
         reservation: QuotaReservation,
         image: NewImage | None = None,
         *,
+        more_images: Sequence[NewImage] = (),
         image_store_limit: int | None = None,
     ) -> QuotaCharge | ImageStoreFull | None:
-        """In one atomic unit: check every quota charge and (with `image`) the room left under
-        `image_store_limit`, then record the reservation, store the image under
-        `job.request.image_blob_id` and insert the job.
+        """In one atomic unit: check every quota charge and (with pictures) the room left under
+        `image_store_limit`, then record the reservation, store `image` and `more_images`
+        under the blob ids of `job.request.images` (in order) and insert the job.
 
         Returns None when the job is admitted, else what refused it: the first charge the
         reservation would exceed, or the full image store. A refusal stores nothing; once
