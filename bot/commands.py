@@ -27,7 +27,6 @@ from bot.upstream import models as up
 from bot.upstream.models import catalogue_of
 from bot.user_text import clean_user_text
 
-
 STYLE_PHRASES = {
     "Realistic": "realistic, photographic style",
     "Anime": "anime style",
@@ -331,7 +330,9 @@ class RequestBuilder:
         if feature is not None:
             self._catalogue.require(request.model, feature, what)
         if request.quality not in spec.qualities:
-            raise InvalidInput("quality", f"{request.quality} is not available on {spec.name}; use one of {', '.join(spec.qualities)}")
+            raise InvalidInput(
+                "quality", f"{request.quality} is not available on {spec.name}; use one of {', '.join(spec.qualities)}"
+            )
         longest = spec.max_duration(request.quality)
         if request.duration > longest and longest < spec.duration_max:
             raise InvalidInput(
@@ -342,7 +343,8 @@ class RequestBuilder:
         if not spec.duration_min <= request.duration <= spec.duration_max:
             raise InvalidInput(
                 "duration",
-                f"{request.duration} is out of range for {spec.name}; use {spec.duration_min} to {spec.duration_max} seconds",
+                f"{request.duration} is out of range for {spec.name};"
+                f" use {spec.duration_min} to {spec.duration_max} seconds",
             )
         return request
 

@@ -12,9 +12,9 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.catalogue import Catalogue, CatalogueError
 from bot.errors import InvalidInput
 from bot.ranges import MUTE_MINUTES, STRIKE_LIMIT, STRIKE_WINDOW_HOURS
-from bot.catalogue import Catalogue, CatalogueError
 from bot.upstream.models import AspectRatio, Quality
 
 V1_STYLES = ("Realistic", "Anime", "3D Animation")

@@ -6,9 +6,9 @@ sandbox from a REPL) change faults while requests are in flight.
 
 from __future__ import annotations
 
-from bot.catalogue import Catalogue
-
 from dataclasses import dataclass, field
+
+from bot.catalogue import Catalogue
 
 
 @dataclass

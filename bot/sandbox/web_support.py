@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from bot.catalogue import Catalogue, shipped_catalogue
-
 import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
@@ -13,6 +11,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ValidationError
 
+from bot.catalogue import Catalogue, shipped_catalogue
 from bot.sandbox.config import SandboxAccount
 from bot.sandbox.errors import INJECTED_SERVER_ERROR, UNAUTHORIZED, ApiError
 

@@ -29,6 +29,7 @@ import httpx
 from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from bot.catalogue import Catalogue, shipped_catalogue
 from bot.upstream import retry
 from bot.upstream.errors import (
     InvalidResponse,
@@ -43,12 +44,11 @@ from bot.upstream.errors import (
     UpstreamError,
     error_from_response,
 )
-from bot.catalogue import Catalogue, shipped_catalogue
 from bot.upstream.models import (
-    CreateFramesRequest,
     UPLOAD_CONTENT_TYPES,
     Account,
     AccountConfigRequest,
+    CreateFramesRequest,
     CreateVideoRequest,
     EffectPage,
     ExtendRequest,
@@ -82,9 +82,7 @@ PaidRequest = CreateVideoRequest | CreateFramesRequest | UpscaleRequest | Extend
 # ------------------------------------------------------------------ validation
 
 
-def build_request(
-    request_type: type[RequestT], /, *, catalogue: Catalogue | None = None, **fields: Any
-) -> RequestT:
+def build_request(request_type: type[RequestT], /, *, catalogue: Catalogue | None = None, **fields: Any) -> RequestT:
     """Build a `request_type` request from `fields`; a broken limit raises `RequestInvalid`.
 
     The error names the field and what it allows (range, choices, length), so

@@ -139,7 +139,9 @@ def _check_audio(
         request._require(info, Feature.AUDIO, "audio is only available on models", default_model)
     if request.lip_sync_tts_prompt or request.sound_effect_prompt:
         request._require(
-            info, Feature.LIP_SYNC, "lip_sync_tts_prompt and sound_effect_prompt are only available on models",
+            info,
+            Feature.LIP_SYNC,
+            "lip_sync_tts_prompt and sound_effect_prompt are only available on models",
             default_model,
         )
 
