@@ -319,6 +319,10 @@ class RequestBuilder:
 
     def frames(self, cmd: Frames, image_blob_ids: tuple[str, ...]) -> GenerationRequest:
         request = GenerationRequest(kind=JobKind.FRAMES, user_prompt=cmd.prompt or "", **self._common(cmd))
+        if request.duration > up.FRAMES_DURATION_MAX:
+            raise InvalidInput(
+                "duration", f"{request.duration} is out of range for /frames; use 1 to {up.FRAMES_DURATION_MAX} seconds"
+            )
         request = request.with_images(tuple(ImageRef(blob_id=blob) for blob in image_blob_ids))
         return self.checked(self.recompose(request), Feature.FRAMES, "/frames")
 
