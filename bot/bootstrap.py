@@ -129,6 +129,7 @@ async def upstream_endpoint(settings: Settings) -> AsyncIterator[tuple[str, Secr
         token=secrets.token_urlsafe(16),
         generation_seconds=settings.sandbox_generation_seconds,
         off_peak_seconds=SANDBOX_OFF_PEAK_SLOWDOWN * settings.sandbox_generation_seconds,
+        catalogue=settings.catalogue(),
     )
     async with running_sandbox(config) as sandbox:
         log.info("no USEAPI_API_TOKEN: using the built-in sandbox at %s (videos are synthetic)", sandbox.base_url)
@@ -142,9 +143,10 @@ async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[
         db = await open_database(settings.bot_database)
         stack.push_async_callback(db.close)
         jobs, blobs = SqliteJobStore(db), SqliteBlobStore(db)
+        catalogue = settings.catalogue()
         base_url, token = await stack.enter_async_context(upstream_endpoint(settings))
         upstream = await stack.enter_async_context(
-            PixVerseClient(base_url, token, timeout=settings.useapi_timeout_seconds)
+            PixVerseClient(base_url, token, timeout=settings.useapi_timeout_seconds, catalogue=catalogue)
         )
         secret = settings.bot_webhook_secret
         secret_bytes = (
@@ -246,6 +248,7 @@ async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[
             queue_timeout=settings.queue_timeout,
             interval=settings.scheduler_interval,
             unknown_outcome_grace=settings.unknown_outcome_grace,
+            catalogue=catalogue,
         )
 
         def slot_freed() -> None:
@@ -267,7 +270,7 @@ async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[
         service = GenerationService(
             jobs=jobs,
             admission=SqliteJobAdmission(db),
-            builder=RequestBuilder(settings),
+            builder=RequestBuilder(settings, catalogue),
             progress=progress,
             moderation=moderation,
             quotas=quotas,
@@ -277,6 +280,7 @@ async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[
             admins_may_press_buttons=settings.admins_may_press_buttons,
             retention=retention,
             max_off_peak_jobs_per_user=settings.max_off_peak_jobs_per_user,
+            catalogue=catalogue,
         )
         admin = AdminService(
             quotas=quotas,

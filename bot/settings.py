@@ -12,8 +12,10 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.catalogue import Catalogue, CatalogueError
+from bot.errors import InvalidInput
 from bot.ranges import MUTE_MINUTES, STRIKE_LIMIT, STRIKE_WINDOW_HOURS
-from bot.upstream.models import AspectRatio, Model, Quality
+from bot.upstream.models import AspectRatio, Quality
 
 V1_STYLES = ("Realistic", "Anime", "3D Animation")
 SANDBOX_POLL_INTERVAL = 1.0
@@ -60,7 +62,10 @@ class Settings(BaseSettings):
 
     # --- generation defaults (v1 style, v2 options)
     default_style: str = "Realistic"
-    default_model: Model = Model.V5_5
+    # The model catalogue (bot/data/models.json when unset); see README "Models".
+    models_file: Path | None = None
+    # A model the catalogue knows (checked at start).
+    default_model: str = "v5.5"
     default_duration: int = Field(default=5, ge=1, le=10)
     default_quality: Quality = Quality.P540
     default_hd_quality: Quality = Quality.P720
@@ -206,6 +211,30 @@ class Settings(BaseSettings):
     @property
     def operator_keys(self) -> frozenset[str]:
         return frozenset(self.bot_admin_ids)
+
+    @field_validator("models_file")
+    @classmethod
+    def _models_file(cls, value: Path | None) -> Path | None:
+        try:
+            Catalogue.load(value)
+        except CatalogueError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("default_model")
+    @classmethod
+    def _default_model(cls, value: str, info: ValidationInfo) -> str:
+        if "models_file" not in info.data:
+            return value  # the models file itself was refused, and says why
+        catalogue = Catalogue.load(info.data["models_file"])
+        try:
+            return catalogue.resolve(value)
+        except InvalidInput as exc:
+            raise ValueError(exc.problem) from None
+
+    def catalogue(self) -> Catalogue:
+        """The model catalogue these settings name (MODELS_FILE, or the shipped one)."""
+        return Catalogue.load(self.models_file)
 
     @field_validator("default_style")
     @classmethod

@@ -23,12 +23,13 @@ def router() -> Router:
     handlers.message.register(status, Command("status"))
     # Groups with privacy mode on send the bot only commands and replies to it; in a group,
     # a reply that is no command for the bot (say, "nice!" under a video) gets no answer.
-    handlers.message.register(private_fallback, F.chat.type == ChatType.PRIVATE)
+    # The other photos of an album belong to the command in its caption: no answer either.
+    handlers.message.register(private_fallback, F.chat.type == ChatType.PRIVATE, F.media_group_id.is_(None))
     return handlers
 
 
-async def help_(message: Message) -> None:
-    await message.reply(f"{help_text()}\n\n{ADMIN_HELP}")
+async def help_(message: Message, core: Core) -> None:
+    await message.reply(f"{help_text(catalogue=core.service.catalogue)}\n\n{ADMIN_HELP}")
 
 
 async def jobs(message: Message, core: Core, requester: Requester) -> None:
