@@ -71,8 +71,12 @@ def build_upstream_request(
 
 def validate_for_upstream(job: Job) -> None:
     """Dry run at accept time, so a request the upstream would refuse is refused at once."""
-    request = job.request
+    validate_request(job.request, reply_ref=job.id)
+
+
+def validate_request(request: GenerationRequest, *, reply_ref: str | None = None) -> None:
+    """Raise InvalidInput when the upstream would refuse `request` (its image need not be uploaded yet)."""
     if request.kind is JobKind.ANIMATE and request.image_path is None:
         # The image is uploaded at submit time; validate with a stand-in path.
         request = request.with_changes(image_path="upload/pending")
-    build_upstream_request(request, reply_ref=job.id)
+    build_upstream_request(request, reply_ref=reply_ref)
