@@ -42,7 +42,7 @@ async def check_discord_token(settings: Settings) -> Finding | None:
             said = without_secret(f"{exc.status} {exc.text}", token)
             return unreachable(f"DISCORD_BOT_TOKEN could not be checked: {where} answered {said}")
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            said = without_secret(repr(exc), token)
+            said = without_secret(f"{type(exc).__name__}: {exc}", token)
             return unreachable(f"DISCORD_BOT_TOKEN could not be checked: cannot reach {where} ({said})")
         finally:
             await http.close()
