@@ -304,6 +304,13 @@ async def test_run_with_an_unknown_account_alerts_the_operator_and_tells_waiting
         await fake.user_sends_text(OPERATOR_CHAT, OPERATOR, "/start")
         process = await start_bot("run", env=env, cwd=tmp_path)
         try:
+            await fake.wait_for(lambda: fake.waiting_polls, timeout=30, what="the bot to poll")
+            await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a red kite over a beach")
+            waiting = await fake.wait_for(
+                lambda: next((m for m in fake.bot_messages(ALICE_CHAT) if "not known" in m.get("text", "")), None),
+                timeout=30,
+                what="the waiting note",
+            )
             alert = await fake.wait_for(
                 lambda: next(
                     (m for m in fake.bot_messages(OPERATOR_CHAT) if "nobody@x.com" in m.get("text", "")), None
@@ -312,12 +319,6 @@ async def test_run_with_an_unknown_account_alerts_the_operator_and_tells_waiting
                 what="the operator's alert",
             )
             assert "USEAPI_ACCOUNTS lists nobody@x.com, which useapi.net does not know" in alert["text"]
-            await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a red kite over a beach")
-            waiting = await fake.wait_for(
-                lambda: next((m for m in fake.bot_messages(ALICE_CHAT) if "not known" in m.get("text", "")), None),
-                timeout=30,
-                what="the waiting note",
-            )
         finally:
             process.send_signal(signal.SIGINT)
             _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
