@@ -175,15 +175,16 @@ async def _run(settings: Settings) -> int:
     if settings.useapi_api_token is None and not settings.bot_sandbox:
         print(NO_UPSTREAM_FOR_CHATS, file=sys.stderr)
         return 2
-    findings = [*await _chat_token_findings(settings), *(await check_useapi(settings)).findings]
-    refusals = [f for f in findings if f.verdict is Verdict.WRONG and not f.text.startswith("USEAPI_ACCOUNTS")]
-    chats_unreachable = [f for f in findings if f.verdict is Verdict.UNREACHABLE and not f.text.startswith("USEAPI")]
-    for finding in refusals + chats_unreachable:
+    chats, upstream = await _chat_token_findings(settings), await check_useapi(settings)
+    # A refused token, or a chat platform out of reach: the bot cannot start as configured.
+    stops = [finding for finding in chats if finding.is_problem] + (
+        upstream.findings if upstream.token_rejected else []
+    )
+    for finding in stops:
         print(f"pixverse-bot run: {finding.text}", file=sys.stderr)
-    if refusals:
-        return 2  # a setting to fix: starting again as it is would fail again
-    if chats_unreachable:
-        return 1
+    if stops:
+        # 2: a setting to fix, starting again as it is would fail again; 1: worth a retry.
+        return 2 if any(finding.verdict is Verdict.WRONG for finding in stops) else 1
     try:
         async with open_core(settings, serves_chats=True) as core, contextlib.AsyncExitStack() as adapters:
             # Adapters first: the Telegram webhook adds its route before the HTTP server starts.
@@ -195,7 +196,7 @@ async def _run(settings: Settings) -> int:
                 from adapters.discord import running_discord
 
                 await _start_adapter(adapters, "Discord", running_discord(core), settings)
-            for finding in findings:
+            for finding in upstream.findings:
                 if finding.is_problem:
                     # The bot runs, but not as configured (an account it cannot use, useapi.net
                     # down for now): loud in the log, and the operators hear it in their chats.
@@ -272,7 +273,7 @@ async def _check(settings: Settings) -> int:
         print(f"  {name.upper()} = {shown}")
     print("\nChecking the tokens with their services …")
     findings = await _chat_token_findings(settings)
-    if settings.useapi_api_token is None or settings.bot_sandbox:
+    if settings.uses_sandbox:
         chats = bool(settings.telegram_bot_token or settings.discord_bot_token)
         if chats and not settings.bot_sandbox:
             findings.append(Finding(Verdict.WRONG, NO_UPSTREAM_FOR_CHATS.removeprefix("pixverse-bot run: ")))

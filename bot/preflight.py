@@ -137,15 +137,18 @@ class UpstreamReport:
     """What useapi.net says about the token and the PixVerse accounts the bot would use."""
 
     findings: list[Finding]
-    # Accounts listed in USEAPI_ACCOUNTS that useapi.net does not know.
-    unknown_accounts: list[str]
+    # The token itself was refused: nothing will work until it is replaced.
+    token_rejected: bool = False
 
 
 async def check_useapi(settings: Settings) -> UpstreamReport:
-    """Ask useapi.net (GET accounts, GET scheduler/available) whether the token and accounts work."""
+    """Ask useapi.net (GET accounts, GET scheduler/available) whether the token and accounts work.
+
+    Nothing is asked when the bot would not use useapi.net (no token, or BOT_SANDBOX=true).
+    """
     token = settings.useapi_api_token
-    if token is None:
-        return UpstreamReport([], [])
+    if token is None or settings.bot_sandbox:
+        return UpstreamReport([])
     base = settings.useapi_base_url
     try:
         async with PixVerseClient(base, token, timeout=settings.useapi_timeout_seconds) as client:
@@ -153,12 +156,12 @@ async def check_useapi(settings: Settings) -> UpstreamReport:
             availability = await client.scheduler_available()
     except ue.Unauthorized as exc:
         detail = without_secret(exc.detail or str(exc.status), token)
-        return UpstreamReport([wrong(f"USEAPI_API_TOKEN: the token was rejected by {base} ({detail})")], [])
+        return UpstreamReport([wrong(f"USEAPI_API_TOKEN: the token was rejected by {base} ({detail})")], True)
     except ue.TransportError as exc:
-        return UpstreamReport([unreachable(f"USEAPI_BASE_URL: cannot reach {base} ({exc!r})")], [])
+        return UpstreamReport([unreachable(f"USEAPI_BASE_URL: cannot reach {base} ({exc!r})")])
     except ue.UpstreamError as exc:
         detail = without_secret(exc.detail or str(exc.status), token)
-        return UpstreamReport([unreachable(f"USEAPI_BASE_URL: {base} answered with an error: {exc} ({detail})")], [])
+        return UpstreamReport([unreachable(f"USEAPI_BASE_URL: {base} answered with an error: {exc} ({detail})")])
     # Compared as written: the account pool matches USEAPI_ACCOUNTS exactly, so must this.
     unknown = [email for email in settings.useapi_accounts if email not in accounts]
     findings = [ok(f"useapi.net accounts: {', '.join(accounts) or '(none configured)'}")]
@@ -170,7 +173,7 @@ async def check_useapi(settings: Settings) -> UpstreamReport:
         findings.append(wrong(unknown_accounts_text(unknown, sorted(accounts))))
     elif not accounts:
         findings.append(wrong("useapi.net has no PixVerse account for this token: add one (README, step 1)"))
-    return UpstreamReport(findings, unknown)
+    return UpstreamReport(findings)
 
 
 def unknown_accounts_text(unknown: list[str], known: list[str]) -> str:

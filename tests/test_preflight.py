@@ -330,3 +330,20 @@ async def test_run_with_an_unknown_account_alerts_the_operator_and_tells_waiting
     assert process.returncode == 0, log[-3000:]
     assert "USEAPI_ACCOUNTS lists nobody@x.com" in log and "Traceback" not in log
     assert sandbox.videos == {}  # nothing was sent to an account that does not exist
+
+
+async def test_run_with_a_rejected_useapi_token_says_so_in_one_line(tmp_path):
+    async with running_sandbox(SandboxConfig(token="the-right-one")) as sandbox, FakeTelegram() as fake:
+        env = _run_env(
+            fake,
+            tmp_path,
+            TELEGRAM_BOT_TOKEN=fake.token,
+            USEAPI_API_TOKEN="a-wrong-one",
+            USEAPI_BASE_URL=sandbox.base_url,
+        )
+        process = await start_bot("run", env=env, cwd=tmp_path)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    [line] = stderr.decode().strip().splitlines()
+    assert process.returncode == 2
+    assert line.startswith(f"pixverse-bot run: USEAPI_API_TOKEN: the token was rejected by {sandbox.base_url}")
+    assert "a-wrong-one" not in line
