@@ -364,7 +364,13 @@ class Scheduler:
         only when it changed meaningfully, within the chat's budget, newest first.
         """
         waiting_note = None
-        if self._accounts.all_paused():
+        if self._accounts.none_known():
+            waiting_note = (
+                "The bot's PixVerse account(s) "
+                + ", ".join(self._accounts.unknown_accounts())
+                + " are not known to useapi.net. Your request stays in the queue; the operator has been told."
+            )
+        elif self._accounts.all_paused():
             waiting_note = (
                 "The bot's PixVerse accounts are unavailable right now ("
                 + ", ".join(self._accounts.pause_reasons())

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     # Accounts to use (emails). Empty: every account GET scheduler/available reports.
     useapi_accounts: CsvList = Field(default_factory=list)
     # Run the built-in sandbox in-process instead of a real upstream (no token needed).
+    # `run` needs it said explicitly: it never serves synthetic videos to chats by accident.
     bot_sandbox: bool = False
     # How long each synthetic video takes in the built-in sandbox.
     sandbox_generation_seconds: float = Field(default=5.0, ge=0)
@@ -56,6 +57,8 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr | None = None
     telegram_api_base: str | None = None
     discord_bot_token: SecretStr | None = None
+    # Discord's REST API base (a proxy); empty: discord.py's own (https://discord.com/api/v10).
+    discord_api_base: str | None = None
     discord_guild_ids: CsvList = Field(default_factory=list)
     # Operator ids per platform, e.g. "telegram:123,discord:456".
     bot_admin_ids: CsvList = Field(default_factory=list)
@@ -285,6 +288,8 @@ def _choice(value: str, allowed: tuple[str, ...]) -> str:
 class SettingsError(Exception):
     """The configuration is invalid; `str()` tells the operator what to fix."""
 
+    heading = "Invalid configuration (environment or .env):\n"
+
 
 def load_settings(**overrides: object) -> Settings:
     try:
@@ -294,7 +299,7 @@ def load_settings(**overrides: object) -> Settings:
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
             lines.append(f"  {name}: {err['msg']}")
-        raise SettingsError("Invalid configuration (environment or .env):\n" + "\n".join(lines)) from None
+        raise SettingsError(SettingsError.heading + "\n".join(lines)) from None
 
 
 def mask_secret(secret: SecretStr | None) -> str:

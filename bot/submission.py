@@ -76,7 +76,13 @@ def build_upstream_request(
 
 def validate_for_upstream(job: Job, catalogue: Catalogue | None = None) -> None:
     """Dry run at accept time, so a request the upstream would refuse is refused at once."""
-    request = job.request
+    validate_request(job.request, reply_ref=job.id, catalogue=catalogue)
+
+
+def validate_request(
+    request: GenerationRequest, *, reply_ref: str | None = None, catalogue: Catalogue | None = None
+) -> None:
+    """Raise InvalidInput when the upstream would refuse `request` (its pictures need not be uploaded yet)."""
     # Pictures are uploaded at submit time; validate with stand-in paths.
     request = request.with_images(tuple(ImageRef(i.blob_id, i.path or PENDING_UPLOAD) for i in request.images))
-    build_upstream_request(request, reply_ref=job.id, catalogue=catalogue)
+    build_upstream_request(request, reply_ref=reply_ref, catalogue=catalogue)

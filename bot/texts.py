@@ -82,7 +82,8 @@ Options for all:
 Models: {models}
 
 Under each finished video: 🔄 Reroll (new seed), 🔀 Remix (new prompt), ⬆️ Upscale, ➕ Extend.
-{p}jobs — your recent jobs · {p}status <job> — one job's state · {p}help — this text"""
+{p}jobs — your recent jobs · {p}status <job> — one job's state · {p}help — this text
+{p}id — your id and this chat's (what the operator puts in BOT_ADMIN_IDS)"""
 
 
 def _kind_help(kind: GenerationKind, p: str, catalogue: Catalogue) -> str:

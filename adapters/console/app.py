@@ -204,6 +204,8 @@ class ConsoleSession:
                 await self._generate(kind, rest)
             elif command in BUTTON_COMMANDS:
                 await self._press(BUTTON_COMMANDS[command], rest)
+            elif command == "/id":
+                self._say(self._admin.ids(self._requester))
             elif command == "/jobs":
                 jobs = await self._service.recent_jobs(self._requester.user)
                 self._say("\n".join(job_line(j) for j in jobs) or "No jobs yet.")

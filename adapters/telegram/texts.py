@@ -25,6 +25,7 @@ USER_COMMANDS = (
     BotCommand(command="status", description="One job's state: /status <job>"),
     BotCommand(command="quota", description="What you have left"),
     BotCommand(command="help", description="Commands and options"),
+    BotCommand(command="id", description="Your id and this chat's (for BOT_ADMIN_IDS)"),
 )
 ADMIN_COMMANDS = (
     BotCommand(command="setquota", description="/setquota <user> <n|unlimited> or /setquota group <n|off>"),

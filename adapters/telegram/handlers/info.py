@@ -1,4 +1,4 @@
-"""/start, /help, /jobs, /status — and a hint for anything else said to the bot in private."""
+"""/start, /help, /jobs, /status, /id — and a hint for anything else said to the bot in private."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ def router() -> Router:
     handlers.message.register(help_, Command("help"))
     handlers.message.register(jobs, Command("jobs"))
     handlers.message.register(status, Command("status"))
+    handlers.message.register(ids, Command("id"))
     # Groups with privacy mode on send the bot only commands and replies to it; in a group,
     # a reply that is no command for the bot (say, "nice!" under a video) gets no answer.
     # The other photos of an album belong to the command in its caption: no answer either.
@@ -42,6 +43,10 @@ async def status(message: Message, command: CommandObject, core: Core, requester
     if not job_id:
         raise InvalidInput("job", "is missing; e.g. /status abc123 (/jobs lists yours)")
     await message.reply(job_details(await core.service.job_status(requester.user, job_id)))
+
+
+async def ids(message: Message, core: Core, requester: Requester) -> None:
+    await message.reply(core.admin.ids(requester))
 
 
 async def private_fallback(message: Message) -> None:
