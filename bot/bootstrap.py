@@ -24,6 +24,7 @@ from bot.accounts import AccountPool
 from bot.admin import AdminService
 from bot.commands import RequestBuilder
 from bot.delivery import Deliverer, DeliveryPolicy
+from bot.effects import EffectsCatalogue
 from bot.gate import Gatekeeper, RateLimiter
 from bot.moderation.rules import Blocklist, load_default_blocklist
 from bot.moderation.service import ExternalModeration, FilterMode, GroupSettings, ModerationService
@@ -39,6 +40,7 @@ from bot.service import GenerationService
 from bot.settings import Settings
 from bot.tracker import Tracker
 from bot.upstream.client import PixVerseClient
+from bot.upstream.models import EffectPage
 from bot.webhooks import CallbackHandler, CallbackSigner, build_http_app
 from storage import (
     SqliteBlobStore,
@@ -283,6 +285,13 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             job_timeout=settings.job_timeout,
             off_peak_job_timeout=settings.off_peak_job_timeout,
         )
+
+        async def fetch_effects() -> EffectPage:
+            # The list is the same on every account; with several, the upstream needs one named.
+            await accounts.refresh()
+            emails = [slot.email for slot in accounts.accounts]
+            return await upstream.effects(email=emails[0] if emails else None)
+
         service = GenerationService(
             jobs=jobs,
             admission=SqliteJobAdmission(db),
@@ -297,6 +306,7 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             retention=retention,
             max_off_peak_jobs_per_user=settings.max_off_peak_jobs_per_user,
             catalogue=catalogue,
+            effects=EffectsCatalogue(fetch_effects),
         )
         admin = AdminService(
             quotas=quotas,

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from bot.domain import OUTCOME_STATES, Job, JobKind, JobState, ResultAction, utcnow
+from bot.domain import OUTCOME_STATES, Job, JobKind, JobState, MediaType, ResultAction, utcnow
 from bot.ports import DeliveryFailed, JobStore, Notifier, Upstream, VideoDelivery
 from bot.progress import Notifiers, ProgressReporter
 from bot.upstream import errors as ue
@@ -36,11 +36,26 @@ def result_buttons(job: Job) -> tuple[ResultAction, ...]:
     """The buttons a finished video gets; an upscaled video is not upscaled again."""
     if job.request.kind is JobKind.UPSCALE:
         return (ResultAction.REROLL, ResultAction.EXTEND)
+    if job.request.kind is JobKind.EFFECT:
+        # No prompt to remix; a picture (image template) can only be made again.
+        if job.request.makes is MediaType.PICTURE:
+            return (ResultAction.REROLL,)
+        return (ResultAction.REROLL, ResultAction.UPSCALE, ResultAction.EXTEND)
     return (ResultAction.REROLL, ResultAction.REMIX, ResultAction.UPSCALE, ResultAction.EXTEND)
 
 
 def describe_settings(job: Job) -> str:
     r = job.request
+    if r.kind is JobKind.EFFECT:
+        return " · ".join(
+            p
+            for p in (
+                f"effect {r.effect_name}",
+                f"{r.duration}s" if r.makes is MediaType.VIDEO else "picture",
+                f"seed {r.seed}",
+            )
+            if p
+        )
     parts = [r.kind.value if r.kind in {JobKind.UPSCALE, JobKind.EXTEND} else None]
     if r.kind is not JobKind.UPSCALE:
         parts += [r.model, f"{r.duration}s", r.quality]
@@ -223,16 +238,15 @@ class Deliverer:
         caption = build_caption(job, notifier.caption_limit, synthetic=self._synthetic)
         buttons = result_buttons(job)
         limit = notifier.upload_limit(job)
+        delivery = VideoDelivery(caption=caption, buttons=buttons, link=job.result_url, media=job.request.makes)
         with tempfile.TemporaryDirectory(dir=self._temp_dir, prefix="pixverse-") as tmp:
-            path = Path(tmp) / f"{job.id}.mp4"
+            path = Path(tmp) / f"{job.id}.{delivery.extension}"
             try:
                 size = await self._upstream.download(job.result_url or "", path, max_bytes=limit)
             except ue.TooLarge:
-                delivery = VideoDelivery(caption=caption, buttons=buttons, link=job.result_url)
+                pass  # too large for the chat: the link goes instead
             else:
-                delivery = VideoDelivery(
-                    caption=caption, buttons=buttons, file=path, link=job.result_url, size_bytes=size
-                )
+                delivery = replace(delivery, file=path, size_bytes=size)
             await self._post(job, lambda moved: notifier.deliver(moved, delivery))
 
     async def _post(self, job: Job, send: Callable[[Job], Awaitable[None]]) -> None:

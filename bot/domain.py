@@ -77,6 +77,14 @@ class JobKind(StrEnum):
     FRAMES = "frames"  # first and last frame to video (/frames, reroll and remix of it)
     UPSCALE = "upscale"
     EXTEND = "extend"
+    EFFECT = "effect"  # an effect template applied to one or two pictures (/effect, reroll of it)
+
+
+class MediaType(StrEnum):
+    """What a job makes: a video, or a picture (image effect templates, `template_type` 2)."""
+
+    VIDEO = "video"
+    PICTURE = "picture"
 
 
 class ResultAction(StrEnum):
@@ -163,6 +171,12 @@ class GenerationRequest:
     more_images: tuple[ImageRef, ...] = ()
     # upscale/extend: the source video at the upstream.
     source_video_id: str | None = None
+    # /effect: the template (it chooses its own model), its name for captions, its price
+    # in credits when asked (video_base_cost + fixed_cost) and what it makes.
+    template_id: int | None = None
+    effect_name: str | None = None
+    effect_credits: int | None = None
+    makes: MediaType = MediaType.VIDEO
 
     def with_changes(self, **changes: Any) -> GenerationRequest:
         return replace(self, **changes)

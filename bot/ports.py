@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from bot.domain import IN_FLIGHT_STATES, ChatRef, Job, JobState, ResultAction, UserRef
+from bot.domain import IN_FLIGHT_STATES, ChatRef, Job, JobState, MediaType, ResultAction, UserRef
 from bot.upstream import models as up
 
 
@@ -147,15 +147,30 @@ class ChatBudget:
 UNLIMITED = ChatBudget()
 
 
+PICTURE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+
+
 @dataclass(frozen=True, slots=True)
 class VideoDelivery:
-    """A finished video for the notifier: a file to upload, or a link when too large."""
+    """A finished result for the notifier: a file to upload, or a link when too large.
+
+    `media` says what it is: a video (sent as one), or a picture (an image effect
+    template's result, sent as a photo); `extension` names its file type.
+    """
 
     caption: str
     buttons: Sequence[ResultAction]
     file: Path | None = None
     link: str | None = None
     size_bytes: int | None = None
+    media: MediaType = MediaType.VIDEO
+
+    @property
+    def extension(self) -> str:
+        if self.media is MediaType.VIDEO:
+            return "mp4"
+        suffix = (self.link or "").split("?", 1)[0].rsplit(".", 1)[-1].lower()
+        return suffix if suffix in PICTURE_EXTENSIONS else "jpg"
 
 
 class DeliveryFailed(Exception):

@@ -49,6 +49,9 @@ class Pricing:
 
     def credits(self, request: GenerationRequest) -> int:
         """Estimated credits for one job."""
+        if request.kind is JobKind.EFFECT and request.effect_credits is not None:
+            # The template's own price, recorded when the effect was looked up.
+            return request.effect_credits
         if request.kind is JobKind.UPSCALE:
             cost = _lookup(self._upscale, request.duration)
         else:

@@ -24,6 +24,7 @@ from bot.domain import (
     UserRef,
     new_job_id,
 )
+from bot.effects import EffectsCatalogue
 from bot.errors import ActionUnavailable, ButtonExpired, InvalidInput, JobNotFound, NotYourJob, TooManyOffPeakJobs
 from bot.kinds import ANIMATE, CREATE, GenerationKind, kind_of
 from bot.moderation.service import ModerationService
@@ -54,8 +55,10 @@ class GenerationService:
         retention: RetentionPolicy,
         max_off_peak_jobs_per_user: int,
         catalogue: Catalogue,
+        effects: EffectsCatalogue,
     ) -> None:
         self._catalogue = catalogue
+        self._effects = effects
         self._jobs = jobs
         self._admission = admission
         self._moderation = moderation
@@ -74,6 +77,11 @@ class GenerationService:
         """The models on offer (adapters render choices and help from it)."""
         return self._catalogue
 
+    @property
+    def effects(self) -> EffectsCatalogue:
+        """The effect templates on offer (/effects lists them; /effect applies one)."""
+        return self._effects
+
     async def generate(
         self, requester: Requester, kind: GenerationKind, command: object, images: list[bytes] | tuple[()] = ()
     ) -> Job:
@@ -87,6 +95,8 @@ class GenerationService:
         elif images:
             raise InvalidInput("image", f"/{kind.name} takes no picture")
         checked = [NewImage(data, check_image(data, max_bytes=self._max_image_bytes)) for data in images]
+        if kind.prepare is not None:
+            command = await kind.prepare(self._effects, command)
         request = kind.build(self._builder, command, tuple(new_blob_id() for _ in checked))
         return await self._accept(requester, request, images=checked)
 
@@ -207,7 +217,9 @@ class GenerationService:
         validate_for_upstream(job, self._catalogue)
         # Everything that reaches PixVerse is moderated: prompt, negative prompt, remix
         # prompt, image caption (the /animate and /frames prompt).
-        await self._moderation.check_texts(requester, [request.user_prompt, request.negative_prompt])
+        await self._moderation.check_texts(
+            requester, [request.user_prompt, request.negative_prompt, request.effect_name]
+        )
         # One atomic unit records the reservation, keeps the image and inserts the job: a
         # refused request leaves nothing behind, and a caller cancelled while the unit is
         # queued leaves all of it (the job runs, and is charged like any other).

@@ -92,8 +92,10 @@ class Tracker:
             for _ in range(MAX_LISTING_PAGES):
                 page = await self._upstream.list_videos(email=account, limit=LISTING_PAGE_SIZE, offset=offset)
                 for listed in page.data:
-                    if listed.video_id in wanted:
-                        found[listed.video_id] = listed
+                    # An image template's result is listed under its image_id.
+                    listed_id = listed.video_id or listed.image_id
+                    if listed_id in wanted:
+                        found[listed_id] = listed
                 if len(found) == len(wanted) or not page.data or not page.next_offset or page.next_offset <= offset:
                     break
                 offset = page.next_offset

@@ -125,7 +125,7 @@ class ConsoleNotifier:
             f"/{a.value} {job.id}" + (" <new prompt>" if a is ResultAction.REMIX else "") for a in delivery.buttons
         )
         if delivery.file is not None:
-            target = self._output_dir / f"{job.id}.mp4"
+            target = self._output_dir / f"{job.id}.{delivery.extension}"
             if target.exists():
                 # Placed by a run that stopped before recording the delivery: the file is
                 # the delivery, so it is not announced twice.

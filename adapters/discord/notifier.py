@@ -84,7 +84,7 @@ class DiscordNotifier:
             # Built per attempt: a file is consumed by the request that sends it.
             parts: dict[str, Any] = {"view": result_view(job.id, delivery.buttons)}
             if delivery.file is not None:
-                parts["file"] = discord.File(Path(delivery.file), filename=f"pixverse-{job.id}.mp4")
+                parts["file"] = discord.File(Path(delivery.file), filename=f"pixverse-{job.id}.{delivery.extension}")
             elif delivery.link:
                 parts["embed"] = discord.Embed(
                     title="▶️ Open the video",

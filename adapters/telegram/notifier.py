@@ -43,7 +43,7 @@ from adapters.telegram.texts import (
     TEXT_LIMIT,
     video_link_text,
 )
-from bot.domain import ChatRef, Job
+from bot.domain import ChatRef, Job, MediaType
 from bot.ports import ChatBudget, DeliveryFailed, Progress, VideoDelivery
 from bot.texts import progress_text
 
@@ -192,14 +192,18 @@ class TelegramNotifier:
     ) -> bool:
         """Send the video file; False when Telegram finds it too large (then a link goes instead)."""
         assert delivery.file is not None
-        send = partial(
-            self._bot.send_video,
-            video=FSInputFile(delivery.file, filename=f"{job.id}.mp4"),
-            caption=caption,
-            supports_streaming=True,
-            reply_markup=keyboard,
-            **place,
-        )
+        upload = FSInputFile(delivery.file, filename=f"{job.id}.{delivery.extension}")
+        if delivery.media is MediaType.PICTURE:
+            send = partial(self._bot.send_photo, photo=upload, caption=caption, reply_markup=keyboard, **place)
+        else:
+            send = partial(
+                self._bot.send_video,
+                video=upload,
+                caption=caption,
+                supports_streaming=True,
+                reply_markup=keyboard,
+                **place,
+            )
         try:
             await self._call(send)
         except TelegramEntityTooLarge:

@@ -6,9 +6,10 @@ from bot.domain import JobKind
 from bot.kinds.animate import ANIMATE
 from bot.kinds.base import GenerationKind, Pictures
 from bot.kinds.create import CREATE
+from bot.kinds.effect import EFFECT
 from bot.kinds.frames import FRAMES
 
-KINDS: tuple[GenerationKind, ...] = (CREATE, ANIMATE, FRAMES)
+KINDS: tuple[GenerationKind, ...] = (CREATE, ANIMATE, FRAMES, EFFECT)
 _BY_JOB_KIND = {kind.job_kind: kind for kind in KINDS}
 _BY_NAME = {kind.name: kind for kind in KINDS}
 
@@ -22,4 +23,4 @@ def kind_named(name: str) -> GenerationKind | None:
     return _BY_NAME.get(name)
 
 
-__all__ = ["ANIMATE", "CREATE", "FRAMES", "KINDS", "GenerationKind", "Pictures", "kind_named", "kind_of"]
+__all__ = ["ANIMATE", "CREATE", "EFFECT", "FRAMES", "KINDS", "GenerationKind", "Pictures", "kind_named", "kind_of"]

@@ -10,7 +10,7 @@ attachments (Discord), the same help everywhere. Prices come from the pricing ta
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from bot.text_options import COMMON_OPTIONS, Option
 
 if TYPE_CHECKING:
     from bot.commands import RequestBuilder, _Command
+    from bot.effects import EffectsCatalogue
 
 # Routing fields every upstream request carries (email, replyRef, replyUrl).
 Routing = dict[str, str | None]
@@ -70,10 +71,16 @@ class GenerationKind:
     feature: Feature | None = None  # what the model must have to run this kind
     remixable: bool = True  # has a prompt a remix can replace
     picture_help: tuple[str, ...] = field(default=())  # per picture, for Discord's attachment options
+    common_options: tuple[Option, ...] = COMMON_OPTIONS  # the shared options this kind takes
+    # Looks up what the command names before it is built (an effect by its name), so
+    # `build` stays a plain function of the command; None when there is nothing to look up.
+    prepare: Callable[[EffectsCatalogue, Any], Awaitable[Any]] | None = None
+    prompt_name: str = "prompt"  # the Discord option the free text fills
+    prompt_suggested: bool = False  # Discord: the free text is offered as you type (effect names)
 
     @property
     def all_options(self) -> tuple[Option, ...]:
-        return self.options + COMMON_OPTIONS
+        return self.options + self.common_options
 
     def to_upstream(self, request: GenerationRequest, routing: Routing, catalogue: Catalogue) -> BaseModel:
         """The upstream request for `request`; InvalidInput when it breaks an upstream limit."""

@@ -444,10 +444,22 @@ class Account(_Response):
 
 
 class Effect(_Response):
+    """One template of GET videos/effects (all fields optional, as documented)."""
+
     template_id: int | None = None
     display_name: str | None = None
-    effect_type: str | None = None
-    template_type: int | None = None
+    display_prompt: str | None = None
+    effect_type: str | None = None  # "1": one picture, "2": two (the second as last_frame_path)
+    template_type: int | None = None  # 1: makes a video, 2: makes a picture (image_id)
+    duration: int | None = None
+    qualities: list[str] = Field(default_factory=list)
+    video_base_cost: int | None = None
+    fixed_cost: int | None = None  # the template's own extra; a template costs both
+    example_text: str | None = None
+    thumbnail_path: str | None = None
+    thumbnail_video_path: str | None = None
+    thumbnail_gif_path: str | None = None
+    marker: str | None = None
 
 
 class EffectPage(_Response):
