@@ -60,6 +60,19 @@ class RenderedVideo:
     first_frame_jpeg: bytes
 
 
+def render_gif(picture: Picture) -> bytes:
+    """The clip as an animated GIF (effect previews); CPU-bound like `render`."""
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="gif") as container:
+        stream = container.add_stream("gif", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = picture.width, picture.height, "rgb8"
+        for index in range(picture.frames):
+            frame = av.VideoFrame.from_ndarray(_draw(picture, index), format="rgb24").reformat(format="rgb8")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return buffer.getvalue()
+
+
 def render(picture: Picture, pad_to: int = 0) -> RenderedVideo:
     """Encode the picture (CPU-bound: call it off the event loop)."""
     frames = [_draw(picture, index) for index in range(picture.frames)]

@@ -10,6 +10,7 @@ from bot.sandbox.admission import Admission, admit, planned_outcome
 from bot.sandbox.errors import ApiError
 from bot.sandbox.media import Picture
 from bot.sandbox.pricing import generation_cost, upscale_cost
+from bot.sandbox.routes_catalog import IMAGE_TEMPLATE, SandboxEffect, find_effect
 from bot.sandbox.videos import SandboxVideo, VideoPhase
 from bot.sandbox.web_support import API_PREFIX, RouteGroup, origin, read_body, validated
 from bot.upstream.models import (
@@ -71,8 +72,21 @@ class GenerationRoutes(RouteGroup):
         aspect_ratio, model = ask.aspect_ratio or DEFAULT_ASPECT_RATIO, ask.model or DEFAULT_CREATE_MODEL
         off_peak = bool(ask.off_peak_mode)
         cost = generation_cost(quality, duration, audio=bool(ask.audio), off_peak=off_peak)
+        effect = self._template(ask)
+        if effect is not None:
+            # The template decides the length, the model and the price.
+            duration, model, cost = effect.duration, f"template-{effect.template_id}", effect.credits
         account = admit(self.sandbox, Admission(ask.email, ask.maxJobs, off_peak, prompt, cost))
-        fingerprint = "|".join((prompt, str(seed), model, ask.first_frame_path or "", str(ask.template_id or "")))
+        fingerprint = "|".join(
+            (
+                prompt,
+                str(seed),
+                model,
+                ask.first_frame_path or "",
+                ask.last_frame_path or "",
+                str(ask.template_id or ""),
+            )
+        )
         video = SandboxVideo(
             number=self.sandbox.next_number(),
             email=account.email,
@@ -90,8 +104,26 @@ class GenerationRoutes(RouteGroup):
             media_origin=origin(request),
             reply_url=ask.replyUrl,
             reply_ref=ask.replyRef,
+            image=effect is not None and effect.template_type == IMAGE_TEMPLATE,
         )
         return self._accepted(request, video)
+
+    @staticmethod
+    def _template(ask: CreateVideoRequest) -> SandboxEffect | None:
+        """The effect `template_id` names, with the pictures it needs; 400 naming what is wrong."""
+        if ask.template_id is None:
+            return None
+        effect = find_effect(ask.template_id)
+        if effect is None:
+            raise ApiError(400, f"template_id: {ask.template_id} is not an effect; GET videos/effects lists them")
+        if not ask.first_frame_path:
+            raise ApiError(400, f"first_frame_path: template {effect.template_id} ({effect.name}) needs a picture")
+        template = f"template {effect.template_id} ({effect.name}) has effect_type {effect.pictures}"
+        if effect.pictures == 2 and not ask.last_frame_path:
+            raise ApiError(400, f"last_frame_path: {template} and needs a second picture")
+        if effect.pictures == 1 and ask.last_frame_path:
+            raise ApiError(400, f"last_frame_path: {template} and takes one picture")
+        return effect
 
     async def create_frames(self, request: web.Request) -> web.Response:
         """A video from the first to the last frame; its picture is made from both uploads."""
@@ -217,4 +249,4 @@ class GenerationRoutes(RouteGroup):
             log.info("dropping the response to the request that created %s", video.video_id)
             # The job runs, but the client only sees the connection close.
             request.transport.close()
-        return web.json_response({"video_id": video.video_id})
+        return web.json_response({video.id_key: video.video_id})

@@ -89,6 +89,7 @@ class SandboxVideo:
     original_video_id: str = ""
     upscaled: bool = False
     extended: bool = False
+    image: bool = False  # an image template's result: a picture, listed under `image_id`
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     phase: VideoPhase = VideoPhase.STARTING
     untracked: bool = False  # removed from useapi's scheduler (DELETE scheduler/{id})
@@ -101,7 +102,14 @@ class SandboxVideo:
 
     @property
     def video_id(self) -> str:
-        return f"user:{SANDBOX_USER_ID}-pixverse:{self.email}-video:{self.number}"
+        """The id (an image result's `image_id`): it names the account that holds it."""
+        what = "image" if self.image else "video"
+        return f"user:{SANDBOX_USER_ID}-pixverse:{self.email}-{what}:{self.number}"
+
+    @property
+    def id_key(self) -> str:
+        """The field the id goes in: `image_id` for a picture, else `video_id`."""
+        return "image_id" if self.image else "video_id"
 
     @property
     def in_scheduler(self) -> bool:
@@ -125,7 +133,7 @@ class SandboxVideo:
         """The video object of GET videos/{id}, GET videos and replyUrl callbacks."""
         done = self.phase is VideoPhase.COMPLETED
         body: dict[str, Any] = {
-            "video_id": self.video_id,
+            self.id_key: self.video_id,
             "video_status": self.phase.value,
             "video_status_name": self.phase.status_name,
             "video_status_final": self.phase.final,
@@ -145,7 +153,8 @@ class SandboxVideo:
             "duration": self.duration,
             "video_duration": self.video_duration,
             "aspect_ratio": self.aspect_ratio,
-            "url": self.media_url("mp4") if done else "",
+            # A picture's url is the picture itself.
+            "url": self.media_url("jpg" if self.image else "mp4") if done else "",
             "off_peak": int(self.off_peak),
         }
         if self.phase is VideoPhase.FAILED:

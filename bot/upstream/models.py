@@ -479,10 +479,10 @@ class VoiceList(_Response):
 
 
 def account_email_of(video_id: str) -> str | None:
-    """The account email inside `user:<uid>-pixverse:<email>-video:<n>`."""
-    marker, end = "-pixverse:", "-video:"
+    """The account email inside `user:<uid>-pixverse:<email>-video:<n>` (or `-image:<n>`, an image_id)."""
+    marker = "-pixverse:"
     start = video_id.find(marker)
-    stop = video_id.rfind(end)
+    stop = max(video_id.rfind("-video:"), video_id.rfind("-image:"))
     if start < 0 or stop < 0 or stop <= start:
         return None
     return video_id[start + len(marker) : stop] or None
