@@ -306,7 +306,7 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             retention=retention,
             max_off_peak_jobs_per_user=settings.max_off_peak_jobs_per_user,
             catalogue=catalogue,
-            effects=EffectsCatalogue(fetch_effects),
+            effects=EffectsCatalogue(fetch_effects, price=quotas.price_in_unit),
         )
         admin = AdminService(
             quotas=quotas,

@@ -103,15 +103,41 @@ class EffectsCatalogue:
         self,
         fetch: Callable[[], Awaitable[EffectPage]],
         *,
+        price: Callable[[int], str] = lambda credits: f"{credits} credits",
         refresh_seconds: float = REFRESH_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fetch = fetch
+        self._price = price
         self._refresh_seconds = refresh_seconds
         self._clock = clock
         self._effects: tuple[EffectInfo, ...] = ()
         self._fetched_at: float | None = None
         self._lock = asyncio.Lock()
+
+    def price_of(self, effect: EffectInfo) -> str:
+        """What applying `effect` takes from a quota, in the operator's unit."""
+        return self._price(effect.credits)
+
+    def describe(self, effect: EffectInfo) -> str:
+        """One line: name, what it takes and makes, its price and id."""
+        makes = "makes a picture" if effect.makes is MediaType.PICTURE else f"{effect.duration}s video"
+        marker = f" [{effect.marker}]" if effect.marker else ""
+        return f"{effect.name}{marker} — {effect.needs}, {makes}, {self.price_of(effect)} (id {effect.template_id})"
+
+    def page_text(self, view: EffectPageView, command_prefix: str = "/") -> str:
+        """A listing page as every chat shows it, with how to apply an effect."""
+        p = command_prefix
+        found = f"matching “{view.words}”" if view.words else "on offer"
+        if not view.effects:
+            return f"No effects {found}. {p}effects lists them all."
+        head = f"Effects {found}: {view.total} (page {view.page + 1} of {view.pages})"
+        lines = "\n".join(f"• {self.describe(effect)}" for effect in view.effects)
+        how = (
+            f"Apply one: send a photo with the caption {p}effect <name or id> (an album of two photos for"
+            f" two-picture effects). {p}effects <words> searches."
+        )
+        return f"{head}\n{lines}\n\n{how}"
 
     async def all(self) -> tuple[EffectInfo, ...]:
         """Every effect, in the upstream's order; fetched again once the list is an hour old."""

@@ -117,6 +117,10 @@ class QuotaService:
     def cost(self, job: Job) -> int:
         return 1 if self._policy.unit is QuotaUnit.VIDEOS else self._pricing.credits(job.request)
 
+    def price_in_unit(self, credits: int) -> str:
+        """What a job costing `credits` takes from a quota, in the operator's unit ("1 video", "40 credits")."""
+        return self._policy.unit.of(1 if self._policy.unit is QuotaUnit.VIDEOS else credits)
+
     async def limit_for(self, scope: str, subject: str) -> int | None:
         # Overrides change only by admin commands of this process: cache them.
         override = self._overrides.get((scope, subject))

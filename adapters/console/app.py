@@ -65,6 +65,10 @@ Operators (BOT_ADMIN_IDS, e.g. console:<your login>):
 PROMPT = "pixverse> "
 
 
+# Effects listed at once by /effects (a terminal needs no paging).
+CONSOLE_EFFECTS_PAGE = 1000
+
+
 class Terminal:
     """Where the console writes. Interactively, a line printed while the user is typing
     is put above the prompt, and the prompt with the half-typed text is drawn again."""
@@ -204,6 +208,10 @@ class ConsoleSession:
                 await self._generate(kind, rest)
             elif command in BUTTON_COMMANDS:
                 await self._press(BUTTON_COMMANDS[command], rest)
+            elif command == "/effects":
+                # A terminal scrolls: every match on one page.
+                effects = self._service.effects
+                self._say(effects.page_text(await effects.page(rest, 0, CONSOLE_EFFECTS_PAGE)))
             elif command == "/id":
                 self._say(self._admin.ids(self._requester))
             elif command == "/jobs":

@@ -47,8 +47,11 @@ def _annotation(option: Option, catalogue: Catalogue) -> Any:
     return str
 
 
-def slash_command(kind: GenerationKind, catalogue: Catalogue, run: Run, suggest: Suggest) -> app_commands.Command:
-    """`kind` as a slash command; `suggest` answers the autocomplete of `suggested` options."""
+def slash_command(
+    kind: GenerationKind, catalogue: Catalogue, run: Run, suggest: Suggest, suggest_prompt: Suggest | None = None
+) -> app_commands.Command:
+    """`kind` as a slash command; `suggest` answers the autocomplete of `suggested` options,
+    `suggest_prompt` the free text's when the kind offers it as you type (effect names)."""
     P = inspect.Parameter
     required: list[inspect.Parameter] = [P("interaction", P.POSITIONAL_OR_KEYWORD, annotation=discord.Interaction)]
     optional: list[inspect.Parameter] = []
@@ -62,11 +65,12 @@ def slash_command(kind: GenerationKind, catalogue: Catalogue, run: Run, suggest:
         )
         descriptions[name] = kind.picture_help[n] if n < len(kind.picture_help) else kind.pictures.roles[n]
     prompt = Range[str, 1, V1_PROMPT_MAX]
+    prompt_name = kind.prompt_name
     if kind.prompt_required:
-        required.append(P("prompt", P.POSITIONAL_OR_KEYWORD, annotation=prompt))
+        required.append(P(prompt_name, P.POSITIONAL_OR_KEYWORD, annotation=prompt))
     else:
-        optional.append(P("prompt", P.POSITIONAL_OR_KEYWORD, annotation=prompt | None, default=None))
-    descriptions["prompt"] = kind.prompt_help
+        optional.append(P(prompt_name, P.POSITIONAL_OR_KEYWORD, annotation=prompt | None, default=None))
+    descriptions[prompt_name] = kind.prompt_help
     choices: dict[str, list[Choice[str]]] = {}
     for option in kind.all_options:
         name = slash_name(option)
@@ -76,7 +80,7 @@ def slash_command(kind: GenerationKind, catalogue: Catalogue, run: Run, suggest:
         descriptions[name] = option.help or option.field
         if option.choices is not None:
             choices[name] = [Choice(name=value, value=value) for value in option.choices(catalogue)]
-    by_slash_name = {slash_name(option): option.field for option in kind.all_options}
+    by_slash_name = {slash_name(option): option.field for option in kind.all_options} | {prompt_name: "prompt"}
     pictures = picture_names(kind)
 
     async def callback(interaction: discord.Interaction, **values: Any) -> None:
@@ -93,4 +97,6 @@ def slash_command(kind: GenerationKind, catalogue: Catalogue, run: Run, suggest:
     for option in kind.all_options:
         if option.suggested:
             command.autocomplete(slash_name(option))(suggest)
+    if kind.prompt_suggested and suggest_prompt is not None:
+        command.autocomplete(prompt_name)(suggest_prompt)
     return command

@@ -21,6 +21,8 @@ USER_COMMANDS = (
     BotCommand(
         command="frames", description="A video from a first to a last picture (an album of two, /frames as caption)"
     ),
+    BotCommand(command="effects", description="Ready-made effects: /effects [words] lists and searches them"),
+    BotCommand(command="effect", description="Apply an effect: a photo (or an album of two) with /effect <name>"),
     BotCommand(command="jobs", description="Your recent jobs"),
     BotCommand(command="status", description="One job's state: /status <job>"),
     BotCommand(command="quota", description="What you have left"),

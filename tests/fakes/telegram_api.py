@@ -407,6 +407,7 @@ class FakeTelegram:
                 self._api_send_message,
                 self._api_send_photo,
                 self._api_send_video,
+                self._api_send_animation,
                 self._api_send_document,
                 self._api_send_chat_action,
                 self._api_edit_message_text,
@@ -1149,6 +1150,12 @@ class FakeTelegram:
             **_non_empty("file_name", stored.file_name),
         }
         return self._post_bot_message(params, {"video": video, **_bot_caption(params)})
+
+    async def _api_send_animation(self, params: JSON, files: dict[str, UploadedFile]) -> JSON:
+        stored = await self._input_file(params, files, "animation", "animations")
+        animation = {**_document(stored), "width": 0, "height": 0, "duration": 0}
+        content = {"animation": animation, "document": _document(stored), **_bot_caption(params)}
+        return self._post_bot_message(params, content)
 
     async def _api_send_document(self, params: JSON, files: dict[str, UploadedFile]) -> JSON:
         stored = await self._input_file(params, files, "document", "documents")

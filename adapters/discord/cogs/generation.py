@@ -9,13 +9,14 @@ from discord import app_commands
 from discord.app_commands import Choice, Range
 from discord.ext import commands
 
+from adapters.discord.effects import effect_choices, show_listing
 from adapters.discord.kinds import slash_command
 from adapters.discord.responder import Responder, user_ref
 from adapters.discord.views import buttons_legend
 from bot.blobs import ALLOWED_IMAGE_TYPES
 from bot.commands import parse_command
 from bot.domain import Requester
-from bot.errors import InvalidInput
+from bot.errors import BotError, InvalidInput
 from bot.kinds import KINDS, GenerationKind
 from bot.service import GenerationService
 from bot.settings import Settings
@@ -48,9 +49,17 @@ class GenerationCog(commands.Cog, name="Videos"):
             names = [name for name in self._settings.anime_characters if wanted in name.lower()]
             return _choices(names[:MAX_CHOICES])
 
+        async def effect_names(interaction: discord.Interaction, current: str) -> list[Choice[str]]:
+            try:
+                return await effect_choices(self._service.effects, current)
+            except BotError:  # the list cannot be fetched now: no suggestions, the command says why
+                return []
+
         # The choices (models, qualities) come from the catalogue, and are synced at start.
         for kind in KINDS:
-            self._tree.add_command(slash_command(kind, self._service.catalogue, self._generate, characters))
+            self._tree.add_command(
+                slash_command(kind, self._service.catalogue, self._generate, characters, effect_names)
+            )
 
     async def _generate(
         self,
@@ -81,6 +90,14 @@ class GenerationCog(commands.Cog, name="Videos"):
             return await image.read()
         except discord.HTTPException:
             raise InvalidInput("image", "could not be fetched from Discord; please send it again") from None
+
+    @app_commands.command(description="Ready-made effects: browse them, or search with words")
+    @app_commands.describe(words="Words to look for in the effects' names and descriptions")
+    async def effects(self, interaction: discord.Interaction, words: Range[str, 0, 100] | None = None) -> None:
+        async def listing(_requester: Requester) -> None:
+            await show_listing(interaction, self._service.effects, words or "")
+
+        await self._responder.run(interaction, listing)
 
     @app_commands.command(description="Your recent videos and how they are doing")
     async def jobs(self, interaction: discord.Interaction) -> None:

@@ -74,7 +74,7 @@ def _with_pictures(kind: GenerationKind):  # type: ignore[no-untyped-def]
             if not images and message.reply_to_message is not None:
                 images = await albums.photos(message.reply_to_message)
             if not images:
-                template = NO_IMAGE if len(kind.pictures.roles) == 1 else NO_ALBUM
+                template = NO_IMAGE if kind.pictures.required == 1 else NO_ALBUM
                 pictures = " and ".join(kind.pictures.roles)
                 raise InvalidInput("image", template.format(name=kind.name, pictures=pictures))
             kind.pictures.check(len(images), kind.name)
