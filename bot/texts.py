@@ -82,6 +82,7 @@ Options for all:
 Models: {models}
 
 Under each finished video: 🔄 Reroll (new seed), 🔀 Remix (new prompt), ⬆️ Upscale, ➕ Extend.
+{p}effects [words] — the ready-made effects for {p}effect, with what each takes and costs
 {p}jobs — your recent jobs · {p}status <job> — one job's state · {p}help — this text
 {p}id — your id and this chat's (what the operator puts in BOT_ADMIN_IDS)"""
 
@@ -91,6 +92,9 @@ def _kind_help(kind: GenerationKind, p: str, catalogue: Catalogue) -> str:
     if kind.pictures is not None:
         roles = kind.pictures.roles
         together = " as an album" if len(roles) > 1 else ""
+        if kind.pictures.required < len(roles):  # one picture, or more when what is named takes more
+            together = f", or {' and '.join(roles)} as an album"
+            roles = roles[: kind.pictures.required]
         lines.append(f"  with {' and '.join(roles)}{together} (console: their file paths first)")
     if kind.options:
         lines.append(usage(kind.options, catalogue))

@@ -16,6 +16,7 @@ from adapters.console.app import run_console
 from adapters.discord import running_discord
 from bot.bootstrap import open_core
 from bot.domain import JobKind, JobState, MediaType
+from bot.effects import EffectsCatalogue
 from bot.quota import QuotaUnit
 from bot.sandbox import Sandbox, SandboxConfig, running_sandbox
 from bot.sandbox.routes_catalog import EFFECTS
@@ -142,6 +143,16 @@ async def test_telegram_effect_on_a_photo_sends_its_template_and_no_model_and_ch
         assert status.unit is QuotaUnit.CREDITS and status.used == SPIN.credits == 20
         assert await bot.core.blobs.total_bytes() == 0
 
+        # 🔄 makes the same effect on the same (already uploaded) picture again.
+        uploads = sandbox.count("POST", "/v2/pixverse/files")
+        await fake.user_presses_button(ALICE_CHAT, ALICE, video, buttons(video)[0])
+        [_, again] = await wait_videos(fake, ALICE_CHAT, 2)
+        rerolled = await bot.job(job_id_of(again))
+        assert rerolled.request.template_id == SPIN.template_id and rerolled.request.seed != job.request.seed
+        assert sandbox.count("POST", "/v2/pixverse/files") == uploads
+        status, _ = await bot.core.quotas.status(user_ref(ALICE))
+        assert status.used == 2 * SPIN.credits
+
 
 async def test_telegram_two_picture_effect_from_an_album_sends_the_second_as_last_frame(
     fake: FakeTelegram, bot: Any, sandbox: Sandbox
@@ -240,3 +251,26 @@ async def test_console_effects_and_an_image_effect_written_as_a_picture(tmp_path
             assert "there is no effect 'Nope'" in text
             [(_, path)] = re.findall(r"\[(\w+)\] ✅ Done: (\S+\.jpg)", text)
             assert Path(path).read_bytes().startswith(b"\xff\xd8")
+
+
+# ------------------------------------------------------------------ the cache
+
+
+async def test_the_effects_list_is_fetched_again_after_an_hour_and_kept_when_a_refresh_fails(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    async with open_core(fast_settings(tmp_path, sandbox), start=False) as core:
+        now = [0.0]
+        catalogue = EffectsCatalogue(lambda: core.upstream.effects(email=SANDBOX_ALICE), clock=lambda: now[0])
+        listings = lambda: sandbox.count("GET", "/v2/pixverse/videos/effects")  # noqa: E731
+
+        assert len(await catalogue.all()) == len(EFFECTS) and listings() == 1
+        now[0] = 3599.0
+        assert (await catalogue.find("sandbox hug")).template_id == HUG.template_id and listings() == 1
+        now[0] = 3600.0
+        await catalogue.search("hug")
+        assert listings() == 2
+
+        sandbox.config.token = "revoked"  # the next refresh is refused: the list held stays
+        now[0] = 7200.0
+        assert len(await catalogue.all()) == len(EFFECTS) and listings() == 3

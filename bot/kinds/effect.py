@@ -93,7 +93,7 @@ EFFECT = GenerationKind(
     body=_body,
     prompt_required=True,
     prompt_help="The effect's name or id (/effects lists them)",
-    pictures=Pictures(roles=("the picture", "the second picture (two-picture effects)"), required=1),
+    pictures=Pictures(roles=("the picture", "a second one (two-picture effects)"), required=1),
     remixable=False,
     picture_help=(
         f"The picture ({ALLOWED_IMAGE_TYPES})",
