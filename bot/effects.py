@@ -183,9 +183,9 @@ class EffectsCatalogue:
         close = [effect.name for effect in effects if typed.lower() in effect.name.lower()]
         if len(close) == 1:
             return next(effect for effect in effects if effect.name == close[0])
-        hint = f"; did you mean {', '.join(close[:5])}?" if close else ""
+        hint = f" (did you mean {', '.join(close[:5])}?)" if close else ""
         raise InvalidInput(
-            "effect", f"there is no effect {typed!r}{hint} /effects lists them, /effects <words> searches them"
+            "effect", f"there is no effect {typed!r}{hint}; /effects lists them and /effects <words> searches them"
         )
 
     async def names(self, typed: str, limit: int) -> list[EffectInfo]:

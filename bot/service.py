@@ -96,6 +96,8 @@ class GenerationService:
             raise InvalidInput("image", f"/{kind.name} takes no picture")
         checked = [NewImage(data, check_image(data, max_bytes=self._max_image_bytes)) for data in images]
         if kind.prepare is not None:
+            # What is looked up (an effect's name) is moderated first: answers quote it.
+            await self._moderation.check_texts(requester, [getattr(command, "prompt", None)])
             command = await kind.prepare(self._effects, command)
         request = kind.build(self._builder, command, tuple(new_blob_id() for _ in checked))
         return await self._accept(requester, request, images=checked)

@@ -190,7 +190,7 @@ async def test_telegram_image_template_delivers_a_picture(fake: FakeTelegram, bo
 async def test_telegram_unknown_effect_is_refused_naming_effects(fake: FakeTelegram, bot: Any) -> None:
     sent = await fake.user_sends_photo(ALICE_CHAT, ALICE, RED, "/effect Moonwalk")
     reply = await wait_text_reply(fake, ALICE_CHAT, sent, "effect")
-    assert "there is no effect 'Moonwalk'" in reply["text"] and "/effects lists them" in reply["text"]
+    assert "there is no effect 'Moonwalk'; /effects lists them and /effects <words> searches them" in reply["text"]
     assert await bot.core.jobs.in_states(list(JobState)) == []
 
 
@@ -274,3 +274,13 @@ async def test_the_effects_list_is_fetched_again_after_an_hour_and_kept_when_a_r
         sandbox.config.token = "revoked"  # the next refresh is refused: the list held stays
         now[0] = 7200.0
         assert len(await catalogue.all()) == len(EFFECTS) and listings() == 3
+
+
+async def test_telegram_effect_name_is_moderated_before_it_is_looked_up(
+    fake: FakeTelegram, bot: Any, sandbox: Sandbox
+) -> None:
+    sent = await fake.user_sends_photo(ALICE_CHAT, ALICE, RED, "/effect nude dance")
+    reply = await wait_text_reply(fake, ALICE_CHAT, sent, "refused")
+    assert "blocked term" in reply["text"] and "there is no effect" not in reply["text"]
+    assert sandbox.count("GET", "/v2/pixverse/videos/effects") == 0
+    assert await bot.core.jobs.in_states(list(JobState)) == []
