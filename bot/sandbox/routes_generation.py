@@ -77,16 +77,9 @@ class GenerationRoutes(RouteGroup):
             # The template decides the length, the model and the price.
             duration, model, cost = effect.duration, f"template-{effect.template_id}", effect.credits
         account = admit(self.sandbox, Admission(ask.email, ask.maxJobs, off_peak, prompt, cost))
-        fingerprint = "|".join(
-            (
-                prompt,
-                str(seed),
-                model,
-                ask.first_frame_path or "",
-                ask.last_frame_path or "",
-                str(ask.template_id or ""),
-            )
-        )
+        fingerprint = "|".join((prompt, str(seed), model, ask.first_frame_path or "", str(ask.template_id or "")))
+        if ask.last_frame_path:  # a two-picture effect: the second picture shows too
+            fingerprint = f"{fingerprint}|{ask.last_frame_path}"
         video = SandboxVideo(
             number=self.sandbox.next_number(),
             email=account.email,
