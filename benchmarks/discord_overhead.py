@@ -1,0 +1,5 @@
+NAME = "discord_overhead"
+
+
+async def run(quick: bool):
+    raise NotImplementedError
