@@ -89,7 +89,11 @@ async def _level(queued: int, samples: int, budget: float, workdir: Path) -> Lev
                 sent_at = time.monotonic()
                 message = await fake.user_sends_text(FakeChat.private(user), user, f"/create_single a kite {number}")
                 key = (user.id, message["message_id"])
-                await fake.wait_for(lambda: acks.all_of([key]) or not bot.alive(), timeout=ACK_TIMEOUT, what="ack")
+                await fake.wait_for(
+                    lambda key=key: acks.all_of([key]) or not bot.alive(),  # type: ignore[misc]
+                    timeout=ACK_TIMEOUT,
+                    what="ack",
+                )
                 bot.check_alive()
                 assert acks.texts[key].startswith(QUEUED_ACK), acks.texts[key]
                 if number >= WARMUP:

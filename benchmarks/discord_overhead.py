@@ -12,10 +12,12 @@ one per bot; each bot runs in its own process (`benchmarks.child`):
 Commands alternate between the two bots, one at a time, each from a member of its own
 (quota and rate limit admit them): first each in a channel of its own (the stack's own
 cost), then a few one after another in one channel (what a busy channel sees: ours paces
-every message it edits in a channel, the answer included, by that channel's budget). Latency: from the interaction dispatched on the
-gateway to the first edit of the deferred response (PATCH …/messages/@original, or by
-its id) arriving at the fake; that edit must carry text (ours shows the job's newest
-progress: "⏳ Queued", or already "🎬 Generating" when an account was free). Target: our median ≤ 1.5 × the floor's.
+every message it edits in a channel, the answer included, by that channel's budget).
+
+Latency: from the interaction dispatched on the gateway to the first edit of the
+deferred response (PATCH …/messages/@original, or by its id) arriving at the fake; that
+edit must carry text (ours shows the job's newest progress: "⏳ Queued", or already
+"🎬 Generating" when an account was free). Target: our median ≤ 1.5 × the floor's.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from benchmarks.common import BotProcess, Metric, Outcome, percentile, pixverse_env, scratch_dir, time_limit
@@ -76,7 +79,7 @@ async def _latency(fake: FakeDiscord, bot: BotProcess, number: int, *, shared_ch
 
 
 @contextlib.asynccontextmanager
-async def _our_bot(fake: FakeDiscord, workdir: Path):  # type: ignore[no-untyped-def]
+async def _our_bot(fake: FakeDiscord, workdir: Path) -> AsyncIterator[BotProcess]:
     config = SandboxConfig(generation_seconds=3600)
     async with running_sandbox(config) as sandbox:
         env = pixverse_env(
@@ -96,8 +99,9 @@ async def run(quick: bool) -> Outcome:
             time_limit(2 * START_TIMEOUT + samples * 2 + shared_samples * 10, NAME),
             FakeDiscord() as floor_fake,
             FakeDiscord() as our_fake,
-            BotProcess("discord-floor", floor_fake.token, env={"BENCH_DISCORD_BASE": floor_fake.base_url}, workdir=tmp)
-            as floor_bot,
+            BotProcess(
+                "discord-floor", floor_fake.token, env={"BENCH_DISCORD_BASE": floor_fake.base_url}, workdir=tmp
+            ) as floor_bot,
             _our_bot(our_fake, tmp) as our_bot,
         ):
             sides = {"floor": (floor_fake, floor_bot), "ours": (our_fake, our_bot)}

@@ -170,8 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     print("notes:")
     print("\n".join(_notes(results, seconds)))
     total = time.monotonic() - started
-    missed = [metric.name for outcome in results.values() if isinstance(outcome, list) for metric in outcome
-              if metric.passed is False]
+    missed = [
+        metric.name
+        for outcome in results.values()
+        if isinstance(outcome, list)
+        for metric in outcome
+        if metric.passed is False
+    ]
     crashed = [name for name, outcome in results.items() if isinstance(outcome, BaseException)]
     print(f"total: {total:.1f} s; load average before {env['load_before']}, after {env['load_after']}")
     print(f"missed: {', '.join(missed) or 'none'}; crashed: {', '.join(crashed) or 'none'}")

@@ -68,11 +68,7 @@ def user_weights(users: int) -> list[float]:
 def prototype(state: JobState, population: Population, *, group: bool) -> dict[str, object]:
     """One job's SQL columns with placeholders for the user and the job number."""
     platform = population.platform
-    chat = (
-        ChatRef(platform, f"-100{USER}", group_id=None)
-        if group
-        else ChatRef(platform, USER, is_private=True)
-    )
+    chat = ChatRef(platform, f"-100{USER}", group_id=None) if group else ChatRef(platform, USER, is_private=True)
     requester = Requester(UserRef(platform, USER, f"User {USER}"), chat, reply_to=NUMBER)
     request = GenerationRequest(JobKind.CREATE, user_prompt=PROMPT, prompt=PROMPT, seed=12345)
     now = utcnow()
@@ -166,8 +162,10 @@ def _insert_kind(connection: sqlite3.Connection, columns: dict[str, object], kin
         elif isinstance(value, str) and (USER in value or NUMBER in value):
             if in_group:
                 value = value.replace(f"-100{USER}", f"-100{'__GROUP__'}")
-            expressions.append("replace(replace(replace(?, '__USER__', seed.user), '__GROUP__', seed.grp),"
-                               " '__NUMBER__', printf('%012d', seed.n))")
+            expressions.append(
+                "replace(replace(replace(?, '__USER__', seed.user), '__GROUP__', seed.grp),"
+                " '__NUMBER__', printf('%012d', seed.n))"
+            )
             params.append(value)
         else:
             expressions.append("?")

@@ -115,7 +115,10 @@ async def run(quick: bool) -> Outcome:
     cpu_ours, cpu_floor = per_update_ms("ours", "cpu_seconds"), per_update_ms("floor", "cpu_seconds")
     wall_ours, wall_floor = per_update_ms("ours", "wall_seconds"), per_update_ms("floor", "wall_seconds")
     cpu_ratio = cpu_ours / cpu_floor
-    spread = sorted(round(r_o.cpu_seconds / r_f.cpu_seconds, 2) for r_o, r_f in zip(measured["ours"], measured["floor"], strict=True))
+    spread = sorted(
+        round(r_o.cpu_seconds / r_f.cpu_seconds, 2)
+        for r_o, r_f in zip(measured["ours"], measured["floor"], strict=True)
+    )
     return [
         Metric(
             name=NAME,

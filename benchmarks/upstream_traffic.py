@@ -130,9 +130,7 @@ async def _window(core: Core, sandbox: Sandbox, window: float) -> Traffic:
     requests = sandbox.request_log[mark:]
     status = sum(1 for method, path in requests if method == "GET" and _is_status(path))
     generation = timedelta(seconds=GENERATION)
-    completed = sum(
-        1 for video in list(sandbox.videos.values()) if opened <= video.created_at + generation < closed
-    )
+    completed = sum(1 for video in list(sandbox.videos.values()) if opened <= video.created_at + generation < closed)
     return Traffic(status, len(requests) - status, completed, (closed - opened).total_seconds())
 
 
@@ -150,7 +148,9 @@ async def run(quick: bool) -> Outcome:
     batched_by_accounts: dict[int, Traffic] = {}
     async with time_limit(40 * (4 * len(account_counts) + 1), NAME):
         for accounts in account_counts:
-            runs = {mode: await _traffic(mode, accounts, QUEUED, window) for mode in ("batched", "per-video", "webhooks")}
+            runs = {
+                mode: await _traffic(mode, accounts, QUEUED, window) for mode in ("batched", "per-video", "webhooks")
+            }
             batched, per_video, webhooks = runs["batched"], runs["per-video"], runs["webhooks"]
             batched_by_accounts[accounts] = batched
             reduction = per_video.per_video / batched.per_video
