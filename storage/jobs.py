@@ -23,6 +23,7 @@ from bot.domain import (
     UserRef,
     utcnow,
 )
+from bot.ports import QueueUser
 from storage.database import Database, from_sql_time, to_sql_time
 
 T = TypeVar("T")
@@ -108,6 +109,20 @@ def _job(row: sqlite3.Row) -> Job:
         delivery_attempts=row["delivery_attempts"],
         deliver_after=_optional(from_sql_time, row["deliver_after"]),
     )
+
+
+def _queue_user(row: sqlite3.Row) -> QueueUser:
+    return QueueUser(
+        user_key=row["user_key"],
+        queued=row["queued"],
+        oldest=from_sql_time(row["oldest"]),
+        last_served=from_sql_time(row["last_served"]) if row["last_served"] else None,
+    )
+
+
+def _served_sql(last_served: datetime | None) -> str:
+    """queue_users.last_served: '' for never, which sorts before every time."""
+    return "" if last_served is None else to_sql_time(last_served)
 
 
 # Whether a row's request is off-peak (1) or not (0), in SQL; the request is a JSON document.
@@ -242,6 +257,68 @@ class SqliteJobStore:
         )
         assert row is not None  # an aggregate always answers one row
         return int(row[0])
+
+    # --- the queue, as the scheduler reads it: in pieces, never whole (bot/scheduler.py)
+
+    async def queued_users(self, *, after: QueueUser | None = None, limit: int) -> list[QueueUser]:
+        """Users with queued jobs in fair order — never served first, then served longest
+        ago, then oldest job first — at most `limit`, starting after `after`."""
+        sql = "SELECT user_key, queued, oldest, last_served FROM queue_users WHERE queued > 0"
+        params: list[object] = []
+        if after is not None:
+            sql += " AND (last_served, oldest, user_key) > (?, ?, ?)"
+            params += [_served_sql(after.last_served), to_sql_time(after.oldest), after.user_key]
+        rows = await self._db.fetch_all(sql + " ORDER BY last_served, oldest, user_key LIMIT ?", [*params, limit])
+        return [_queue_user(row) for row in rows]
+
+    async def queued_users_named(self, user_keys: Iterable[str]) -> list[QueueUser]:
+        """The queue rows of `user_keys` that have queued jobs (in no particular order)."""
+        keys = list(dict.fromkeys(user_keys))
+        if not keys:
+            return []
+        rows = await self._db.fetch_all(
+            "SELECT user_key, queued, oldest, last_served FROM queue_users"
+            f" WHERE queued > 0 AND user_key IN ({_placeholders(len(keys))})",
+            keys,
+        )
+        return [_queue_user(row) for row in rows]
+
+    async def next_queued(
+        self, user_key: str, *, now: datetime, after: Job | None = None, limit: int, off_peak: bool | None = None
+    ) -> list[Job]:
+        """The user's queued jobs that may be sent at `now` (not_before passed), oldest first,
+        after `after`; at most `limit`. `off_peak` True or False: only off-peak jobs or only the others."""
+        sql = "SELECT * FROM jobs WHERE user_key = ? AND state = ? AND (not_before IS NULL OR not_before <= ?)"
+        params: list[object] = [user_key, JobState.QUEUED.value, to_sql_time(now)]
+        if off_peak is not None:
+            sql += f" AND {OFF_PEAK_SQL} = ?"
+            params.append(int(off_peak))
+        if after is not None:
+            sql += " AND (created_at, id) > (?, ?)"
+            params += [to_sql_time(after.created_at), after.id]
+        rows = await self._db.fetch_all(sql + " ORDER BY created_at, id LIMIT ?", [*params, limit])
+        return [_job(row) for row in rows]
+
+    async def queued_off_peak(self, *, now: datetime, after: Job | None = None, limit: int) -> list[Job]:
+        """Queued off-peak jobs that may be sent at `now`, oldest first, after `after`; at most `limit`."""
+        sql = f"SELECT * FROM jobs WHERE state = ? AND {OFF_PEAK_SQL} = 1 AND (not_before IS NULL OR not_before <= ?)"
+        params: list[object] = [JobState.QUEUED.value, to_sql_time(now)]
+        if after is not None:
+            sql += " AND (created_at, id) > (?, ?)"
+            params += [to_sql_time(after.created_at), after.id]
+        rows = await self._db.fetch_all(sql + " ORDER BY created_at, id LIMIT ?", [*params, limit])
+        return [_job(row) for row in rows]
+
+    async def queued_slice(self, *, offset: int = 0, limit: int, created_before: datetime | None = None) -> list[Job]:
+        """Queued jobs oldest first: `limit` of them from 0-based place `offset` (an index walk,
+        no rows read before it); only those made before `created_before` when given."""
+        sql = "SELECT * FROM jobs WHERE state = ?"
+        params: list[object] = [JobState.QUEUED.value]
+        if created_before is not None:
+            sql += " AND created_at < ?"
+            params.append(to_sql_time(created_before))
+        rows = await self._db.fetch_all(sql + " ORDER BY created_at, id LIMIT ? OFFSET ?", [*params, limit, offset])
+        return [_job(row) for row in rows]
 
     async def count_in_flight_by_user(
         self, states: Iterable[JobState] = IN_FLIGHT_STATES, *, off_peak: bool | None = None
