@@ -125,6 +125,9 @@ def _served_sql(last_served: datetime | None) -> str:
     return "" if last_served is None else to_sql_time(last_served)
 
 
+# Queued jobs, in SQL. Written out, not bound: SQLite uses an index made for queued jobs
+# only (migration 0007) when the query itself says so.
+QUEUED_SQL = "state = 'queued'"
 # Whether a row's request is off-peak (1) or not (0), in SQL; the request is a JSON document.
 OFF_PEAK_SQL = "COALESCE(json_extract(request, '$.off_peak'), 0)"
 
@@ -247,16 +250,21 @@ class SqliteJobStore:
 
     async def queue_position(self, job: Job) -> int:
         """1-based position of a queued job among all queued jobs (oldest first, ties
-        by id); 0 when the job is no longer queued."""
+        by id); 0 when the job is no longer queued.
+
+        Counted from the back — every queued job, less those behind it — so that a new
+        job, last in line, costs a sum over the users with queued jobs (queue_users) and
+        no walk along the queue.
+        """
         row = await self._db.fetch_one(
-            # When the job is not queued the subquery is empty, the comparison NULL,
-            # and the count 0.
-            "SELECT COUNT(*) FROM jobs WHERE state = ? AND (created_at, id) <= "
-            "(SELECT created_at, id FROM jobs WHERE id = ? AND state = ?)",
-            (JobState.QUEUED.value, job.id, JobState.QUEUED.value),
+            "SELECT (SELECT COALESCE(SUM(queued), 0) FROM queue_users)"
+            f" - (SELECT COUNT(*) FROM jobs WHERE {QUEUED_SQL} AND (created_at, id) >"
+            f" (SELECT created_at, id FROM jobs WHERE id = ? AND {QUEUED_SQL})) AS position,"
+            f" EXISTS (SELECT 1 FROM jobs WHERE id = ? AND {QUEUED_SQL}) AS queued",
+            (job.id, job.id),
         )
         assert row is not None  # an aggregate always answers one row
-        return int(row[0])
+        return int(row["position"]) if row["queued"] else 0
 
     # --- the queue, as the scheduler reads it: in pieces, never whole (bot/scheduler.py)
 
@@ -288,8 +296,13 @@ class SqliteJobStore:
     ) -> list[Job]:
         """The user's queued jobs that may be sent at `now` (not_before passed), oldest first,
         after `after`; at most `limit`. `off_peak` True or False: only off-peak jobs or only the others."""
-        sql = "SELECT * FROM jobs WHERE user_key = ? AND state = ? AND (not_before IS NULL OR not_before <= ?)"
-        params: list[object] = [user_key, JobState.QUEUED.value, to_sql_time(now)]
+        # Named: with the off-peak condition, SQLite would otherwise pick the off-peak index,
+        # which holds every queued job, over this one, which holds the user's.
+        sql = (
+            "SELECT * FROM jobs INDEXED BY jobs_queued_by_user"
+            f" WHERE user_key = ? AND {QUEUED_SQL} AND (not_before IS NULL OR not_before <= ?)"
+        )
+        params: list[object] = [user_key, to_sql_time(now)]
         if off_peak is not None:
             sql += f" AND {OFF_PEAK_SQL} = ?"
             params.append(int(off_peak))
@@ -301,8 +314,10 @@ class SqliteJobStore:
 
     async def queued_off_peak(self, *, now: datetime, after: Job | None = None, limit: int) -> list[Job]:
         """Queued off-peak jobs that may be sent at `now`, oldest first, after `after`; at most `limit`."""
-        sql = f"SELECT * FROM jobs WHERE state = ? AND {OFF_PEAK_SQL} = 1 AND (not_before IS NULL OR not_before <= ?)"
-        params: list[object] = [JobState.QUEUED.value, to_sql_time(now)]
+        sql = (
+            f"SELECT * FROM jobs WHERE {QUEUED_SQL} AND {OFF_PEAK_SQL} = 1 AND (not_before IS NULL OR not_before <= ?)"
+        )
+        params: list[object] = [to_sql_time(now)]
         if after is not None:
             sql += " AND (created_at, id) > (?, ?)"
             params += [to_sql_time(after.created_at), after.id]

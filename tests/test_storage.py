@@ -586,7 +586,11 @@ async def test_job_queries_use_indexes(db: Database, jobs: SqliteJobStore) -> No
         plan = [row["detail"] for row in await db.fetch_all(f"EXPLAIN QUERY PLAN {statement}")]
         # A walk along an index in its order is fine when a LIMIT stops it.
         walks = " LIMIT " in statement and all("USING" in step and "INDEX" in step for step in plan)
-        assert walks or not any(step.startswith("SCAN") for step in plan), (statement, plan)
+        # queue_users has a row per user with queued jobs: the queue's length is a sum over it.
+        scans = [
+            step for step in plan if step.startswith("SCAN") and step not in {"SCAN queue_users", "SCAN CONSTANT ROW"}
+        ]
+        assert walks or not scans, (statement, plan)
     # The triggers that keep queue_users in step find a user's oldest queued job by a seek.
     plan = await db.fetch_all(
         "EXPLAIN QUERY PLAN SELECT MIN(created_at) FROM jobs WHERE user_key = ? AND state = 'queued'", ("u",)

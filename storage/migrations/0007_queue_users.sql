@@ -4,9 +4,10 @@
 -- A user's queued jobs, oldest first: their next job to send, and their oldest one.
 CREATE INDEX jobs_queued_by_user ON jobs (user_key, created_at, id) WHERE state = 'queued';
 -- Queued off-peak jobs, oldest first: they take no account slot, so they go even when
--- every slot is taken. The condition is storage.jobs.OFF_PEAK_SQL, word for word.
-CREATE INDEX jobs_queued_off_peak ON jobs (created_at, id)
-    WHERE state = 'queued' AND COALESCE(json_extract(request, '$.off_peak'), 0) = 1;
+-- every slot is taken. The first column is storage.jobs.OFF_PEAK_SQL, word for word (an
+-- equality on it is what makes SQLite prefer this index to jobs_by_state).
+CREATE INDEX jobs_queued_off_peak ON jobs (COALESCE(json_extract(request, '$.off_peak'), 0), created_at, id)
+    WHERE state = 'queued';
 
 -- One row per user who has queued work (or had, and was served): how many jobs they have
 -- queued, when their oldest was made, and when one of theirs was last sent. The triggers
