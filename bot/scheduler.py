@@ -8,10 +8,11 @@ looking its replyRef (the job id) up upstream — never by sending it again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from bot.accounts import AccountPool
@@ -175,12 +176,13 @@ class Scheduler:
         def pass_over_budget() -> bool:
             return passed_over >= MAX_PASSED_OVER or not self._accounts.has_room()
 
-        async for user_key in self.fair_users(self._jobs, in_flight, self._max_in_flight):
-            if pass_over_budget():
-                return sent
-            turn = _Turn(user_key)
-            await take_turn(turn)
-            turns.append(turn)
+        async with contextlib.aclosing(self.fair_users(self._jobs, in_flight, self._max_in_flight)) as users:
+            async for user_key in users:
+                if pass_over_budget():
+                    return sent
+                turn = _Turn(user_key)
+                await take_turn(turn)
+                turns.append(turn)
         while (turns := [turn for turn in turns if may_go(turn)]) and not pass_over_budget():
             for turn in turns:
                 if pass_over_budget():
@@ -190,7 +192,7 @@ class Scheduler:
         return sent
 
     @staticmethod
-    async def fair_users(jobs: JobStore, in_flight: Mapping[str, int], cap: int) -> AsyncIterator[str]:
+    async def fair_users(jobs: JobStore, in_flight: Mapping[str, int], cap: int) -> AsyncGenerator[str, None]:
         """Users with queued jobs in the order they are served, lazily (a page at a time).
 
         Users with fewer jobs already running go first, then the one served longest ago
@@ -409,10 +411,11 @@ class Scheduler:
         self._waiting_from = 0
         for offset, size in self._bands.due():
             for start in range(offset, offset + size, REPORT_CHUNK):
-                chunk = await self._jobs.queued_slice(offset=start, limit=min(REPORT_CHUNK, offset + size - start))
+                wanted = min(REPORT_CHUNK, offset + size - start)
+                chunk = await self._jobs.queued_slice(offset=start, limit=wanted)
                 for place, job in enumerate(chunk, start=start + 1):
                     await self._progress.report(job, Progress(ProgressStage.QUEUED, queue_position=place))
-                if len(chunk) < REPORT_CHUNK:
+                if len(chunk) < wanted:
                     return  # the end of the queue: later bands are empty
 
     async def _tell_waiting(self) -> None:

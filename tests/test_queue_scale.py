@@ -124,3 +124,24 @@ async def test_a_pass_over_100000_queued_jobs_reads_what_it_sends_and_never_stal
     print(
         f"pass {took * 1000:.0f} ms, longest stall {stall.longest * 1000:.1f} ms, jobs built {built}, second {second}"
     )
+
+
+async def test_places_deep_in_a_long_queue_are_told_once_the_jobs_ahead_have_moved_them(tmp_path: Path) -> None:
+    await seed_queue(tmp_path / "bot.sqlite3", 2_000, 2_000)
+    config = SandboxConfig(generation_seconds=60, accounts=[SandboxAccount("big@sandbox.local", max_jobs=400)])
+    async with running_sandbox(config) as sandbox:
+        notifier = RecordingNotifier()
+        async with running_core(fast_settings(tmp_path, sandbox), notifier, start=False) as core:
+            assert await core.scheduler.submit_ready() == 400
+            await core.progress.idle()
+            told = {job_id: p.queue_position for job_id, p in notifier.progress_events if p.queue_position}
+            # Nothing left the queue since: the next pass tells nobody anything.
+            notifier.progress_events.clear()
+            assert await core.scheduler.submit_ready() == 0
+            await core.progress.idle()
+            assert notifier.progress_events == []
+    # The 400 oldest went; everyone behind them moved up by 400 and is told so, to the back.
+    assert told["q00000400"] == 1
+    assert told["q00001000"] == 601
+    assert told["q00001999"] == 1600
+    assert len(told) == 1600

@@ -43,16 +43,22 @@ BEGIN
         oldest = CASE WHEN oldest IS NULL OR excluded.oldest < oldest THEN excluded.oldest ELSE oldest END;
 END;
 
--- Leaving the queue: one fewer, the oldest looked up again (one index seek). Being sent
--- (QUEUED → SUBMITTING) is what "served" means for the fair order.
+-- Leaving the queue: one fewer, the oldest looked up again (one index seek).
 CREATE TRIGGER jobs_leave_queue AFTER UPDATE OF state, user_key ON jobs
     WHEN OLD.state = 'queued' AND (NEW.state <> 'queued' OR OLD.user_key <> NEW.user_key)
 BEGIN
     UPDATE queue_users SET
         queued = queued - 1,
-        oldest = (SELECT MIN(created_at) FROM jobs WHERE user_key = OLD.user_key AND state = 'queued'),
-        last_served = CASE WHEN NEW.state = 'submitting' THEN NEW.updated_at ELSE last_served END
+        oldest = (SELECT MIN(created_at) FROM jobs WHERE user_key = OLD.user_key AND state = 'queued')
     WHERE user_key = OLD.user_key;
+END;
+
+-- A job of theirs went out (the upstream accepted it): what "served" means for the fair order.
+CREATE TRIGGER jobs_served AFTER UPDATE OF state ON jobs
+    WHEN OLD.state = 'submitting' AND NEW.state = 'submitted'
+BEGIN
+    INSERT INTO queue_users (user_key, last_served) VALUES (NEW.user_key, NEW.updated_at)
+    ON CONFLICT (user_key) DO UPDATE SET last_served = excluded.last_served;
 END;
 
 CREATE TRIGGER jobs_leave_queue_on_delete AFTER DELETE ON jobs WHEN OLD.state = 'queued'
