@@ -84,9 +84,11 @@ class JobStore(Protocol):
     async def queued_off_peak(self, *, now: datetime, after: Job | None = None, limit: int) -> list[Job]:
         """Queued off-peak jobs that may be sent at `now`, oldest first, after `after`."""
 
-    async def queued_slice(self, *, offset: int = 0, limit: int, created_before: datetime | None = None) -> list[Job]:
-        """Queued jobs oldest first, `limit` from place `offset` (0-based); only older than
-        `created_before` when given."""
+    async def queued_slice(
+        self, *, offset: int = 0, after: Job | None = None, limit: int, created_before: datetime | None = None
+    ) -> list[Job]:
+        """Queued jobs oldest first, `limit` from place `offset` (0-based), counted from just
+        after `after` when given; only older than `created_before` when given."""
 
 
 class BlobStore(Protocol):

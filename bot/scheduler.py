@@ -40,7 +40,8 @@ JOBS_PER_READ = 4  # jobs of one user read at a time
 MAX_PASSED_OVER = 256
 EXPIRE_PER_PASS = 256  # jobs timed out in the queue failed per pass (the next pass takes more)
 OFF_PEAK_PER_PASS = 64  # off-peak jobs sent per pass (ditto)
-REPORT_CHUNK = 256  # queued jobs read at a time to report their place
+REPORT_CHUNK = 64  # queued jobs read at a time to report their place (each read builds them all)
+WAITING_PER_PASS = 256  # queued jobs told per pass that every account is paused
 # Bands of queue places reported (see _PositionBands): the last starts at place 5·2^20.
 POSITION_BANDS = 21
 WAITING_NOTES_REMEMBERED = 10_000
@@ -80,7 +81,9 @@ class Scheduler:
         # that long is of a job gone from it: it is forgotten then.
         self._told_waiting: LruSet[str] = LruSet(WAITING_NOTES_REMEMBERED, ttl=queue_timeout)
         self._bands = _PositionBands()
-        self._waiting_from = 0  # the queue place up to which owners were told every account is paused
+        # How far along the queue owners were told every account is paused (a job, and its place).
+        self._waiting_after: Job | None = None
+        self._waiting_told = 0
         self._submitting: set[str] = set()
         self._left_queue: set[str] = set()
         # How long a submission with an unknown outcome (answer lost, or the process died)
@@ -408,31 +411,40 @@ class Scheduler:
         if self._accounts.all_paused():
             await self._tell_waiting()
             return
-        self._waiting_from = 0
+        self._waiting_after, self._waiting_told = None, 0
         for offset, size in self._bands.due():
+            # The band's start is found by a walk along the index; the rest follows on from there.
+            last: Job | None = None
             for start in range(offset, offset + size, REPORT_CHUNK):
                 wanted = min(REPORT_CHUNK, offset + size - start)
-                chunk = await self._jobs.queued_slice(offset=start, limit=wanted)
+                chunk = await self._jobs.queued_slice(offset=0 if last else offset, after=last, limit=wanted)
                 for place, job in enumerate(chunk, start=start + 1):
                     await self._progress.report(job, Progress(ProgressStage.QUEUED, queue_position=place))
                 if len(chunk) < wanted:
                     return  # the end of the queue: later bands are empty
+                last = chunk[-1]
 
     async def _tell_waiting(self) -> None:
-        """Every account is paused: tell each queued job's owner once, a batch of the queue per pass."""
+        """Every account is paused: tell each queued job's owner once, front first, some
+        hundreds of jobs per pass (chats could take no more: Telegram allows about 30
+        messages a second in all)."""
         note = (
             "The bot's PixVerse accounts are unavailable right now ("
             + ", ".join(self._accounts.pause_reasons())
             + "). Your request stays in the queue; the operator has been told."
         )
-        # Jobs that left moved the ones not told yet forward; the told set skips any told twice.
-        self._waiting_from = max(0, self._waiting_from - len(self._left_queue))
-        batch = await self._jobs.queued_slice(offset=self._waiting_from, limit=REPORT_CHUNK)
-        for place, job in enumerate(batch, start=self._waiting_from + 1):
-            if job.id not in self._told_waiting:
-                self._told_waiting.add(job.id)
-                await self._progress.report(job, Progress(ProgressStage.WAITING, queue_position=place, note=note))
-        self._waiting_from += len(batch)
+        # Jobs that left the queue moved the ones behind them forward.
+        self._waiting_told = max(0, self._waiting_told - len(self._left_queue))
+        for _ in range(WAITING_PER_PASS // REPORT_CHUNK):
+            batch = await self._jobs.queued_slice(after=self._waiting_after, limit=REPORT_CHUNK)
+            for place, job in enumerate(batch, start=self._waiting_told + 1):
+                if job.id not in self._told_waiting:
+                    self._told_waiting.add(job.id)
+                    await self._progress.report(job, Progress(ProgressStage.WAITING, queue_position=place, note=note))
+            self._waiting_told += len(batch)
+            self._waiting_after = batch[-1] if batch else self._waiting_after
+            if len(batch) < REPORT_CHUNK:
+                return  # the back of the queue: jobs queued later are told by a later pass
 
 
 class _Turn:

@@ -324,11 +324,22 @@ class SqliteJobStore:
         rows = await self._db.fetch_all(sql + " ORDER BY created_at, id LIMIT ?", [*params, limit])
         return [_job(row) for row in rows]
 
-    async def queued_slice(self, *, offset: int = 0, limit: int, created_before: datetime | None = None) -> list[Job]:
-        """Queued jobs oldest first: `limit` of them from 0-based place `offset` (an index walk,
-        no rows read before it); only those made before `created_before` when given."""
+    async def queued_slice(
+        self,
+        *,
+        offset: int = 0,
+        after: Job | None = None,
+        limit: int,
+        created_before: datetime | None = None,
+    ) -> list[Job]:
+        """Queued jobs oldest first: `limit` of them from 0-based place `offset` (a walk along
+        the index, reading no rows before it), counted from just after `after` when given;
+        only those made before `created_before` when given."""
         sql = "SELECT * FROM jobs WHERE state = ?"
         params: list[object] = [JobState.QUEUED.value]
+        if after is not None:
+            sql += " AND (created_at, id) > (?, ?)"
+            params += [to_sql_time(after.created_at), after.id]
         if created_before is not None:
             sql += " AND created_at < ?"
             params.append(to_sql_time(created_before))

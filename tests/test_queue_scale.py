@@ -13,6 +13,7 @@ import pytest
 
 import storage.jobs
 from bot.domain import GenerationRequest, Job, JobKind, JobState, utcnow
+from bot.ports import ProgressStage
 from bot.sandbox import SandboxAccount, SandboxConfig, running_sandbox
 from storage import open_database
 from tests.harness import RecordingNotifier, fast_settings, requester, running_core
@@ -145,3 +146,19 @@ async def test_places_deep_in_a_long_queue_are_told_once_the_jobs_ahead_have_mov
     assert told["q00001000"] == 601
     assert told["q00001999"] == 1600
     assert len(told) == 1600
+
+
+async def test_when_every_account_is_paused_a_long_queue_is_told_once_each_a_batch_per_pass(tmp_path: Path) -> None:
+    await seed_queue(tmp_path / "bot.sqlite3", 600, 600)
+    config = SandboxConfig(accounts=[SandboxAccount("held@sandbox.local", needs_attention=True)])
+    async with running_sandbox(config) as sandbox:
+        notifier = RecordingNotifier()
+        async with running_core(fast_settings(tmp_path, sandbox), notifier, start=False) as core:
+            told_after = []
+            for _ in range(4):
+                await core.scheduler.submit_ready()  # the first pass meets the 596 and pauses the account
+                await core.progress.idle()
+                told_after.append(sum(p.stage is ProgressStage.WAITING for _, p in notifier.progress_events))
+    waiting = [(job_id, p.queue_position) for job_id, p in notifier.progress_events if p.stage is ProgressStage.WAITING]
+    assert told_after == [256, 512, 600, 600]
+    assert sorted(waiting) == [(f"q{index:08d}", index + 1) for index in range(600)]
