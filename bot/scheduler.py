@@ -155,7 +155,8 @@ class Scheduler:
 
         Each user's jobs are read a few at a time, and a job that cannot go now (an
         upscale waiting for its own account) does not hold back the user's others; at
-        most `MAX_PASSED_OVER` such jobs are looked at in one pass.
+        most `MAX_PASSED_OVER` such jobs (or users whose jobs all wait out a retry delay)
+        are looked at in one pass.
         """
         turns: list[_Turn] = []
         sent = passed_over = 0
@@ -164,6 +165,8 @@ class Scheduler:
             nonlocal sent, passed_over
             job = await turn.next(self._jobs, now)
             if job is None:
+                # Their queued jobs wait out a retry delay (not_before): a read for nothing.
+                passed_over += turn.visits == 1
                 return
             email = await self._account_for(job)
             if email is None:
@@ -176,19 +179,20 @@ class Scheduler:
         def may_go(turn: _Turn) -> bool:
             return not turn.exhausted and in_flight[turn.user_key] < self._max_in_flight
 
-        def pass_over_budget() -> bool:
+        def must_stop() -> bool:
+            """No slot left anywhere, or enough looked at for one pass."""
             return passed_over >= MAX_PASSED_OVER or not self._accounts.has_room()
 
         async with contextlib.aclosing(self.fair_users(self._jobs, in_flight, self._max_in_flight)) as users:
             async for user_key in users:
-                if pass_over_budget():
+                if must_stop():
                     return sent
                 turn = _Turn(user_key)
                 await take_turn(turn)
                 turns.append(turn)
-        while (turns := [turn for turn in turns if may_go(turn)]) and not pass_over_budget():
+        while (turns := [turn for turn in turns if may_go(turn)]) and not must_stop():
             for turn in turns:
-                if pass_over_budget():
+                if must_stop():
                     return sent
                 if may_go(turn):
                     await take_turn(turn)
@@ -455,6 +459,7 @@ class _Turn:
         self._read: list[Job] = []
         self._more = True  # the store may hold more of their jobs than were read
         self._last: Job | None = None
+        self.visits = 0
 
     @property
     def exhausted(self) -> bool:
@@ -462,6 +467,7 @@ class _Turn:
 
     async def next(self, jobs: JobStore, now: datetime) -> Job | None:
         """The user's next queued job that takes a slot and may go at `now`; None when there is none."""
+        self.visits += 1
         if not self._read and self._more:
             self._read = await jobs.next_queued(
                 self.user_key, now=now, after=self._last, limit=JOBS_PER_READ, off_peak=False
