@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -13,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from bot.logs import configure_logging
+from bot.preflight import Finding, Verdict, check_useapi, default_conflicts, without_secret
 from bot.settings import Settings, SettingsError, load_settings, mask_secret
 
 log = logging.getLogger("bot")
@@ -94,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SettingsError as exc:
             print(exc, file=sys.stderr)
             return 2
+        if args.command in {"check", "run", "console"} and (conflicts := default_conflicts(settings)):
+            print(SettingsError.heading + "\n".join(f"  {line}" for line in conflicts), file=sys.stderr)
+            return 2
         if args.command == "check":
             return asyncio.run(_check(settings))
         if args.command == "console":
@@ -153,9 +158,11 @@ async def _console(settings: Settings, user: str | None) -> int:
         return await run_console(core, user=user, handle_signals=True)
 
 
-async def _run(settings: Settings) -> int:
-    import contextlib
+class AdapterStartError(Exception):
+    """A chat platform could not be started; `str()` is the one line the operator reads."""
 
+
+async def _run(settings: Settings) -> int:
     from bot.bootstrap import freeze_startup_heap, open_core, serving_http
 
     if not (settings.telegram_bot_token or settings.discord_bot_token):
@@ -165,21 +172,81 @@ async def _run(settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    async with open_core(settings) as core, contextlib.AsyncExitStack() as adapters:
-        # Adapters first: the Telegram webhook adds its route before the HTTP server starts.
-        if settings.telegram_bot_token:
-            from adapters.telegram import running_telegram
+    if settings.useapi_api_token is None and not settings.bot_sandbox:
+        print(NO_UPSTREAM_FOR_CHATS, file=sys.stderr)
+        return 2
+    chats, upstream = await _chat_token_findings(settings), await check_useapi(settings)
+    # A refused token, or a chat platform out of reach: the bot cannot start as configured.
+    stops = [finding for finding in chats if finding.is_problem] + (
+        upstream.findings if upstream.token_rejected else []
+    )
+    for finding in stops:
+        print(f"pixverse-bot run: {finding.text}", file=sys.stderr)
+    if stops:
+        # 2: a setting to fix, starting again as it is would fail again; 1: worth a retry.
+        return 2 if any(finding.verdict is Verdict.WRONG for finding in stops) else 1
+    try:
+        async with open_core(settings, serves_chats=True) as core, contextlib.AsyncExitStack() as adapters:
+            # Adapters first: the Telegram webhook adds its route before the HTTP server starts.
+            if settings.telegram_bot_token:
+                from adapters.telegram import running_telegram
 
-            await adapters.enter_async_context(running_telegram(core))
-        if settings.discord_bot_token:
-            from adapters.discord import running_discord
+                await _start_adapter(adapters, "Telegram", running_telegram(core), settings)
+            if settings.discord_bot_token:
+                from adapters.discord import running_discord
 
-            await adapters.enter_async_context(running_discord(core))
-        async with serving_http(core.http_app, settings.bot_http_host, settings.bot_http_port) as url:
-            log.info("HTTP server on %s (healthz, webhooks)", url)
-            freeze_startup_heap()
-            await _until_signalled(asyncio.Event().wait())
+                await _start_adapter(adapters, "Discord", running_discord(core), settings)
+            for finding in upstream.findings:
+                if finding.is_problem:
+                    # The bot runs, but not as configured (an account it cannot use, useapi.net
+                    # down for now): loud in the log, and the operators hear it in their chats.
+                    await core.progress.alert_operator(finding.text)
+            async with serving_http(core.http_app, settings.bot_http_host, settings.bot_http_port) as url:
+                log.info("HTTP server on %s (healthz, webhooks)", url)
+                freeze_startup_heap()
+                await _until_signalled(asyncio.Event().wait())
+    except AdapterStartError as exc:
+        print(f"pixverse-bot run: {exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+NO_UPSTREAM_FOR_CHATS = (
+    "pixverse-bot run: USEAPI_API_TOKEN is not set, so chat members would get synthetic videos from the "
+    'built-in sandbox. Set USEAPI_API_TOKEN (README, "Setting it up for real"), or set BOT_SANDBOX=true '
+    "to serve sandbox videos on purpose (for a trial; their captions say they are synthetic)."
+)
+
+
+async def _chat_token_findings(settings: Settings) -> list[Finding]:
+    """What Telegram and Discord say about their tokens (only platforms with a token are asked)."""
+    findings: list[Finding | None] = []
+    if settings.telegram_bot_token:
+        from adapters.telegram.preflight import check_telegram_token
+
+        findings.append(await check_telegram_token(settings))
+    if settings.discord_bot_token:
+        from adapters.discord.preflight import check_discord_token
+
+        findings.append(await check_discord_token(settings))
+    return [finding for finding in findings if finding is not None]
+
+
+async def _start_adapter(
+    stack: contextlib.AsyncExitStack,
+    platform: str,
+    adapter: contextlib.AbstractAsyncContextManager[object],
+    settings: Settings,
+) -> None:
+    """Enter a platform's `running_*` context; a failure becomes one line (the traceback only at DEBUG)."""
+    try:
+        await stack.enter_async_context(adapter)
+    except Exception as exc:
+        log.debug("%s could not start", platform, exc_info=True)
+        said = f"{type(exc).__name__}: {exc}"
+        for secret in (settings.telegram_bot_token, settings.discord_bot_token):
+            said = without_secret(said, secret)
+        raise AdapterStartError(f"{platform} could not start ({said})") from None
 
 
 async def _until_signalled(work) -> None:
@@ -198,35 +265,30 @@ async def _until_signalled(work) -> None:
 
 
 async def _check(settings: Settings) -> int:
-    from bot.upstream.client import PixVerseClient
-    from bot.upstream.errors import UpstreamError
-
     print("Effective configuration:")
     for name, field in Settings.model_fields.items():
         value = getattr(settings, name)
         is_secret = "SecretStr" in str(field.annotation)  # every secret, present or future
         shown = mask_secret(value) if is_secret else value
         print(f"  {name.upper()} = {shown}")
-    if settings.useapi_api_token is None:
-        print("\nUSEAPI_API_TOKEN is not set: the bot will use the built-in sandbox (synthetic videos).")
-        return 0
-    print(f"\nAsking {settings.useapi_base_url} …")
-    try:
-        async with PixVerseClient(settings.useapi_base_url, settings.useapi_api_token) as client:
-            accounts = await client.accounts()
-            availability = await client.scheduler_available()
-    except UpstreamError as exc:
-        print(f"  failed: {exc} ({exc.detail or exc.status})")
-        return 1
-    print(f"  accounts: {', '.join(accounts) or '(none configured)'}")
-    for cap in availability.available:
-        used = (
-            ""
-            if not settings.useapi_accounts or cap.email in settings.useapi_accounts
-            else " (not used: USEAPI_ACCOUNTS)"
-        )
-        print(f"  {cap.email}: {cap.available}/{cap.maxJobs} slots free{used}")
-    return 0
+    print("\nChecking the tokens with their services …")
+    findings = await _chat_token_findings(settings)
+    if settings.uses_sandbox:
+        chats = bool(settings.telegram_bot_token or settings.discord_bot_token)
+        if chats and not settings.bot_sandbox:
+            findings.append(Finding(Verdict.WRONG, NO_UPSTREAM_FOR_CHATS.removeprefix("pixverse-bot run: ")))
+        else:
+            why = "BOT_SANDBOX=true" if settings.bot_sandbox else "USEAPI_API_TOKEN is not set"
+            print(f"  {why}: the bot will use the built-in sandbox (synthetic videos).")
+    else:
+        findings.extend((await check_useapi(settings)).findings)
+    for finding in findings:
+        if not finding.is_problem:
+            print(f"  {finding.text}")
+    problems = [finding.text for finding in findings if finding.is_problem]
+    for problem in problems:  # one line each, on stderr
+        print(f"problem: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -59,6 +59,8 @@ class AccountPool:
         self._slots: dict[str, AccountSlot] = {}
         self._refreshed_at: float | None = None
         self._listed = False  # a refresh has succeeded: the slots are the accounts in use
+        # Accounts asked for (`only`) that the last refresh did not report: useapi.net does not know them.
+        self._unknown: list[str] = []
 
     @property
     def accounts(self) -> list[AccountSlot]:
@@ -86,6 +88,10 @@ class AccountPool:
             slot.max_jobs, slot.available = cap.maxJobs, max(0, cap.available)
         for gone in set(self._slots) - seen:
             del self._slots[gone]
+        unknown = sorted(self._only - {cap.email for cap in availability.available})
+        if unknown and unknown != self._unknown:
+            log.warning("USEAPI_ACCOUNTS: useapi.net does not know %s; no job can go to it", ", ".join(unknown))
+        self._unknown = unknown
 
     def invalidate(self) -> None:
         """Re-read capacity on the next refresh (a job just finished somewhere)."""
@@ -197,6 +203,14 @@ class AccountPool:
         was_paused = slot.paused_reason is not None
         slot.paused_reason = None
         return was_paused
+
+    def unknown_accounts(self) -> list[str]:
+        """Accounts the pool was told to use that useapi.net did not report at the last refresh."""
+        return list(self._unknown)
+
+    def none_known(self) -> bool:
+        """Accounts to use were named, and useapi.net knows none of them: no job can be sent."""
+        return bool(self._only) and len(self._unknown) == len(self._only)
 
     def all_paused(self) -> bool:
         return bool(self._slots) and all(s.paused_reason for s in self._slots.values())

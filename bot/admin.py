@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.domain import Requester, UserRef, utcnow
+from bot.domain import Platform, Requester, UserRef, utcnow
 from bot.errors import InvalidInput, NotAllowed
 from bot.moderation.service import BOT_WIDE, NUMERIC_SETTINGS, FilterMode, ModerationService
 from bot.ports import Upstream
@@ -60,6 +60,24 @@ class AdminService:
 
     def is_operator(self, user: UserRef) -> bool:
         return user.key in self._operators
+
+    def ids(self, requester: Requester) -> str:
+        """/id (everyone): the caller's and the chat's ids, written the way the settings take them."""
+        user, chat = requester.user, requester.chat
+        lines = [f"Your id: {user.key} (as BOT_ADMIN_IDS takes it: BOT_ADMIN_IDS={user.key})"]
+        if user.platform is Platform.DISCORD:
+            thread = f", thread {chat.thread_id}" if chat.thread_id else ""
+            lines.append(f"This channel: {chat.chat_id}{thread}")
+            if chat.group_id:
+                lines.append(f"This server: {chat.group_id} (as DISCORD_GUILD_IDS takes it)")
+        elif user.platform is not Platform.CONSOLE:
+            topic = f", topic {chat.thread_id}" if chat.thread_id else ""
+            lines.append(f"This chat: {chat.chat_id}{topic}")
+        if self.is_operator(user):
+            lines.append("You are an operator of this bot.")
+        else:
+            lines.append("You are not an operator: the bot's owner adds your id to BOT_ADMIN_IDS and restarts it.")
+        return "\n".join(lines)
 
     def _require_operator(self, requester: Requester, *, group_admin_hint: str | None = None) -> None:
         if self.is_operator(requester.user):

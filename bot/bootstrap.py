@@ -117,8 +117,12 @@ class Core:
 
 
 @contextlib.asynccontextmanager
-async def upstream_endpoint(settings: Settings) -> AsyncIterator[tuple[str, SecretStr]]:
-    """The upstream to talk to: the configured one, or an in-process sandbox when there is no token."""
+async def upstream_endpoint(settings: Settings, *, serves_chats: bool = False) -> AsyncIterator[tuple[str, SecretStr]]:
+    """The upstream to talk to: the configured one, or an in-process sandbox when there is no token.
+
+    `serves_chats`: real chat members would get the sandbox's synthetic videos, which is
+    worth a WARNING (`run` only allows it with BOT_SANDBOX=true).
+    """
     if not settings.uses_sandbox:
         assert settings.useapi_api_token is not None
         yield settings.useapi_base_url, settings.useapi_api_token
@@ -129,22 +133,35 @@ async def upstream_endpoint(settings: Settings) -> AsyncIterator[tuple[str, Secr
         token=secrets.token_urlsafe(16),
         generation_seconds=settings.sandbox_generation_seconds,
         off_peak_seconds=SANDBOX_OFF_PEAK_SLOWDOWN * settings.sandbox_generation_seconds,
+        catalogue=settings.catalogue(),
     )
     async with running_sandbox(config) as sandbox:
-        log.info("no USEAPI_API_TOKEN: using the built-in sandbox at %s (videos are synthetic)", sandbox.base_url)
+        if serves_chats:
+            log.warning(
+                "BOT_SANDBOX=true: chat members get synthetic videos from the built-in sandbox at %s, "
+                "not PixVerse videos (their captions say so)",
+                sandbox.base_url,
+            )
+        else:
+            log.info("using the built-in sandbox at %s (videos are synthetic)", sandbox.base_url)
         yield sandbox.base_url, SecretStr(config.token)
 
 
 @contextlib.asynccontextmanager
-async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[Core]:
-    """Build and (unless start=False) start the core; everything is closed on exit."""
+async def open_core(settings: Settings, *, start: bool = True, serves_chats: bool = False) -> AsyncIterator[Core]:
+    """Build and (unless start=False) start the core; everything is closed on exit.
+
+    `serves_chats`: the core answers chat members (`run`), not the operator's own terminal:
+    sandbox videos are then marked synthetic in their captions.
+    """
     async with contextlib.AsyncExitStack() as stack:
         db = await open_database(settings.bot_database)
         stack.push_async_callback(db.close)
         jobs, blobs = SqliteJobStore(db), SqliteBlobStore(db)
-        base_url, token = await stack.enter_async_context(upstream_endpoint(settings))
+        catalogue = settings.catalogue()
+        base_url, token = await stack.enter_async_context(upstream_endpoint(settings, serves_chats=serves_chats))
         upstream = await stack.enter_async_context(
-            PixVerseClient(base_url, token, timeout=settings.useapi_timeout_seconds)
+            PixVerseClient(base_url, token, timeout=settings.useapi_timeout_seconds, catalogue=catalogue)
         )
         secret = settings.bot_webhook_secret
         secret_bytes = (
@@ -230,6 +247,7 @@ async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[
                 retry_max=settings.delivery_retry_max,
                 max_attempts=settings.delivery_max_attempts,
             ),
+            synthetic=serves_chats and settings.uses_sandbox,
         )
         on_finished = deliverer.schedule
         scheduler = Scheduler(
@@ -246,6 +264,7 @@ async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[
             queue_timeout=settings.queue_timeout,
             interval=settings.scheduler_interval,
             unknown_outcome_grace=settings.unknown_outcome_grace,
+            catalogue=catalogue,
         )
 
         def slot_freed() -> None:
@@ -267,7 +286,7 @@ async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[
         service = GenerationService(
             jobs=jobs,
             admission=SqliteJobAdmission(db),
-            builder=RequestBuilder(settings),
+            builder=RequestBuilder(settings, catalogue),
             progress=progress,
             moderation=moderation,
             quotas=quotas,
@@ -277,6 +296,7 @@ async def open_core(settings: Settings, *, start: bool = True) -> AsyncIterator[
             admins_may_press_buttons=settings.admins_may_press_buttons,
             retention=retention,
             max_off_peak_jobs_per_user=settings.max_off_peak_jobs_per_user,
+            catalogue=catalogue,
         )
         admin = AdminService(
             quotas=quotas,

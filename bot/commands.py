@@ -16,17 +16,16 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
-from bot.domain import GenerationRequest, JobKind
+from bot.catalogue import Catalogue, Feature, shipped_catalogue
+from bot.domain import GenerationRequest, ImageRef, JobKind
 from bot.errors import InvalidInput
 from bot.settings import V1_STYLES, Settings
+from bot.text_options import MOTION_DEFAULT, MOTION_MAX, MOTION_MIN, V1_PROMPT_MAX, V1_SEED_MAX
 from bot.upstream import models as up
+from bot.upstream.models import catalogue_of
 from bot.user_text import clean_user_text
-
-V1_PROMPT_MAX = 512
-V1_SEED_MAX = 2_147_483_647
-MOTION_MIN, MOTION_MAX, MOTION_DEFAULT = 1, 10, 5
 
 STYLE_PHRASES = {
     "Realistic": "realistic, photographic style",
@@ -84,8 +83,10 @@ class _Command(BaseModel):
 
     @field_validator("model")
     @classmethod
-    def _model(cls, value: str | None) -> str | None:
-        return None if value is None else _one_of(value, [m.value for m in up.Model])
+    def _model(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # The models are data the operator may extend (MODELS_FILE): the catalogue comes
+        # as validation context (see parse_command).
+        return None if value is None else _one_of(value, catalogue_of(info).names)
 
     @field_validator("quality")
     @classmethod
@@ -182,10 +183,25 @@ class Animate(_Command):
         return None if value is None else _yes_no(value)
 
 
-def parse_command(command_type: type[_Command], /, **fields: Any) -> Any:
-    """Validate raw options into a command; the error names the field and what is allowed."""
+class Frames(_Command):
+    """/frames: a video from a first to a last frame."""
+
+    prompt: str | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, value: str | None) -> str | None:
+        return _check_prompt(value) or None
+
+
+def parse_command(command_type: type[_Command], /, catalogue: Catalogue | None = None, **fields: Any) -> Any:
+    """Validate raw options into a command; the error names the field and what is allowed.
+
+    Models are checked against `catalogue` (the shipped one when None)."""
     try:
-        return command_type(**{k: v for k, v in fields.items() if v is not None})
+        return command_type.model_validate(
+            {k: v for k, v in fields.items() if v is not None}, context={"catalogue": catalogue or shipped_catalogue()}
+        )
     except ValidationError as exc:
         raise invalid_input_from(exc) from None
 
@@ -234,12 +250,13 @@ def compose_prompt(
 class RequestBuilder:
     """Turns validated commands into `GenerationRequest`s using the operator's defaults."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, catalogue: Catalogue | None = None) -> None:
         self._settings = settings
+        self._catalogue = catalogue or settings.catalogue()
 
     def _common(self, cmd: _Command) -> dict[str, Any]:
         s = self._settings
-        model = cmd.model or s.default_model.value
+        model = self._catalogue.resolve(cmd.model) if cmd.model else s.default_model
         return {
             "model": model,
             "duration": cmd.duration or s.default_duration,
@@ -254,7 +271,7 @@ class RequestBuilder:
         models that have it); the operator's default only where the model can make audio."""
         if asked is not None:
             return asked
-        return self._settings.default_audio and model in up.MODELS_WITH_NATIVE_AUDIO
+        return self._settings.default_audio and self._catalogue.get(model).has(Feature.AUDIO)
 
     def _animate_quality(self, cmd: Animate) -> str:
         """v1's hd_quality picks the operator's HD or standard quality; an explicit quality
@@ -286,7 +303,7 @@ class RequestBuilder:
             aspect_ratio=cmd.aspect_ratio or self._settings.default_aspect_ratio.value,
             **self._common(cmd),
         )
-        return self.recompose(request)
+        return self.checked(self.recompose(request))
 
     def animate(self, cmd: Animate, image_blob_id: str) -> GenerationRequest:
         common = self._common(cmd) | {"quality": self._animate_quality(cmd)}
@@ -298,7 +315,42 @@ class RequestBuilder:
             image_blob_id=image_blob_id,
             **common,
         )
-        return self.recompose(request)
+        return self.checked(self.recompose(request))
+
+    def frames(self, cmd: Frames, image_blob_ids: tuple[str, ...]) -> GenerationRequest:
+        request = GenerationRequest(kind=JobKind.FRAMES, user_prompt=cmd.prompt or "", **self._common(cmd))
+        if request.duration > up.FRAMES_DURATION_MAX:
+            raise InvalidInput(
+                "duration", f"{request.duration} is out of range for /frames; use 1 to {up.FRAMES_DURATION_MAX} seconds"
+            )
+        request = request.with_images(tuple(ImageRef(blob_id=blob) for blob in image_blob_ids))
+        return self.checked(self.recompose(request), Feature.FRAMES, "/frames")
+
+    def checked(self, request: GenerationRequest, feature: Feature | None = None, what: str = "") -> GenerationRequest:
+        """`request` if its model has what it asks for: the kind's `feature`, its quality
+        and duration (per the catalogue); else InvalidInput naming what is allowed.
+        Options a model lacks (audio …) are refused by the upstream request's own check."""
+        spec = self._catalogue.get(request.model)
+        if feature is not None:
+            self._catalogue.require(request.model, feature, what)
+        if request.quality not in spec.qualities:
+            raise InvalidInput(
+                "quality", f"{request.quality} is not available on {spec.name}; use one of {', '.join(spec.qualities)}"
+            )
+        longest = spec.max_duration(request.quality)
+        if request.duration > longest and longest < spec.duration_max:
+            raise InvalidInput(
+                "duration",
+                f"duration {request.duration}s is too long for {request.quality}; {request.quality} allows at most"
+                f" {longest} seconds (other qualities up to {spec.duration_max})",
+            )
+        if not spec.duration_min <= request.duration <= spec.duration_max:
+            raise InvalidInput(
+                "duration",
+                f"{request.duration} is out of range for {spec.name};"
+                f" use {spec.duration_min} to {spec.duration_max} seconds",
+            )
+        return request
 
     def _character(self, name: str) -> str:
         allowed = self._settings.anime_characters

@@ -58,10 +58,19 @@ def describe_settings(job: Job) -> str:
     return " · ".join(p for p in parts if p)
 
 
-def build_caption(job: Job, limit: int) -> str:
-    """Prompt, then the settings line and the job id; the prompt is cut (at a word) to fit."""
+# Under every video made by the built-in sandbox when it serves a chat (BOT_SANDBOX=true with `run`).
+SYNTHETIC_NOTE = "(synthetic sandbox video, not made by PixVerse)"
+
+
+def build_caption(job: Job, limit: int, *, synthetic: bool = False) -> str:
+    """Prompt, then the settings line and the job id; the prompt is cut (at a word) to fit.
+
+    `synthetic` adds a line saying the video came from the offline sandbox.
+    """
     r = job.request
     tail = f"{describe_settings(job)}\njob {job.id}"
+    if synthetic:
+        tail = f"{tail}\n{SYNTHETIC_NOTE}"
     if r.negative_prompt:
         tail = f"avoid: {r.negative_prompt}\n{tail}"
     prompt = r.user_prompt.strip()
@@ -117,8 +126,11 @@ class Deliverer:
         policy: DeliveryPolicy | None = None,
         temp_dir: Path | None = None,
         clock: Callable[[], datetime] = utcnow,
+        synthetic: bool = False,
     ) -> None:
         self._jobs = jobs
+        # Videos come from the offline sandbox, yet reach real chat members: captions say so.
+        self._synthetic = synthetic
         self._on_outcome = on_outcome
         self._upstream = upstream
         self._notifiers = notifiers
@@ -208,7 +220,7 @@ class Deliverer:
         return await self._mark_delivered(job_id)
 
     async def _deliver_video(self, job: Job, notifier: Notifier) -> None:
-        caption = build_caption(job, notifier.caption_limit)
+        caption = build_caption(job, notifier.caption_limit, synthetic=self._synthetic)
         buttons = result_buttons(job)
         limit = notifier.upload_limit(job)
         with tempfile.TemporaryDirectory(dir=self._temp_dir, prefix="pixverse-") as tmp:

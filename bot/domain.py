@@ -74,6 +74,7 @@ class JobKind(StrEnum):
 
     CREATE = "create"  # text to video (/create_single, reroll and remix of it)
     ANIMATE = "animate"  # image to video (/animate, reroll and remix of it)
+    FRAMES = "frames"  # first and last frame to video (/frames, reroll and remix of it)
     UPSCALE = "upscale"
     EXTEND = "extend"
 
@@ -122,6 +123,14 @@ ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
 
 
 @dataclass(frozen=True, slots=True)
+class ImageRef:
+    """One picture of a request: its stored copy until uploaded, then its upstream path."""
+
+    blob_id: str | None = None
+    path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class GenerationRequest:
     """A fully resolved v2 generation: what will be sent upstream (minus routing fields).
 
@@ -146,14 +155,33 @@ class GenerationRequest:
     character: str | None = None
     motion: int | None = None
     hd_quality: bool | None = None
-    # /animate: the uploaded image's reference (set once uploaded) and the stored copy.
+    # The first picture (/animate's, /frames' first frame): its upstream path (set once
+    # uploaded) and its stored copy until then.
     image_path: str | None = None
     image_blob_id: str | None = None
+    # The pictures after the first, in order (/frames' last frame).
+    more_images: tuple[ImageRef, ...] = ()
     # upscale/extend: the source video at the upstream.
     source_video_id: str | None = None
 
     def with_changes(self, **changes: Any) -> GenerationRequest:
         return replace(self, **changes)
+
+    @property
+    def images(self) -> tuple[ImageRef, ...]:
+        """Every picture of the request, in order (none for text to video)."""
+        if self.image_path is None and self.image_blob_id is None:
+            return self.more_images
+        return (ImageRef(self.image_blob_id, self.image_path), *self.more_images)
+
+    @property
+    def image_paths(self) -> tuple[str | None, ...]:
+        return tuple(image.path for image in self.images)
+
+    def with_images(self, images: tuple[ImageRef, ...]) -> GenerationRequest:
+        """The request with these pictures (the first in the first-image fields)."""
+        first = images[0] if images else ImageRef()
+        return replace(self, image_blob_id=first.blob_id, image_path=first.path, more_images=tuple(images[1:]))
 
 
 def new_job_id() -> str:

@@ -28,5 +28,6 @@ class OutcomeSettler:
             await self._moderation.record(
                 job.user, job.chat.group_key, job.request.user_prompt, "PixVerse moderator", "pixverse"
             )
-        if job.request.image_blob_id:
-            await self._blobs.delete(job.request.image_blob_id)
+        for image in job.request.images:
+            if image.blob_id:
+                await self._blobs.delete(image.blob_id)

@@ -115,6 +115,8 @@ class Upstream(Protocol):
 
     async def create_video(self, request: up.CreateVideoRequest) -> up.VideoCreated: ...
 
+    async def create_frames(self, request: up.CreateFramesRequest) -> up.VideoCreated: ...
+
     async def upscale_video(self, request: up.UpscaleRequest) -> up.VideoCreated: ...
 
     async def extend_video(self, request: up.ExtendRequest) -> up.VideoCreated: ...
@@ -342,13 +344,14 @@ class JobAdmission(Protocol):
         reservation: QuotaReservation,
         image: NewImage | None = None,
         *,
+        more_images: Sequence[NewImage] = (),
         image_store_limit: int | None = None,
         off_peak_limit: int | None = None,
     ) -> QuotaCharge | ImageStoreFull | OffPeakLimitReached | None:
         """In one atomic unit: check every quota charge, (for an off-peak job) the user's
-        unfinished off-peak jobs against `off_peak_limit` and (with `image`) the room left
-        under `image_store_limit`, then record the reservation, store the image under
-        `job.request.image_blob_id` and insert the job.
+        unfinished off-peak jobs against `off_peak_limit` and (with pictures) the room left
+        under `image_store_limit`, then record the reservation, store `image` and
+        `more_images` under the blob ids of `job.request.images` (in order) and insert the job.
 
         Returns None when the job is admitted, else what refused it: the first charge the
         reservation would exceed, the off-peak cap, or the full image store. A refusal stores nothing; once

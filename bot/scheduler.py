@@ -18,14 +18,22 @@ from datetime import UTC, datetime, timedelta
 from bot.accounts import AccountPool
 from bot.blobs import load_image
 from bot.cache import LruSet
-from bot.domain import IN_FLIGHT_STATES, GenerationRequest, Job, JobKind, JobState, utcnow
+from bot.catalogue import Catalogue
+from bot.domain import IN_FLIGHT_STATES, GenerationRequest, ImageRef, Job, JobState, utcnow
 from bot.errors import BotError
 from bot.periodic import PeriodicTask
 from bot.ports import BlobStore, JobStore, Progress, ProgressStage, QueueUser, Upstream
 from bot.progress import QUEUE_MOVE_FRACTION, TOP_OF_QUEUE, ProgressReporter
 from bot.submission import UpstreamRequest, build_upstream_request, source_account
 from bot.upstream import errors as ue
-from bot.upstream.models import ExtendRequest, UpscaleRequest, VideoCreated, account_email_of
+from bot.upstream.models import (
+    CreateFramesRequest,
+    CreateVideoRequest,
+    ExtendRequest,
+    UpscaleRequest,
+    VideoCreated,
+    account_email_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +72,9 @@ class Scheduler:
         queue_timeout: float,
         interval: float,
         unknown_outcome_grace: float = 30.0,
+        catalogue: Catalogue | None = None,
     ) -> None:
+        self._catalogue = catalogue
         self._jobs = jobs
         self._blobs = blobs
         self._upstream = upstream
@@ -292,9 +302,13 @@ class Scheduler:
             self._release(job, email)
             return False
         try:
-            request = await self._with_uploaded_image(claimed, email)
+            request = await self._with_uploaded_images(claimed, email)
             upstream_request = build_upstream_request(
-                request, email=email, reply_ref=claimed.id, reply_url=self._reply_url_for(claimed.id)
+                request,
+                email=email,
+                reply_ref=claimed.id,
+                reply_url=self._reply_url_for(claimed.id),
+                catalogue=self._catalogue,
             )
             created = await self._send(upstream_request)
         except Exception as exc:  # every outcome is decided in one place
@@ -310,20 +324,32 @@ class Scheduler:
             return await self._upstream.upscale_video(request)
         if isinstance(request, ExtendRequest):
             return await self._upstream.extend_video(request)
-        return await self._upstream.create_video(request)
+        if isinstance(request, CreateFramesRequest):
+            return await self._upstream.create_frames(request)
+        if isinstance(request, CreateVideoRequest):
+            return await self._upstream.create_video(request)
+        raise TypeError(f"no upstream call sends a {type(request).__name__}")
 
-    async def _with_uploaded_image(self, job: Job, email: str) -> GenerationRequest:
+    async def _with_uploaded_images(self, job: Job, email: str) -> GenerationRequest:
+        """The request with every picture uploaded: each one not uploaded yet goes up now."""
         request = job.request
-        if request.kind is not JobKind.ANIMATE or request.image_path:
+        if all(image.path for image in request.images):
             return request
-        data, content_type = await load_image(self._blobs, request.image_blob_id)
-        uploaded = await self._upstream.upload_file(data, content_type, email=email)
-        request = request.with_changes(image_path=uploaded.reference_path)
-        # Persist the path so a retry (or a restart) does not upload again; the
-        # upstream keeps the image from now on (rerolls reuse the path).
+        uploaded: list[ImageRef] = []
+        for image in request.images:
+            if image.path:
+                uploaded.append(image)
+                continue
+            data, content_type = await load_image(self._blobs, image.blob_id)
+            sent = await self._upstream.upload_file(data, content_type, email=email)
+            uploaded.append(ImageRef(image.blob_id, sent.reference_path))
+        request = request.with_images(tuple(uploaded))
+        # Persist the paths so a retry (or a restart) does not upload again; the
+        # upstream keeps the pictures from now on (rerolls reuse the paths).
         await self._jobs.update(job.id, request=request)
-        if request.image_blob_id:
-            await self._blobs.delete(request.image_blob_id)
+        for image in request.images:
+            if image.blob_id:
+                await self._blobs.delete(image.blob_id)
         return request
 
     async def _mark_submitted(self, job: Job, video_id: str) -> None:
@@ -412,8 +438,9 @@ class Scheduler:
         departures, not the queue.
         """
         self._bands.departed(len(self._left_queue))
-        if self._accounts.all_paused():
-            await self._tell_waiting()
+        note = self._waiting_note()
+        if note is not None:
+            await self._tell_waiting(note)
             return
         self._waiting_after, self._waiting_told = None, 0
         for offset, size in self._bands.due():
@@ -428,15 +455,26 @@ class Scheduler:
                     return  # the end of the queue: later bands are empty
                 last = chunk[-1]
 
-    async def _tell_waiting(self) -> None:
-        """Every account is paused: tell each queued job's owner once, front first, some
+    def _waiting_note(self) -> str | None:
+        """Why no job can be sent now, for the people waiting; None when jobs can go."""
+        if self._accounts.none_known():
+            return (
+                "The bot's PixVerse account(s) "
+                + ", ".join(self._accounts.unknown_accounts())
+                + " are not known to useapi.net. Your request stays in the queue; the operator has been told."
+            )
+        if self._accounts.all_paused():
+            return (
+                "The bot's PixVerse accounts are unavailable right now ("
+                + ", ".join(self._accounts.pause_reasons())
+                + "). Your request stays in the queue; the operator has been told."
+            )
+        return None
+
+    async def _tell_waiting(self, note: str) -> None:
+        """No account can take a job: tell each queued job's owner once, front first, some
         hundreds of jobs per pass (chats could take no more: Telegram allows about 30
         messages a second in all)."""
-        note = (
-            "The bot's PixVerse accounts are unavailable right now ("
-            + ", ".join(self._accounts.pause_reasons())
-            + "). Your request stays in the queue; the operator has been told."
-        )
         # Jobs that left the queue moved the ones behind them forward.
         self._waiting_told = max(0, self._waiting_told - len(self._left_queue))
         for _ in range(WAITING_PER_PASS // REPORT_CHUNK):

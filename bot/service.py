@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 
 from bot.blobs import ImageStorageFull, check_image, new_blob_id
+from bot.catalogue import Catalogue
 from bot.commands import V1_PROMPT_MAX, Animate, CreateSingle, RequestBuilder, random_seed
 from bot.domain import (
     GenerationRequest,
@@ -24,6 +25,7 @@ from bot.domain import (
     new_job_id,
 )
 from bot.errors import ActionUnavailable, ButtonExpired, InvalidInput, JobNotFound, NotYourJob, TooManyOffPeakJobs
+from bot.kinds import ANIMATE, CREATE, GenerationKind, kind_of
 from bot.moderation.service import ModerationService
 from bot.ports import ImageStoreFull, JobAdmission, JobStore, NewImage, OffPeakLimitReached, Progress, ProgressStage
 from bot.progress import ProgressReporter
@@ -51,7 +53,9 @@ class GenerationService:
         admins_may_press_buttons: bool,
         retention: RetentionPolicy,
         max_off_peak_jobs_per_user: int,
+        catalogue: Catalogue,
     ) -> None:
+        self._catalogue = catalogue
         self._jobs = jobs
         self._admission = admission
         self._moderation = moderation
@@ -65,18 +69,34 @@ class GenerationService:
         self._retention = retention
         self._max_off_peak = max_off_peak_jobs_per_user
 
+    @property
+    def catalogue(self) -> Catalogue:
+        """The models on offer (adapters render choices and help from it)."""
+        return self._catalogue
+
+    async def generate(
+        self, requester: Requester, kind: GenerationKind, command: object, images: list[bytes] | tuple[()] = ()
+    ) -> Job:
+        """Queue a job of `kind` from its validated `command` and its pictures, in order.
+
+        Each picture is checked by its content; they are stored only if the job is admitted,
+        and only until the job has uploaded them.
+        """
+        if kind.pictures is not None:
+            kind.pictures.check(len(images), kind.name)
+        elif images:
+            raise InvalidInput("image", f"/{kind.name} takes no picture")
+        checked = [NewImage(data, check_image(data, max_bytes=self._max_image_bytes)) for data in images]
+        request = kind.build(self._builder, command, tuple(new_blob_id() for _ in checked))
+        return await self._accept(requester, request, images=checked)
+
     async def create_single(self, requester: Requester, command: CreateSingle) -> Job:
         """v1 /create_single: queue a text-to-video job."""
-        return await self._accept(requester, self._builder.create_single(command))
+        return await self.generate(requester, CREATE, command)
 
     async def animate(self, requester: Requester, command: Animate, image: bytes) -> Job:
-        """v1 /animate: queue an image-to-video job, keeping the image (checked by content) with it.
-
-        The image is stored only if the job is admitted, and only until the job has uploaded it.
-        """
-        content_type = check_image(image, max_bytes=self._max_image_bytes)
-        request = self._builder.animate(command, new_blob_id())
-        return await self._accept(requester, request, image=NewImage(image, content_type))
+        """v1 /animate: queue an image-to-video job, keeping the image (checked by content) with it."""
+        return await self.generate(requester, ANIMATE, command, [image])
 
     async def press(
         self,
@@ -113,8 +133,7 @@ class GenerationService:
             raise NotYourJob()
         return parent
 
-    @staticmethod
-    def follow_up_request(parent: Job, action: ResultAction, prompt: str | None) -> GenerationRequest:
+    def follow_up_request(self, parent: Job, action: ResultAction, prompt: str | None) -> GenerationRequest:
         """What a button asks for, derived from the finished job it sits under."""
         request = parent.request
         if action is ResultAction.REROLL:
@@ -126,8 +145,9 @@ class GenerationService:
                 raise InvalidInput("prompt", "is empty; remix needs the new prompt to use")
             if len(text) > V1_PROMPT_MAX:
                 raise InvalidInput("prompt", f"is {len(text)} characters long; at most {V1_PROMPT_MAX} are allowed")
-            if request.kind not in {JobKind.CREATE, JobKind.ANIMATE}:
-                raise ActionUnavailable("Remix works on created or animated videos, not on upscales or extensions.")
+            kind = kind_of(request.kind)
+            if kind is None or not kind.remixable:
+                raise ActionUnavailable("Remix works on videos made from a prompt, not on upscales or extensions.")
             return RequestBuilder.recompose(request.with_changes(user_prompt=text, seed=random_seed()))
         if action is ResultAction.UPSCALE:
             if request.kind is JobKind.UPSCALE:
@@ -147,12 +167,10 @@ class GenerationService:
         return request.with_changes(
             kind=JobKind.EXTEND,
             source_video_id=parent.video_id,
-            model=extend_model(request.model),
+            model=extend_model(request.model, self._catalogue),
             audio=False,
             seed=random_seed(),
-            image_blob_id=None,
-            image_path=None,
-        )
+        ).with_images(())
 
     async def recent_jobs(self, user: UserRef, limit: int = 10) -> list[Job]:
         return await self._jobs.recent_for_user(user, limit)
@@ -177,7 +195,7 @@ class GenerationService:
         *,
         parent: Job | None = None,
         action: ResultAction | None = None,
-        image: NewImage | None = None,
+        images: list[NewImage] | None = None,
     ) -> Job:
         job = Job(
             id=new_job_id(),
@@ -186,18 +204,20 @@ class GenerationService:
             parent_id=parent.id if parent else None,
             action=action,
         )
-        validate_for_upstream(job)
+        validate_for_upstream(job, self._catalogue)
         # Everything that reaches PixVerse is moderated: prompt, negative prompt, remix
-        # prompt, image caption (the /animate prompt).
+        # prompt, image caption (the /animate and /frames prompt).
         await self._moderation.check_texts(requester, [request.user_prompt, request.negative_prompt])
         # One atomic unit records the reservation, keeps the image and inserts the job: a
         # refused request leaves nothing behind, and a caller cancelled while the unit is
         # queued leaves all of it (the job runs, and is charged like any other).
         reservation = await self._quotas.reservation(job)
+        first, more = (images[0], images[1:]) if images else (None, [])
         refused = await self._admission.admit(
             job,
             reservation,
-            image,
+            first,
+            more_images=more,
             image_store_limit=self._max_stored_image_bytes,
             off_peak_limit=self._max_off_peak,
         )

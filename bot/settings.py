@@ -12,8 +12,10 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.catalogue import Catalogue, CatalogueError
+from bot.errors import InvalidInput
 from bot.ranges import MUTE_MINUTES, STRIKE_LIMIT, STRIKE_WINDOW_HOURS
-from bot.upstream.models import AspectRatio, Model, Quality
+from bot.upstream.models import AspectRatio, Quality
 
 V1_STYLES = ("Realistic", "Anime", "3D Animation")
 SANDBOX_POLL_INTERVAL = 1.0
@@ -38,6 +40,7 @@ class Settings(BaseSettings):
     # Accounts to use (emails). Empty: every account GET scheduler/available reports.
     useapi_accounts: CsvList = Field(default_factory=list)
     # Run the built-in sandbox in-process instead of a real upstream (no token needed).
+    # `run` needs it said explicitly: it never serves synthetic videos to chats by accident.
     bot_sandbox: bool = False
     # How long each synthetic video takes in the built-in sandbox.
     sandbox_generation_seconds: float = Field(default=5.0, ge=0)
@@ -54,13 +57,18 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr | None = None
     telegram_api_base: str | None = None
     discord_bot_token: SecretStr | None = None
+    # Discord's REST API base (a proxy); empty: discord.py's own (https://discord.com/api/v10).
+    discord_api_base: str | None = None
     discord_guild_ids: CsvList = Field(default_factory=list)
     # Operator ids per platform, e.g. "telegram:123,discord:456".
     bot_admin_ids: CsvList = Field(default_factory=list)
 
     # --- generation defaults (v1 style, v2 options)
     default_style: str = "Realistic"
-    default_model: Model = Model.V5_5
+    # The model catalogue (bot/data/models.json when unset); see README "Models".
+    models_file: Path | None = None
+    # A model the catalogue knows (checked at start).
+    default_model: str = "v5.5"
     default_duration: int = Field(default=5, ge=1, le=10)
     default_quality: Quality = Quality.P540
     default_hd_quality: Quality = Quality.P720
@@ -207,6 +215,30 @@ class Settings(BaseSettings):
     def operator_keys(self) -> frozenset[str]:
         return frozenset(self.bot_admin_ids)
 
+    @field_validator("models_file")
+    @classmethod
+    def _models_file(cls, value: Path | None) -> Path | None:
+        try:
+            Catalogue.load(value)
+        except CatalogueError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("default_model")
+    @classmethod
+    def _default_model(cls, value: str, info: ValidationInfo) -> str:
+        if "models_file" not in info.data:
+            return value  # the models file itself was refused, and says why
+        catalogue = Catalogue.load(info.data["models_file"])
+        try:
+            return catalogue.resolve(value)
+        except InvalidInput as exc:
+            raise ValueError(exc.problem) from None
+
+    def catalogue(self) -> Catalogue:
+        """The model catalogue these settings name (MODELS_FILE, or the shipped one)."""
+        return Catalogue.load(self.models_file)
+
     @field_validator("default_style")
     @classmethod
     def _style(cls, value: str) -> str:
@@ -256,6 +288,8 @@ def _choice(value: str, allowed: tuple[str, ...]) -> str:
 class SettingsError(Exception):
     """The configuration is invalid; `str()` tells the operator what to fix."""
 
+    heading = "Invalid configuration (environment or .env):\n"
+
 
 def load_settings(**overrides: object) -> Settings:
     try:
@@ -265,7 +299,7 @@ def load_settings(**overrides: object) -> Settings:
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
             lines.append(f"  {name}: {err['msg']}")
-        raise SettingsError("Invalid configuration (environment or .env):\n" + "\n".join(lines)) from None
+        raise SettingsError(SettingsError.heading + "\n".join(lines)) from None
 
 
 def mask_secret(secret: SecretStr | None) -> str:

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from bot.domain import GenerationRequest, Job, JobKind
-from bot.errors import InvalidInput
+from bot.catalogue import Catalogue, Feature, shipped_catalogue
+from bot.domain import GenerationRequest, ImageRef, Job, JobKind
+from bot.kinds import kind_of
+from bot.kinds.base import PENDING_UPLOAD, upstream_refusal
 from bot.upstream import models as up
 
-# The model extend falls back to when the source's model cannot extend (v5.6, v5-fast).
-EXTEND_FALLBACK_MODEL = up.Model.V5_5
-
-UpstreamRequest = up.CreateVideoRequest | up.UpscaleRequest | up.ExtendRequest
+UpstreamRequest = BaseModel  # one of the request models of bot.upstream.models
 
 
-def extend_model(model: str) -> str:
-    """The model an extend of a `model` video runs on (extend has only some models)."""
-    return model if model in up.MODELS_THAT_EXTEND else EXTEND_FALLBACK_MODEL.value
+def extend_model(model: str, catalogue: Catalogue | None = None) -> str:
+    """The model an extend of a `model` video runs on (extend has only some models):
+    the same model when it extends, else the catalogue's `extend_fallback`."""
+    catalogue = catalogue or shipped_catalogue()
+    if model in catalogue and catalogue.get(model).has(Feature.EXTEND):
+        return model
+    return catalogue.extend_fallback or catalogue.having(Feature.EXTEND)[0]
 
 
 def source_account(request: GenerationRequest) -> str | None:
@@ -35,58 +38,51 @@ def build_upstream_request(
     email: str | None = None,
     reply_ref: str | None = None,
     reply_url: str | None = None,
+    catalogue: Catalogue | None = None,
 ) -> UpstreamRequest:
     """The v2 request for `request`; raises InvalidInput when it breaks an upstream limit."""
+    catalogue = catalogue or shipped_catalogue()
     # Off-peak jobs get no webhook upstream; sending one would only mislead.
     reply_url = None if request.off_peak else reply_url
     routing = {"replyRef": reply_ref, "replyUrl": reply_url}
+    kind = kind_of(request.kind)
+    if kind is not None:
+        return kind.to_upstream(request, {"email": email, **routing}, catalogue)
     # Validated from plain values: pydantic turns the request's strings into the
     # upstream's enums and checks every documented limit on the way.
+    context = {"catalogue": catalogue}
     try:
         if request.kind is JobKind.UPSCALE:
-            return up.UpscaleRequest.model_validate({"video_id": request.source_video_id or "", **routing})
-        if request.kind is JobKind.EXTEND:
-            return up.ExtendRequest.model_validate(
-                {
-                    "email": email,
-                    "model": extend_model(request.model),
-                    "prompt": request.prompt or None,
-                    "video_id": request.source_video_id,
-                    "duration": request.duration,
-                    "quality": request.quality,
-                    "seed": request.seed,
-                    "off_peak_mode": request.off_peak or None,
-                    **routing,
-                }
+            return up.UpscaleRequest.model_validate(
+                {"video_id": request.source_video_id or "", **routing}, context=context
             )
-        return up.CreateVideoRequest.model_validate(
+        return up.ExtendRequest.model_validate(
             {
                 "email": email,
-                "model": request.model,
+                "model": extend_model(request.model, catalogue),
                 "prompt": request.prompt or None,
-                "first_frame_path": request.image_path if request.kind is JobKind.ANIMATE else None,
+                "video_id": request.source_video_id,
                 "duration": request.duration,
                 "quality": request.quality,
-                "aspect_ratio": request.aspect_ratio if request.kind is JobKind.CREATE else None,
-                "audio": request.audio or None,
                 "seed": request.seed,
                 "off_peak_mode": request.off_peak or None,
                 **routing,
-            }
+            },
+            context=context,
         )
     except ValidationError as exc:
-        err = exc.errors()[0]
-        message = err["msg"].removeprefix("Value error, ")
-        # Cross-field rules (1080p ≤ 8 s, audio only on …) have no location; their
-        # message starts with the field it is about.
-        field = ".".join(str(p) for p in err["loc"]) or message.split(" ", 1)[0]
-        raise InvalidInput(field, message) from None
+        raise upstream_refusal(exc) from None
 
 
-def validate_for_upstream(job: Job) -> None:
+def validate_for_upstream(job: Job, catalogue: Catalogue | None = None) -> None:
     """Dry run at accept time, so a request the upstream would refuse is refused at once."""
-    request = job.request
-    if request.kind is JobKind.ANIMATE and request.image_path is None:
-        # The image is uploaded at submit time; validate with a stand-in path.
-        request = request.with_changes(image_path="upload/pending")
-    build_upstream_request(request, reply_ref=job.id)
+    validate_request(job.request, reply_ref=job.id, catalogue=catalogue)
+
+
+def validate_request(
+    request: GenerationRequest, *, reply_ref: str | None = None, catalogue: Catalogue | None = None
+) -> None:
+    """Raise InvalidInput when the upstream would refuse `request` (its pictures need not be uploaded yet)."""
+    # Pictures are uploaded at submit time; validate with stand-in paths.
+    request = request.with_images(tuple(ImageRef(i.blob_id, i.path or PENDING_UPLOAD) for i in request.images))
+    build_upstream_request(request, reply_ref=reply_ref, catalogue=catalogue)

@@ -12,48 +12,128 @@ from __future__ import annotations
 import contextlib
 import re
 import shlex
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from bot.catalogue import Catalogue, shipped_catalogue
 from bot.errors import InvalidInput
+from bot.settings import V1_STYLES
 from bot.user_text import clean_user_text
+
+V1_PROMPT_MAX = 512
+V1_SEED_MAX = 2_147_483_647
+MOTION_MIN, MOTION_MAX, MOTION_DEFAULT = 1, 10, 5
+
+# Where an option's allowed values come from: the model catalogue, or a fixed list.
+ChoiceSource = Callable[[Catalogue], Sequence[str]]
 
 
 @dataclass(frozen=True, slots=True)
 class Option:
+    """One option of a generation kind, declared once for every adapter.
+
+    Text adapters read `names` (`--ar`, `-s`); Discord makes a typed slash option
+    named `slash_name` (or `field`) of `value_type`, within `bounds`, offering `choices`.
+    """
+
     field: str  # the command field it sets
     names: tuple[str, ...]  # spellings, without dashes; the first is shown in help
     flag: bool = False  # takes no value (present = yes)
-    value_hint: str = ""
+    value_hint: str = ""  # shown in help when there are no `choices`
+    help: str = ""  # one line: what it does
+    value_type: type = str  # str, int or bool (flags are bool)
+    bounds: tuple[int, int] | None = None  # an int's range, a text's length
+    choices: ChoiceSource | None = None
+    slash_name: str = ""  # the Discord option name, when it is not `field`
+    suggested: bool = False  # Discord: choices offered as you type (too many for a list)
+
+    def hint(self, catalogue: Catalogue) -> str:
+        """What the value may be, as help shows it."""
+        if self.choices is None:
+            return self.value_hint
+        return "|".join(f'"{c}"' if " " in c else c for c in self.choices(catalogue))
+
+
+def _models(catalogue: Catalogue) -> Sequence[str]:
+    return catalogue.names
+
+
+def _qualities(catalogue: Catalogue) -> Sequence[str]:
+    return catalogue.qualities
+
+
+def _aspect_ratios(catalogue: Catalogue) -> Sequence[str]:
+    return catalogue.aspect_ratios
+
+
+def _styles(_catalogue: Catalogue) -> Sequence[str]:
+    return V1_STYLES
+
+
+def _yes_no(_catalogue: Catalogue) -> Sequence[str]:
+    return ("Yes", "No")
 
 
 CREATE_OPTIONS = (
-    Option("style", ("style", "s"), value_hint='Realistic|Anime|"3D Animation"'),
-    Option("aspect_ratio", ("ar", "aspect", "aspect_ratio"), value_hint="16:9|9:16|1:1|4:3|3:4"),
-    Option("negative_prompt", ("neg", "negative", "negative_prompt", "no"), value_hint='"text"'),
-    Option("character", ("character", "char"), value_hint="name (Anime only)"),
+    Option("style", ("style", "s"), help="Look of the video (default: the operator's)", choices=_styles),
+    Option("aspect_ratio", ("ar", "aspect", "aspect_ratio"), help="Shape of the video", choices=_aspect_ratios),
+    Option(
+        "negative_prompt",
+        ("neg", "negative", "negative_prompt", "no"),
+        value_hint='"text"',
+        help="What the video should avoid",
+        bounds=(1, V1_PROMPT_MAX),
+    ),
+    Option(
+        "character",
+        ("character", "char"),
+        value_hint="name (Anime only)",
+        help="An anime character to feature (style Anime only)",
+        suggested=True,
+    ),
 )
 ANIMATE_OPTIONS = (
-    Option("motion", ("motion",), value_hint="1-10"),
-    Option("hd_quality", ("hd", "hd_quality"), value_hint="yes|no"),
+    Option(
+        "motion",
+        ("motion",),
+        value_hint="1-10",
+        help=f"How much movement, {MOTION_MIN} (almost still) to {MOTION_MAX} (wild)",
+        value_type=int,
+        bounds=(MOTION_MIN, MOTION_MAX),
+    ),
+    Option(
+        "hd_quality",
+        ("hd", "hd_quality"),
+        value_hint="yes|no",
+        help="Higher resolution (the operator's HD quality); or pick the resolution with quality",
+        choices=_yes_no,
+    ),
 )
 COMMON_OPTIONS = (
-    Option("seed_value", ("seed", "seed_value"), value_hint="0-2147483647"),
-    Option("model", ("model", "m"), value_hint="v5.6|v5.5|v5|v5-fast"),
-    Option("duration", ("duration", "dur", "d"), value_hint="1-10"),
-    Option("quality", ("quality", "q"), value_hint="360p|540p|720p|1080p"),
-    Option("audio", ("audio", "sound"), flag=True),
-    Option("off_peak", ("offpeak", "off-peak", "off_peak"), flag=True),
+    Option(
+        "seed_value",
+        ("seed", "seed_value"),
+        value_hint=f"0-{V1_SEED_MAX}",
+        help="Same seed + same prompt = similar video; 0 or empty picks one for you",
+        value_type=int,
+        bounds=(0, V1_SEED_MAX),
+        slash_name="seed",
+    ),
+    Option("model", ("model", "m"), help="PixVerse model (default: the operator's)", choices=_models),
+    Option("duration", ("duration", "dur", "d"), value_hint="1-10", help="Length in seconds", value_type=int),
+    Option("quality", ("quality", "q"), help="Resolution", choices=_qualities),
+    Option("audio", ("audio", "sound"), flag=True, help="Add a generated soundtrack (not every model has it)"),
+    Option("off_peak", ("offpeak", "off-peak", "off_peak"), flag=True, help="Cheaper, but may take up to a day"),
 )
-INT_FIELDS = frozenset({"seed_value", "duration", "motion"})
 
 
-def usage(options: tuple[Option, ...]) -> str:
+def usage(options: tuple[Option, ...], catalogue: Catalogue | None = None) -> str:
     """One line per option, for help and error replies."""
+    catalogue = catalogue or shipped_catalogue()
     lines = []
     for opt in options:
         spellings = ", ".join(f"-{n}" if len(n) == 1 else f"--{n}" for n in opt.names)
-        lines.append(f"{spellings}" + ("" if opt.flag else f" {opt.value_hint}"))
+        lines.append(f"{spellings}" + ("" if opt.flag else f" {opt.hint(catalogue)}"))
     return "\n".join(lines)
 
 
@@ -137,8 +217,8 @@ def parse_options(text: str, options: tuple[Option, ...]) -> ParsedText:
             value = words[i]
             i += 1
         else:
-            raise InvalidInput(typed, f"needs a value: {opt.value_hint}")
-        if opt.field in INT_FIELDS:
+            raise InvalidInput(typed, f"needs a value: {opt.hint(shipped_catalogue())}")
+        if opt.value_type is int:
             try:
                 values[opt.field] = int(value)
             except ValueError:

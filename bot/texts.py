@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from bot.catalogue import Catalogue, shipped_catalogue
 from bot.delivery import describe_settings
 from bot.domain import Job, JobState, utcnow
+from bot.kinds import KINDS, GenerationKind
 from bot.ports import Progress, ProgressStage
-from bot.text_options import ANIMATE_OPTIONS, COMMON_OPTIONS, CREATE_OPTIONS, usage
+from bot.text_options import COMMON_OPTIONS, usage
 
 STATE_WORDS = {
     JobState.QUEUED: "queued",
@@ -65,20 +67,31 @@ def job_details(job: Job, *, video: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def help_text(command_prefix: str = "/") -> str:
+def help_text(command_prefix: str = "/", catalogue: Catalogue | None = None) -> str:
+    """Every generation kind with its options (from its declaration), then the rest."""
     p = command_prefix
+    catalogue = catalogue or shipped_catalogue()
+    kinds = "\n\n".join(_kind_help(kind, p, catalogue) for kind in KINDS)
+    models = ", ".join(f"{name} ({catalogue.get(name).description})" for name in catalogue.names)
     return f"""Make short videos with PixVerse.
 
-{p}create_single <prompt> [options] — a video from text
-  e.g. {p}create_single a fox running through snow --ar 9:16 --style anime
-{usage(CREATE_OPTIONS)}
+{kinds}
 
-{p}animate [prompt] [options] — bring a picture to life (send it with the command)
-  e.g. {p}animate smiling and blinking --motion 7 --hd yes
-{usage(ANIMATE_OPTIONS)}
-
-Options for both:
-{usage(COMMON_OPTIONS)}
+Options for all:
+{usage(COMMON_OPTIONS, catalogue)}
+Models: {models}
 
 Under each finished video: 🔄 Reroll (new seed), 🔀 Remix (new prompt), ⬆️ Upscale, ➕ Extend.
-{p}jobs — your recent jobs · {p}status <job> — one job's state · {p}help — this text"""
+{p}jobs — your recent jobs · {p}status <job> — one job's state · {p}help — this text
+{p}id — your id and this chat's (what the operator puts in BOT_ADMIN_IDS)"""
+
+
+def _kind_help(kind: GenerationKind, p: str, catalogue: Catalogue) -> str:
+    lines = [f"{p}{kind.name} {kind.usage} — {kind.summary}", f"  e.g. {p}{kind.example}"]
+    if kind.pictures is not None:
+        roles = kind.pictures.roles
+        together = " as an album" if len(roles) > 1 else ""
+        lines.append(f"  with {' and '.join(roles)}{together} (console: their file paths first)")
+    if kind.options:
+        lines.append(usage(kind.options, catalogue))
+    return "\n".join(lines)

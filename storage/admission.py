@@ -1,6 +1,6 @@
 """Admitting a job in SQLite: `SqliteJobAdmission` implements the core's `JobAdmission` port.
 
-The quota reservation, the /animate image and the job are written by one unit of work,
+The quota reservation, the job's pictures and the job are written by one unit of work,
 so they exist together or not at all — also when the caller is cancelled while the unit
 is queued (it still runs), and across processes (units run in IMMEDIATE transactions).
 """
@@ -8,6 +8,7 @@ is queued (it still runs), and across processes (units run in IMMEDIATE transact
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 
 from bot.domain import Job
 from bot.ports import ImageStoreFull, NewImage, OffPeakLimitReached, QuotaCharge, QuotaReservation
@@ -29,17 +30,20 @@ class SqliteJobAdmission:
         reservation: QuotaReservation,
         image: NewImage | None = None,
         *,
+        more_images: Sequence[NewImage] = (),
         image_store_limit: int | None = None,
         off_peak_limit: int | None = None,
     ) -> QuotaCharge | ImageStoreFull | OffPeakLimitReached | None:
         """Check the quota, the off-peak cap and the image store's room, then write
-        reservation, image and job.
+        reservation, pictures and job.
 
         Returns None when admitted, else what refused it (and nothing is written).
         """
-        blob_id = job.request.image_blob_id
-        if image is not None and blob_id is None:
-            raise ValueError(f"job {job.id} brings an image but its request names no image_blob_id")
+        given = ([image] if image is not None else []) + list(more_images)
+        blob_ids = [ref.blob_id for ref in job.request.images]
+        if given and (len(given) != len(blob_ids) or None in blob_ids):
+            raise ValueError(f"job {job.id} brings {len(given)} pictures but its request names blobs {blob_ids}")
+        pictures = [(blob_id or "", picture) for blob_id, picture in zip(blob_ids, given, strict=False)]
 
         def admit(connection: sqlite3.Connection) -> QuotaCharge | ImageStoreFull | OffPeakLimitReached | None:
             # Quota first: a user over quota hears that, not a (temporary) full store.
@@ -52,13 +56,13 @@ class SqliteJobAdmission:
                 and count_unfinished_off_peak(connection, job.user.key) >= off_peak_limit
             ):
                 return OffPeakLimitReached(off_peak_limit)
-            if image is not None and image_store_limit is not None:
+            if pictures and image_store_limit is not None:
                 stored = stored_bytes(connection)
-                if stored + len(image.data) > image_store_limit:
+                if stored + sum(len(picture.data) for _, picture in pictures) > image_store_limit:
                     return ImageStoreFull(stored_bytes=stored, limit=image_store_limit)
             record_reservation(connection, job.id, reservation)
-            if image is not None and blob_id is not None:
-                insert_blob(connection, blob_id, image)
+            for blob_id, picture in pictures:
+                insert_blob(connection, blob_id, picture)
             insert_job(connection, job)
             return None
 

@@ -61,8 +61,11 @@ class SqliteBlobStore:
         rows = await self._db.write(
             "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM jobs"
             f" WHERE state IN ({', '.join('?' * len(_AWAITING_UPLOAD))})"
-            " AND json_extract(request, '$.image_blob_id') = blobs.id"
-            " AND json_extract(request, '$.image_path') IS NULL) RETURNING id",
+            " AND ((json_extract(request, '$.image_blob_id') = blobs.id"
+            "      AND json_extract(request, '$.image_path') IS NULL)"
+            "   OR EXISTS (SELECT 1 FROM json_each(request, '$.more_images') AS image"
+            "      WHERE json_extract(image.value, '$.blob_id') = blobs.id"
+            "      AND json_extract(image.value, '$.path') IS NULL))) RETURNING id",
             _AWAITING_UPLOAD,
         )
         return len(rows)

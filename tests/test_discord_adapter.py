@@ -622,3 +622,19 @@ async def test_a_made_video_that_could_not_be_posted_is_not_called_no_video(worl
         [message] = [m for m in fake.messages.values() if "The video was made" in m.content]
         assert str(job.result_url) in message.content and f"<@{world.alice.id}>" in message.content
         assert "No video" not in message.content and "⚠️" in message.content
+
+
+async def test_id_names_the_user_the_channel_and_the_server_as_the_settings_take_them(world: World) -> None:
+    fake, alice = world.fake, world.alice
+    async with world.running():
+        answer = await world.reply(await fake.slash("id", by=alice))
+        assert answer.splitlines() == [
+            f"Your id: discord:{alice.id} (as BOT_ADMIN_IDS takes it: BOT_ADMIN_IDS=discord:{alice.id})",
+            f"This channel: {fake.channel.id}",
+            f"This server: {fake.guild_id} (as DISCORD_GUILD_IDS takes it)",
+            "You are not an operator: the bot's owner adds your id to BOT_ADMIN_IDS and restarts it.",
+        ]
+        operator = await world.reply(await fake.slash("id", by=world.operator))
+        assert "You are an operator of this bot." in operator
+        help_text = await world.reply(await fake.slash("help", by=alice))
+        assert help_text.index("/id — ") < help_text.index("For server admins:")

@@ -8,6 +8,8 @@ import logging
 from bot.commands import CreateSingle, parse_command
 from bot.domain import JobState
 from bot.sandbox import SandboxConfig, running_sandbox
+from tests.fakes.discord_api import API_PREFIX, FakeDiscord
+from tests.fakes.telegram_api import FakeTelegram
 from tests.harness import RecordingNotifier, bot_env, eventually, fast_settings, requester, running_core, start_bot
 
 SECRETS = {
@@ -20,11 +22,18 @@ UPSTREAM_TOKEN = "USEAPI-SECRET-token-0123456789"
 
 
 async def test_check_prints_masked_secrets_and_what_the_upstream_reports(tmp_path):
-    async with running_sandbox(SandboxConfig(token=UPSTREAM_TOKEN)) as sandbox:
+    # `check` asks every service about its token: here fakes that accept these ones.
+    async with (
+        running_sandbox(SandboxConfig(token=UPSTREAM_TOKEN)) as sandbox,
+        FakeTelegram(token=SECRETS["TELEGRAM_BOT_TOKEN"]) as telegram,
+        FakeDiscord(token=SECRETS["DISCORD_BOT_TOKEN"]) as discord,
+    ):
         env = bot_env(
             **SECRETS,
             USEAPI_API_TOKEN=UPSTREAM_TOKEN,
             USEAPI_BASE_URL=sandbox.base_url,
+            TELEGRAM_API_BASE=telegram.base_url,
+            DISCORD_API_BASE=discord.base_url + API_PREFIX,
             BOT_DATABASE=str(tmp_path / "bot.sqlite3"),
         )
         process = await start_bot("--log-level", "DEBUG", "check", env=env, cwd=tmp_path)
@@ -35,6 +44,7 @@ async def test_check_prints_masked_secrets_and_what_the_upstream_reports(tmp_pat
         assert secret not in output
         assert f"{secret[:3]}…{secret[-3:]}" in output
     assert "alice@sandbox.local: 5/5 slots free" in output
+    assert "Telegram: bot @" in output and "Discord: bot PixVerse Bot" in output
 
 
 async def test_check_explains_a_wrong_token_without_showing_it(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 
+from bot.delivery import SYNTHETIC_NOTE
 from tests.fakes.telegram_fixtures import ALICE, ALICE_CHAT, fake_fixture, wait_videos  # noqa: F401 (a fixture)
 from tests.harness import bot_env, start_bot
 
@@ -23,13 +24,16 @@ async def test_run_serves_telegram_and_stops_cleanly_on_sigint(tmp_path, fake) -
     try:
         await fake.wait_for(lambda: fake.waiting_polls, timeout=30, what="the bot to poll")
         await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a red kite over a beach")
-        await wait_videos(fake, ALICE_CHAT)
+        [video] = await wait_videos(fake, ALICE_CHAT)
     finally:
         process.send_signal(signal.SIGINT)
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
 
     log = stderr.decode()
     assert process.returncode == 0, log[-3000:]
+    # BOT_SANDBOX=true serves chat members on purpose: said at WARNING, and under each video.
+    assert "WARNING bot.bootstrap: BOT_SANDBOX=true: chat members get synthetic videos" in log, log[-3000:]
+    assert video["caption"].endswith(SYNTHETIC_NOTE)
     assert "Traceback" not in log and "Unclosed" not in log, log[-3000:]
     assert fake.token.split(":", 1)[1] not in log  # the bot token stays out of the logs, even at DEBUG
     assert fake.spec_violations == []

@@ -24,14 +24,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from bot.admin import AdminService
-from bot.commands import Animate, CreateSingle, parse_command
+from bot.commands import parse_command
 from bot.domain import ChatRef, Job, Platform, Requester, ResultAction, UserRef
 from bot.errors import BotError, InvalidInput
 from bot.gate import Gatekeeper
+from bot.kinds import GenerationKind, kind_named
 from bot.ports import UNLIMITED, ChatBudget, Progress, VideoDelivery
 from bot.ranges import MODLOG_ENTRIES, STATS_DAYS
 from bot.service import GenerationService
-from bot.text_options import ANIMATE_OPTIONS, COMMON_OPTIONS, CREATE_OPTIONS, parse_options
+from bot.text_options import parse_options
 from bot.texts import help_text, job_details, job_line, progress_text
 
 if TYPE_CHECKING:
@@ -198,13 +199,13 @@ class ConsoleSession:
             # A mute never blocks an admin command (whether the user may is the command's own check).
             await self._gate.admit(self._requester, admin_command=command in ADMIN_COMMANDS, rate_limited=False)
             if command in {"/help", "/start"}:
-                self._say(help_text() + "\n\n" + ADMIN_HELP)
-            elif command == "/create_single":
-                await self._create_single(rest)
-            elif command == "/animate":
-                await self._animate(rest)
+                self._say(help_text(catalogue=self._service.catalogue) + "\n\n" + ADMIN_HELP)
+            elif (kind := kind_named(command.removeprefix("/"))) is not None:
+                await self._generate(kind, rest)
             elif command in BUTTON_COMMANDS:
                 await self._press(BUTTON_COMMANDS[command], rest)
+            elif command == "/id":
+                self._say(self._admin.ids(self._requester))
             elif command == "/jobs":
                 jobs = await self._service.recent_jobs(self._requester.user)
                 self._say("\n".join(job_line(j) for j in jobs) or "No jobs yet.")
@@ -252,28 +253,25 @@ class ConsoleSession:
             return await admin.stats(r, STATS_DAYS.parse(first) if first else 30)
         return await admin.credits(r)
 
-    async def _create_single(self, text: str) -> None:
-        parsed = parse_options(text, CREATE_OPTIONS + COMMON_OPTIONS)
-        if not parsed.prompt:
-            raise InvalidInput("prompt", "is missing; e.g. /create_single a fox running through snow --ar 9:16")
+    async def _generate(self, kind: GenerationKind, text: str) -> None:
+        """`/<kind> [picture paths] [prompt] [options]`: a kind with pictures takes their paths first."""
+        images: list[bytes] = []
+        if kind.pictures is not None:
+            words = text.strip().split(" ")
+            while words and len(images) < len(kind.pictures.roles) and _looks_like_a_path(words[0], len(images)):
+                images.append(await _read_picture(words.pop(0)))
+            text = " ".join(words)
+            if not images:
+                paths = " ".join(f"picture{n + 1}.png" for n in range(kind.pictures.required))
+                raise InvalidInput("image", f"is missing; e.g. /{kind.name} {paths} {kind.example.partition(' ')[2]}")
+        parsed = parse_options(text, kind.all_options)
+        if kind.prompt_required and not parsed.prompt:
+            raise InvalidInput("prompt", f"is missing; e.g. /{kind.example}")
         with parsed.in_users_words():
-            command = parse_command(CreateSingle, prompt=parsed.prompt, **parsed.values)
-            job = await self._service.create_single(self._requester, command)
-        self.started.append(job.id)
-
-    async def _animate(self, text: str) -> None:
-        path_text, _, rest = text.strip().partition(" ")
-        if not path_text:
-            raise InvalidInput("image", "is missing; e.g. /animate photo.png smiling and blinking --motion 7")
-        path = Path(path_text).expanduser()
-        try:
-            image = await asyncio.to_thread(path.read_bytes)
-        except OSError as exc:
-            raise InvalidInput("image", f"cannot read {path}: {exc.strerror}") from None
-        parsed = parse_options(rest, ANIMATE_OPTIONS + COMMON_OPTIONS)
-        with parsed.in_users_words():
-            command = parse_command(Animate, prompt=parsed.prompt or None, **parsed.values)
-            job = await self._service.animate(self._requester, command, image)
+            command = parse_command(
+                kind.command, self._service.catalogue, prompt=parsed.prompt or None, **parsed.values
+            )
+            job = await self._service.generate(self._requester, kind, command, images)
         self.started.append(job.id)
 
     async def _press(self, action: ResultAction, text: str) -> None:
@@ -302,6 +300,19 @@ class ConsoleSession:
                     await self._notifier.settled.wait()
             except TimeoutError:
                 pass
+
+
+def _looks_like_a_path(word: str, taken: int) -> bool:
+    """The first word is always the picture's path; later ones when they name a file."""
+    return taken == 0 or Path(word).expanduser().is_file()
+
+
+async def _read_picture(path_text: str) -> bytes:
+    path = Path(path_text).expanduser()
+    try:
+        return await asyncio.to_thread(path.read_bytes)
+    except OSError as exc:
+        raise InvalidInput("image", f"cannot read {path}: {exc.strerror}") from None
 
 
 def _read_lines_in_background(stream: TextIO, interactive: bool) -> asyncio.Queue[str | None]:

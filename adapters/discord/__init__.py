@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
-from adapters.discord.bot import PixverseBot, operator_ids
+from adapters.discord.bot import PixverseBot, discord_api_base, operator_ids
 from adapters.discord.context import DEFAULT_TOKEN_LIFETIME
 from adapters.discord.notifier import DEFAULT_EDIT_INTERVAL, DiscordNotifier
 from bot.bootstrap import Core
@@ -52,22 +52,23 @@ async def running_discord(
         guild_ready_timeout=guild_ready_timeout,
     )
     notifier = DiscordNotifier(bot, operator_ids=operator_ids(core.settings), edit_interval=edit_interval)
-    async with bot:
-        await bot.login(token.get_secret_value())
-        gateway = asyncio.create_task(bot.connect(), name="discord-gateway")
-        gateway.add_done_callback(_report_gateway_end)
-        try:
-            await _until_ready(bot, gateway, ready_timeout)
-            log.info("connected to Discord as %s", bot.user)
-            core.notifiers.register(Platform.DISCORD, notifier)
-            # Results that finished while the bot was away go out now, not at the next retry tick.
-            await core.deliverer.deliver_pending()
-            yield bot
-        finally:
-            core.notifiers.unregister(Platform.DISCORD)
-            await notifier.close()
-            await bot.close()
-            await asyncio.gather(gateway, return_exceptions=True)
+    with discord_api_base(core.settings):
+        async with bot:
+            await bot.login(token.get_secret_value())
+            gateway = asyncio.create_task(bot.connect(), name="discord-gateway")
+            gateway.add_done_callback(_report_gateway_end)
+            try:
+                await _until_ready(bot, gateway, ready_timeout)
+                log.info("connected to Discord as %s", bot.user)
+                core.notifiers.register(Platform.DISCORD, notifier)
+                # Results that finished while the bot was away go out now, not at the next retry tick.
+                await core.deliverer.deliver_pending()
+                yield bot
+            finally:
+                core.notifiers.unregister(Platform.DISCORD)
+                await notifier.close()
+                await bot.close()
+                await asyncio.gather(gateway, return_exceptions=True)
 
 
 async def _until_ready(bot: PixverseBot, gateway: asyncio.Task[None], timeout: float) -> None:

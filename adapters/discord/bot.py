@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from datetime import timedelta
 
 import discord
@@ -27,6 +29,24 @@ def guild_ids(settings: Settings) -> list[int]:
         return [int(raw) for raw in settings.discord_guild_ids]
     except ValueError:
         raise SettingsError(f"DISCORD_GUILD_IDS: {settings.discord_guild_ids} should be server ids (numbers)") from None
+
+
+@contextlib.contextmanager
+def discord_api_base(settings: Settings) -> Iterator[None]:
+    """Send discord.py's REST calls to DISCORD_API_BASE (a proxy) while inside, when it is set.
+
+    discord.py keeps the base URL in a class attribute, so it is set for the process and put
+    back on the way out. The gateway (websocket) is not affected.
+    """
+    if not settings.discord_api_base:
+        yield
+        return
+    saved = discord.http.Route.BASE
+    discord.http.Route.BASE = settings.discord_api_base.rstrip("/")
+    try:
+        yield
+    finally:
+        discord.http.Route.BASE = saved
 
 
 def operator_ids(settings: Settings) -> list[int]:

@@ -25,6 +25,7 @@ from aiohttp import web
 
 from adapters.telegram.activity import Activity
 from adapters.telegram.admins import ChatAdmins
+from adapters.telegram.albums import AlbumParts, Albums
 from adapters.telegram.handlers import routers
 from adapters.telegram.middlewares import Admission, Counted
 from adapters.telegram.notifier import Pacing, TelegramNotifier
@@ -62,8 +63,10 @@ def build_bot(settings: Settings) -> Bot:
 
 def build_dispatcher(core: Core, updates: Activity, admins: ChatAdmins) -> Dispatcher:
     """The Dispatcher: `core` and `admins` reach every handler by name; each update is counted while handled."""
-    dispatcher = Dispatcher(core=core, admins=admins)
+    albums = Albums()
+    dispatcher = Dispatcher(core=core, admins=admins, albums=albums)
     dispatcher.update.outer_middleware(Counted(updates))
+    dispatcher.message.outer_middleware(AlbumParts(albums))
     dispatcher.message.middleware(Admission())
     dispatcher.callback_query.middleware(Admission())
     dispatcher.include_routers(*routers())

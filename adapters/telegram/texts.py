@@ -18,10 +18,14 @@ ALERT_LIMIT = 200
 USER_COMMANDS = (
     BotCommand(command="create_single", description="Make a video from text: /create_single <prompt> [options]"),
     BotCommand(command="animate", description="Bring a picture to life (send it with /animate as caption)"),
+    BotCommand(
+        command="frames", description="A video from a first to a last picture (an album of two, /frames as caption)"
+    ),
     BotCommand(command="jobs", description="Your recent jobs"),
     BotCommand(command="status", description="One job's state: /status <job>"),
     BotCommand(command="quota", description="What you have left"),
     BotCommand(command="help", description="Commands and options"),
+    BotCommand(command="id", description="Your id and this chat's (for BOT_ADMIN_IDS)"),
 )
 ADMIN_COMMANDS = (
     BotCommand(command="setquota", description="/setquota <user> <n|unlimited> or /setquota group <n|off>"),

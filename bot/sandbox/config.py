@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.catalogue import Catalogue
+
 
 @dataclass
 class SandboxAccount:
@@ -51,6 +53,8 @@ class SandboxConfig:
     video_pad_bytes: int = 0  # pad each MP4 with a `free` box to about this size
     media_delay: float = 0.0  # seconds each video file download is held (a slow CDN)
     random_seed: int = 0
+    # The models it accepts (the bot's MODELS_FILE when the bot runs it; None: the shipped ones).
+    catalogue: Catalogue | None = None
 
     def account(self, email: str) -> SandboxAccount | None:
         """The configured account with this email (case-insensitive), if any."""

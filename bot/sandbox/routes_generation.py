@@ -1,4 +1,4 @@
-"""POST videos/create, videos/upscale and videos/extend."""
+"""POST videos/create, videos/create-frames, videos/upscale and videos/extend."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ from bot.sandbox.web_support import API_PREFIX, RouteGroup, origin, read_body, v
 from bot.upstream.models import (
     SEED_MAX,
     SEED_MIN,
+    UPSTREAM_DEFAULT_EXTEND_MODEL,
+    UPSTREAM_DEFAULT_MODEL,
     AspectRatio,
+    CreateFramesRequest,
     CreateVideoRequest,
     ExtendRequest,
-    Model,
     Quality,
     UpscaleRequest,
 )
@@ -29,13 +31,12 @@ log = logging.getLogger(__name__)
 DEFAULT_DURATION = 5
 DEFAULT_QUALITY = Quality.P540.value
 DEFAULT_ASPECT_RATIO = AspectRatio.WIDE.value
-DEFAULT_CREATE_MODEL = Model.V5_6.value
-DEFAULT_EXTEND_MODEL = Model.V5_5.value
+DEFAULT_CREATE_MODEL = UPSTREAM_DEFAULT_MODEL
+DEFAULT_EXTEND_MODEL = UPSTREAM_DEFAULT_EXTEND_MODEL
 # Documented POST endpoints (seeds/v2/post-pixverse-videos-*.md) the sandbox does not
 # simulate. They answer a 404 that says so: without a route of their own, aiohttp would
 # match them to GET videos/{video_id} and answer 405, which no client expects.
 UNSIMULATED_GENERATIONS = (
-    "videos/create-frames",
     "videos/create-fusion",
     "videos/create-transition",
     "videos/lipsync",
@@ -50,6 +51,7 @@ class GenerationRoutes(RouteGroup):
     def routes(self) -> list[web.RouteDef]:
         return [
             web.post(f"{API_PREFIX}/videos/create", self.create),
+            web.post(f"{API_PREFIX}/videos/create-frames", self.create_frames),
             web.post(f"{API_PREFIX}/videos/upscale", self.upscale),
             web.post(f"{API_PREFIX}/videos/extend", self.extend),
             *(web.post(f"{API_PREFIX}/{path}", self.unsimulated) for path in UNSIMULATED_GENERATIONS),
@@ -60,7 +62,7 @@ class GenerationRoutes(RouteGroup):
         raise ApiError(404, f"POST {endpoint} is a documented endpoint the sandbox does not simulate")
 
     async def create(self, request: web.Request) -> web.Response:
-        ask = validated(CreateVideoRequest, await read_body(request))
+        ask = validated(CreateVideoRequest, await read_body(request), self.sandbox.config.catalogue)
         for field, path in (("first_frame_path", ask.first_frame_path), ("last_frame_path", ask.last_frame_path)):
             if path:
                 self.sandbox.uploads.require(path, "image", field)
@@ -85,6 +87,38 @@ class GenerationRoutes(RouteGroup):
             cost=cost,
             outcome=planned_outcome(self.sandbox.config, prompt),
             picture=Picture.for_aspect(aspect_ratio, fingerprint),
+            media_origin=origin(request),
+            reply_url=ask.replyUrl,
+            reply_ref=ask.replyRef,
+        )
+        return self._accepted(request, video)
+
+    async def create_frames(self, request: web.Request) -> web.Response:
+        """A video from the first to the last frame; its picture is made from both uploads."""
+        ask = validated(CreateFramesRequest, await read_body(request), self.sandbox.config.catalogue)
+        self.sandbox.uploads.require(ask.first_frame_path, "image", "first_frame_path")
+        self.sandbox.uploads.require(ask.last_frame_path, "image", "last_frame_path")
+        prompt, seed = ask.prompt or "", self._seed(ask.seed)
+        quality, duration = ask.quality or DEFAULT_QUALITY, ask.duration or DEFAULT_DURATION
+        model, off_peak = ask.model or DEFAULT_CREATE_MODEL, bool(ask.off_peak_mode)
+        cost = generation_cost(quality, duration, audio=bool(ask.audio), off_peak=off_peak)
+        account = admit(self.sandbox, Admission(ask.email, ask.maxJobs, off_peak, prompt, cost))
+        fingerprint = "|".join(("frames", prompt, str(seed), model, ask.first_frame_path, ask.last_frame_path))
+        video = SandboxVideo(
+            number=self.sandbox.next_number(),
+            email=account.email,
+            model=model,
+            prompt=prompt,
+            seed=seed,
+            quality=quality,
+            duration=duration,
+            video_duration=duration,
+            # The video takes the pictures' shape; the sandbox does not probe it.
+            aspect_ratio=DEFAULT_ASPECT_RATIO,
+            off_peak=off_peak,
+            cost=cost,
+            outcome=planned_outcome(self.sandbox.config, prompt),
+            picture=Picture.for_aspect(DEFAULT_ASPECT_RATIO, fingerprint),
             media_origin=origin(request),
             reply_url=ask.replyUrl,
             reply_ref=ask.replyRef,
@@ -121,7 +155,7 @@ class GenerationRoutes(RouteGroup):
         return self._accepted(request, video)
 
     async def extend(self, request: web.Request) -> web.Response:
-        ask = validated(ExtendRequest, await read_body(request))
+        ask = validated(ExtendRequest, await read_body(request), self.sandbox.config.catalogue)
         email: str | None
         if ask.video_id:
             source = self._completed_source(ask.video_id, on_account=ask.email)

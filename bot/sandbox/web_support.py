@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ValidationError
 
+from bot.catalogue import Catalogue, shipped_catalogue
 from bot.sandbox.config import SandboxAccount
 from bot.sandbox.errors import INJECTED_SERVER_ERROR, UNAUTHORIZED, ApiError
 
@@ -101,10 +102,10 @@ async def read_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def validated(model: type[RequestModel], body: dict[str, Any]) -> RequestModel:
-    """The body checked against the documented limits; 400 naming each bad field."""
+def validated(model: type[RequestModel], body: dict[str, Any], catalogue: Catalogue | None = None) -> RequestModel:
+    """The body checked against the documented limits (models: `catalogue`'s); 400 naming each bad field."""
     try:
-        return model.model_validate(body)
+        return model.model_validate(body, context={"catalogue": catalogue or shipped_catalogue()})
     except ValidationError as error:
         raise ApiError(400, _describe(error)) from None
 

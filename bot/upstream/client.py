@@ -29,6 +29,7 @@ import httpx
 from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from bot.catalogue import Catalogue, shipped_catalogue
 from bot.upstream import retry
 from bot.upstream.errors import (
     InvalidResponse,
@@ -47,6 +48,7 @@ from bot.upstream.models import (
     UPLOAD_CONTENT_TYPES,
     Account,
     AccountConfigRequest,
+    CreateFramesRequest,
     CreateVideoRequest,
     EffectPage,
     ExtendRequest,
@@ -74,29 +76,30 @@ T = TypeVar("T")
 RequestT = TypeVar("RequestT", bound=BaseModel)
 Sleep = Callable[[float], Awaitable[object]]
 # The requests that start a paid generation: sent at most once.
-PaidRequest = CreateVideoRequest | UpscaleRequest | ExtendRequest
+PaidRequest = CreateVideoRequest | CreateFramesRequest | UpscaleRequest | ExtendRequest
 
 
 # ------------------------------------------------------------------ validation
 
 
-def build_request(request_type: type[RequestT], /, **fields: Any) -> RequestT:
+def build_request(request_type: type[RequestT], /, *, catalogue: Catalogue | None = None, **fields: Any) -> RequestT:
     """Build a `request_type` request from `fields`; a broken limit raises `RequestInvalid`.
 
     The error names the field and what it allows (range, choices, length), so
-    `str(error)` can be shown to the user as is.
+    `str(error)` can be shown to the user as is. Models are checked against `catalogue`
+    (the shipped one when None).
     """
     try:
-        return request_type.model_validate(fields)
+        return request_type.model_validate(fields, context={"catalogue": catalogue or shipped_catalogue()})
     except ValidationError as exc:
         # `from None`: pydantic's own text repeats every input (a password, for one).
         raise _request_invalid(request_type, exc) from None
 
 
-def _revalidated(request: RequestT) -> RequestT:
+def _revalidated(request: RequestT, catalogue: Catalogue | None = None) -> RequestT:
     # Pydantic does not validate assignments or `model_construct`, so a model may have
     # been made invalid after it was built: check it once more before it goes out.
-    return build_request(type(request), **request.model_dump(exclude_unset=True))
+    return build_request(type(request), catalogue=catalogue, **request.model_dump(exclude_unset=True))
 
 
 def _request_invalid(model: type[BaseModel], exc: ValidationError) -> RequestInvalid:
@@ -258,8 +261,10 @@ class PixVerseClient:
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
+        catalogue: Catalogue | None = None,
     ) -> None:
         self._api_root = base_url.rstrip("/") + API_PREFIX
+        self._catalogue = catalogue  # the models requests are checked against (None: the shipped ones)
         self._token = token
         self._sleep = sleep
         # No default Authorization header: downloads go to the media CDN, which must
@@ -305,6 +310,10 @@ class PixVerseClient:
         """POST videos/create. Sent at most once; see `OutcomeUnknown` for a lost answer."""
         return await self._generate("videos/create", request)
 
+    async def create_frames(self, request: CreateFramesRequest) -> VideoCreated:
+        """POST videos/create-frames. Sent at most once; see `OutcomeUnknown` for a lost answer."""
+        return await self._generate("videos/create-frames", request)
+
     async def upscale_video(self, request: UpscaleRequest) -> VideoCreated:
         """POST videos/upscale. Sent at most once; see `OutcomeUnknown` for a lost answer."""
         return await self._generate("videos/upscale", request)
@@ -323,7 +332,7 @@ class PixVerseClient:
         raises `OutcomeUnknown`: only the caller knows whether waiting, looking again
         later or giving up is right for its job.
         """
-        request = _revalidated(request)
+        request = _revalidated(request, self._catalogue)
         sent_at = datetime.now(UTC)
         try:
             body = await self._call("POST", path, payload=request.payload())

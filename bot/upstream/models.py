@@ -10,7 +10,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from bot.catalogue import Catalogue, Feature, shipped_catalogue
 
 # Documented limits (seeds/v2/post-pixverse-videos-create-v4.md, model-capabilities.md).
 MAX_PROMPT_CHARS = 2048
@@ -19,6 +21,7 @@ MAX_REPLY_FIELD_CHARS = 1024
 SEED_MIN, SEED_MAX = 1, 2_147_483_647
 DURATION_MIN, DURATION_MAX = 1, 10
 DURATION_MAX_1080P = 8
+FRAMES_DURATION_MAX = 8  # create-frames is limited to 8 s (model-capabilities.md)
 MAX_JOBS_MIN, MAX_JOBS_MAX = 1, 8
 # The Content-Types POST files accepts (seeds/v2/post-pixverse-files.md), lower-cased:
 # MIME types compare case-insensitively.
@@ -32,11 +35,9 @@ UPLOAD_CONTENT_TYPES = frozenset(
 )  # fmt: skip
 
 
-class Model(StrEnum):
-    V5_6 = "v5.6"
-    V5_5 = "v5.5"
-    V5 = "v5"
-    V5_FAST = "v5-fast"
+# The model each endpoint uses when none is named (its doc page).
+UPSTREAM_DEFAULT_MODEL = "v5.6"
+UPSTREAM_DEFAULT_EXTEND_MODEL = "v5.5"
 
 
 class Quality(StrEnum):
@@ -54,18 +55,41 @@ class AspectRatio(StrEnum):
     PORTRAIT = "3:4"
 
 
-# Which models offer which extras (model-capabilities.md).
-MODELS_WITH_NATIVE_AUDIO = frozenset({Model.V5_6, Model.V5_5})
-MODELS_WITH_LIP_SYNC_AND_SFX = frozenset({Model.V5})
-MODELS_THAT_EXTEND = frozenset({Model.V5_5, Model.V5})
-
-
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", use_enum_values=True, populate_by_name=True)
 
     def payload(self) -> dict[str, Any]:
         """The JSON body to send: unset options are left out, as the docs show."""
         return self.model_dump(exclude_none=True, by_alias=True)
+
+
+def catalogue_of(info: ValidationInfo) -> Catalogue:
+    """The model catalogue a request is validated against: the one passed as validation
+    context (`model_validate(data, context={"catalogue": ...})`), else the shipped one."""
+    context = info.context if isinstance(info.context, dict) else {}
+    catalogue = context.get("catalogue")
+    return catalogue if isinstance(catalogue, Catalogue) else shipped_catalogue()
+
+
+class _ModelRequest(_Request):
+    """A request that names a PixVerse model: the model must be one the catalogue knows,
+    and the options it is given must be ones that model has."""
+
+    model: str | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and value not in catalogue_of(info):
+            raise ValueError(f"{value!r} is not supported; use one of {', '.join(catalogue_of(info).names)}")
+        return value
+
+    def _require(self, info: ValidationInfo, feature: Feature, what: str, default_model: str) -> None:
+        catalogue = catalogue_of(info)
+        model = self.model or default_model
+        if model in catalogue and not catalogue.get(model).has(feature):
+            allowed = ", ".join(sorted(catalogue.having(feature)))
+            raise ValueError(f"{what} {allowed}, not {model}")
 
 
 def _check_duration_quality(duration: int | None, quality: str | None) -> None:
@@ -76,11 +100,10 @@ def _check_duration_quality(duration: int | None, quality: str | None) -> None:
         )
 
 
-class CreateVideoRequest(_Request):
+class CreateVideoRequest(_ModelRequest):
     """POST videos/create."""
 
     email: str | None = None
-    model: Model | None = None
     prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
     first_frame_path: str | None = None
     last_frame_path: str | None = None
@@ -101,17 +124,53 @@ class CreateVideoRequest(_Request):
     maxJobs: int | None = Field(default=None, ge=MAX_JOBS_MIN, le=MAX_JOBS_MAX)
 
     @model_validator(mode="after")
-    def _model_specific_options(self) -> CreateVideoRequest:
+    def _model_specific_options(self, info: ValidationInfo) -> CreateVideoRequest:
         _check_duration_quality(self.duration, self.quality)
-        # The upstream default model is v5.6 when none is named.
-        model = Model(self.model) if self.model else Model.V5_6
         if self.template_id is not None and self.model is not None:
             raise ValueError("model must not be set together with template_id (the effect decides)")
-        if self.audio and model not in MODELS_WITH_NATIVE_AUDIO:
-            allowed = ", ".join(sorted(MODELS_WITH_NATIVE_AUDIO))
-            raise ValueError(f"audio is only available on models {allowed}, not {model}")
-        if (self.lip_sync_tts_prompt or self.sound_effect_prompt) and model not in MODELS_WITH_LIP_SYNC_AND_SFX:
-            raise ValueError(f"lip_sync_tts_prompt and sound_effect_prompt are only available on model v5, not {model}")
+        _check_audio(self, info)
+        return self
+
+
+def _check_audio(
+    request: CreateVideoRequest | CreateFramesRequest, info: ValidationInfo, default_model: str = UPSTREAM_DEFAULT_MODEL
+) -> None:
+    if request.audio:
+        request._require(info, Feature.AUDIO, "audio is only available on models", default_model)
+    if request.lip_sync_tts_prompt or request.sound_effect_prompt:
+        request._require(
+            info,
+            Feature.LIP_SYNC,
+            "lip_sync_tts_prompt and sound_effect_prompt are only available on models",
+            default_model,
+        )
+
+
+class CreateFramesRequest(_ModelRequest):
+    """POST videos/create-frames: a video from a first to a last frame (at most 8 s)."""
+
+    email: str | None = None
+    prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    first_frame_path: str = Field(min_length=1)
+    last_frame_path: str = Field(min_length=1)
+    duration: int | None = Field(default=None, ge=DURATION_MIN, le=FRAMES_DURATION_MAX)
+    quality: Quality | None = None
+    audio: bool | None = None
+    auto_sound: bool | None = None
+    sound_effect_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    lip_sync_tts_prompt: str | None = Field(default=None, max_length=MAX_LIP_SYNC_TTS_CHARS)
+    lip_sync_tts_speaker_id: str | None = None
+    preview_mode: bool | None = None
+    seed: int | None = Field(default=None, ge=SEED_MIN, le=SEED_MAX)
+    off_peak_mode: bool | None = None
+    replyUrl: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
+    replyRef: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
+    maxJobs: int | None = Field(default=None, ge=MAX_JOBS_MIN, le=MAX_JOBS_MAX)
+
+    @model_validator(mode="after")
+    def _model_specific_options(self, info: ValidationInfo) -> CreateFramesRequest:
+        self._require(info, Feature.FRAMES, "create-frames works with models", UPSTREAM_DEFAULT_MODEL)
+        _check_audio(self, info)
         return self
 
 
@@ -124,11 +183,10 @@ class UpscaleRequest(_Request):
     maxJobs: int | None = Field(default=None, ge=MAX_JOBS_MIN, le=MAX_JOBS_MAX)
 
 
-class ExtendRequest(_Request):
-    """POST videos/extend (models v5.5 and v5)."""
+class ExtendRequest(_ModelRequest):
+    """POST videos/extend (the models whose catalogue entry has `extend`)."""
 
     email: str | None = None
-    model: Model | None = None
     prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
     video_id: str | None = None
     video_path: str | None = None
@@ -141,12 +199,10 @@ class ExtendRequest(_Request):
     maxJobs: int | None = Field(default=None, ge=MAX_JOBS_MIN, le=MAX_JOBS_MAX)
 
     @model_validator(mode="after")
-    def _source_and_model(self) -> ExtendRequest:
+    def _source_and_model(self, info: ValidationInfo) -> ExtendRequest:
         if not (self.video_id or self.video_path):
             raise ValueError("extend needs video_id or video_path")
-        if self.model is not None and Model(self.model) not in MODELS_THAT_EXTEND:
-            allowed = ", ".join(sorted(MODELS_THAT_EXTEND))
-            raise ValueError(f"extend works with models {allowed}, not {self.model}")
+        self._require(info, Feature.EXTEND, "extend works with models", UPSTREAM_DEFAULT_EXTEND_MODEL)
         _check_duration_quality(self.duration, self.quality)
         return self
 

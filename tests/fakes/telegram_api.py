@@ -496,14 +496,18 @@ class FakeTelegram:
         *,
         thread_id: int | None = None,
         reply_to: JSON | int | None = None,
+        media_group_id: str | None = None,
     ) -> JSON:
         """Deliver a compressed photo: `photo` lists a thumbnail, then the full image.
 
         The full size serves `data` through getFile; its width and height are read
-        from PNG, JPEG or GIF headers (0 when unknown).
+        from PNG, JPEG or GIF headers (0 when unknown). Photos of one album share a
+        `media_group_id` and arrive as separate messages, as Telegram sends them.
         """
         stored = self.register_file(data, folder="photos", mime_type=_image_mime(data))
         content = {"photo": self._photo_sizes(stored), **_caption_content(caption)}
+        if media_group_id is not None:
+            content["media_group_id"] = media_group_id
         return await self._user_posts(chat, user, content, thread_id, reply_to)
 
     async def user_sends_document(

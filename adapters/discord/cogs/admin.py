@@ -54,6 +54,13 @@ class AdminCog(commands.Cog, name="Admin"):
         """Run an admin command: who may is the core's call; a mute never stands in the way."""
         await self._responder.run(interaction, work, toggles_bot=toggles_bot, admin_command=True)
 
+    @app_commands.command(name="id", description="Your id and this server's (for BOT_ADMIN_IDS, DISCORD_GUILD_IDS)")
+    async def id_(self, interaction: discord.Interaction) -> None:
+        async def ids(requester: Requester) -> str:
+            return self._admin.ids(requester)
+
+        await self._responder.run(interaction, ids)
+
     @app_commands.command(description="How much you (and this server) have left to spend")
     async def quota(self, interaction: discord.Interaction) -> None:
         await self._responder.run(interaction, self._admin.quota)

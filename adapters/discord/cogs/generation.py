@@ -9,53 +9,29 @@ from discord import app_commands
 from discord.app_commands import Choice, Range
 from discord.ext import commands
 
+from adapters.discord.kinds import slash_command
 from adapters.discord.responder import Responder, user_ref
 from adapters.discord.views import buttons_legend
 from bot.blobs import ALLOWED_IMAGE_TYPES
-from bot.commands import MOTION_MAX, MOTION_MIN, V1_PROMPT_MAX, V1_SEED_MAX, Animate, CreateSingle, parse_command
+from bot.commands import parse_command
 from bot.domain import Requester
 from bot.errors import InvalidInput
+from bot.kinds import KINDS, GenerationKind
 from bot.service import GenerationService
-from bot.settings import V1_STYLES, Settings
+from bot.settings import Settings
 from bot.texts import job_details, job_line
-from bot.upstream.models import DURATION_MAX, DURATION_MIN, AspectRatio, Model, Quality
 
 # Discord shows at most 25 autocomplete choices.
 MAX_CHOICES = 25
-Prompt = Range[str, 1, V1_PROMPT_MAX]
-Seed = Range[int, 0, V1_SEED_MAX]
-Duration = Range[int, DURATION_MIN, DURATION_MAX]
 
 
 def _choices(values: Any) -> list[Choice[str]]:
     return [Choice(name=str(v), value=str(v)) for v in values]
 
 
-# The v2 options both commands take, and their descriptions.
-COMMON_CHOICES = {"model": _choices(Model), "quality": _choices(Quality)}
-COMMON_DESCRIPTIONS = {
-    "model": "PixVerse model (default: the operator's)",
-    "quality": "Resolution",
-    "seed": "Same seed + same prompt = similar video; 0 or empty picks one for you",
-    "duration": "Length in seconds",
-    "audio": "Add a generated soundtrack (not every model has it)",
-    "off_peak": "Cheaper, but may take up to a day",
-}
-
-
-def command_fields(interaction: discord.Interaction, *, leave_out: str = "") -> dict[str, Any]:
-    """The options the user filled in, named as the core's command fields.
-
-    The method signatures below declare the options (Discord's schema); their values
-    reach the core as they are, which validates them and names the field it refuses.
-    """
-    fields = {name: value for name, value in interaction.namespace if name != leave_out}
-    if "seed" in fields:  # "seed" on Discord, v1's seed_value in the core
-        fields["seed_value"] = fields.pop("seed")
-    return fields
-
-
 class GenerationCog(commands.Cog, name="Videos"):
+    """Every generation kind as a slash command (adapters.discord.kinds), and the lookups."""
+
     def __init__(
         self, service: GenerationService, responder: Responder, settings: Settings, tree: app_commands.CommandTree
     ) -> None:
@@ -64,72 +40,31 @@ class GenerationCog(commands.Cog, name="Videos"):
         self._settings = settings
         self._tree = tree
 
-    @app_commands.command(name="create_single", description="Make a short video from a text prompt")
-    @app_commands.describe(
-        prompt="What the video shows",
-        style="Look of the video (default: the operator's)",
-        aspect_ratio="Shape of the video",
-        negative_prompt="What the video should avoid",
-        character="An anime character to feature (style Anime only)",
-        **COMMON_DESCRIPTIONS,
-    )
-    @app_commands.choices(style=_choices(V1_STYLES), aspect_ratio=_choices(AspectRatio), **COMMON_CHOICES)
-    async def create_single(
+    async def cog_load(self) -> None:
+        async def characters(interaction: discord.Interaction, current: str) -> list[Choice[str]]:
+            # No gate here: autocomplete fires on every keystroke and spends nothing, and counting
+            # it against the command rate limit would lock out anyone who types slowly.
+            wanted = current.strip().lower()
+            names = [name for name in self._settings.anime_characters if wanted in name.lower()]
+            return _choices(names[:MAX_CHOICES])
+
+        # The choices (models, qualities) come from the catalogue, and are synced at start.
+        for kind in KINDS:
+            self._tree.add_command(slash_command(kind, self._service.catalogue, self._generate, characters))
+
+    async def _generate(
         self,
         interaction: discord.Interaction,
-        prompt: Prompt,
-        style: str | None = None,
-        aspect_ratio: str | None = None,
-        model: str | None = None,
-        quality: str | None = None,
-        negative_prompt: Prompt | None = None,
-        character: str | None = None,
-        seed: Seed | None = None,
-        duration: Duration | None = None,
-        audio: bool | None = None,
-        off_peak: bool | None = None,
+        kind: GenerationKind,
+        fields: dict[str, Any],
+        attachments: list[discord.Attachment],
     ) -> None:
-        async def create(requester: Requester) -> None:
-            await self._service.create_single(requester, parse_command(CreateSingle, **command_fields(interaction)))
+        async def generate(requester: Requester) -> None:
+            command = parse_command(kind.command, self._service.catalogue, **fields)
+            images = [await self._read_image(attachment) for attachment in attachments]
+            await self._service.generate(requester, kind, command, images)
 
-        await self._responder.run(interaction, create)
-
-    @create_single.autocomplete("character")
-    async def _characters(self, interaction: discord.Interaction, current: str) -> list[Choice[str]]:
-        # No gate here: autocomplete fires on every keystroke and spends nothing, and counting
-        # it against the command rate limit would lock out anyone who types slowly.
-        wanted = current.strip().lower()
-        names = [name for name in self._settings.anime_characters if wanted in name.lower()]
-        return _choices(names[:MAX_CHOICES])
-
-    @app_commands.command(description="Bring a picture to life")
-    @app_commands.describe(
-        image=f"The picture to animate ({ALLOWED_IMAGE_TYPES})",
-        prompt="What should happen in the video",
-        motion=f"How much movement, {MOTION_MIN} (almost still) to {MOTION_MAX} (wild)",
-        hd_quality="Higher resolution (the operator's HD quality); or pick the resolution with quality",
-        **COMMON_DESCRIPTIONS,
-    )
-    @app_commands.choices(hd_quality=_choices(("Yes", "No")), **COMMON_CHOICES)
-    async def animate(
-        self,
-        interaction: discord.Interaction,
-        image: discord.Attachment,
-        prompt: Prompt | None = None,
-        motion: Range[int, MOTION_MIN, MOTION_MAX] | None = None,
-        seed: Seed | None = None,
-        hd_quality: str | None = None,
-        quality: str | None = None,
-        model: str | None = None,
-        duration: Duration | None = None,
-        audio: bool | None = None,
-        off_peak: bool | None = None,
-    ) -> None:
-        async def animate(requester: Requester) -> None:
-            command = parse_command(Animate, **command_fields(interaction, leave_out="image"))
-            await self._service.animate(requester, command, await self._read_image(image))
-
-        await self._responder.run(interaction, animate)
+        await self._responder.run(interaction, generate)
 
     async def _read_image(self, image: discord.Attachment) -> bytes:
         """The attachment's bytes, once its declared type and size show it is worth downloading.

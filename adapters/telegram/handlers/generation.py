@@ -1,4 +1,8 @@
-"""/create_single and /animate, and the prompt answered to "What should the video show?"."""
+"""Every generation kind as a command (bot.kinds), and the prompt answered to "What should the video show?".
+
+A kind with pictures takes them from the message (a photo with the command as caption,
+or an album whose caption holds it) or from the message it replies to.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +10,28 @@ from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
+from adapters.telegram.albums import Albums
 from adapters.telegram.files import CLOUD_DOWNLOAD_LIMIT, download_image
-from adapters.telegram.parsing import image_of
 from adapters.telegram.prompts import AnswerTo, force_reply, prompt_question, read_prompt_question
 from bot.bootstrap import Core
-from bot.commands import Animate, CreateSingle, parse_command
+from bot.commands import parse_command
 from bot.domain import Requester
 from bot.errors import InvalidInput
-from bot.text_options import ANIMATE_OPTIONS, COMMON_OPTIONS, CREATE_OPTIONS, parse_options
+from bot.kinds import CREATE, KINDS, GenerationKind
+from bot.text_options import parse_options
 
-NO_IMAGE = "is missing; send a picture with the caption /animate …, or reply /animate to a picture"
+NO_IMAGE = "is missing; send a picture with the caption /{name} …, or reply /{name} to a picture"
+NO_ALBUM = "is missing; send {pictures} as one album with the caption /{name} …"
 
 
 def router() -> Router:
     """This module's handlers on a fresh Router (a Router joins one Dispatcher only)."""
     handlers = Router(name=__name__)
-    handlers.message.register(create_single, Command("create_single"))
+    handlers.message.register(create_single, Command(CREATE.name))
     handlers.message.register(prompt_answered, AnswerTo(read_prompt_question))
-    handlers.message.register(animate, Command("animate"))
+    for kind in KINDS:
+        if kind.pictures is not None:
+            handlers.message.register(_with_pictures(kind), Command(kind.name))
     return handlers
 
 
@@ -40,25 +48,41 @@ async def prompt_answered(message: Message, options: str, core: Core, requester:
         raise InvalidInput("prompt", "is empty; reply with words that describe the video")
 
 
-async def animate(message: Message, command: CommandObject, bot: Bot, core: Core, requester: Requester) -> None:
-    parsed = parse_options(command.args or "", ANIMATE_OPTIONS + COMMON_OPTIONS)
-    with parsed.in_users_words():
-        # Validate the options before fetching anything: a typo should not cost a download.
-        request = parse_command(Animate, prompt=parsed.prompt or None, **parsed.values)
-        image = image_of(message)
-        if image is None:
-            raise InvalidInput("image", NO_IMAGE)
-        limit = core.settings.max_image_bytes
-        if not core.settings.telegram_api_base:
-            limit = min(limit, CLOUD_DOWNLOAD_LIMIT)
-        await core.service.animate(requester, request, await download_image(bot, image, limit))
-
-
 async def _create(core: Core, requester: Requester, text: str) -> bool:
     """Queue a /create_single from its text; False when the text has no prompt."""
-    parsed = parse_options(text, CREATE_OPTIONS + COMMON_OPTIONS)
+    parsed = parse_options(text, CREATE.all_options)
     if not parsed.prompt:
         return False
     with parsed.in_users_words():
-        await core.service.create_single(requester, parse_command(CreateSingle, prompt=parsed.prompt, **parsed.values))
+        command = parse_command(CREATE.command, core.service.catalogue, prompt=parsed.prompt, **parsed.values)
+        await core.service.generate(requester, CREATE, command)
     return True
+
+
+def _with_pictures(kind: GenerationKind):  # type: ignore[no-untyped-def]
+    """The handler of a kind that takes pictures."""
+
+    async def handle(
+        message: Message, command: CommandObject, bot: Bot, core: Core, requester: Requester, albums: Albums
+    ) -> None:
+        assert kind.pictures is not None
+        parsed = parse_options(command.args or "", kind.all_options)
+        with parsed.in_users_words():
+            # Validate the options before fetching anything: a typo should not cost a download.
+            typed = parse_command(kind.command, core.service.catalogue, prompt=parsed.prompt or None, **parsed.values)
+            images = await albums.photos(message)
+            if not images and message.reply_to_message is not None:
+                images = await albums.photos(message.reply_to_message)
+            if not images:
+                template = NO_IMAGE if len(kind.pictures.roles) == 1 else NO_ALBUM
+                pictures = " and ".join(kind.pictures.roles)
+                raise InvalidInput("image", template.format(name=kind.name, pictures=pictures))
+            kind.pictures.check(len(images), kind.name)
+            limit = core.settings.max_image_bytes
+            if not core.settings.telegram_api_base:
+                limit = min(limit, CLOUD_DOWNLOAD_LIMIT)
+            data = [await download_image(bot, image, limit) for image in images]
+            await core.service.generate(requester, kind, typed, data)
+
+    handle.__name__ = handle.__qualname__ = f"{kind.name}_command"
+    return handle

@@ -1,4 +1,4 @@
-"""/start, /help, /jobs, /status — and a hint for anything else said to the bot in private."""
+"""/start, /help, /jobs, /status, /id — and a hint for anything else said to the bot in private."""
 
 from __future__ import annotations
 
@@ -21,14 +21,16 @@ def router() -> Router:
     handlers.message.register(help_, Command("help"))
     handlers.message.register(jobs, Command("jobs"))
     handlers.message.register(status, Command("status"))
+    handlers.message.register(ids, Command("id"))
     # Groups with privacy mode on send the bot only commands and replies to it; in a group,
     # a reply that is no command for the bot (say, "nice!" under a video) gets no answer.
-    handlers.message.register(private_fallback, F.chat.type == ChatType.PRIVATE)
+    # The other photos of an album belong to the command in its caption: no answer either.
+    handlers.message.register(private_fallback, F.chat.type == ChatType.PRIVATE, F.media_group_id.is_(None))
     return handlers
 
 
-async def help_(message: Message) -> None:
-    await message.reply(f"{help_text()}\n\n{ADMIN_HELP}")
+async def help_(message: Message, core: Core) -> None:
+    await message.reply(f"{help_text(catalogue=core.service.catalogue)}\n\n{ADMIN_HELP}")
 
 
 async def jobs(message: Message, core: Core, requester: Requester) -> None:
@@ -41,6 +43,10 @@ async def status(message: Message, command: CommandObject, core: Core, requester
     if not job_id:
         raise InvalidInput("job", "is missing; e.g. /status abc123 (/jobs lists yours)")
     await message.reply(job_details(await core.service.job_status(requester.user, job_id)))
+
+
+async def ids(message: Message, core: Core, requester: Requester) -> None:
+    await message.reply(core.admin.ids(requester))
 
 
 async def private_fallback(message: Message) -> None:

@@ -1,0 +1,165 @@
+"""The PixVerse models as data: which exist and what each can do (bot/data/models.json).
+
+The upstream adds models over time; an operator adds one by pointing MODELS_FILE at a
+copy of the shipped file with the new entry (README "Models"). Validation, help,
+Discord choices, pricing and the sandbox all read this one catalogue.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from bot.errors import InvalidInput
+
+QUALITY_1080P = "1080p"
+
+
+class Feature(StrEnum):
+    """What a model may be asked for besides a plain video (model-capabilities.md)."""
+
+    AUDIO = "audio"  # integrated audio (`audio: true`)
+    LIP_SYNC = "lip_sync"  # lip_sync_tts_prompt and sound_effect_prompt
+    FRAMES = "frames"  # create-frames: first and last frame
+    TRANSITION = "transition"  # create-transition with 2 frames
+    TRANSITION_MULTI = "transition_multi"  # create-transition with 3 to 7 frames
+    EXTEND = "extend"
+    FUSION = "fusion"
+    MODIFY = "modify"
+    OFF_PEAK = "off_peak"
+    UPSCALE = "upscale"
+
+
+class CatalogueError(ValueError):
+    """The models file is malformed; the message names the problem."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """One model: its limits and features."""
+
+    name: str
+    description: str
+    duration_min: int
+    duration_max: int
+    max_duration_1080p: int
+    qualities: tuple[str, ...]
+    aspect_ratios: tuple[str, ...]
+    features: frozenset[Feature]
+
+    def has(self, feature: Feature) -> bool:
+        return feature in self.features
+
+    def max_duration(self, quality: str) -> int:
+        return min(self.duration_max, self.max_duration_1080p) if quality == QUALITY_1080P else self.duration_max
+
+
+class Catalogue:
+    """The known models, in the file's order (the first is listed first everywhere)."""
+
+    def __init__(self, table: dict[str, Any]) -> None:
+        try:
+            self._models = {name: _spec(name, entry) for name, entry in table["models"].items()}
+            self.extend_fallback: str = table.get("extend_fallback", "")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CatalogueError(f"models file is malformed: {exc!r}") from None
+        if not self._models:
+            raise CatalogueError("models file lists no models")
+        if self.extend_fallback and not self.get(self.extend_fallback).has(Feature.EXTEND):
+            raise CatalogueError(f"extend_fallback {self.extend_fallback!r} is not a model that extends")
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Catalogue:
+        """The operator's catalogue at `path`, or the one shipped with the bot."""
+        if path is None:
+            return shipped_catalogue()
+        try:
+            return cls(json.loads(path.read_text("utf-8")))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CatalogueError(f"cannot read models file {path}: {exc}") from None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._models)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._models
+
+    def get(self, name: str) -> ModelSpec:
+        """The model called `name`; InvalidInput naming the known ones when there is none."""
+        spec = self._models.get(name)
+        if spec is None:
+            raise InvalidInput("model", f"{name!r} is not supported; use one of {', '.join(self.names)}")
+        return spec
+
+    def resolve(self, typed: str) -> str:
+        """The catalogue's spelling of a model name typed in any case."""
+        for name in self._models:
+            if typed.strip().lower() == name.lower():
+                return name
+        return self.get(typed.strip()).name  # raises, naming the known models
+
+    def having(self, feature: Feature) -> tuple[str, ...]:
+        """The models that have `feature`, in catalogue order."""
+        return tuple(name for name, spec in self._models.items() if spec.has(feature))
+
+    def require(self, name: str, feature: Feature, what: str) -> ModelSpec:
+        """`name`'s spec if it has `feature`, else InvalidInput naming the models that do."""
+        spec = self.get(name)
+        if not spec.has(feature):
+            allowed = ", ".join(self.having(feature)) or "none"
+            raise InvalidInput("model", f"{what} is not available on {name}; models that have it: {allowed}")
+        return spec
+
+    @property
+    def qualities(self) -> tuple[str, ...]:
+        """Every quality some model has, lowest first."""
+        return tuple(sorted({q for s in self._models.values() for q in s.qualities}, key=quality_rank))
+
+    @property
+    def aspect_ratios(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for spec in self._models.values():
+            seen.update(dict.fromkeys(spec.aspect_ratios))
+        return tuple(seen)
+
+    @property
+    def duration_range(self) -> tuple[int, int]:
+        """The widest duration range any model takes (each model checks its own)."""
+        specs = self._models.values()
+        return min(s.duration_min for s in specs), max(s.duration_max for s in specs)
+
+
+def quality_rank(quality: str) -> int:
+    digits = quality.rstrip("p")
+    return int(digits) if digits.isdigit() else 0
+
+
+@functools.cache
+def shipped_catalogue() -> Catalogue:
+    """The catalogue shipped with the bot (bot/data/models.json), read once."""
+    return Catalogue(json.loads(resources.files("bot.data").joinpath("models.json").read_text("utf-8")))
+
+
+def _spec(name: str, entry: dict[str, Any]) -> ModelSpec:
+    low, high = (int(x) for x in entry["durations"])
+    if not 1 <= low <= high:
+        raise ValueError(f"{name}: durations must be [low, high] with 1 <= low <= high")
+    qualities = tuple(str(q) for q in entry["qualities"])
+    if not qualities:
+        raise ValueError(f"{name}: no qualities")
+    return ModelSpec(
+        name=name,
+        description=str(entry.get("description", "")),
+        duration_min=low,
+        duration_max=high,
+        max_duration_1080p=int(entry.get("max_duration_1080p", high)),
+        qualities=qualities,
+        aspect_ratios=tuple(str(a) for a in entry["aspect_ratios"]),
+        features=frozenset(Feature(f) for f in entry.get("features", ())),
+    )

@@ -1,0 +1,25 @@
+"""The generation kinds, one module each; adapters render every kind in `KINDS`."""
+
+from __future__ import annotations
+
+from bot.domain import JobKind
+from bot.kinds.animate import ANIMATE
+from bot.kinds.base import GenerationKind, Pictures
+from bot.kinds.create import CREATE
+from bot.kinds.frames import FRAMES
+
+KINDS: tuple[GenerationKind, ...] = (CREATE, ANIMATE, FRAMES)
+_BY_JOB_KIND = {kind.job_kind: kind for kind in KINDS}
+_BY_NAME = {kind.name: kind for kind in KINDS}
+
+
+def kind_of(job_kind: JobKind) -> GenerationKind | None:
+    """The command kind that makes `job_kind` jobs (None for upscale and extend, which buttons make)."""
+    return _BY_JOB_KIND.get(job_kind)
+
+
+def kind_named(name: str) -> GenerationKind | None:
+    return _BY_NAME.get(name)
+
+
+__all__ = ["ANIMATE", "CREATE", "FRAMES", "KINDS", "GenerationKind", "Pictures", "kind_named", "kind_of"]
