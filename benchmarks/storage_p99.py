@@ -1,4 +1,4 @@
-"""storage_p99: the scheduler's queries and the quota check at scale, with the loops running.
+"""storage_p99: the scheduler's queries and the accept path's unit at scale, with the loops running.
 
 10,000 users, 1,000,000 jobs of which 100,000 are queued (and 200 generating) are
 written in bulk (benchmarks/seeding.py: the job store's own column mapping, one
@@ -37,6 +37,7 @@ from bot.domain import (
     JobState,
     Requester,
     UserRef,
+    utcnow,
 )
 from bot.sandbox import SandboxConfig, running_sandbox
 from bot.settings import load_settings
@@ -61,22 +62,30 @@ def _operations(core: Core, population: Population, rng: random.Random) -> dict[
         user = rng.choices(range(population.users), cum_weights=weights)[0]
         return UserRef(population.platform, str(user), f"User {user}")
 
-    async def quota_reserve_and_settle() -> None:
+    async def admit_and_settle() -> None:
+        # What every accepted command does: the quota check, reservation and job insert in
+        # one unit (JobAdmission), then, when the job ends, the settlement.
         user = active_user()
         requester = Requester(user, ChatRef(population.platform, user.user_id, is_private=True), reply_to="1")
         request = GenerationRequest(JobKind.CREATE, user_prompt="a fox", prompt="a fox")
         job = Job(id=f"q{rng.getrandbits(44):011x}", requester=requester, request=request)
-        await core.quotas.reserve(job)
+        assert await core.admission.admit(job, await core.quotas.reservation(job)) is None
         await core.quotas.settle(job.evolve(state=JobState.COMPLETED))
 
-    async def queued() -> None:
-        assert len(await core.jobs.in_states([JobState.QUEUED])) > population.queued // 2
+    async def fair_order_page() -> None:
+        assert await core.jobs.queued_users(limit=32)
+
+    async def users_next_jobs() -> None:
+        await core.jobs.next_queued(f"{population.platform}:{active_user().user_id}", now=utcnow(), limit=4)
+
+    async def position_band() -> None:
+        await core.jobs.queued_slice(offset=rng.randrange(population.queued // 2), limit=64)
 
     async def submitting() -> None:
         await core.jobs.in_states([JobState.SUBMITTING])
 
     async def in_flight() -> None:
-        await core.jobs.count_in_flight_by_user(IN_FLIGHT_STATES)
+        await core.jobs.count_in_flight_by_user(IN_FLIGHT_STATES, off_peak=False)
 
     async def running() -> None:
         await core.jobs.in_states(RUNNING_STATES)
@@ -93,8 +102,10 @@ def _operations(core: Core, population: Population, rng: random.Random) -> dict[
         await core.jobs.recent_for_user(active_user(), 10)
 
     return {
-        "quota reserve+settle": quota_reserve_and_settle,
-        "scheduler: in_states(QUEUED)": queued,
+        "accept: admission (quota + job) + settle": admit_and_settle,
+        "scheduler: queued_users (a page of the fair order)": fair_order_page,
+        "scheduler: next_queued (a user's next jobs)": users_next_jobs,
+        "scheduler: queued_slice (a band of queue positions)": position_band,
         "scheduler: in_states(SUBMITTING)": submitting,
         "scheduler: count_in_flight_by_user": in_flight,
         "tracker: in_states(RUNNING)": running,

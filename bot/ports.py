@@ -274,24 +274,6 @@ class QuotaReservation:
 
 
 class QuotaStore(Protocol):
-    async def reserve(
-        self,
-        job_id: str,
-        user_key: str,
-        group_key: str | None,
-        amount: int,
-        charges: Sequence[QuotaCharge],
-        *,
-        credits: int = 0,
-        user_name: str = "",
-        at: datetime | None = None,
-    ) -> QuotaCharge | None:
-        """Atomically check every charge and record the reservation.
-
-        Returns None on success, or the first charge that would be exceeded (then
-        nothing is recorded). Two concurrent calls can never both take the last unit.
-        """
-
     async def settle(self, job_id: str, *, commit: bool) -> bool:
         """Commit or refund a job's reservation; False if it was already settled (or none)."""
 
