@@ -184,7 +184,7 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
         quotas = QuotaService(
             SqliteQuotaStore(db),
             governance,
-            Pricing.load(settings.pricing_file),
+            Pricing(catalogue),
             QuotaPolicy(
                 unit=QuotaUnit(settings.quota_unit),
                 window=QuotaWindow(settings.quota_window),
