@@ -248,6 +248,7 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
                 max_attempts=settings.delivery_max_attempts,
             ),
             synthetic=serves_chats and settings.uses_sandbox,
+            catalogue=catalogue,
         )
         on_finished = deliverer.schedule
         scheduler = Scheduler(

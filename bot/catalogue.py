@@ -144,6 +144,18 @@ class Catalogue:
             raise InvalidInput("model", f"{what} is not available on {name}; models that have it: {allowed}")
         return spec
 
+    def extend_model_for(self, model: str) -> str | None:
+        """The model an extend of a `model` video runs on (extend has only some models):
+        the same model when it extends, else the catalogue's `extend_fallback`; None when
+        neither applies (such a video gets no Extend button)."""
+        if model in self and self.get(model).has(Feature.EXTEND):
+            return model
+        return self.extend_fallback or None
+
+    def can_upscale(self, model: str) -> bool:
+        """Whether videos made with `model` may be upscaled."""
+        return model in self and self.get(model).has(Feature.UPSCALE)
+
     @property
     def qualities(self) -> tuple[str, ...]:
         """Every quality some model has, lowest first."""

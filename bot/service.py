@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 
 from bot.blobs import ImageStorageFull, check_image, new_blob_id
-from bot.catalogue import Catalogue
+from bot.catalogue import Catalogue, Feature
 from bot.commands import V1_PROMPT_MAX, Animate, CreateSingle, RequestBuilder, random_seed
 from bot.domain import (
     GenerationRequest,
@@ -152,6 +152,11 @@ class GenerationService:
         if action is ResultAction.UPSCALE:
             if request.kind is JobKind.UPSCALE:
                 raise ActionUnavailable("This video is already upscaled.")
+            if not self._catalogue.can_upscale(request.model):
+                allowed = ", ".join(self._catalogue.having(Feature.UPSCALE)) or "none"
+                raise ActionUnavailable(
+                    f"Videos made with {request.model} cannot be upscaled; models that can: {allowed}."
+                )
             return GenerationRequest(
                 kind=JobKind.UPSCALE,
                 user_prompt=request.user_prompt,

@@ -11,12 +11,15 @@ from typing import Any
 import pytest
 
 from bot.catalogue import Catalogue, CatalogueError
+from bot.domain import ResultAction
+from bot.errors import ActionUnavailable
 from bot.pricing import Pricing
 from bot.sandbox import Sandbox
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.telegram_fixtures import (  # noqa: F401 (pytest fixtures, used by name)
     ALICE,
     ALICE_CHAT,
+    bot_fixture,
     buttons,
     fake_fixture,
     job_id_of,
@@ -116,3 +119,52 @@ def test_a_model_without_a_price_for_what_it_offers_is_refused_naming_the_gap(ch
     change(table["models"]["v7"])
     with pytest.raises(CatalogueError, match=problem.replace("(", r"\(")):
         Catalogue(table)
+
+
+# ------------------------------------------------------------------ buttons
+
+
+async def press(fake: FakeTelegram, message: dict[str, Any], action: str) -> dict[str, Any]:
+    query = await fake.user_presses_button(ALICE_CHAT, ALICE, message, f"px:{action}:{job_id_of(message)}")
+    await fake.wait_for(lambda: query["id"] in fake.callback_answers, what=f"the answer to pressing {action}")
+    return fake.callback_answers[query["id"]]
+
+
+async def test_a_video_from_a_model_without_extend_or_upscale_gets_neither_button(
+    tmp_path: Path, fake: FakeTelegram, sandbox: Sandbox
+) -> None:
+    table = shipped_table()
+    table["models"]["v7"] = v7(["audio"])  # no extend, no upscale
+    del table["extend_fallback"]  # and no model to extend its videos with
+    settings = telegram_settings(tmp_path, sandbox, fake, models_file=models_file(tmp_path, table))
+    sandbox.config.catalogue = settings.catalogue()
+    async with running_bot(settings) as bot:
+        await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a fox --model v7")
+        [video] = await wait_videos(fake, ALICE_CHAT)
+        assert pressable(video) == ["reroll", "remix"]
+        # Asked for anyway (a button under a message older than the catalogue): refused, naming who can.
+        job = await bot.job(job_id_of(video))
+        with pytest.raises(ActionUnavailable, match="made with v7 cannot be extended; models that extend: v5.5, v5"):
+            await bot.core.service.press(job.requester, job.id, ResultAction.EXTEND)
+        with pytest.raises(ActionUnavailable, match="v7 cannot be upscaled; models that can: v5.6, v5.5, v5, v5-fast"):
+            await bot.core.service.press(job.requester, job.id, ResultAction.UPSCALE)
+        assert len(await bot.core.jobs.recent_for_user(user_ref(ALICE), 10)) == 1  # nothing was made or charged
+        [mine, _] = await bot.core.quotas.status(user_ref(ALICE))
+        assert mine.used == 1
+
+
+async def test_extend_follows_the_fallback_and_upscales_and_extensions_offer_no_remix(
+    fake: FakeTelegram, bot: Any
+) -> None:
+    # v5.6 has no extend of its own; the shipped catalogue's extend_fallback (v5.5) extends it.
+    await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a fox --model v5.6")
+    [first] = await wait_videos(fake, ALICE_CHAT)
+    assert pressable(first) == ["reroll", "remix", "upscale", "extend"]
+
+    assert (await press(fake, first, "upscale"))["text"] == "Upscaling…"
+    upscaled = (await wait_videos(fake, ALICE_CHAT, 2))[-1]
+    assert pressable(upscaled) == ["reroll", "extend"]  # not upscaled twice; no prompt of its own to remix
+
+    assert (await press(fake, first, "extend"))["text"] == "Extending…"
+    extended = (await wait_videos(fake, ALICE_CHAT, 3))[-1]
+    assert pressable(extended) == ["reroll", "upscale", "extend"]  # an extension is not remixed
