@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from bot.blobs import ImageStorageFull, check_image, new_blob_id
 from bot.catalogue import Catalogue, Feature
-from bot.commands import V1_PROMPT_MAX, Animate, CreateSingle, RequestBuilder, random_seed
+from bot.commands import V1_PROMPT_MAX, RequestBuilder, random_seed
 from bot.domain import (
     GenerationRequest,
     Job,
@@ -26,6 +26,8 @@ from bot.domain import (
 )
 from bot.errors import ActionUnavailable, ButtonExpired, InvalidInput, JobNotFound, NotYourJob, TooManyOffPeakJobs
 from bot.kinds import ANIMATE, CREATE, GenerationKind, kind_of
+from bot.kinds.animate import Animate
+from bot.kinds.create import CreateSingle
 from bot.moderation.service import ModerationService
 from bot.ports import ImageStoreFull, JobAdmission, JobStore, NewImage, OffPeakLimitReached, Progress, ProgressStage
 from bot.progress import ProgressReporter
