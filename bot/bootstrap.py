@@ -185,7 +185,7 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
         quotas = QuotaService(
             SqliteQuotaStore(db),
             governance,
-            Pricing.load(settings.pricing_file),
+            Pricing(catalogue),
             QuotaPolicy(
                 unit=QuotaUnit(settings.quota_unit),
                 window=QuotaWindow(settings.quota_window),
@@ -249,6 +249,7 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
                 max_attempts=settings.delivery_max_attempts,
             ),
             synthetic=serves_chats and settings.uses_sandbox,
+            catalogue=catalogue,
         )
         on_finished = deliverer.schedule
         scheduler = Scheduler(

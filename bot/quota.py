@@ -1,7 +1,7 @@
 """Per-user quotas and group pools: reserve on accept, commit on success, refund otherwise.
 
 The unit is the operator's choice: videos (each job counts 1) or PixVerse credits
-(estimated from the pricing table). Usage is counted per window — daily, weekly,
+(estimated from the prices in the model catalogue). Usage is counted per window — daily, weekly,
 monthly or total — whose boundaries fall at midnight in the configured time zone.
 """
 

@@ -11,8 +11,8 @@ import logging
 from collections.abc import Callable
 
 from bot.blobs import ImageStorageFull, check_image, new_blob_id
-from bot.catalogue import Catalogue
-from bot.commands import V1_PROMPT_MAX, Animate, CreateSingle, RequestBuilder, random_seed
+from bot.catalogue import Catalogue, Feature
+from bot.commands import V1_PROMPT_MAX, RequestBuilder, random_seed
 from bot.domain import (
     GenerationRequest,
     Job,
@@ -26,6 +26,8 @@ from bot.domain import (
 )
 from bot.errors import ActionUnavailable, ButtonExpired, InvalidInput, JobNotFound, NotYourJob, TooManyOffPeakJobs
 from bot.kinds import ANIMATE, CREATE, GenerationKind, kind_of
+from bot.kinds.animate import Animate
+from bot.kinds.create import CreateSingle
 from bot.moderation.service import ModerationService
 from bot.ports import ImageStoreFull, JobAdmission, JobStore, NewImage, OffPeakLimitReached, Progress, ProgressStage
 from bot.progress import ProgressReporter
@@ -152,6 +154,11 @@ class GenerationService:
         if action is ResultAction.UPSCALE:
             if request.kind is JobKind.UPSCALE:
                 raise ActionUnavailable("This video is already upscaled.")
+            if not self._catalogue.can_upscale(request.model):
+                allowed = ", ".join(self._catalogue.having(Feature.UPSCALE)) or "none"
+                raise ActionUnavailable(
+                    f"Videos made with {request.model} cannot be upscaled; models that can: {allowed}."
+                )
             return GenerationRequest(
                 kind=JobKind.UPSCALE,
                 user_prompt=request.user_prompt,

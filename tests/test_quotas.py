@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -218,12 +220,13 @@ async def test_windows_reset_at_local_midnight(tmp_path, window, start, next_win
     assert status.resets_at.astimezone(ZoneInfo("Europe/Berlin")).hour == 0
 
 
-async def test_the_operator_can_replace_the_price_table(tmp_path, sandbox):
-    table = tmp_path / "prices.json"
-    table.write_text(
-        '{"fallback_model": "v5.5", "create": {"v5.5": {"540p": {"10": 7}}}, "upscale": {"10": 3}}', "utf-8"
-    )
-    settings = fast_settings(tmp_path, sandbox, quota_unit="credits", quota_per_user="14", pricing_file=table)
+async def test_the_operator_can_replace_the_prices_in_the_models_file(tmp_path, sandbox):
+    # Prices live with each model in the catalogue (MODELS_FILE); PRICING_FILE is gone.
+    table = json.loads((Path(__file__).parents[1] / "bot/data/models.json").read_text("utf-8"))
+    table["models"]["v5.5"]["prices"] = {"create": {q: {"10": 7} for q in ("360p", "540p", "720p", "1080p")}}
+    models_file = tmp_path / "models.json"
+    models_file.write_text(json.dumps(table), "utf-8")
+    settings = fast_settings(tmp_path, sandbox, quota_unit="credits", quota_per_user="14", models_file=models_file)
     async with running_core(settings, RecordingNotifier(), start=False) as core:
         for _ in range(2):
             await core.service.create_single(requester(), command(model="v5.5", quality="540p"))
@@ -231,3 +234,10 @@ async def test_the_operator_can_replace_the_price_table(tmp_path, sandbox):
             QuotaExceeded, match="quota of 14 credits does not have room for this request \\(7 credits\\)"
         ):
             await core.service.create_single(requester(), command(model="v5.5", quality="540p"))
+
+
+def test_an_old_pricing_file_setting_stops_the_start_saying_where_prices_went(tmp_path):
+    from bot.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match="PRICING_FILE: .*prices now come with each model.*MODELS_FILE"):
+        load_settings(_env_file=None, pricing_file=tmp_path / "prices.json")

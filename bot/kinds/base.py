@@ -5,7 +5,7 @@ with their roles, options with their types, ranges and help), how its inputs bec
 `GenerationRequest` (validated against the model catalogue) and how that request
 becomes the upstream request. Adapters iterate `bot.kinds.KINDS` and render each
 generically: text options and captions (Telegram, console), typed slash options with
-attachments (Discord), the same help everywhere. Prices come from the pricing table.
+attachments (Discord), the same help everywhere. Prices come from the model catalogue.
 """
 
 from __future__ import annotations

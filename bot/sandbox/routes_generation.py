@@ -6,10 +6,11 @@ import logging
 
 from aiohttp import web
 
+from bot.catalogue import shipped_catalogue
+from bot.pricing import Pricing
 from bot.sandbox.admission import Admission, admit, planned_outcome
 from bot.sandbox.errors import ApiError
 from bot.sandbox.media import Picture
-from bot.sandbox.pricing import generation_cost, upscale_cost
 from bot.sandbox.videos import SandboxVideo, VideoPhase
 from bot.sandbox.web_support import API_PREFIX, RouteGroup, origin, read_body, validated
 from bot.upstream.models import (
@@ -57,6 +58,15 @@ class GenerationRoutes(RouteGroup):
             *(web.post(f"{API_PREFIX}/{path}", self.unsimulated) for path in UNSIMULATED_GENERATIONS),
         ]
 
+    def _pricing(self) -> Pricing:
+        # The sandbox charges what the bot's catalogue says (the shipped one unless set).
+        return Pricing(self.sandbox.config.catalogue or shipped_catalogue())
+
+    def _video_cost(self, model: str, quality: str, duration: int, *, audio: bool, off_peak: bool) -> int:
+        pricing = self._pricing()
+        cost = pricing.video_credits(model, quality, duration, audio=audio)
+        return pricing.off_peak(cost) if off_peak else cost
+
     async def unsimulated(self, request: web.Request) -> web.Response:
         endpoint = request.path.removeprefix(f"{API_PREFIX}/")
         raise ApiError(404, f"POST {endpoint} is a documented endpoint the sandbox does not simulate")
@@ -70,7 +80,7 @@ class GenerationRoutes(RouteGroup):
         quality, duration = ask.quality or DEFAULT_QUALITY, ask.duration or DEFAULT_DURATION
         aspect_ratio, model = ask.aspect_ratio or DEFAULT_ASPECT_RATIO, ask.model or DEFAULT_CREATE_MODEL
         off_peak = bool(ask.off_peak_mode)
-        cost = generation_cost(quality, duration, audio=bool(ask.audio), off_peak=off_peak)
+        cost = self._video_cost(model, quality, duration, audio=bool(ask.audio), off_peak=off_peak)
         account = admit(self.sandbox, Admission(ask.email, ask.maxJobs, off_peak, prompt, cost))
         fingerprint = "|".join((prompt, str(seed), model, ask.first_frame_path or "", str(ask.template_id or "")))
         video = SandboxVideo(
@@ -101,7 +111,7 @@ class GenerationRoutes(RouteGroup):
         prompt, seed = ask.prompt or "", self._seed(ask.seed)
         quality, duration = ask.quality or DEFAULT_QUALITY, ask.duration or DEFAULT_DURATION
         model, off_peak = ask.model or DEFAULT_CREATE_MODEL, bool(ask.off_peak_mode)
-        cost = generation_cost(quality, duration, audio=bool(ask.audio), off_peak=off_peak)
+        cost = self._video_cost(model, quality, duration, audio=bool(ask.audio), off_peak=off_peak)
         account = admit(self.sandbox, Admission(ask.email, ask.maxJobs, off_peak, prompt, cost))
         fingerprint = "|".join(("frames", prompt, str(seed), model, ask.first_frame_path, ask.last_frame_path))
         video = SandboxVideo(
@@ -128,7 +138,7 @@ class GenerationRoutes(RouteGroup):
     async def upscale(self, request: web.Request) -> web.Response:
         ask = validated(UpscaleRequest, await read_body(request))
         source = self._completed_source(ask.video_id)
-        cost = upscale_cost(source.video_duration)
+        cost = self._pricing().upscale_credits(source.video_duration)
         # An upscale runs on the account that made the source video.
         account = admit(self.sandbox, Admission(source.email, ask.maxJobs, False, "", cost))
         video = SandboxVideo(
@@ -169,13 +179,13 @@ class GenerationRoutes(RouteGroup):
             source_seconds, original_id = 0, ""
         prompt, seed = ask.prompt or "", self._seed(ask.seed)
         quality, duration = ask.quality or DEFAULT_QUALITY, ask.duration or DEFAULT_DURATION
-        off_peak = bool(ask.off_peak_mode)
-        cost = generation_cost(quality, duration, audio=False, off_peak=off_peak)
+        off_peak, model = bool(ask.off_peak_mode), ask.model or DEFAULT_EXTEND_MODEL
+        cost = self._video_cost(model, quality, duration, audio=False, off_peak=off_peak)
         account = admit(self.sandbox, Admission(email, ask.maxJobs, off_peak, prompt, cost))
         video = SandboxVideo(
             number=self.sandbox.next_number(),
             email=account.email,
-            model=ask.model or DEFAULT_EXTEND_MODEL,
+            model=model,
             prompt=prompt,
             seed=seed,
             quality=quality,
