@@ -146,8 +146,8 @@ async def run(quick: bool) -> Outcome:
             target=f"the same, commands one after another in one channel ≤ {TARGET_RATIO:g}",
             passed=shared_ours / shared_floor <= TARGET_RATIO,
             note=(
-                f"{shared_samples} /create_single each; ours: each channel has one progress budget "
-                "(DiscordNotifier: one edit per 2 s) shared by every job's progress there, the answer included"
+                f"{shared_samples} /create_single each; ours: each job's progress spends its own interaction's "
+                "budget (DiscordNotifier: one edit per 2 s per interaction), not the channel's"
             ),
         ),
     ]
