@@ -108,6 +108,23 @@ async def test_a_lost_callback_is_picked_up_by_the_safety_net_poll(tmp_path):
         assert status_requests(sandbox) >= 1, sandbox.request_log
 
 
+async def test_a_callback_before_the_submission_was_recorded_is_looked_up_at_once(tmp_path):
+    """The create call's answer was lost (the job stays SUBMITTING, no video id to check a
+    callback against) and the upstream calls back meanwhile: the job is looked up as soon
+    as it runs, not on the slow safety-net interval."""
+    async with webhook_core(tmp_path, generation_seconds=0.2, poll_interval=0.1) as (sandbox, core, notifier, _):
+        first = await core.service.create_single(requester(), parse_command(CreateSingle, prompt="a fox"))
+        await eventually(lambda: _delivered(core, first.id), timeout=10)  # the safety net has had its pass
+        # The create's answer is lost and the new video is listed late: the job stays
+        # SUBMITTING while its callbacks arrive, until the scheduler finds its video.
+        sandbox.config.drop_write_responses = 1
+        sandbox.config.new_video_listing_delay = 1.0
+        job = await core.service.create_single(requester(), parse_command(CreateSingle, prompt="a hare"))
+        done = await eventually(lambda: _delivered(core, job.id), timeout=10)
+        assert done.outcome is JobState.COMPLETED
+        assert [d.link for d in notifier.deliveries] == [(await _job(core, first.id)).result_url, done.result_url]
+
+
 async def test_forged_unknown_and_foreign_callbacks_change_nothing(webhook_env):
     sandbox, core, notifier, http = webhook_env
     job = await core.service.create_single(requester(), parse_command(CreateSingle, prompt="a fox"))
