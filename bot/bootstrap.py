@@ -282,6 +282,8 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             on_slot_freed=slot_freed,
             poll_interval=settings.effective_poll_interval,
             off_peak_poll_interval=settings.effective_off_peak_poll_interval,
+            webhook_poll_interval=settings.webhook_safety_poll_interval,
+            webhooks=signer.enabled,
             job_timeout=settings.job_timeout,
             off_peak_job_timeout=settings.off_peak_job_timeout,
         )

@@ -217,13 +217,20 @@ class Notifier(Protocol):
         """The largest file (bytes) this platform accepts for this job's chat."""
 
     def chat_budget(self, chat: ChatRef) -> ChatBudget:
-        """How often the core may show progress in `chat` (the platform's flood limits)."""
+        """How often the core may show progress in one budget scope of `chat` (the
+        platform's flood limits)."""
+
+    def budget_scope(self, job: Job) -> str:
+        """Which budget the job's progress spends: jobs of one platform with the same
+        scope share one `chat_budget(job.chat)`. The chat, where progress is a message
+        in it that counts against the chat's limit (Telegram); the job itself, where it
+        edits an answer with a rate limit of its own (a Discord interaction response)."""
 
     async def progress(self, job: Job, progress: Progress) -> str | None:
         """Show or update the job's progress message now; returns its id to persist.
 
-        The core calls it at the pace `chat_budget` allows, one call at a time per chat
-        and never after the job's outcome: the notifier neither throttles nor defers.
+        The core calls it at the pace `chat_budget` allows, one call at a time per budget
+        scope and never after the job's outcome: the notifier neither throttles nor defers.
         """
 
     async def deliver(self, job: Job, delivery: VideoDelivery) -> None:

@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     unknown_outcome_grace: float = Field(default=30.0, ge=0)
     poll_interval: float = Field(default=10.0, gt=0)
     off_peak_poll_interval: float = Field(default=600.0, gt=0)
+    # Jobs the upstream will call back about are polled only as a safety net, for a lost
+    # callback. Not sped up in the sandbox: it calls back like useapi.net does.
+    webhook_safety_poll_interval: float = Field(default=300.0, gt=0)
     job_timeout: float = Field(default=30 * 60.0, gt=0)
     off_peak_job_timeout: float = Field(default=26 * 3600.0, gt=0)
     queue_timeout: float = Field(default=6 * 3600.0, gt=0)

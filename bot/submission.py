@@ -38,6 +38,15 @@ def source_account(request: GenerationRequest) -> str | None:
     return up.account_email_of(request.source_video_id) if request.source_video_id else None
 
 
+def gets_callback(request: GenerationRequest) -> bool:
+    """Whether the upstream is told the job's `replyUrl` (when webhooks are on).
+
+    Off-peak jobs get none: the upstream holds them for hours under a status that
+    looks final, and sending a callback URL would only mislead.
+    """
+    return not request.off_peak
+
+
 def build_upstream_request(
     request: GenerationRequest,
     *,
@@ -48,8 +57,7 @@ def build_upstream_request(
 ) -> UpstreamRequest:
     """The v2 request for `request`; raises InvalidInput when it breaks an upstream limit."""
     catalogue = catalogue or shipped_catalogue()
-    # Off-peak jobs get no webhook upstream; sending one would only mislead.
-    reply_url = None if request.off_peak else reply_url
+    reply_url = reply_url if gets_callback(request) else None
     routing = {"replyRef": reply_ref, "replyUrl": reply_url}
     kind = kind_of(request.kind)
     if kind is not None:

@@ -72,6 +72,9 @@ class RecordingNotifier:
     def chat_budget(self, chat: ChatRef) -> ChatBudget:
         return UNLIMITED
 
+    def budget_scope(self, job: Job) -> str:
+        return job.chat.chat_id
+
     async def progress(self, job: Job, progress: Progress) -> str | None:
         self.progress_events.append((job.id, progress))
         return f"msg-{job.id}"
