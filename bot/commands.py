@@ -266,6 +266,24 @@ class RequestBuilder:
             "seed": cmd.seed_value or random_seed(),
         }
 
+    @property
+    def settings(self) -> Settings:
+        """The operator's settings the defaults come from."""
+        return self._settings
+
+    def common(self, cmd: _Command, feature: Feature | None = None) -> dict[str, Any]:
+        """The options every kind shares, with the operator's defaults. Without a --model, a
+        kind that needs `feature` gets the default model when it has it, else the first that does."""
+        if (
+            cmd.model is None
+            and feature is not None
+            and not self._catalogue.get(self._settings.default_model).has(feature)
+        ):
+            having = self._catalogue.having(feature)
+            if having:
+                cmd = cmd.model_copy(update={"model": having[0]})
+        return self._common(cmd)
+
     def _audio(self, asked: bool | None, model: str) -> bool:
         """The user's --audio as given (a model without audio refuses it later, naming the
         models that have it); the operator's default only where the model can make audio."""

@@ -48,7 +48,12 @@ class Pricing:
         return cls(json.loads(text))
 
     def credits(self, request: GenerationRequest) -> int:
-        """Estimated credits for one job."""
+        """Estimated credits for one job (a transition costs what its transitions cost, each a clip)."""
+        if request.segment_durations:
+            return sum(
+                self.credits(request.with_changes(duration=seconds, segment_durations=()))
+                for seconds in request.segment_durations
+            )
         if request.kind is JobKind.UPSCALE:
             cost = _lookup(self._upscale, request.duration)
         else:
