@@ -31,7 +31,7 @@ from bot.ports import ImageStoreFull, JobAdmission, JobStore, NewImage, OffPeakL
 from bot.progress import ProgressReporter
 from bot.quota import QuotaService
 from bot.retention import RetentionPolicy
-from bot.submission import extend_model, validate_for_upstream
+from bot.submission import extend_model, validate_for_upstream, validate_request
 from bot.user_text import clean_user_text
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,14 @@ class GenerationService:
         checked = [NewImage(data, check_image(data, max_bytes=self._max_image_bytes)) for data in images]
         request = kind.build(self._builder, command, tuple(new_blob_id() for _ in checked))
         return await self._accept(requester, request, images=checked)
+
+    def check(self, kind: GenerationKind, command: object, pictures: int) -> None:
+        """Raise InvalidInput when `command` with this many pictures would be refused, so an
+        adapter can refuse it before fetching the pictures (a typo should not cost a download)."""
+        if kind.pictures is not None:
+            kind.pictures.check(pictures, kind.name)
+        blobs = tuple(new_blob_id() for _ in range(pictures))
+        validate_request(kind.build(self._builder, command, blobs), catalogue=self._catalogue)
 
     async def create_single(self, requester: Requester, command: CreateSingle) -> Job:
         """v1 /create_single: queue a text-to-video job."""

@@ -97,7 +97,7 @@ class GenerationRoutes(RouteGroup):
             reply_url=ask.replyUrl,
             reply_ref=ask.replyRef,
         )
-        return self._accepted(request, video)
+        return await self._accepted(request, video)
 
     async def create_frames(self, request: web.Request) -> web.Response:
         """A video from the first to the last frame; its picture is made from both uploads."""
@@ -129,7 +129,7 @@ class GenerationRoutes(RouteGroup):
             reply_url=ask.replyUrl,
             reply_ref=ask.replyRef,
         )
-        return self._accepted(request, video)
+        return await self._accepted(request, video)
 
     async def create_transition(self, request: web.Request) -> web.Response:
         """A video through 2 to 7 frames: one clip per transition, its look drawn from every input."""
@@ -169,7 +169,7 @@ class GenerationRoutes(RouteGroup):
             reply_url=ask.replyUrl,
             reply_ref=ask.replyRef,
         )
-        return self._accepted(request, video)
+        return await self._accepted(request, video)
 
     async def create_fusion(self, request: web.Request) -> web.Response:
         """Up to three pictures fused into one video; its look is drawn from the prompt and every picture."""
@@ -202,7 +202,7 @@ class GenerationRoutes(RouteGroup):
             reply_url=ask.replyUrl,
             reply_ref=ask.replyRef,
         )
-        return self._accepted(request, video)
+        return await self._accepted(request, video)
 
     async def upscale(self, request: web.Request) -> web.Response:
         ask = validated(UpscaleRequest, await read_body(request))
@@ -231,7 +231,7 @@ class GenerationRoutes(RouteGroup):
             upscaled=True,
             extended=source.extended,
         )
-        return self._accepted(request, video)
+        return await self._accepted(request, video)
 
     async def extend(self, request: web.Request) -> web.Response:
         ask = validated(ExtendRequest, await read_body(request), self.sandbox.config.catalogue)
@@ -271,7 +271,7 @@ class GenerationRoutes(RouteGroup):
             original_video_id=original_id,
             extended=True,
         )
-        return self._accepted(request, video)
+        return await self._accepted(request, video)
 
     def _seed(self, requested: int | None) -> int:
         return requested or self.sandbox.rng.randint(SEED_MIN, SEED_MAX)
@@ -288,7 +288,8 @@ class GenerationRoutes(RouteGroup):
             raise ApiError(400, f"video_id: {video_id} is {source.phase.name}; only a COMPLETED video can be used")
         return source
 
-    def _accepted(self, request: web.Request, video: SandboxVideo) -> web.Response:
+    async def _accepted(self, request: web.Request, video: SandboxVideo) -> web.Response:
+        self.sandbox.bodies[video.video_id] = await read_body(request)  # read once, kept by aiohttp
         self.sandbox.start(video)
         config = self.sandbox.config
         if config.drop_write_responses > 0 and request.transport is not None:
