@@ -39,6 +39,12 @@ class Pictures:
     roles: tuple[str, ...]
     required: int
 
+    def describe(self) -> str:
+        """What to send, as help says it: "the first frame and the last frame", "2 to 7 pictures"."""
+        if self.required == len(self.roles):
+            return " and ".join(self.roles)
+        return f"{self.required} to {len(self.roles)} pictures"
+
     def check(self, count: int, command: str) -> None:
         """InvalidInput naming what the kind needs when `count` pictures do not fit."""
         if self.required <= count <= len(self.roles):

@@ -78,8 +78,7 @@ def _with_pictures(kind: GenerationKind):  # type: ignore[no-untyped-def]
                 images = await albums.photos(source)
             if not images:
                 template = NO_IMAGE if len(kind.pictures.roles) == 1 else NO_ALBUM
-                pictures = " and ".join(kind.pictures.roles)
-                raise InvalidInput("image", template.format(name=kind.name, pictures=pictures))
+                raise InvalidInput("image", template.format(name=kind.name, pictures=kind.pictures.describe()))
             later_captions = albums.captions(source)[1:]  # the first one holds the command
             if kind.album_captions and kind.album_captions not in parsed.values and any(later_captions):
                 values = parsed.values | {kind.album_captions: later_captions}
