@@ -15,7 +15,10 @@ from pydantic import SecretStr
 from adapters.console.app import run_console
 from adapters.discord import running_discord
 from bot.bootstrap import open_core
-from bot.domain import JobKind, JobState
+from bot.commands import parse_command
+from bot.domain import GenerationRequest, JobKind, JobState
+from bot.kinds import TRANSITION as TRANSITION_KIND
+from bot.pricing import Pricing
 from bot.sandbox import Sandbox, SandboxConfig, running_sandbox
 from bot.upstream.models import VideoCreated
 from tests.fakes.discord_api import FakeDiscord
@@ -29,7 +32,7 @@ from tests.fakes.telegram_fixtures import (  # noqa: F401 (pytest fixtures, used
     wait_text_reply,
     wait_videos,
 )
-from tests.harness import fast_settings, tiny_png
+from tests.harness import RecordingNotifier, eventually, fast_settings, requester, running_core, tiny_png
 
 SANDBOX_ALICE = "alice@sandbox.local"
 RED, GREEN, BLUE = tiny_png(rgb=(220, 30, 30)), tiny_png(rgb=(30, 220, 30)), tiny_png(rgb=(30, 30, 220))
@@ -327,3 +330,32 @@ async def test_sandbox_draws_a_different_video_for_different_pictures(sandbox: S
             response = await api.post("videos/create-transition", json=fields)
             made.append(sandbox.videos[response.json()["video_id"]])
         assert made[0].picture != made[1].picture
+
+
+# ------------------------------------------------------------------ price, quota and refund
+
+
+async def test_a_transition_is_charged_what_its_transitions_cost_and_refunded_when_refused_upstream(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    one_clip = Pricing.load().credits(
+        GenerationRequest(kind=JobKind.TRANSITION, model="v5", quality="540p", duration=8)
+    )
+    settings = fast_settings(tmp_path, sandbox, quota_unit="credits", quota_per_user=str(3 * one_clip))
+    async with running_core(settings, RecordingNotifier()) as core:
+        # "forbidden" is the sandbox's trigger word for a 422 at create (not on the bot's list).
+        command = parse_command(
+            TRANSITION_KIND.command, durations="8,8", prompts="a forbidden sea|calm", quality="540p"
+        )
+        job = await core.service.generate(requester("payer"), TRANSITION_KIND, command, [RED, GREEN, BLUE])
+        mine, _ = await core.quotas.status(requester("payer").user)
+        assert mine.reserved == 2 * one_clip  # two 8-second transitions, each priced as a clip
+
+        async def delivered() -> Any:
+            found = await core.jobs.get(job.id)
+            return found if found is not None and found.state is JobState.DELIVERED else None
+
+        done = await eventually(delivered, timeout=15)
+        mine, _ = await core.quotas.status(requester("payer").user)
+    assert done.outcome is JobState.MODERATED
+    assert (mine.reserved, mine.used) == (0, 0)
