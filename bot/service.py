@@ -158,9 +158,7 @@ class GenerationService:
                 raise InvalidInput("prompt", f"is {len(text)} characters long; at most {V1_PROMPT_MAX} are allowed")
             if kind is None or not kind.remixable:
                 raise ActionUnavailable("Remix works on videos made from a prompt, not on upscales or extensions.")
-            # A transition's remix gives every transition the new prompt.
-            remixed = request.with_changes(user_prompt=text, segment_prompts=(), seed=seed)
-            return RequestBuilder.recompose(remixed)
+            return RequestBuilder.recompose(kind.remix(request, text).with_changes(seed=seed))
         if action is ResultAction.UPSCALE:
             if request.kind is JobKind.UPSCALE:
                 raise ActionUnavailable("This video is already upscaled.")

@@ -27,6 +27,7 @@ from tests.fakes.telegram_fixtures import (  # noqa: F401 (pytest fixtures, used
     ALICE,
     ALICE_CHAT,
     bot_fixture,
+    buttons,
     fake_fixture,
     job_id_of,
     wait_text_reply,
@@ -140,6 +141,30 @@ async def test_a_blocked_word_in_one_transitions_prompt_is_refused(fake: FakeTel
     reply = await wait_text_reply(fake, ALICE_CHAT, sent, "refused")
     assert "blocked term “hentai”" in reply["text"]
     assert await bot.core.jobs.in_states(list(JobState)) == []
+
+
+async def test_a_transitions_buttons_reroll_and_remix_it_one_prompt_per_transition(
+    fake: FakeTelegram, bot: Any, sandbox: Sandbox
+) -> None:
+    await send_album(fake, "t6", '/transition --durations 2,3 --prompts "rain|sun"', RED, GREEN, BLUE)
+    [first] = await wait_videos(fake, ALICE_CHAT)
+    assert first["caption"].startswith("rain | sun\n")  # each transition's prompt shows
+    assert [b.split(":")[1] for b in buttons(first)] == ["reroll", "remix", "upscale", "extend"]
+
+    await fake.user_presses_button(ALICE_CHAT, ALICE, first, f"px:remix:{job_id_of(first)}")
+    question = await wait_text_reply(fake, ALICE_CHAT, first, "Remix of job")
+    await fake.user_sends_text(ALICE_CHAT, ALICE, "snow|fog", reply_to=question)
+    remix = (await wait_videos(fake, ALICE_CHAT, 2))[-1]
+    job = await bot.job(job_id_of(remix))
+    body = sandbox.bodies[job.video_id or ""]
+    assert (body["prompt_1_to_2"], body["prompt_2_to_3"], body["duration_2_to_3"]) == ("snow", "fog", "3")
+
+    wrong = await fake.user_presses_button(ALICE_CHAT, ALICE, first, f"px:remix:{job_id_of(first)}")
+    await fake.wait_for(lambda: wrong["id"] in fake.callback_answers, what="the remix question")
+    question = await wait_text_reply(fake, ALICE_CHAT, first, "Remix of job")
+    answer = await fake.user_sends_text(ALICE_CHAT, ALICE, "a|b|c", reply_to=question)
+    reply = await wait_text_reply(fake, ALICE_CHAT, answer, "prompt")
+    assert "gives 3 prompts for the 2 transitions of 3 pictures" in reply["text"]
 
 
 # ------------------------------------------------------------------ /fusion on Telegram

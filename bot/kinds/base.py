@@ -58,6 +58,11 @@ class Pictures:
         raise InvalidInput("image", f"/{command} needs {need}; got {count}")
 
 
+def replace_prompt(request: GenerationRequest, text: str) -> GenerationRequest:
+    """A remix of most kinds: the user's prompt replaced."""
+    return request.with_changes(user_prompt=text)
+
+
 @dataclass(frozen=True, slots=True)
 class GenerationKind:
     """One generation command, declared once (see the module doc)."""
@@ -77,6 +82,8 @@ class GenerationKind:
     pictures: Pictures | None = None
     feature: Feature | None = None  # what the model must have to run this kind
     remixable: bool = True  # has a prompt a remix can replace
+    # The request with a remix's new prompt (the user's text, cleaned); InvalidInput when it does not fit.
+    remix: Callable[[GenerationRequest, str], GenerationRequest] = replace_prompt
     picture_help: tuple[str, ...] = field(default=())  # per picture, for Discord's attachment options
     seed_range: tuple[int, int] = (SEED_MIN, SEED_MAX)  # the seeds its endpoint takes
     # The command field a Telegram album's captions fill (one per picture after the first,

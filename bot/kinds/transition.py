@@ -95,16 +95,11 @@ def build_transition(builder: RequestBuilder, cmd: Transition, blobs: tuple[str,
     shared = cmd.prompt or ""
     prompts: tuple[str, ...] = ()
     if cmd.prompts is not None:
-        if len(cmd.prompts) != segments:
-            raise InvalidInput(
-                "prompts",
-                f"gives {len(cmd.prompts)} prompts for the {segments} transitions of {pictures} pictures;"
-                f' give one per transition, separated by |, e.g. --prompts "{"|".join(["…"] * segments)}"',
-            )
+        _check_count("prompts", len(cmd.prompts), pictures)
         prompts = tuple(text or shared for text in cmd.prompts)
     request = GenerationRequest(
         kind=JobKind.TRANSITION,
-        user_prompt=shared,
+        user_prompt=_shown(shared, prompts),
         segment_durations=durations,
         segment_prompts=prompts,
         **common | {"duration": sum(durations)},
@@ -114,6 +109,33 @@ def build_transition(builder: RequestBuilder, cmd: Transition, blobs: tuple[str,
     # (the sum may well exceed what a single clip may last).
     builder.checked(request.with_changes(duration=max(durations)), feature, what)
     return RequestBuilder.recompose(request)
+
+
+def _check_count(field: str, given: int, pictures: int) -> None:
+    """InvalidInput unless `given` prompts fit the transitions of `pictures` pictures."""
+    segments = pictures - 1
+    if given != segments:
+        raise InvalidInput(
+            field,
+            f"gives {given} prompts for the {segments} transitions of {pictures} pictures;"
+            f' give one per transition, separated by |, e.g. --prompts "{"|".join(["…"] * segments)}"',
+        )
+
+
+def _shown(shared: str, prompts: tuple[str, ...]) -> str:
+    """What captions, job lists and the remix dialog show as the prompt: each transition's, when they differ."""
+    if not prompts or len(set(prompts)) == 1:
+        return prompts[0] if prompts else shared
+    return f" {PROMPT_SEPARATOR} ".join(prompts)
+
+
+def remix_transition(request: GenerationRequest, text: str) -> GenerationRequest:
+    """A remix's text is one prompt for every transition, or one per transition separated by |."""
+    parts = tuple(part.strip() for part in text.split(PROMPT_SEPARATOR))
+    if len(parts) == 1:
+        return request.with_changes(user_prompt=text, segment_prompts=())
+    _check_count("prompt", len(parts), len(request.images))
+    return request.with_changes(user_prompt=_shown("", parts), segment_prompts=parts)
 
 
 def _body(request: GenerationRequest) -> dict[str, Any]:
@@ -170,4 +192,5 @@ TRANSITION = GenerationKind(
         for n in range(1, TRANSITION_FRAMES_MAX + 1)
     ),
     album_captions="prompts",
+    remix=remix_transition,
 )
