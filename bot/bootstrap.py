@@ -29,7 +29,7 @@ from bot.moderation.rules import Blocklist, load_default_blocklist
 from bot.moderation.service import ExternalModeration, FilterMode, GroupSettings, ModerationService
 from bot.outcomes import OutcomeSettler
 from bot.periodic import PeriodicTask
-from bot.ports import BlobStore, JobStore
+from bot.ports import BlobStore, JobAdmission, JobStore
 from bot.pricing import Pricing
 from bot.progress import Notifiers, ProgressReporter
 from bot.quota import QuotaPolicy, QuotaService, QuotaUnit, QuotaWindow
@@ -63,6 +63,7 @@ SANDBOX_OFF_PEAK_SLOWDOWN = 4
 class Core:
     settings: Settings
     jobs: JobStore
+    admission: JobAdmission
     blobs: BlobStore
     upstream: PixVerseClient
     accounts: AccountPool
@@ -283,9 +284,10 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             job_timeout=settings.job_timeout,
             off_peak_job_timeout=settings.off_peak_job_timeout,
         )
+        admission = SqliteJobAdmission(db)
         service = GenerationService(
             jobs=jobs,
-            admission=SqliteJobAdmission(db),
+            admission=admission,
             builder=RequestBuilder(settings, catalogue),
             progress=progress,
             moderation=moderation,
@@ -310,6 +312,7 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
         core = Core(
             settings=settings,
             jobs=jobs,
+            admission=admission,
             blobs=blobs,
             upstream=upstream,
             accounts=accounts,

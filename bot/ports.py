@@ -17,6 +17,16 @@ from bot.domain import IN_FLIGHT_STATES, ChatRef, Job, JobState, ResultAction, U
 from bot.upstream import models as up
 
 
+@dataclass(frozen=True, slots=True)
+class QueueUser:
+    """A user with queued jobs, as the scheduler's fair order sees them."""
+
+    user_key: str
+    queued: int  # how many of their jobs are queued
+    oldest: datetime  # when their oldest queued job was made
+    last_served: datetime | None  # when a job of theirs was last sent; None: never
+
+
 class JobStore(Protocol):
     """Persistence of jobs. Every state change is a compare-and-set."""
 
@@ -55,6 +65,30 @@ class JobStore(Protocol):
         """How many jobs each user (UserRef.key) has in `states`; users with none are absent.
 
         `off_peak` True or False counts only off-peak jobs or only the others; None counts all."""
+
+    # The queue in pieces: a scheduler pass reads what it sends and reports, never the whole queue.
+
+    async def queued_users(self, *, after: QueueUser | None = None, limit: int) -> list[QueueUser]:
+        """Users with queued jobs, never served first, then served longest ago, then oldest
+        job first; at most `limit`, starting after `after`."""
+
+    async def queued_users_named(self, user_keys: Iterable[str]) -> list[QueueUser]:
+        """Those of `user_keys` that have queued jobs."""
+
+    async def next_queued(
+        self, user_key: str, *, now: datetime, after: Job | None = None, limit: int, off_peak: bool | None = None
+    ) -> list[Job]:
+        """The user's queued jobs that may be sent at `now`, oldest first, after `after`;
+        `off_peak` True or False: only off-peak jobs or only the others."""
+
+    async def queued_off_peak(self, *, now: datetime, after: Job | None = None, limit: int) -> list[Job]:
+        """Queued off-peak jobs that may be sent at `now`, oldest first, after `after`."""
+
+    async def queued_slice(
+        self, *, offset: int = 0, after: Job | None = None, limit: int, created_before: datetime | None = None
+    ) -> list[Job]:
+        """Queued jobs oldest first, `limit` from place `offset` (0-based), counted from just
+        after `after` when given; only older than `created_before` when given."""
 
 
 class BlobStore(Protocol):
@@ -244,24 +278,6 @@ class QuotaReservation:
 
 
 class QuotaStore(Protocol):
-    async def reserve(
-        self,
-        job_id: str,
-        user_key: str,
-        group_key: str | None,
-        amount: int,
-        charges: Sequence[QuotaCharge],
-        *,
-        credits: int = 0,
-        user_name: str = "",
-        at: datetime | None = None,
-    ) -> QuotaCharge | None:
-        """Atomically check every charge and record the reservation.
-
-        Returns None on success, or the first charge that would be exceeded (then
-        nothing is recorded). Two concurrent calls can never both take the last unit.
-        """
-
     async def settle(self, job_id: str, *, commit: bool) -> bool:
         """Commit or refund a job's reservation; False if it was already settled (or none)."""
 

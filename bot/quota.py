@@ -154,25 +154,6 @@ class QuotaService:
             at=now,
         )
 
-    async def reserve(self, job: Job) -> None:
-        """Take the job's cost from the user's quota (and the group pool); refuse if it does not fit.
-
-        For a reservation without a job; new jobs reserve through `JobAdmission.admit`.
-        """
-        reservation = await self.reservation(job)
-        refused = await self._store.reserve(
-            job.id,
-            reservation.user_key,
-            reservation.group_key,
-            reservation.amount,
-            reservation.charges,
-            credits=reservation.credits,
-            user_name=reservation.user_name,
-            at=reservation.at,
-        )
-        if refused is not None:
-            raise self.exceeded(refused, reservation)
-
     def exceeded(self, charge: QuotaCharge, reservation: QuotaReservation) -> QuotaExceeded:
         """The refusal for a reservation that would exceed `charge`: which limit, and when it resets."""
         _, resets_at = window_bounds(self._policy.window, reservation.at or self._clock(), self._policy.timezone)

@@ -13,8 +13,8 @@ from bot.domain import ChatRef, Job, JobState, Platform, Requester, ResultAction
 from bot.pricing import Pricing
 from bot.quota import QuotaExceeded, QuotaPolicy, QuotaService, QuotaUnit, QuotaWindow
 from bot.sandbox import SandboxConfig, running_sandbox
-from storage import SqliteGovernanceStore, SqliteQuotaStore, open_database
-from tests.harness import RecordingNotifier, eventually, fast_settings, requester, running_core
+from storage import SqliteGovernanceStore, SqliteJobAdmission, SqliteQuotaStore, open_database
+from tests.harness import RecordingNotifier, admit_job, eventually, fast_settings, requester, running_core
 
 
 def command(prompt: str = "a fox", **options):
@@ -53,13 +53,16 @@ async def test_two_processes_reserving_the_last_unit_cannot_both_win(tmp_path):
     path = tmp_path / "shared.sqlite3"
     first, second = await open_database(path), await open_database(path)
     try:
-        stores = [SqliteQuotaStore(first), SqliteQuotaStore(second)]
-        from bot.ports import QuotaCharge
+        admissions = [SqliteJobAdmission(first), SqliteJobAdmission(second)]
+        from bot.domain import GenerationRequest, JobKind
+        from bot.ports import QuotaCharge, QuotaReservation
 
-        charge = QuotaCharge("user", "telegram:1", 1, None)
-        results = await asyncio.gather(
-            *(stores[i % 2].reserve(f"job{i}", "telegram:1", None, 1, [charge]) for i in range(10))
-        )
+        reservation = QuotaReservation("telegram:1", None, 1, (QuotaCharge("user", "telegram:1", 1, None),))
+
+        def job(i: int) -> Job:
+            return Job(id=f"job{i}", requester=requester("1"), request=GenerationRequest(kind=JobKind.CREATE))
+
+        results = await asyncio.gather(*(admissions[i % 2].admit(job(i), reservation) for i in range(10)))
         assert sum(r is None for r in results) == 1
     finally:
         await first.close()
@@ -159,16 +162,13 @@ async def test_operators_are_unlimited_and_overrides_win(tmp_path, sandbox):
 async def test_an_orphan_reservation_is_released_at_start(tmp_path, sandbox):
     settings = fast_settings(tmp_path, sandbox, quota_per_user="1")
     async with running_core(settings, RecordingNotifier(), start=False) as core:
-        store = SqliteQuotaStore(core.jobs._db)
-        from bot.ports import QuotaCharge
+        from bot.ports import QuotaReservation
+        from storage.governance import record_reservation
 
-        # A reservation whose job was never written (the process died in between).
-        assert (
-            await store.reserve(
-                new_job_id(), requester("u").user.key, None, 1, [QuotaCharge("user", "console:u", 1, None)]
-            )
-            is None
-        )
+        # A reservation whose job was never written: left by a version that reserved and
+        # inserted in two steps and died in between (admission now does both in one unit).
+        orphan = QuotaReservation(requester("u").user.key, None, 1, ())
+        await core.jobs._db.run(lambda connection: record_reservation(connection, new_job_id(), orphan))
         with pytest.raises(QuotaExceeded):
             await core.service.create_single(requester("u"), command())
     async with running_core(settings, RecordingNotifier()) as core:
@@ -203,16 +203,17 @@ async def test_windows_reset_at_local_midnight(tmp_path, window, start, next_win
             operators=frozenset(),
         )
         quotas = QuotaService(SqliteQuotaStore(db), SqliteGovernanceStore(db), Pricing.load(), policy, clock=clock)
+        admission = SqliteJobAdmission(db)
         from bot.domain import GenerationRequest, JobKind
 
         def job():
             return Job(id=new_job_id(), requester=requester("w"), request=GenerationRequest(kind=JobKind.CREATE))
 
-        await quotas.reserve(job())
+        await admit_job(quotas, admission, job())
         with pytest.raises(QuotaExceeded, match="It resets"):
-            await quotas.reserve(job())
+            await admit_job(quotas, admission, job())
         clock.now = start + next_window
-        await quotas.reserve(job())
+        await admit_job(quotas, admission, job())
         status, _ = await quotas.status(requester("w").user)
     assert status.resets_at.astimezone(ZoneInfo("Europe/Berlin")).hour == 0
 
