@@ -194,12 +194,23 @@ class RequestBuilder:
 
     @property
     def settings(self) -> Settings:
+        """The operator's settings the defaults come from."""
         return self._settings
 
-    def common(self, cmd: _Command) -> dict[str, Any]:
-        """The request fields every kind takes: the user's options, else the operator's defaults."""
+    def common(self, cmd: _Command, feature: Feature | None = None) -> dict[str, Any]:
+        """The request fields every kind takes: the user's options, else the operator's defaults.
+
+        Without a --model, a kind that needs `feature` gets the default model when it has
+        it, else the first model that does.
+        """
         s = self._settings
-        model = self._catalogue.resolve(cmd.model) if cmd.model else s.default_model
+        if cmd.model:
+            model = self._catalogue.resolve(cmd.model)
+        else:
+            model = s.default_model
+            having = self._catalogue.having(feature) if feature is not None else []
+            if feature is not None and not self._catalogue.get(model).has(feature) and having:
+                model = having[0]
         return {
             "model": model,
             "duration": cmd.duration or s.default_duration,

@@ -27,7 +27,12 @@ class Pricing:
         return cls(Catalogue.load(models_file))
 
     def credits(self, request: GenerationRequest) -> int:
-        """Estimated credits for one job."""
+        """Estimated credits for one job (a transition costs what its transitions cost, each a clip)."""
+        if request.segment_durations:
+            return sum(
+                self.credits(request.with_changes(duration=seconds, segment_durations=()))
+                for seconds in request.segment_durations
+            )
         if request.kind is JobKind.UPSCALE:
             cost = _lookup(self._catalogue.upscale_prices, request.duration)
         else:

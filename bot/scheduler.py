@@ -28,6 +28,8 @@ from bot.submission import UpstreamRequest, build_upstream_request, source_accou
 from bot.upstream import errors as ue
 from bot.upstream.models import (
     CreateFramesRequest,
+    CreateFusionRequest,
+    CreateTransitionRequest,
     CreateVideoRequest,
     ExtendRequest,
     UpscaleRequest,
@@ -326,6 +328,10 @@ class Scheduler:
             return await self._upstream.extend_video(request)
         if isinstance(request, CreateFramesRequest):
             return await self._upstream.create_frames(request)
+        if isinstance(request, CreateTransitionRequest):
+            return await self._upstream.create_transition(request)
+        if isinstance(request, CreateFusionRequest):
+            return await self._upstream.create_fusion(request)
         if isinstance(request, CreateVideoRequest):
             return await self._upstream.create_video(request)
         raise TypeError(f"no upstream call sends a {type(request).__name__}")

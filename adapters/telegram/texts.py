@@ -21,6 +21,11 @@ USER_COMMANDS = (
     BotCommand(
         command="frames", description="A video from a first to a last picture (an album of two, /frames as caption)"
     ),
+    BotCommand(
+        command="transition",
+        description="A video through 2-7 pictures (an album, /transition --durations 3,2 as caption)",
+    ),
+    BotCommand(command="fusion", description="Fuse up to 3 pictures (an album, /fusion @pic1 hugs @pic2 as caption)"),
     BotCommand(command="jobs", description="Your recent jobs"),
     BotCommand(command="status", description="One job's state: /status <job>"),
     BotCommand(command="quota", description="What you have left"),

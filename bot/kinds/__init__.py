@@ -7,8 +7,10 @@ from bot.kinds.animate import ANIMATE
 from bot.kinds.base import GenerationKind, Pictures
 from bot.kinds.create import CREATE
 from bot.kinds.frames import FRAMES
+from bot.kinds.fusion import FUSION
+from bot.kinds.transition import TRANSITION
 
-KINDS: tuple[GenerationKind, ...] = (CREATE, ANIMATE, FRAMES)
+KINDS: tuple[GenerationKind, ...] = (CREATE, ANIMATE, FRAMES, TRANSITION, FUSION)
 _BY_JOB_KIND = {kind.job_kind: kind for kind in KINDS}
 _BY_NAME = {kind.name: kind for kind in KINDS}
 
@@ -22,4 +24,15 @@ def kind_named(name: str) -> GenerationKind | None:
     return _BY_NAME.get(name)
 
 
-__all__ = ["ANIMATE", "CREATE", "FRAMES", "KINDS", "GenerationKind", "Pictures", "kind_named", "kind_of"]
+__all__ = [
+    "ANIMATE",
+    "CREATE",
+    "FRAMES",
+    "FUSION",
+    "KINDS",
+    "TRANSITION",
+    "GenerationKind",
+    "Pictures",
+    "kind_named",
+    "kind_of",
+]
