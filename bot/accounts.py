@@ -127,6 +127,14 @@ class AccountPool:
             return None
         return self._take_slot(slot, now, needs_slot=needs_slot)
 
+    def has_room(self) -> bool:
+        """Whether `pick` would find an account now (a job that takes a slot may go)."""
+        return self._best(self._clock(), needs_slot=True) is not None
+
+    def takes_work(self) -> bool:
+        """Whether `pick_without_slot` would find an account now (an off-peak job may go)."""
+        return self._best(self._clock(), needs_slot=False) is not None
+
     def serves(self, email: str) -> bool:
         """Whether `email` is one of the accounts in use (configured, and listed at the last refresh).
 

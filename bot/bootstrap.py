@@ -30,7 +30,7 @@ from bot.moderation.rules import Blocklist, load_default_blocklist
 from bot.moderation.service import ExternalModeration, FilterMode, GroupSettings, ModerationService
 from bot.outcomes import OutcomeSettler
 from bot.periodic import PeriodicTask
-from bot.ports import BlobStore, JobStore
+from bot.ports import BlobStore, JobAdmission, JobStore
 from bot.pricing import Pricing
 from bot.progress import Notifiers, ProgressReporter
 from bot.quota import QuotaPolicy, QuotaService, QuotaUnit, QuotaWindow
@@ -65,6 +65,7 @@ SANDBOX_OFF_PEAK_SLOWDOWN = 4
 class Core:
     settings: Settings
     jobs: JobStore
+    admission: JobAdmission
     blobs: BlobStore
     upstream: PixVerseClient
     accounts: AccountPool
@@ -186,7 +187,7 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
         quotas = QuotaService(
             SqliteQuotaStore(db),
             governance,
-            Pricing.load(settings.pricing_file),
+            Pricing(catalogue),
             QuotaPolicy(
                 unit=QuotaUnit(settings.quota_unit),
                 window=QuotaWindow(settings.quota_window),
@@ -250,6 +251,7 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
                 max_attempts=settings.delivery_max_attempts,
             ),
             synthetic=serves_chats and settings.uses_sandbox,
+            catalogue=catalogue,
         )
         on_finished = deliverer.schedule
         scheduler = Scheduler(
@@ -282,6 +284,8 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             on_slot_freed=slot_freed,
             poll_interval=settings.effective_poll_interval,
             off_peak_poll_interval=settings.effective_off_peak_poll_interval,
+            webhook_poll_interval=settings.webhook_safety_poll_interval,
+            webhooks=signer.enabled,
             job_timeout=settings.job_timeout,
             off_peak_job_timeout=settings.off_peak_job_timeout,
         )
@@ -292,9 +296,10 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             emails = [slot.email for slot in accounts.accounts]
             return await upstream.effects(email=emails[0] if emails else None)
 
+        admission = SqliteJobAdmission(db)
         service = GenerationService(
             jobs=jobs,
-            admission=SqliteJobAdmission(db),
+            admission=admission,
             builder=RequestBuilder(settings, catalogue),
             progress=progress,
             moderation=moderation,
@@ -320,6 +325,7 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
         core = Core(
             settings=settings,
             jobs=jobs,
+            admission=admission,
             blobs=blobs,
             upstream=upstream,
             accounts=accounts,

@@ -1,8 +1,10 @@
-"""The PixVerse models as data: which exist and what each can do (bot/data/models.json).
+"""The PixVerse models as data: which exist, what each can do and what it costs
+(bot/data/models.json).
 
 The upstream adds models over time; an operator adds one by pointing MODELS_FILE at a
-copy of the shipped file with the new entry (README "Models"). Validation, help,
-Discord choices, pricing and the sandbox all read this one catalogue.
+copy of the shipped file with the new entry and its prices (README "Models").
+Validation, help, Discord choices, result buttons, pricing and the sandbox all read
+this one catalogue.
 """
 
 from __future__ import annotations
@@ -39,9 +41,21 @@ class CatalogueError(ValueError):
     """The models file is malformed; the message names the problem."""
 
 
+# Credits by video length in seconds; a length between listed ones costs as the next one up.
+CreditsByDuration = dict[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrices:
+    """What a model's videos cost: per quality, by duration; audio adds its own row."""
+
+    create: dict[str, CreditsByDuration]
+    audio_extra: dict[str, CreditsByDuration]
+
+
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
-    """One model: its limits and features."""
+    """One model: its limits, features and prices."""
 
     name: str
     description: str
@@ -51,6 +65,7 @@ class ModelSpec:
     qualities: tuple[str, ...]
     aspect_ratios: tuple[str, ...]
     features: frozenset[Feature]
+    prices: ModelPrices
 
     def has(self, feature: Feature) -> bool:
         return feature in self.features
@@ -64,12 +79,25 @@ class Catalogue:
 
     def __init__(self, table: dict[str, Any]) -> None:
         try:
-            self._models = {name: _spec(name, entry) for name, entry in table["models"].items()}
+            entries: dict[str, dict[str, Any]] = table["models"]
+            own_prices = {name: _prices(name, e["prices"]) for name, e in entries.items() if "prices" in e}
+            self._models = {
+                name: _spec(name, entry, _priced(name, entry, own_prices)) for name, entry in entries.items()
+            }
             self.extend_fallback: str = table.get("extend_fallback", "")
+            shared = table["prices"]
+            # Upscale costs the same whatever model made the video (useapi.net overview, "Other").
+            self.upscale_prices: CreditsByDuration = _by_duration("upscale", shared["upscale"])
+            self.off_peak_discount = float(shared.get("off_peak_discount", 0.0))
         except (KeyError, TypeError, ValueError) as exc:
             raise CatalogueError(f"models file is malformed: {exc!r}") from None
         if not self._models:
             raise CatalogueError("models file lists no models")
+        if not 0 <= self.off_peak_discount < 1:
+            raise CatalogueError(f"prices.off_peak_discount must be from 0 up to 1, not {self.off_peak_discount}")
+        longest = self.duration_range[1]
+        if max(self.upscale_prices) < longest:
+            raise CatalogueError(f"prices.upscale lists no price for a {longest}s video")
         if self.extend_fallback and not self.get(self.extend_fallback).has(Feature.EXTEND):
             raise CatalogueError(f"extend_fallback {self.extend_fallback!r} is not a model that extends")
 
@@ -116,6 +144,18 @@ class Catalogue:
             raise InvalidInput("model", f"{what} is not available on {name}; models that have it: {allowed}")
         return spec
 
+    def extend_model_for(self, model: str) -> str | None:
+        """The model an extend of a `model` video runs on (extend has only some models):
+        the same model when it extends, else the catalogue's `extend_fallback`; None when
+        neither applies (such a video gets no Extend button)."""
+        if model in self and self.get(model).has(Feature.EXTEND):
+            return model
+        return self.extend_fallback or None
+
+    def can_upscale(self, model: str) -> bool:
+        """Whether videos made with `model` may be upscaled."""
+        return model in self and self.get(model).has(Feature.UPSCALE)
+
     @property
     def qualities(self) -> tuple[str, ...]:
         """Every quality some model has, lowest first."""
@@ -146,14 +186,41 @@ def shipped_catalogue() -> Catalogue:
     return Catalogue(json.loads(resources.files("bot.data").joinpath("models.json").read_text("utf-8")))
 
 
-def _spec(name: str, entry: dict[str, Any]) -> ModelSpec:
+def _by_duration(where: str, row: dict[str, Any]) -> CreditsByDuration:
+    prices = {int(seconds): int(credits) for seconds, credits in row.items()}
+    if not prices or min(prices.values()) < 0:
+        raise ValueError(f"{where}: give credits (0 or more) for at least one duration")
+    return prices
+
+
+def _prices(name: str, entry: dict[str, Any]) -> ModelPrices:
+    return ModelPrices(
+        create={q: _by_duration(f"{name} {q}", row) for q, row in entry["create"].items()},
+        audio_extra={q: _by_duration(f"{name} audio {q}", row) for q, row in entry.get("audio_extra", {}).items()},
+    )
+
+
+def _priced(name: str, entry: dict[str, Any], own_prices: dict[str, ModelPrices]) -> ModelPrices:
+    """The model's own prices, or those of the model it is `priced_as` (a model whose
+    prices the upstream does not publish is charged like the one it is sold with)."""
+    if name in own_prices:
+        return own_prices[name]
+    like = entry.get("priced_as")
+    if like is None:
+        raise ValueError(f'{name}: give its "prices" or name a model it is "priced_as"')
+    if like not in own_prices:
+        raise ValueError(f"{name}: priced_as {like!r} is not a model with its own prices")
+    return own_prices[like]
+
+
+def _spec(name: str, entry: dict[str, Any], prices: ModelPrices) -> ModelSpec:
     low, high = (int(x) for x in entry["durations"])
     if not 1 <= low <= high:
         raise ValueError(f"{name}: durations must be [low, high] with 1 <= low <= high")
     qualities = tuple(str(q) for q in entry["qualities"])
     if not qualities:
         raise ValueError(f"{name}: no qualities")
-    return ModelSpec(
+    spec = ModelSpec(
         name=name,
         description=str(entry.get("description", "")),
         duration_min=low,
@@ -162,4 +229,22 @@ def _spec(name: str, entry: dict[str, Any]) -> ModelSpec:
         qualities=qualities,
         aspect_ratios=tuple(str(a) for a in entry["aspect_ratios"]),
         features=frozenset(Feature(f) for f in entry.get("features", ())),
+        prices=prices,
     )
+    _check_prices_cover(spec)
+    return spec
+
+
+def _check_prices_cover(spec: ModelSpec) -> None:
+    """Every quality and length the model offers has a price (none is charged as another)."""
+    for quality in spec.qualities:
+        rows = [("", spec.prices.create.get(quality))]
+        if quality in spec.prices.audio_extra:
+            rows.append(("audio ", spec.prices.audio_extra[quality]))
+        for what, row in rows:
+            if row is None:
+                raise ValueError(f"{spec.name}: no {quality} prices")
+            if max(row) < spec.max_duration(quality):
+                raise ValueError(
+                    f"{spec.name}: {what}{quality} prices stop at {max(row)}s, it makes {spec.max_duration(quality)}s"
+                )

@@ -1,7 +1,11 @@
-"""The v1 commands (/create_single, /animate) as platform-neutral requests, and their mapping onto v2.
+"""What every generation command shares: the typed inputs' base (`_Command`), parsing
+with errors users can read, and the `RequestBuilder` that applies the operator's
+defaults and checks a request against the model catalogue. Each kind's own command
+and build step live in its module under bot/kinds/.
 
 The v1 API (seeds/v1-*.txt) had parameters v2 has no field for. Each is mapped
-explicitly here and listed in README.md ("v1 → v2 mapping"); none is dropped:
+explicitly (here and in bot/kinds/create.py, animate.py) and listed in README.md
+("v1 → v2 mapping"); none is dropped:
 - style (Realistic | Anime | 3D Animation) → a style phrase appended to the prompt;
 - character (Anime only) → "featuring <character>" appended to the prompt;
 - negative_prompt → "Avoid: …" appended to the prompt;
@@ -13,16 +17,17 @@ explicitly here and listed in README.md ("v1 → v2 mapping"); none is dropped:
 
 from __future__ import annotations
 
+import importlib
 import secrets
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from bot.catalogue import Catalogue, Feature, shipped_catalogue
-from bot.domain import GenerationRequest, ImageRef, JobKind
+from bot.domain import GenerationRequest
 from bot.errors import InvalidInput
-from bot.settings import V1_STYLES, Settings
-from bot.text_options import MOTION_DEFAULT, MOTION_MAX, MOTION_MIN, V1_PROMPT_MAX, V1_SEED_MAX
+from bot.settings import Settings
+from bot.text_options import V1_PROMPT_MAX, V1_SEED_MAX
 from bot.upstream import models as up
 from bot.upstream.models import catalogue_of
 from bot.user_text import clean_user_text
@@ -46,14 +51,14 @@ MOTION_PHRASES = {
 }
 
 
-def _one_of(value: str, allowed: list[str] | tuple[str, ...]) -> str:
+def one_of(value: str, allowed: list[str] | tuple[str, ...]) -> str:
     for option in allowed:
         if value.strip().lower() == option.lower():
             return option
     raise ValueError(f"{value!r} is not supported; use one of {', '.join(allowed)}")
 
 
-def _yes_no(value: Any) -> bool:
+def yes_no(value: Any) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -86,7 +91,7 @@ class _Command(BaseModel):
     def _model(cls, value: str | None, info: ValidationInfo) -> str | None:
         # The models are data the operator may extend (MODELS_FILE): the catalogue comes
         # as validation context (see parse_command).
-        return None if value is None else _one_of(value, catalogue_of(info).names)
+        return None if value is None else one_of(value, catalogue_of(info).names)
 
     @field_validator("quality")
     @classmethod
@@ -96,7 +101,7 @@ class _Command(BaseModel):
         allowed = [q.value for q in up.Quality]
         try:
             # "720" means 720p; the error quotes what the user typed, not what we guessed.
-            return _one_of(value if value.lower().endswith("p") else f"{value}p", allowed)
+            return one_of(value if value.lower().endswith("p") else f"{value}p", allowed)
         except ValueError:
             raise ValueError(f"{value!r} is not supported; use one of {', '.join(allowed)}") from None
 
@@ -117,81 +122,14 @@ class _Command(BaseModel):
     @field_validator("audio", "off_peak", mode="before")
     @classmethod
     def _flag(cls, value: Any) -> Any:
-        return None if value is None else _yes_no(value)
+        return None if value is None else yes_no(value)
 
 
-def _check_prompt(value: str | None) -> str | None:
+def check_prompt(value: str | None) -> str | None:
+    """A prompt (or negative prompt) within v1's length limit; the message says by how much not."""
     if value is not None and len(value) > V1_PROMPT_MAX:
         raise ValueError(f"is {len(value)} characters long; at most {V1_PROMPT_MAX} are allowed")
     return value
-
-
-class CreateSingle(_Command):
-    """v1 /create_single: text to video."""
-
-    prompt: str
-    style: str | None = None
-    negative_prompt: str | None = None
-    aspect_ratio: str | None = None
-    character: str | None = None
-
-    @field_validator("prompt")
-    @classmethod
-    def _prompt(cls, value: str) -> str:
-        if not value:
-            raise ValueError("is empty; describe the video you want")
-        return _check_prompt(value) or value
-
-    @field_validator("negative_prompt")
-    @classmethod
-    def _negative(cls, value: str | None) -> str | None:
-        return _check_prompt(value) or None
-
-    @field_validator("style")
-    @classmethod
-    def _style(cls, value: str | None) -> str | None:
-        return None if value is None else _one_of(value, V1_STYLES)
-
-    @field_validator("aspect_ratio")
-    @classmethod
-    def _aspect(cls, value: str | None) -> str | None:
-        return None if value is None else _one_of(value, [a.value for a in up.AspectRatio])
-
-
-class Animate(_Command):
-    """v1 /animate: an image brought to life."""
-
-    prompt: str | None = None
-    motion: int | None = None
-    hd_quality: bool | None = None
-
-    @field_validator("prompt")
-    @classmethod
-    def _prompt(cls, value: str | None) -> str | None:
-        return _check_prompt(value) or None
-
-    @field_validator("motion")
-    @classmethod
-    def _motion(cls, value: int | None) -> int | None:
-        if value is not None and not MOTION_MIN <= value <= MOTION_MAX:
-            raise ValueError(f"{value} is out of range; use {MOTION_MIN} to {MOTION_MAX} (default {MOTION_DEFAULT})")
-        return value
-
-    @field_validator("hd_quality", mode="before")
-    @classmethod
-    def _hd(cls, value: Any) -> Any:
-        return None if value is None else _yes_no(value)
-
-
-class Frames(_Command):
-    """/frames: a video from a first to a last frame."""
-
-    prompt: str | None = None
-
-    @field_validator("prompt")
-    @classmethod
-    def _prompt(cls, value: str | None) -> str | None:
-        return _check_prompt(value) or None
 
 
 def parse_command(command_type: type[_Command], /, catalogue: Catalogue | None = None, **fields: Any) -> Any:
@@ -254,9 +192,25 @@ class RequestBuilder:
         self._settings = settings
         self._catalogue = catalogue or settings.catalogue()
 
-    def _common(self, cmd: _Command) -> dict[str, Any]:
+    @property
+    def settings(self) -> Settings:
+        """The operator's settings the defaults come from."""
+        return self._settings
+
+    def common(self, cmd: _Command, feature: Feature | None = None) -> dict[str, Any]:
+        """The request fields every kind takes: the user's options, else the operator's defaults.
+
+        Without a --model, a kind that needs `feature` gets the default model when it has
+        it, else the first model that does.
+        """
         s = self._settings
-        model = self._catalogue.resolve(cmd.model) if cmd.model else s.default_model
+        if cmd.model:
+            model = self._catalogue.resolve(cmd.model)
+        else:
+            model = s.default_model
+            having = self._catalogue.having(feature) if feature is not None else []
+            if feature is not None and not self._catalogue.get(model).has(feature) and having:
+                model = having[0]
         return {
             "model": model,
             "duration": cmd.duration or s.default_duration,
@@ -273,58 +227,20 @@ class RequestBuilder:
             return asked
         return self._settings.default_audio and self._catalogue.get(model).has(Feature.AUDIO)
 
-    def _animate_quality(self, cmd: Animate) -> str:
-        """v1's hd_quality picks the operator's HD or standard quality; an explicit quality
-        that names another resolution contradicts it and is refused, never overridden."""
-        s = self._settings
-        if cmd.hd_quality is None:
-            return cmd.quality or s.default_quality.value
-        by_hd = (s.default_hd_quality if cmd.hd_quality else s.default_quality).value
-        if cmd.quality is not None and cmd.quality != by_hd:
-            hd = "yes" if cmd.hd_quality else "no"
-            raise InvalidInput(
-                "quality",
-                f"{cmd.quality} contradicts hd_quality {hd} (which means {by_hd} here); give only one of them",
-            )
-        return by_hd
+    # The v1 commands' entry points, kept for callers that build a request directly
+    # (the kinds build through GenerationKind.build). Imported on call: the kind
+    # modules import this one.
+    def create_single(self, cmd: Any) -> GenerationRequest:
+        """/create_single's request for `cmd` (built by bot/kinds/create.py)."""
+        from bot.kinds import create
 
-    def create_single(self, cmd: CreateSingle) -> GenerationRequest:
-        style = cmd.style or self._settings.default_style
-        if cmd.character is not None:
-            if style != "Anime":
-                raise InvalidInput("character", f"only works with style Anime (the style here is {style})")
-            cmd = cmd.model_copy(update={"character": self._character(cmd.character)})
-        request = GenerationRequest(
-            kind=JobKind.CREATE,
-            user_prompt=cmd.prompt,
-            style=style,
-            character=cmd.character,
-            negative_prompt=cmd.negative_prompt,
-            aspect_ratio=cmd.aspect_ratio or self._settings.default_aspect_ratio.value,
-            **self._common(cmd),
-        )
-        return self.checked(self.recompose(request))
+        return create.build(self, cmd)
 
-    def animate(self, cmd: Animate, image_blob_id: str) -> GenerationRequest:
-        common = self._common(cmd) | {"quality": self._animate_quality(cmd)}
-        request = GenerationRequest(
-            kind=JobKind.ANIMATE,
-            user_prompt=cmd.prompt or "",
-            motion=cmd.motion,
-            hd_quality=cmd.hd_quality,
-            image_blob_id=image_blob_id,
-            **common,
-        )
-        return self.checked(self.recompose(request))
+    def animate(self, cmd: Any, image_blob_id: str) -> GenerationRequest:
+        """/animate's request for `cmd` and the stored picture (built by bot/kinds/animate.py)."""
+        from bot.kinds import animate
 
-    def frames(self, cmd: Frames, image_blob_ids: tuple[str, ...]) -> GenerationRequest:
-        request = GenerationRequest(kind=JobKind.FRAMES, user_prompt=cmd.prompt or "", **self._common(cmd))
-        if request.duration > up.FRAMES_DURATION_MAX:
-            raise InvalidInput(
-                "duration", f"{request.duration} is out of range for /frames; use 1 to {up.FRAMES_DURATION_MAX} seconds"
-            )
-        request = request.with_images(tuple(ImageRef(blob_id=blob) for blob in image_blob_ids))
-        return self.checked(self.recompose(request), Feature.FRAMES, "/frames")
+        return animate.build(self, cmd, (image_blob_id,))
 
     def checked(self, request: GenerationRequest, feature: Feature | None = None, what: str = "") -> GenerationRequest:
         """`request` if its model has what it asks for: the kind's `feature`, its quality
@@ -352,10 +268,6 @@ class RequestBuilder:
             )
         return request
 
-    def _character(self, name: str) -> str:
-        allowed = self._settings.anime_characters
-        return _check_choice("character", name, allowed)
-
     @staticmethod
     def recompose(request: GenerationRequest) -> GenerationRequest:
         """Rebuild the upstream prompt from the user's text and the v1 parameters."""
@@ -369,8 +281,20 @@ class RequestBuilder:
         return request.with_changes(prompt=prompt)
 
 
-def _check_choice(field: str, value: str, allowed: list[str]) -> str:
+def check_choice(field: str, value: str, allowed: list[str]) -> str:
+    """`value` spelt as in `allowed` (any case), else InvalidInput naming the choices."""
     try:
-        return _one_of(value, allowed)
+        return one_of(value, allowed)
     except ValueError as exc:
         raise InvalidInput(field, str(exc)) from None
+
+
+# The kinds' commands, still importable from here (bot.commands.CreateSingle …). Looked
+# up on first use: the kind modules import this one, so an import here would be circular.
+_KIND_COMMANDS = {"CreateSingle": "bot.kinds.create", "Animate": "bot.kinds.animate", "Frames": "bot.kinds.frames"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _KIND_COMMANDS:
+        return getattr(importlib.import_module(_KIND_COMMANDS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,7 +24,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from bot.catalogue import Catalogue, shipped_catalogue
 from bot.domain import OUTCOME_STATES, Job, JobKind, JobState, MediaType, ResultAction, utcnow
+from bot.kinds import kind_of
 from bot.ports import DeliveryFailed, JobStore, Notifier, Upstream, VideoDelivery
 from bot.progress import Notifiers, ProgressReporter
 from bot.upstream import errors as ue
@@ -32,16 +34,21 @@ from bot.upstream import errors as ue
 log = logging.getLogger(__name__)
 
 
-def result_buttons(job: Job) -> tuple[ResultAction, ...]:
-    """The buttons a finished video gets; an upscaled video is not upscaled again."""
-    if job.request.kind is JobKind.UPSCALE:
-        return (ResultAction.REROLL, ResultAction.EXTEND)
-    if job.request.kind is JobKind.EFFECT:
-        # No prompt to remix; a picture (image template) can only be made again.
-        if job.request.makes is MediaType.PICTURE:
-            return (ResultAction.REROLL,)
-        return (ResultAction.REROLL, ResultAction.UPSCALE, ResultAction.EXTEND)
-    return (ResultAction.REROLL, ResultAction.REMIX, ResultAction.UPSCALE, ResultAction.EXTEND)
+def result_buttons(job: Job, catalogue: Catalogue) -> tuple[ResultAction, ...]:
+    """The buttons a finished video gets: reroll always; remix where its kind takes a
+    prompt to change; upscale and extend where the catalogue allows them for its model
+    (an upscaled video is not upscaled again); a picture can only be made again."""
+    request = job.request
+    kind = kind_of(request.kind)
+    if request.makes is MediaType.PICTURE:
+        return (ResultAction.REROLL,)  # an image template's picture: nothing to upscale or extend
+    offered = {
+        ResultAction.REROLL: True,
+        ResultAction.REMIX: kind is not None and kind.remixable,
+        ResultAction.UPSCALE: request.kind is not JobKind.UPSCALE and catalogue.can_upscale(request.model),
+        ResultAction.EXTEND: catalogue.extend_model_for(request.model) is not None,
+    }
+    return tuple(action for action, shown in offered.items() if shown)
 
 
 def describe_settings(job: Job) -> str:
@@ -142,8 +149,11 @@ class Deliverer:
         temp_dir: Path | None = None,
         clock: Callable[[], datetime] = utcnow,
         synthetic: bool = False,
+        catalogue: Catalogue | None = None,
     ) -> None:
         self._jobs = jobs
+        # Decides which buttons a video gets (its model's upscale and extend).
+        self._catalogue = catalogue or shipped_catalogue()
         # Videos come from the offline sandbox, yet reach real chat members: captions say so.
         self._synthetic = synthetic
         self._on_outcome = on_outcome
@@ -236,7 +246,7 @@ class Deliverer:
 
     async def _deliver_video(self, job: Job, notifier: Notifier) -> None:
         caption = build_caption(job, notifier.caption_limit, synthetic=self._synthetic)
-        buttons = result_buttons(job)
+        buttons = result_buttons(job, self._catalogue)
         limit = notifier.upload_limit(job)
         delivery = VideoDelivery(caption=caption, buttons=buttons, link=job.result_url, media=job.request.makes)
         with tempfile.TemporaryDirectory(dir=self._temp_dir, prefix="pixverse-") as tmp:

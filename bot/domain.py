@@ -75,6 +75,8 @@ class JobKind(StrEnum):
     CREATE = "create"  # text to video (/create_single, reroll and remix of it)
     ANIMATE = "animate"  # image to video (/animate, reroll and remix of it)
     FRAMES = "frames"  # first and last frame to video (/frames, reroll and remix of it)
+    TRANSITION = "transition"  # 2 to 7 pictures joined by transitions (/transition, reroll and remix of it)
+    FUSION = "fusion"  # up to 3 pictures fused into one video (/fusion, reroll and remix of it)
     UPSCALE = "upscale"
     EXTEND = "extend"
     EFFECT = "effect"  # an effect template applied to one or two pictures (/effect, reroll of it)
@@ -169,6 +171,10 @@ class GenerationRequest:
     image_blob_id: str | None = None
     # The pictures after the first, in order (/frames' last frame).
     more_images: tuple[ImageRef, ...] = ()
+    # /transition: each transition's length and prompt, in order (one fewer than the
+    # pictures); `duration` is their sum. No prompts: every transition takes `prompt`.
+    segment_durations: tuple[int, ...] = ()
+    segment_prompts: tuple[str, ...] = ()
     # upscale/extend: the source video at the upstream.
     source_video_id: str | None = None
     # /effect: the template (it chooses its own model), its name for captions, its price

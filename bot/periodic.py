@@ -10,7 +10,7 @@ log = logging.getLogger(__name__)
 
 
 # Wake-ups closer together than this share one pass: a burst of 500 new jobs must cost a
-# few scheduler passes, not 500 (each pass reads the whole queue).
+# few scheduler passes, not 500 (each pass costs database round trips and capacity checks).
 MIN_GAP_SECONDS = 0.2
 
 

@@ -17,6 +17,16 @@ from bot.domain import IN_FLIGHT_STATES, ChatRef, Job, JobState, MediaType, Resu
 from bot.upstream import models as up
 
 
+@dataclass(frozen=True, slots=True)
+class QueueUser:
+    """A user with queued jobs, as the scheduler's fair order sees them."""
+
+    user_key: str
+    queued: int  # how many of their jobs are queued
+    oldest: datetime  # when their oldest queued job was made
+    last_served: datetime | None  # when a job of theirs was last sent; None: never
+
+
 class JobStore(Protocol):
     """Persistence of jobs. Every state change is a compare-and-set."""
 
@@ -56,6 +66,30 @@ class JobStore(Protocol):
 
         `off_peak` True or False counts only off-peak jobs or only the others; None counts all."""
 
+    # The queue in pieces: a scheduler pass reads what it sends and reports, never the whole queue.
+
+    async def queued_users(self, *, after: QueueUser | None = None, limit: int) -> list[QueueUser]:
+        """Users with queued jobs, never served first, then served longest ago, then oldest
+        job first; at most `limit`, starting after `after`."""
+
+    async def queued_users_named(self, user_keys: Iterable[str]) -> list[QueueUser]:
+        """Those of `user_keys` that have queued jobs."""
+
+    async def next_queued(
+        self, user_key: str, *, now: datetime, after: Job | None = None, limit: int, off_peak: bool | None = None
+    ) -> list[Job]:
+        """The user's queued jobs that may be sent at `now`, oldest first, after `after`;
+        `off_peak` True or False: only off-peak jobs or only the others."""
+
+    async def queued_off_peak(self, *, now: datetime, after: Job | None = None, limit: int) -> list[Job]:
+        """Queued off-peak jobs that may be sent at `now`, oldest first, after `after`."""
+
+    async def queued_slice(
+        self, *, offset: int = 0, after: Job | None = None, limit: int, created_before: datetime | None = None
+    ) -> list[Job]:
+        """Queued jobs oldest first, `limit` from place `offset` (0-based), counted from just
+        after `after` when given; only older than `created_before` when given."""
+
 
 class BlobStore(Protocol):
     """Images kept across restarts until their job has uploaded them (stored by `JobAdmission`)."""
@@ -82,6 +116,10 @@ class Upstream(Protocol):
     async def create_video(self, request: up.CreateVideoRequest) -> up.VideoCreated: ...
 
     async def create_frames(self, request: up.CreateFramesRequest) -> up.VideoCreated: ...
+
+    async def create_transition(self, request: up.CreateTransitionRequest) -> up.VideoCreated: ...
+
+    async def create_fusion(self, request: up.CreateFusionRequest) -> up.VideoCreated: ...
 
     async def upscale_video(self, request: up.UpscaleRequest) -> up.VideoCreated: ...
 
@@ -198,13 +236,20 @@ class Notifier(Protocol):
         """The largest file (bytes) this platform accepts for this job's chat."""
 
     def chat_budget(self, chat: ChatRef) -> ChatBudget:
-        """How often the core may show progress in `chat` (the platform's flood limits)."""
+        """How often the core may show progress in one budget scope of `chat` (the
+        platform's flood limits)."""
+
+    def budget_scope(self, job: Job) -> str:
+        """Which budget the job's progress spends: jobs of one platform with the same
+        scope share one `chat_budget(job.chat)`. The chat, where progress is a message
+        in it that counts against the chat's limit (Telegram); the job itself, where it
+        edits an answer with a rate limit of its own (a Discord interaction response)."""
 
     async def progress(self, job: Job, progress: Progress) -> str | None:
         """Show or update the job's progress message now; returns its id to persist.
 
-        The core calls it at the pace `chat_budget` allows, one call at a time per chat
-        and never after the job's outcome: the notifier neither throttles nor defers.
+        The core calls it at the pace `chat_budget` allows, one call at a time per budget
+        scope and never after the job's outcome: the notifier neither throttles nor defers.
         """
 
     async def deliver(self, job: Job, delivery: VideoDelivery) -> None:
@@ -255,24 +300,6 @@ class QuotaReservation:
 
 
 class QuotaStore(Protocol):
-    async def reserve(
-        self,
-        job_id: str,
-        user_key: str,
-        group_key: str | None,
-        amount: int,
-        charges: Sequence[QuotaCharge],
-        *,
-        credits: int = 0,
-        user_name: str = "",
-        at: datetime | None = None,
-    ) -> QuotaCharge | None:
-        """Atomically check every charge and record the reservation.
-
-        Returns None on success, or the first charge that would be exceeded (then
-        nothing is recorded). Two concurrent calls can never both take the last unit.
-        """
-
     async def settle(self, job_id: str, *, commit: bool) -> bool:
         """Commit or refund a job's reservation; False if it was already settled (or none)."""
 

@@ -14,9 +14,11 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from bot.commands import Animate, CreateSingle, RequestBuilder
+from bot.commands import RequestBuilder
 from bot.domain import GenerationRequest
 from bot.errors import InvalidInput
+from bot.kinds.animate import Animate
+from bot.kinds.create import CreateSingle
 from bot.settings import Settings
 from bot.submission import validate_request
 from bot.upstream import errors as ue

@@ -1,82 +1,81 @@
-"""What a job costs in PixVerse credits, from a data table (bot/data/pricing.json).
+"""What a job costs in PixVerse credits, from the prices in the model catalogue.
 
-The table follows the useapi.net overview's cost tables (model × duration × quality,
-plus audio); upscale has its own row and extend costs like a new video of the same
-settings. Off-peak jobs get the documented discount.
+Each model in bot/data/models.json (or MODELS_FILE) carries its prices, after the
+useapi.net overview's cost tables (quality × duration, plus audio); upscale costs the
+same for every model and extend costs like a new video of the same settings.
+Off-peak jobs get the catalogue's discount.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from importlib import resources
 from pathlib import Path
-from typing import Any
 
+from bot.catalogue import Catalogue, CreditsByDuration, ModelSpec, quality_rank
 from bot.domain import GenerationRequest, JobKind
 
 
-class PricingError(ValueError):
-    """The pricing table is malformed; the message names the problem."""
-
-
 class Pricing:
-    def __init__(self, table: dict[str, Any]) -> None:
-        try:
-            self._create: dict[str, dict[str, dict[int, int]]] = {
-                model: {q: _by_duration(row) for q, row in qualities.items()}
-                for model, qualities in table["create"].items()
-            }
-            self._audio = {
-                model: {q: _by_duration(row) for q, row in qualities.items()}
-                for model, qualities in table.get("audio_extra", {}).items()
-            }
-            self._upscale = _by_duration(table["upscale"])
-            self._fallback = table["fallback_model"]
-            self._off_peak = float(table.get("off_peak_discount", 0.0))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise PricingError(f"pricing table is malformed: {exc!r}") from None
-        if self._fallback not in self._create:
-            raise PricingError(f"fallback_model {self._fallback!r} has no create prices")
+    """Credits per job, read from a catalogue's prices."""
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self._catalogue = catalogue
 
     @classmethod
-    def load(cls, path: Path | None = None) -> Pricing:
-        """The operator's table at `path`, or the one shipped with the bot."""
-        text = (
-            path.read_text("utf-8") if path else resources.files("bot.data").joinpath("pricing.json").read_text("utf-8")
-        )
-        return cls(json.loads(text))
+    def load(cls, models_file: Path | None = None) -> Pricing:
+        """The prices of the operator's catalogue at `models_file`, or of the shipped one."""
+        return cls(Catalogue.load(models_file))
 
     def credits(self, request: GenerationRequest) -> int:
-        """Estimated credits for one job."""
+        """Estimated credits for one job (a transition costs what its transitions cost, each a clip)."""
         if request.kind is JobKind.EFFECT and request.effect_credits is not None:
             # The template's own price, recorded when the effect was looked up.
             return request.effect_credits
+        if request.segment_durations:
+            return sum(
+                self.credits(request.with_changes(duration=seconds, segment_durations=()))
+                for seconds in request.segment_durations
+            )
         if request.kind is JobKind.UPSCALE:
-            cost = _lookup(self._upscale, request.duration)
+            cost = _lookup(self._catalogue.upscale_prices, request.duration)
         else:
-            model = request.model if request.model in self._create else self._fallback
-            qualities = self._create[model]
-            quality = request.quality if request.quality in qualities else max(qualities, key=_quality_rank)
-            cost = _lookup(qualities[quality], request.duration)
-            if request.audio and model in self._audio and quality in self._audio[model]:
-                cost += _lookup(self._audio[model][quality], request.duration)
-        if request.off_peak:
-            cost = math.ceil(cost * (1 - self._off_peak))
-        return cost
+            cost = self.video_credits(request.model, request.quality, request.duration, audio=request.audio)
+        return self.off_peak(cost) if request.off_peak else cost
+
+    def video_credits(self, model: str, quality: str, duration: int, *, audio: bool) -> int:
+        """Credits for a new (or extended) video of these settings, before any off-peak discount.
+
+        A model the catalogue no longer lists (a job queued before the operator removed
+        it) costs as the dearest model for the same settings: never under-charge.
+        """
+        if model in self._catalogue:
+            return _video_credits(self._catalogue.get(model), quality, duration, audio)
+        return max(
+            _video_credits(self._catalogue.get(name), quality, duration, audio) for name in self._catalogue.names
+        )
+
+    def upscale_credits(self, duration: int) -> int:
+        """Credits for upscaling a video this long."""
+        return _lookup(self._catalogue.upscale_prices, duration)
+
+    def off_peak(self, credits: int) -> int:
+        """`credits` after the off-peak discount (rounded up)."""
+        return math.ceil(credits * (1 - self._catalogue.off_peak_discount))
 
 
-def _by_duration(row: dict[str, int]) -> dict[int, int]:
-    return {int(seconds): int(credits) for seconds, credits in row.items()}
+def _video_credits(spec: ModelSpec, quality: str, duration: int, audio: bool) -> int:
+    prices = spec.prices
+    if quality not in prices.create:  # validation refuses such a request; price it as the best quality
+        quality = max(prices.create, key=quality_rank)
+    cost = _lookup(prices.create[quality], duration)
+    if audio and quality in prices.audio_extra:
+        cost += _lookup(prices.audio_extra[quality], duration)
+    return cost
 
 
-def _lookup(row: dict[int, int], duration: int) -> int:
+def _lookup(row: CreditsByDuration, duration: int) -> int:
     # Durations between listed ones cost as the next listed one up (never under-charge).
     for seconds in sorted(row):
         if duration <= seconds:
             return row[seconds]
     return row[max(row)]
-
-
-def _quality_rank(quality: str) -> int:
-    return int(quality.rstrip("p")) if quality.rstrip("p").isdigit() else 0

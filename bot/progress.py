@@ -7,9 +7,13 @@ message shows goes through `ProgressReporter`, which decides three things:
 - what is worth showing: newest wins per job (a report replaces the one still
   waiting), an unchanged or barely changed queue position is not re-sent, a
   job's message is updated within one stage at most every `interval` seconds;
-- when it may go out: each chat has one budget, declared by its platform's
+- when it may go out: each budget scope has one budget, declared by its platform's
   notifier (`Notifier.chat_budget`: Telegram allows about one message a second
-  per chat and twenty a minute in a group), shared by every job in that chat;
+  per chat and twenty a minute in a group), shared by every job in that scope.
+  The notifier names the scope (`Notifier.budget_scope`): the chat on Telegram,
+  where every job's progress is a message in it; the job on Discord, where each
+  job edits its requester's own interaction response. Within a scope a job's
+  first answer ("Queued") goes before other jobs' updates;
 - whether it may go out at all: nothing is shown for a job that has reached its
   outcome. The job is read from the store right before each send, and `close()`
   waits for a send under way, so no "generating" ever lands on a finished job.
@@ -86,12 +90,13 @@ class Notifiers:
         return list(self._by_platform.values())
 
 
-ChatKey = tuple[Platform, str]
+# A budget scope: the platform and what its notifier names (a chat, or one job).
+BudgetKey = tuple[Platform, str]
 
 
 @dataclass(eq=False)
-class _ChatLane:
-    """One chat's budget and the jobs waiting to show progress in it, served in turn."""
+class _Lane:
+    """One budget scope's budget and the jobs waiting to show progress in it, served in turn."""
 
     budget: ChatBudget
     # When recent sends ended (a send is counted once Telegram has answered it, so two
@@ -123,10 +128,10 @@ class _ChatLane:
 
 
 class ProgressReporter:
-    """Passes progress on to the job's chat within the chat's budget, without making the core wait.
+    """Passes progress on to the job's chat within its budget, without making the core wait.
 
-    `report` only records the newest progress of a job; one background task per chat
-    sends, one message at a time, so a slow or rate-limited chat never stalls the
+    `report` only records the newest progress of a job; one background task per budget
+    scope sends, one message at a time, so a slow or rate-limited chat never stalls the
     scheduler or the tracker, and a job's edits stay in order.
     """
 
@@ -148,7 +153,7 @@ class ProgressReporter:
         # The send under way for a job: close() waits for it.
         self._sending: dict[str, asyncio.Future[None]] = {}
         self._closed: dict[str, None] = {}  # insertion-ordered: the oldest is forgotten first
-        self._lanes: dict[ChatKey, _ChatLane] = {}
+        self._lanes: dict[BudgetKey, _Lane] = {}
         self._stopping = False
 
     async def report(self, job: Job, progress: Progress) -> None:
@@ -165,11 +170,12 @@ class ProgressReporter:
         if waiting is None and not worth_showing(shown[1] if shown else None, progress):
             return
         self._pending[job.id] = (job, progress)
-        lane = self._lane(job.chat, notifier)
+        key = (job.chat.platform, notifier.budget_scope(job))
+        lane = self._lane(key, job.chat, notifier)
         lane.waiting[job.id] = None
         lane.wake.set()
         if lane.task is None:
-            lane.task = asyncio.create_task(self._serve(lane), name=f"progress-{job.chat.platform}-{job.chat.chat_id}")
+            lane.task = asyncio.create_task(self._serve(lane), name=f"progress-{key[0]}-{key[1]}")
 
     async def close(self, job_id: str) -> None:
         """The job's outcome is about to be posted: drop progress not yet sent, wait for the
@@ -211,18 +217,18 @@ class ProgressReporter:
 
     # ------------------------------------------------------------------ sending
 
-    def _lane(self, chat: ChatRef, notifier: Notifier) -> _ChatLane:
-        key = (chat.platform, chat.chat_id)  # a forum topic or thread shares its chat's budget
+    def _lane(self, key: BudgetKey, chat: ChatRef, notifier: Notifier) -> _Lane:
         lane = self._lanes.get(key)
         if lane is None:
             now = self._clock()
             for idle in [k for k, other in self._lanes.items() if other.forgettable(now)]:
                 del self._lanes[idle]
-            lane = self._lanes[key] = _ChatLane(notifier.chat_budget(chat))
+            lane = self._lanes[key] = _Lane(notifier.chat_budget(chat))
         return lane
 
-    async def _serve(self, lane: _ChatLane) -> None:
-        """Send the chat's waiting progress, oldest job first, as fast as its budget allows."""
+    async def _serve(self, lane: _Lane) -> None:
+        """Send the scope's waiting progress, first answers first, then oldest job first,
+        as fast as its budget allows."""
         try:
             while lane.waiting and not self._stopping:
                 now = self._clock()
@@ -246,8 +252,9 @@ class ProgressReporter:
         finally:
             lane.task = None
 
-    def _next_due(self, lane: _ChatLane, now: float) -> tuple[str, float] | None:
-        """The first waiting job whose message may change now, else the one that may soonest."""
+    def _next_due(self, lane: _Lane, now: float) -> tuple[str, float] | None:
+        """A waiting job's first answer (its requester is waiting for one), else the first
+        waiting job whose message may change now, else the one that may soonest."""
         best: tuple[str, float] | None = None
         for job_id in list(lane.waiting):
             pending = self._pending.get(job_id)
@@ -255,11 +262,11 @@ class ProgressReporter:
                 del lane.waiting[job_id]  # closed meanwhile
                 continue
             shown = self._shown.get(job_id)
-            # Within a stage a message changes at most every `interval`; a new stage is news now.
-            due = shown[0] + self._interval if shown and shown[1].stage is pending[1].stage else now
-            if due <= now:
+            if shown is None:
                 return job_id, now
-            if best is None or due < best[1]:
+            # Within a stage a message changes at most every `interval`; a new stage is news now.
+            due = max(now, shown[0] + self._interval) if shown[1].stage is pending[1].stage else now
+            if best is None or due < best[1]:  # strictly: of jobs due as soon, the oldest
                 best = (job_id, due)
         return best
 

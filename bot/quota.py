@@ -1,7 +1,7 @@
 """Per-user quotas and group pools: reserve on accept, commit on success, refund otherwise.
 
 The unit is the operator's choice: videos (each job counts 1) or PixVerse credits
-(estimated from the pricing table). Usage is counted per window — daily, weekly,
+(estimated from the prices in the model catalogue). Usage is counted per window — daily, weekly,
 monthly or total — whose boundaries fall at midnight in the configured time zone.
 """
 
@@ -157,25 +157,6 @@ class QuotaService:
             user_name=job.user.display_name,
             at=now,
         )
-
-    async def reserve(self, job: Job) -> None:
-        """Take the job's cost from the user's quota (and the group pool); refuse if it does not fit.
-
-        For a reservation without a job; new jobs reserve through `JobAdmission.admit`.
-        """
-        reservation = await self.reservation(job)
-        refused = await self._store.reserve(
-            job.id,
-            reservation.user_key,
-            reservation.group_key,
-            reservation.amount,
-            reservation.charges,
-            credits=reservation.credits,
-            user_name=reservation.user_name,
-            at=reservation.at,
-        )
-        if refused is not None:
-            raise self.exceeded(refused, reservation)
 
     def exceeded(self, charge: QuotaCharge, reservation: QuotaReservation) -> QuotaExceeded:
         """The refusal for a reservation that would exceed `charge`: which limit, and when it resets."""

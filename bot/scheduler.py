@@ -8,25 +8,28 @@ looking its replyRef (the job id) up upstream — never by sending it again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import AsyncGenerator, Callable, Mapping
+from datetime import UTC, datetime, timedelta
 
 from bot.accounts import AccountPool
 from bot.blobs import load_image
-from bot.cache import LruDict, LruSet
+from bot.cache import LruSet
 from bot.catalogue import Catalogue
 from bot.domain import IN_FLIGHT_STATES, GenerationRequest, ImageRef, Job, JobState, utcnow
 from bot.errors import BotError
 from bot.periodic import PeriodicTask
-from bot.ports import BlobStore, JobStore, Progress, ProgressStage, Upstream
-from bot.progress import ProgressReporter
+from bot.ports import BlobStore, JobStore, Progress, ProgressStage, QueueUser, Upstream
+from bot.progress import QUEUE_MOVE_FRACTION, TOP_OF_QUEUE, ProgressReporter
 from bot.submission import UpstreamRequest, build_upstream_request, source_account
 from bot.upstream import errors as ue
 from bot.upstream.models import (
     CreateFramesRequest,
+    CreateFusionRequest,
+    CreateTransitionRequest,
     CreateVideoRequest,
     ExtendRequest,
     UpscaleRequest,
@@ -39,12 +42,18 @@ log = logging.getLogger(__name__)
 # How far back to look for a lost submission: clocks differ, requests take time.
 LOST_SUBMISSION_LOOKBACK = timedelta(minutes=10)
 
-# Users whose last service is remembered for fairness. Every queued user is looked up
-# each pass, which keeps them in; only users neither queued nor recently served fall
-# out, and on their return they rank as "never served" — i.e. served longest ago,
-# which is where they were anyway. So the bound only needs to exceed the queue's users.
-FAIRNESS_USERS_REMEMBERED = 10_000
-# Queued jobs whose owners were told the accounts are unavailable (told once per job).
+# What one scheduler pass reads at most, so that it costs the same at any queue length
+# (and no step of it holds the event loop for long: each read builds at most this many jobs).
+USERS_PER_PAGE = 32  # users read at a time, in fair order
+JOBS_PER_READ = 4  # jobs of one user read at a time
+# Jobs that could not go (an upscale waiting for its own account's slot) looked at per pass.
+MAX_PASSED_OVER = 256
+EXPIRE_PER_PASS = 256  # jobs timed out in the queue failed per pass (the next pass takes more)
+OFF_PEAK_PER_PASS = 64  # off-peak jobs sent per pass (ditto)
+REPORT_CHUNK = 64  # queued jobs read at a time to report their place (each read builds them all)
+WAITING_PER_PASS = 256  # queued jobs told per pass that every account is paused
+# Bands of queue places reported (see _PositionBands): the last starts at place 5·2^20.
+POSITION_BANDS = 21
 WAITING_NOTES_REMEMBERED = 10_000
 
 
@@ -83,14 +92,15 @@ class Scheduler:
         # A job leaves the queue within the queue timeout, so an id not looked at for
         # that long is of a job gone from it: it is forgotten then.
         self._told_waiting: LruSet[str] = LruSet(WAITING_NOTES_REMEMBERED, ttl=queue_timeout)
-        # When each user last had a job sent: round-robin serves the longest-unserved first.
-        self._last_served: LruDict[str, float] = LruDict(FAIRNESS_USERS_REMEMBERED)
+        self._bands = _PositionBands()
+        # How far along the queue owners were told every account is paused (a job, and its place).
+        self._waiting_after: Job | None = None
+        self._waiting_told = 0
         self._submitting: set[str] = set()
         self._left_queue: set[str] = set()
         # How long a submission with an unknown outcome (answer lost, or the process died)
         # waits before it is looked up: the upstream lists a just-accepted video late.
         self._unknown_outcome_grace = timedelta(seconds=unknown_outcome_grace)
-        self._served_counter = 0.0
 
     def wake(self) -> None:
         """Something changed: do a pass now."""
@@ -129,33 +139,116 @@ class Scheduler:
     # ------------------------------------------------------------------ the pass
 
     async def submit_ready(self) -> int:
-        """Submit as many queued jobs as accounts can take; returns how many went out."""
+        """Submit as many queued jobs as accounts can take; returns how many went out.
+
+        A pass costs what it sends and reports, not the length of the queue: users are
+        read in fair order a page at a time (`JobStore.queued_users`), each user's next
+        jobs by an index, and only until the accounts are full.
+        """
         await self.recover()
-        queued = await self._jobs.in_states([JobState.QUEUED])
-        if not queued:
+        if not await self._jobs.queued_users(limit=1):
             return 0
         self._left_queue.clear()  # jobs submitted, failed or expired during this pass
-        await self._expire_stale(queued)
+        now = utcnow()
+        await self._expire_stale(now)
         # Only jobs that hold a slot count against the per-user cap (off-peak ones have their own, at accept).
         in_flight: dict[str, int] = defaultdict(
             int, await self._jobs.count_in_flight_by_user(IN_FLIGHT_STATES, off_peak=False)
         )
         await self._accounts.refresh()
-        sent = 0
-        for job in self.fair_order(queued, in_flight, self._last_served, utcnow()):
-            takes_slot = self.takes_slot(job)
-            if takes_slot and in_flight[job.user.key] >= self._max_in_flight:
-                continue
+        sent = await self._submit_in_fair_order(in_flight, now)
+        sent += await self._submit_off_peak(now)
+        await self._report_positions()
+        return sent
+
+    async def _submit_in_fair_order(self, in_flight: dict[str, int], now: datetime) -> int:
+        """Send jobs that take a slot, round-robin across users: everyone's first job, then
+        everyone's second … (see `fair_users`), while any account has a free slot.
+
+        Each user's jobs are read a few at a time, and a job that cannot go now (an
+        upscale waiting for its own account) does not hold back the user's others; at
+        most `MAX_PASSED_OVER` such jobs (or users whose jobs all wait out a retry delay)
+        are looked at in one pass.
+        """
+        turns: list[_Turn] = []
+        sent = passed_over = 0
+
+        async def take_turn(turn: _Turn) -> None:
+            nonlocal sent, passed_over
+            job = await turn.next(self._jobs, now)
+            if job is None:
+                # Their queued jobs wait out a retry delay (not_before): a read for nothing.
+                passed_over += turn.visits == 1
+                return
             email = await self._account_for(job)
             if email is None:
-                continue  # no room for this job now; a job behind it may fit elsewhere
-            if await self._submit(job, email):
+                passed_over += 1  # no room for this job now; a job behind it may fit elsewhere
+            elif await self._submit(job, email):
                 self._left_queue.add(job.id)
-                in_flight[job.user.key] += takes_slot
-                self._served_counter += 1
-                self._last_served[job.user.key] = self._served_counter
+                in_flight[job.user.key] += 1
                 sent += 1
-        await self._report_positions([job for job in queued if job.id not in self._left_queue])
+
+        def may_go(turn: _Turn) -> bool:
+            return not turn.exhausted and in_flight[turn.user_key] < self._max_in_flight
+
+        def must_stop() -> bool:
+            """No slot left anywhere, or enough looked at for one pass."""
+            return passed_over >= MAX_PASSED_OVER or not self._accounts.has_room()
+
+        async with contextlib.aclosing(self.fair_users(self._jobs, in_flight, self._max_in_flight)) as users:
+            async for user_key in users:
+                if must_stop():
+                    return sent
+                turn = _Turn(user_key)
+                await take_turn(turn)
+                turns.append(turn)
+        while (turns := [turn for turn in turns if may_go(turn)]) and not must_stop():
+            for turn in turns:
+                if must_stop():
+                    return sent
+                if may_go(turn):
+                    await take_turn(turn)
+        return sent
+
+    @staticmethod
+    async def fair_users(jobs: JobStore, in_flight: Mapping[str, int], cap: int) -> AsyncGenerator[str, None]:
+        """Users with queued jobs in the order they are served, lazily (a page at a time).
+
+        Users with fewer jobs already running go first, then the one served longest ago
+        (never served: first), then the one whose job is oldest. One user's burst
+        therefore delays another's single job by at most one slot. Users at `cap` are
+        left out. Users with jobs running are few (no more than the accounts' slots):
+        they are read by name and come after everyone else.
+        """
+        running = {user: count for user, count in in_flight.items() if count}
+        after: QueueUser | None = None
+        while True:
+            page = await jobs.queued_users(after=after, limit=USERS_PER_PAGE)
+            for user in page:
+                if user.user_key not in running:
+                    yield user.user_key
+            if len(page) < USERS_PER_PAGE:
+                break
+            after = page[-1]
+        busy = await jobs.queued_users_named(user for user, count in running.items() if count < cap)
+        never = datetime.min.replace(tzinfo=UTC)
+        for user in sorted(busy, key=lambda u: (running[u.user_key], u.last_served or never, u.oldest, u.user_key)):
+            yield user.user_key
+
+    async def _submit_off_peak(self, now: datetime) -> int:
+        """Send queued off-peak jobs, oldest first: they take no slot (`takes_slot`), so they
+        go whenever an account takes work, full or not, and no per-user cap holds them here."""
+        sent = 0
+        if not self._accounts.takes_work():
+            return sent
+        batch = await self._jobs.queued_off_peak(now=now, limit=OFF_PEAK_PER_PASS)
+        for job in batch:
+            email = await self._account_for(job)
+            if email is not None and await self._submit(job, email):
+                self._left_queue.add(job.id)
+                sent += 1
+        if len(batch) == OFF_PEAK_PER_PASS and sent:
+            self.wake()  # more may be waiting: the next pass takes them
         return sent
 
     @staticmethod
@@ -172,28 +265,6 @@ class Scheduler:
         """Give back the slot `job` took on `email` when it was picked (none if it took none)."""
         if self.takes_slot(job):
             self._accounts.release(email or "")
-
-    @staticmethod
-    def fair_order(
-        queued: list[Job], in_flight: dict[str, int], last_served: Mapping[str, float], now: datetime
-    ) -> list[Job]:
-        """Round-robin across users: everyone's first job, then everyone's second …
-
-        Within a round, users with fewer jobs already running go first, then the one
-        served longest ago (never served: first), then the one whose job is oldest.
-        One user's burst therefore delays another's single job by at most one slot.
-        """
-        per_user: dict[str, list[Job]] = defaultdict(list)
-        for job in sorted(queued, key=lambda j: (j.created_at, j.id)):
-            if job.not_before is None or job.not_before <= now:
-                per_user[job.user.key].append(job)
-        users = sorted(
-            per_user, key=lambda u: (in_flight.get(u, 0), last_served.get(u, 0.0), per_user[u][0].created_at)
-        )
-        ordered: list[Job] = []
-        for round_index in range(max((len(v) for v in per_user.values()), default=0)):
-            ordered.extend(per_user[u][round_index] for u in users if round_index < len(per_user[u]))
-        return ordered
 
     async def _account_for(self, job: Job) -> str | None:
         """Take a slot for `job` on the account it must run on; None when there is none now.
@@ -257,6 +328,10 @@ class Scheduler:
             return await self._upstream.extend_video(request)
         if isinstance(request, CreateFramesRequest):
             return await self._upstream.create_frames(request)
+        if isinstance(request, CreateTransitionRequest):
+            return await self._upstream.create_transition(request)
+        if isinstance(request, CreateFusionRequest):
+            return await self._upstream.create_fusion(request)
         if isinstance(request, CreateVideoRequest):
             return await self._upstream.create_video(request)
         raise TypeError(f"no upstream call sends a {type(request).__name__}")
@@ -342,13 +417,13 @@ class Scheduler:
         if done is not None:
             self._on_finished(done)
 
-    async def _expire_stale(self, queued: list[Job]) -> None:
-        limit = utcnow() - self._queue_timeout
-        for job in queued:
-            if job.created_at < limit:
-                await self._fail_queued(
-                    job, "Timed out waiting in the queue; nothing was charged. Please try again later."
-                )
+    async def _expire_stale(self, now: datetime) -> None:
+        """Fail jobs queued longer than the queue timeout: the oldest, a batch per pass."""
+        stale = await self._jobs.queued_slice(limit=EXPIRE_PER_PASS, created_before=now - self._queue_timeout)
+        for job in stale:
+            await self._fail_queued(job, "Timed out waiting in the queue; nothing was charged. Please try again later.")
+        if len(stale) == EXPIRE_PER_PASS:
+            self.wake()
 
     async def _fail_queued(self, job: Job, reason: str) -> None:
         """End a job that never left the queue (its reservation is refunded when it is delivered)."""
@@ -357,30 +432,119 @@ class Scheduler:
         if done is not None:
             self._on_finished(done)
 
-    async def _report_positions(self, still_queued: list[Job]) -> None:
-        """Tell queued users their place; a pass reads the queue only once.
+    async def _report_positions(self) -> None:
+        """Tell queued users their place, reading only the places that may have changed.
 
-        Every queued job is reported on every pass: the progress pipeline shows a place
-        only when it changed meaningfully, within the chat's budget, newest first.
+        A place changes only when jobs ahead leave the queue, and the progress pipeline
+        shows a move only near the front or once it is a fifth of the way
+        (`bot.progress.worth_showing`). So the queue is cut in bands of doubling length
+        (`_PositionBands`); a band is read and reported once enough jobs have left since
+        its last report to move its jobs by a fifth. A pass reads the front every time
+        something left, a band of n places every n/10 departures: the cost follows the
+        departures, not the queue.
         """
-        waiting_note = None
+        self._bands.departed(len(self._left_queue))
+        note = self._waiting_note()
+        if note is not None:
+            await self._tell_waiting(note)
+            return
+        self._waiting_after, self._waiting_told = None, 0
+        for offset, size in self._bands.due():
+            # The band's start is found by a walk along the index; the rest follows on from there.
+            last: Job | None = None
+            for start in range(offset, offset + size, REPORT_CHUNK):
+                wanted = min(REPORT_CHUNK, offset + size - start)
+                chunk = await self._jobs.queued_slice(offset=0 if last else offset, after=last, limit=wanted)
+                for place, job in enumerate(chunk, start=start + 1):
+                    await self._progress.report(job, Progress(ProgressStage.QUEUED, queue_position=place))
+                if len(chunk) < wanted:
+                    return  # the end of the queue: later bands are empty
+                last = chunk[-1]
+
+    def _waiting_note(self) -> str | None:
+        """Why no job can be sent now, for the people waiting; None when jobs can go."""
         if self._accounts.none_known():
-            waiting_note = (
+            return (
                 "The bot's PixVerse account(s) "
                 + ", ".join(self._accounts.unknown_accounts())
                 + " are not known to useapi.net. Your request stays in the queue; the operator has been told."
             )
-        elif self._accounts.all_paused():
-            waiting_note = (
+        if self._accounts.all_paused():
+            return (
                 "The bot's PixVerse accounts are unavailable right now ("
                 + ", ".join(self._accounts.pause_reasons())
                 + "). Your request stays in the queue; the operator has been told."
             )
-        for position, job in enumerate(still_queued, start=1):
-            if waiting_note and job.id not in self._told_waiting:
-                self._told_waiting.add(job.id)
-                await self._progress.report(
-                    job, Progress(ProgressStage.WAITING, queue_position=position, note=waiting_note)
-                )
-            elif not waiting_note:
-                await self._progress.report(job, Progress(ProgressStage.QUEUED, queue_position=position))
+        return None
+
+    async def _tell_waiting(self, note: str) -> None:
+        """No account can take a job: tell each queued job's owner once, front first, some
+        hundreds of jobs per pass (chats could take no more: Telegram allows about 30
+        messages a second in all)."""
+        # Jobs that left the queue moved the ones behind them forward.
+        self._waiting_told = max(0, self._waiting_told - len(self._left_queue))
+        for _ in range(WAITING_PER_PASS // REPORT_CHUNK):
+            batch = await self._jobs.queued_slice(after=self._waiting_after, limit=REPORT_CHUNK)
+            for place, job in enumerate(batch, start=self._waiting_told + 1):
+                if job.id not in self._told_waiting:
+                    self._told_waiting.add(job.id)
+                    await self._progress.report(job, Progress(ProgressStage.WAITING, queue_position=place, note=note))
+            self._waiting_told += len(batch)
+            self._waiting_after = batch[-1] if batch else self._waiting_after
+            if len(batch) < REPORT_CHUNK:
+                return  # the back of the queue: jobs queued later are told by a later pass
+
+
+class _Turn:
+    """One user's place in a pass's round robin: their next jobs, read a few at a time."""
+
+    def __init__(self, user_key: str) -> None:
+        self.user_key = user_key
+        self._read: list[Job] = []
+        self._more = True  # the store may hold more of their jobs than were read
+        self._last: Job | None = None
+        self.visits = 0
+
+    @property
+    def exhausted(self) -> bool:
+        return not self._read and not self._more
+
+    async def next(self, jobs: JobStore, now: datetime) -> Job | None:
+        """The user's next queued job that takes a slot and may go at `now`; None when there is none."""
+        self.visits += 1
+        if not self._read and self._more:
+            self._read = await jobs.next_queued(
+                self.user_key, now=now, after=self._last, limit=JOBS_PER_READ, off_peak=False
+            )
+            self._more = len(self._read) == JOBS_PER_READ
+        if not self._read:
+            return None
+        self._last = self._read.pop(0)
+        return self._last
+
+
+class _PositionBands:
+    """Which stretches of the queue to report positions for, after how many departures.
+
+    Band 0 is the first `2 × TOP_OF_QUEUE` places, reported whenever a job left; band b
+    is the places from TOP_OF_QUEUE·2^b on, as many again, reported once a fifth of
+    its first place has left since (`QUEUE_MOVE_FRACTION`), which is when its jobs have
+    moved far enough to be shown.
+    """
+
+    def __init__(self) -> None:
+        self._since: list[int] = [0] * POSITION_BANDS
+
+    def departed(self, count: int) -> None:
+        self._since = [since + count for since in self._since]
+
+    def due(self) -> list[tuple[int, int]]:
+        """(offset, size) of each band due a report, front first; marks them reported."""
+        due = []
+        for band in range(POSITION_BANDS):
+            offset = 0 if band == 0 else TOP_OF_QUEUE << band
+            size = 2 * TOP_OF_QUEUE if band == 0 else TOP_OF_QUEUE << band
+            if self._since[band] >= max(1, offset // QUEUE_MOVE_FRACTION):
+                due.append((offset, size))
+                self._since[band] = 0
+        return due

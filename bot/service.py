@@ -11,8 +11,8 @@ import logging
 from collections.abc import Callable
 
 from bot.blobs import ImageStorageFull, check_image, new_blob_id
-from bot.catalogue import Catalogue
-from bot.commands import V1_PROMPT_MAX, Animate, CreateSingle, RequestBuilder, random_seed
+from bot.catalogue import Catalogue, Feature
+from bot.commands import V1_PROMPT_MAX, RequestBuilder, random_seed
 from bot.domain import (
     GenerationRequest,
     Job,
@@ -27,12 +27,14 @@ from bot.domain import (
 from bot.effects import EffectsCatalogue
 from bot.errors import ActionUnavailable, ButtonExpired, InvalidInput, JobNotFound, NotYourJob, TooManyOffPeakJobs
 from bot.kinds import ANIMATE, CREATE, GenerationKind, kind_of
+from bot.kinds.animate import Animate
+from bot.kinds.create import CreateSingle
 from bot.moderation.service import ModerationService
 from bot.ports import ImageStoreFull, JobAdmission, JobStore, NewImage, OffPeakLimitReached, Progress, ProgressStage
 from bot.progress import ProgressReporter
 from bot.quota import QuotaService
 from bot.retention import RetentionPolicy
-from bot.submission import extend_model, validate_for_upstream
+from bot.submission import extend_model, validate_for_upstream, validate_request
 from bot.user_text import clean_user_text
 
 log = logging.getLogger(__name__)
@@ -95,12 +97,26 @@ class GenerationService:
         elif images:
             raise InvalidInput("image", f"/{kind.name} takes no picture")
         checked = [NewImage(data, check_image(data, max_bytes=self._max_image_bytes)) for data in images]
-        if kind.prepare is not None:
-            # What is looked up (an effect's name) is moderated first: answers quote it.
-            await self._moderation.check_texts(requester, [getattr(command, "prompt", None)])
-            command = await kind.prepare(self._effects, command)
+        command = await self.prepared(requester, kind, command)
         request = kind.build(self._builder, command, tuple(new_blob_id() for _ in checked))
         return await self._accept(requester, request, images=checked)
+
+    async def prepared(self, requester: Requester, kind: GenerationKind, command: object) -> object:
+        """`command` with what it names looked up (an effect by its name); unchanged for kinds
+        that look nothing up. What is looked up is moderated first: answers quote it."""
+        if kind.prepare is None:
+            return command
+        await self._moderation.check_texts(requester, [getattr(command, "prompt", None)])
+        return await kind.prepare(self._effects, command)
+
+    def check(self, kind: GenerationKind, command: object, pictures: int) -> None:
+        """Raise InvalidInput when `command` with this many pictures would be refused, so an
+        adapter can refuse it before fetching the pictures (a typo should not cost a download).
+        A kind that looks something up takes its `prepared` command."""
+        if kind.pictures is not None:
+            kind.pictures.check(pictures, kind.name)
+        blobs = tuple(new_blob_id() for _ in range(pictures))
+        validate_request(kind.build(self._builder, command, blobs), catalogue=self._catalogue)
 
     async def create_single(self, requester: Requester, command: CreateSingle) -> Job:
         """v1 /create_single: queue a text-to-video job."""
@@ -148,22 +164,29 @@ class GenerationService:
     def follow_up_request(self, parent: Job, action: ResultAction, prompt: str | None) -> GenerationRequest:
         """What a button asks for, derived from the finished job it sits under."""
         request = parent.request
+        kind = kind_of(request.kind)
+        # A new seed from the range the kind's endpoint takes (fusion's is narrower).
+        seed = kind.new_seed() if kind is not None else random_seed()
         if action is ResultAction.REROLL:
             # Same request (for upscale/extend: the same step on the same source), new seed.
-            return request.with_changes(seed=random_seed())
+            return request.with_changes(seed=seed)
         if action is ResultAction.REMIX:
             text = clean_user_text(prompt)
             if not text:
                 raise InvalidInput("prompt", "is empty; remix needs the new prompt to use")
             if len(text) > V1_PROMPT_MAX:
                 raise InvalidInput("prompt", f"is {len(text)} characters long; at most {V1_PROMPT_MAX} are allowed")
-            kind = kind_of(request.kind)
             if kind is None or not kind.remixable:
                 raise ActionUnavailable("Remix works on videos made from a prompt, not on upscales or extensions.")
-            return RequestBuilder.recompose(request.with_changes(user_prompt=text, seed=random_seed()))
+            return RequestBuilder.recompose(kind.remix(request, text).with_changes(seed=seed))
         if action is ResultAction.UPSCALE:
             if request.kind is JobKind.UPSCALE:
                 raise ActionUnavailable("This video is already upscaled.")
+            if not self._catalogue.can_upscale(request.model):
+                allowed = ", ".join(self._catalogue.having(Feature.UPSCALE)) or "none"
+                raise ActionUnavailable(
+                    f"Videos made with {request.model} cannot be upscaled; models that can: {allowed}."
+                )
             return GenerationRequest(
                 kind=JobKind.UPSCALE,
                 user_prompt=request.user_prompt,
@@ -182,6 +205,10 @@ class GenerationService:
             model=extend_model(request.model, self._catalogue),
             audio=False,
             seed=random_seed(),
+            # A transition extends as one clip: as long as its longest transition.
+            duration=max(request.segment_durations or (request.duration,)),
+            segment_durations=(),
+            segment_prompts=(),
         ).with_images(())
 
     async def recent_jobs(self, user: UserRef, limit: int = 10) -> list[Job]:
@@ -218,9 +245,9 @@ class GenerationService:
         )
         validate_for_upstream(job, self._catalogue)
         # Everything that reaches PixVerse is moderated: prompt, negative prompt, remix
-        # prompt, image caption (the /animate and /frames prompt).
+        # prompt, image caption (the /animate and /frames prompt), each transition's prompt.
         await self._moderation.check_texts(
-            requester, [request.user_prompt, request.negative_prompt, request.effect_name]
+            requester, [request.user_prompt, request.negative_prompt, request.effect_name, *request.segment_prompts]
         )
         # One atomic unit records the reservation, keeps the image and inserts the job: a
         # refused request leaves nothing behind, and a caller cancelled while the unit is

@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     unknown_outcome_grace: float = Field(default=30.0, ge=0)
     poll_interval: float = Field(default=10.0, gt=0)
     off_peak_poll_interval: float = Field(default=600.0, gt=0)
+    # Jobs the upstream will call back about are polled only as a safety net, for a lost
+    # callback. Not sped up in the sandbox: it calls back like useapi.net does.
+    webhook_safety_poll_interval: float = Field(default=300.0, gt=0)
     job_timeout: float = Field(default=30 * 60.0, gt=0)
     off_peak_job_timeout: float = Field(default=26 * 3600.0, gt=0)
     queue_timeout: float = Field(default=6 * 3600.0, gt=0)
@@ -128,6 +131,8 @@ class Settings(BaseSettings):
     quota_per_user: str = "10"
     # Shared pool per group/server; empty for none (only per-user quotas apply).
     quota_per_group: str = ""
+    # No longer read: prices come with each model in MODELS_FILE. Refused, so an old
+    # price table is not silently ignored while quotas charge the catalogue's prices.
     pricing_file: Path | None = None
     # Anti-flood: at most this many commands per window per user.
     rate_limit_commands: int = Field(default=6, ge=1)
@@ -222,6 +227,16 @@ class Settings(BaseSettings):
             Catalogue.load(value)
         except CatalogueError as exc:
             raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("pricing_file")
+    @classmethod
+    def _pricing_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            raise ValueError(
+                "is no longer read: prices now come with each model in the models file; "
+                'move them into a copy of bot/data/models.json and set MODELS_FILE (README "Models")'
+            )
         return value
 
     @field_validator("default_model")

@@ -6,6 +6,7 @@ from pydantic import BaseModel, ValidationError
 
 from bot.catalogue import Catalogue, Feature, shipped_catalogue
 from bot.domain import GenerationRequest, ImageRef, Job, JobKind
+from bot.errors import ActionUnavailable
 from bot.kinds import kind_of
 from bot.kinds.base import PENDING_UPLOAD, upstream_refusal
 from bot.upstream import models as up
@@ -14,12 +15,17 @@ UpstreamRequest = BaseModel  # one of the request models of bot.upstream.models
 
 
 def extend_model(model: str, catalogue: Catalogue | None = None) -> str:
-    """The model an extend of a `model` video runs on (extend has only some models):
-    the same model when it extends, else the catalogue's `extend_fallback`."""
+    """The model an extend of a `model` video runs on (Catalogue.extend_model_for).
+
+    Raises ActionUnavailable when no model may extend it (the catalogue changed since
+    the video was made, or its button is pressed anyway).
+    """
     catalogue = catalogue or shipped_catalogue()
-    if model in catalogue and catalogue.get(model).has(Feature.EXTEND):
-        return model
-    return catalogue.extend_fallback or catalogue.having(Feature.EXTEND)[0]
+    runs_on = catalogue.extend_model_for(model)
+    if runs_on is None:
+        allowed = ", ".join(catalogue.having(Feature.EXTEND)) or "none"
+        raise ActionUnavailable(f"Videos made with {model} cannot be extended; models that extend: {allowed}.")
+    return runs_on
 
 
 def source_account(request: GenerationRequest) -> str | None:
@@ -32,6 +38,15 @@ def source_account(request: GenerationRequest) -> str | None:
     return up.account_email_of(request.source_video_id) if request.source_video_id else None
 
 
+def gets_callback(request: GenerationRequest) -> bool:
+    """Whether the upstream is told the job's `replyUrl` (when webhooks are on).
+
+    Off-peak jobs get none: the upstream holds them for hours under a status that
+    looks final, and sending a callback URL would only mislead.
+    """
+    return not request.off_peak
+
+
 def build_upstream_request(
     request: GenerationRequest,
     *,
@@ -42,8 +57,7 @@ def build_upstream_request(
 ) -> UpstreamRequest:
     """The v2 request for `request`; raises InvalidInput when it breaks an upstream limit."""
     catalogue = catalogue or shipped_catalogue()
-    # Off-peak jobs get no webhook upstream; sending one would only mislead.
-    reply_url = None if request.off_peak else reply_url
+    reply_url = reply_url if gets_callback(request) else None
     routing = {"replyRef": reply_ref, "replyUrl": reply_url}
     kind = kind_of(request.kind)
     if kind is not None:

@@ -90,12 +90,8 @@ Under each finished video: 🔄 Reroll (new seed), 🔀 Remix (new prompt), ⬆�
 def _kind_help(kind: GenerationKind, p: str, catalogue: Catalogue) -> str:
     lines = [f"{p}{kind.name} {kind.usage} — {kind.summary}", f"  e.g. {p}{kind.example}"]
     if kind.pictures is not None:
-        roles = kind.pictures.roles
-        together = " as an album" if len(roles) > 1 else ""
-        if kind.pictures.required < len(roles):  # one picture, or more when what is named takes more
-            together = f", or {' and '.join(roles)} as an album"
-            roles = roles[: kind.pictures.required]
-        lines.append(f"  with {' and '.join(roles)}{together} (console: their file paths first)")
+        together = " as an album" if len(kind.pictures.roles) > 1 else ""
+        lines.append(f"  with {kind.pictures.describe()}{together} (console: their file paths first)")
     if kind.options:
         lines.append(usage(kind.options, catalogue))
     return "\n".join(lines)

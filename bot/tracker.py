@@ -1,13 +1,15 @@
-"""Learning how running jobs end: batched polling, with webhooks as a fast path.
+"""Learning how running jobs end: webhooks when the upstream calls back, batched polling else.
 
 Polling asks `GET videos?email=` once per account per interval: one listing covers
 every running job on that account, so upstream traffic grows with accounts, not
 with jobs. Only jobs the listing misses are fetched one by one (`GET videos/{id}`).
-Off-peak jobs (no webhook, done within ~24 h) are looked at on a slower interval.
 
-A webhook is treated as a hint, not as truth: an authenticated final callback makes
-the tracker fetch the video from the upstream and act on what the upstream says,
-so a forged or replayed body can never complete a job with a foreign URL.
+How often a job is looked at depends on how it will be heard of:
+- submitted with a callback URL (webhooks on, see bot/webhooks.py): the callback
+  is the upstream's own word and is applied as it comes (`apply`), so polling is
+  only a slow safety net for a callback that got lost (`webhook_poll_interval`);
+- off-peak (no callback, done within ~24 h): `off_peak_poll_interval`;
+- every other job: `poll_interval`.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import timedelta
+from enum import Enum
 
 from bot.cache import LruDict
 from bot.domain import RUNNING_STATES, Job, JobState, utcnow
 from bot.periodic import PeriodicTask
 from bot.ports import JobStore, Progress, ProgressStage, Upstream
 from bot.progress import ProgressReporter
+from bot.submission import gets_callback
 from bot.upstream import errors as ue
 from bot.upstream.models import Video, VideoStage
 
@@ -33,6 +37,14 @@ UNEXPECTED_STATUSES_REMEMBERED = 10_000
 # Pages of `GET videos` read per account per poll before falling back to single lookups.
 LISTING_PAGE_SIZE = 50
 MAX_LISTING_PAGES = 4
+
+
+class _Pace(Enum):
+    """How often a running job is looked at (see the module docstring)."""
+
+    POLL = "poll"  # every `poll_interval`: nothing else will tell
+    SAFETY_NET = "safety net"  # every `webhook_poll_interval`: its callback will tell
+    OFF_PEAK = "off-peak"  # every `off_peak_poll_interval`: done within hours
 
 
 class Tracker:
@@ -46,6 +58,8 @@ class Tracker:
         on_slot_freed: Callable[[], None],
         poll_interval: float,
         off_peak_poll_interval: float,
+        webhook_poll_interval: float,
+        webhooks: bool,
         job_timeout: float,
         off_peak_job_timeout: float,
         clock: Callable[[], float] = time.monotonic,
@@ -55,11 +69,16 @@ class Tracker:
         self._progress = progress
         self._on_finished = on_finished
         self._on_slot_freed = on_slot_freed
-        self._off_peak_interval = off_peak_poll_interval
+        self._webhooks = webhooks
         self._timeout = timedelta(seconds=job_timeout)
         self._off_peak_timeout = timedelta(seconds=off_peak_job_timeout)
         self._clock = clock
-        self._off_peak_polled_at: float | None = None
+        self._slow_intervals = {_Pace.OFF_PEAK: off_peak_poll_interval, _Pace.SAFETY_NET: webhook_poll_interval}
+        # When the jobs of each slow pace were last looked at (absent: not yet in this process).
+        self._slow_polled_at: dict[_Pace, float] = {}
+        # Jobs a callback asked to look at on the next pass, whatever their pace (bounded:
+        # a job that never runs, say its submission failed, is dropped in time).
+        self._due_now: LruDict[str, None] = LruDict(UNEXPECTED_STATUSES_REMEMBERED)
         self._unexpected_logged: LruDict[str, str] = LruDict(UNEXPECTED_STATUSES_REMEMBERED)
         self._loop = PeriodicTask(self.poll_once, poll_interval, "tracking")
 
@@ -70,19 +89,47 @@ class Tracker:
     async def run(self) -> None:
         await self._loop.run()
 
+    def poll_soon(self, job_id: str) -> None:
+        """Look at this job on the next pass, even if it is polled slowly (a callback
+        came for it that could not be applied as it was)."""
+        self._due_now[job_id] = None
+        self.wake()
+
+    def has_webhook(self, job: Job) -> bool:
+        """Whether the upstream was given a callback URL for this job.
+
+        Derived, not stored: webhooks are on (BOT_PUBLIC_URL set) and the job's request
+        gets a callback (`gets_callback`). A job submitted before BOT_PUBLIC_URL was set
+        and tracked after a restart with it is looked at on the safety-net interval.
+        """
+        return self._webhooks and gets_callback(job.request)
+
     async def poll_once(self) -> None:
         running = await self._jobs.in_states(RUNNING_STATES)
         now = self._clock()
-        poll_off_peak = self._off_peak_polled_at is None or now - self._off_peak_polled_at >= self._off_peak_interval
-        if poll_off_peak and any(j.request.off_peak for j in running):
-            self._off_peak_polled_at = now
-        due = [j for j in running if poll_off_peak or not j.request.off_peak]
+        by_pace: dict[_Pace, list[Job]] = defaultdict(list)
+        for job in running:
+            by_pace[self._pace(job)].append(job)
+        due = list(by_pace.pop(_Pace.POLL, []))
+        for pace, jobs in by_pace.items():
+            last = self._slow_polled_at.get(pace)
+            if last is None or now - last >= self._slow_intervals[pace]:
+                self._slow_polled_at[pace] = now
+                due += jobs
+            else:
+                due += [job for job in jobs if job.id in self._due_now]
         by_account: dict[str | None, list[Job]] = defaultdict(list)
         for job in due:
+            self._due_now.pop(job.id, None)
             by_account[job.account].append(job)
         for account, jobs in by_account.items():
             await self._poll_account(account, jobs)
         await self._expire(running)
+
+    def _pace(self, job: Job) -> _Pace:
+        if job.request.off_peak:
+            return _Pace.OFF_PEAK
+        return _Pace.SAFETY_NET if self.has_webhook(job) else _Pace.POLL
 
     async def _poll_account(self, account: str | None, jobs: list[Job]) -> None:
         wanted = {job.video_id: job for job in jobs if job.video_id}
@@ -167,18 +214,6 @@ class Tracker:
             video.video_id or job.video_id,
             status,
         )
-
-    async def confirm(self, job: Job) -> None:
-        """A trusted hint says the job may be final: ask the upstream and act on its answer."""
-        if job.state not in RUNNING_STATES or not job.video_id:
-            return
-        try:
-            video = await self._upstream.get_video(job.video_id)
-        except ue.UpstreamError as exc:
-            log.warning("confirming %s failed (polling will retry): %r", job.id, exc)
-            return
-        if video is not None:
-            await self.apply(job, video)
 
     async def _expire(self, running: list[Job]) -> None:
         now = utcnow()

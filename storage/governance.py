@@ -75,30 +75,6 @@ class SqliteQuotaStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def reserve(
-        self,
-        job_id: str,
-        user_key: str,
-        group_key: str | None,
-        amount: int,
-        charges: Sequence[QuotaCharge],
-        *,
-        credits: int = 0,
-        user_name: str = "",
-        at: datetime | None = None,
-    ) -> QuotaCharge | None:
-        reservation = QuotaReservation(
-            user_key, group_key, amount, tuple(charges), credits=credits, user_name=user_name, at=at or utcnow()
-        )
-
-        def reserve(connection: sqlite3.Connection) -> QuotaCharge | None:
-            refused = quota_refusal(connection, reservation)
-            if refused is None:
-                record_reservation(connection, job_id, reservation)
-            return refused
-
-        return await self._db.run(reserve)
-
     async def settle(self, job_id: str, *, commit: bool) -> bool:
         rows = await self._db.write(
             "UPDATE quota_ledger SET state = ?, settled_at = ?"

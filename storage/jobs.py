@@ -23,6 +23,7 @@ from bot.domain import (
     UserRef,
     utcnow,
 )
+from bot.ports import QueueUser
 from storage.database import Database, from_sql_time, to_sql_time
 
 T = TypeVar("T")
@@ -110,6 +111,23 @@ def _job(row: sqlite3.Row) -> Job:
     )
 
 
+def _queue_user(row: sqlite3.Row) -> QueueUser:
+    return QueueUser(
+        user_key=row["user_key"],
+        queued=row["queued"],
+        oldest=from_sql_time(row["oldest"]),
+        last_served=from_sql_time(row["last_served"]) if row["last_served"] else None,
+    )
+
+
+def _served_sql(last_served: datetime | None) -> str:
+    """queue_users.last_served: '' for never, which sorts before every time."""
+    return "" if last_served is None else to_sql_time(last_served)
+
+
+# Queued jobs, in SQL. Written out, not bound: SQLite uses an index made for queued jobs
+# only (migration 0007) when the query itself says so.
+QUEUED_SQL = "state = 'queued'"
 # Whether a row's request is off-peak (1) or not (0), in SQL; the request is a JSON document.
 OFF_PEAK_SQL = "COALESCE(json_extract(request, '$.off_peak'), 0)"
 
@@ -232,16 +250,101 @@ class SqliteJobStore:
 
     async def queue_position(self, job: Job) -> int:
         """1-based position of a queued job among all queued jobs (oldest first, ties
-        by id); 0 when the job is no longer queued."""
+        by id); 0 when the job is no longer queued.
+
+        Counted from the back — every queued job, less those behind it — so that a new
+        job, last in line, costs a sum over the users with queued jobs (queue_users) and
+        no walk along the queue.
+        """
         row = await self._db.fetch_one(
-            # When the job is not queued the subquery is empty, the comparison NULL,
-            # and the count 0.
-            "SELECT COUNT(*) FROM jobs WHERE state = ? AND (created_at, id) <= "
-            "(SELECT created_at, id FROM jobs WHERE id = ? AND state = ?)",
-            (JobState.QUEUED.value, job.id, JobState.QUEUED.value),
+            "SELECT (SELECT COALESCE(SUM(queued), 0) FROM queue_users)"
+            f" - (SELECT COUNT(*) FROM jobs WHERE {QUEUED_SQL} AND (created_at, id) >"
+            f" (SELECT created_at, id FROM jobs WHERE id = ? AND {QUEUED_SQL})) AS position,"
+            f" EXISTS (SELECT 1 FROM jobs WHERE id = ? AND {QUEUED_SQL}) AS queued",
+            (job.id, job.id),
         )
         assert row is not None  # an aggregate always answers one row
-        return int(row[0])
+        return int(row["position"]) if row["queued"] else 0
+
+    # --- the queue, as the scheduler reads it: in pieces, never whole (bot/scheduler.py)
+
+    async def queued_users(self, *, after: QueueUser | None = None, limit: int) -> list[QueueUser]:
+        """Users with queued jobs in fair order — never served first, then served longest
+        ago, then oldest job first — at most `limit`, starting after `after`."""
+        sql = "SELECT user_key, queued, oldest, last_served FROM queue_users WHERE queued > 0"
+        params: list[object] = []
+        if after is not None:
+            sql += " AND (last_served, oldest, user_key) > (?, ?, ?)"
+            params += [_served_sql(after.last_served), to_sql_time(after.oldest), after.user_key]
+        rows = await self._db.fetch_all(sql + " ORDER BY last_served, oldest, user_key LIMIT ?", [*params, limit])
+        return [_queue_user(row) for row in rows]
+
+    async def queued_users_named(self, user_keys: Iterable[str]) -> list[QueueUser]:
+        """The queue rows of `user_keys` that have queued jobs (in no particular order)."""
+        keys = list(dict.fromkeys(user_keys))
+        if not keys:
+            return []
+        rows = await self._db.fetch_all(
+            "SELECT user_key, queued, oldest, last_served FROM queue_users"
+            f" WHERE queued > 0 AND user_key IN ({_placeholders(len(keys))})",
+            keys,
+        )
+        return [_queue_user(row) for row in rows]
+
+    async def next_queued(
+        self, user_key: str, *, now: datetime, after: Job | None = None, limit: int, off_peak: bool | None = None
+    ) -> list[Job]:
+        """The user's queued jobs that may be sent at `now` (not_before passed), oldest first,
+        after `after`; at most `limit`. `off_peak` True or False: only off-peak jobs or only the others."""
+        # Named: with the off-peak condition, SQLite would otherwise pick the off-peak index,
+        # which holds every queued job, over this one, which holds the user's.
+        sql = (
+            "SELECT * FROM jobs INDEXED BY jobs_queued_by_user"
+            f" WHERE user_key = ? AND {QUEUED_SQL} AND (not_before IS NULL OR not_before <= ?)"
+        )
+        params: list[object] = [user_key, to_sql_time(now)]
+        if off_peak is not None:
+            sql += f" AND {OFF_PEAK_SQL} = ?"
+            params.append(int(off_peak))
+        if after is not None:
+            sql += " AND (created_at, id) > (?, ?)"
+            params += [to_sql_time(after.created_at), after.id]
+        rows = await self._db.fetch_all(sql + " ORDER BY created_at, id LIMIT ?", [*params, limit])
+        return [_job(row) for row in rows]
+
+    async def queued_off_peak(self, *, now: datetime, after: Job | None = None, limit: int) -> list[Job]:
+        """Queued off-peak jobs that may be sent at `now`, oldest first, after `after`; at most `limit`."""
+        sql = (
+            f"SELECT * FROM jobs WHERE {QUEUED_SQL} AND {OFF_PEAK_SQL} = 1 AND (not_before IS NULL OR not_before <= ?)"
+        )
+        params: list[object] = [to_sql_time(now)]
+        if after is not None:
+            sql += " AND (created_at, id) > (?, ?)"
+            params += [to_sql_time(after.created_at), after.id]
+        rows = await self._db.fetch_all(sql + " ORDER BY created_at, id LIMIT ?", [*params, limit])
+        return [_job(row) for row in rows]
+
+    async def queued_slice(
+        self,
+        *,
+        offset: int = 0,
+        after: Job | None = None,
+        limit: int,
+        created_before: datetime | None = None,
+    ) -> list[Job]:
+        """Queued jobs oldest first: `limit` of them from 0-based place `offset` (a walk along
+        the index, reading no rows before it), counted from just after `after` when given;
+        only those made before `created_before` when given."""
+        sql = "SELECT * FROM jobs WHERE state = ?"
+        params: list[object] = [JobState.QUEUED.value]
+        if after is not None:
+            sql += " AND (created_at, id) > (?, ?)"
+            params += [to_sql_time(after.created_at), after.id]
+        if created_before is not None:
+            sql += " AND created_at < ?"
+            params.append(to_sql_time(created_before))
+        rows = await self._db.fetch_all(sql + " ORDER BY created_at, id LIMIT ? OFFSET ?", [*params, limit, offset])
+        return [_job(row) for row in rows]
 
     async def count_in_flight_by_user(
         self, states: Iterable[JobState] = IN_FLIGHT_STATES, *, off_peak: bool | None = None

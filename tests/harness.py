@@ -15,7 +15,8 @@ from pydantic import SecretStr
 
 from bot.bootstrap import Core, open_core
 from bot.domain import ChatRef, Job, Platform, Requester, UserRef
-from bot.ports import UNLIMITED, ChatBudget, DeliveryFailed, Progress, VideoDelivery
+from bot.ports import UNLIMITED, ChatBudget, DeliveryFailed, JobAdmission, Progress, QuotaCharge, VideoDelivery
+from bot.quota import QuotaService
 from bot.settings import Settings, load_settings
 from tests import patience
 
@@ -70,6 +71,9 @@ class RecordingNotifier:
 
     def chat_budget(self, chat: ChatRef) -> ChatBudget:
         return UNLIMITED
+
+    def budget_scope(self, job: Job) -> str:
+        return job.chat.chat_id
 
     async def progress(self, job: Job, progress: Progress) -> str | None:
         self.progress_events.append((job.id, progress))
@@ -184,3 +188,13 @@ async def start_bot(*args: str, env: dict[str, str], cwd: Path):
         cwd=cwd,
         env=env,
     )
+
+
+async def admit_job(quotas: QuotaService, admission: JobAdmission, job: Job) -> None:
+    """Reserve `job`'s quota and store the job in one unit, as the service's accept path
+    does; raises QuotaExceeded when it does not fit."""
+    reservation = await quotas.reservation(job)
+    refused = await admission.admit(job, reservation)
+    if isinstance(refused, QuotaCharge):
+        raise quotas.exceeded(refused, reservation)
+    assert refused is None, refused

@@ -136,3 +136,25 @@ async def test_healthcheck_follows_bot_http_port(tmp_path):
     # The server is gone: the same port now fails the check.
     code, _, err = await _finish("healthcheck", cwd=tmp_path, BOT_HTTP_PORT=port)
     assert code == 1 and "unhealthy" in err
+
+
+async def test_without_the_sandbox_extra_the_sandbox_says_how_to_get_it(tmp_path):
+    import sys
+
+    # As if installed with `pip install .` alone: PyAV cannot be imported.
+    hide_av = "import sys; sys.modules['av'] = None; from bot.__main__ import main; sys.exit(main(sys.argv[1:]))"
+    for args in (("console", "--sandbox"), ("sandbox", "--port", "0")):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            hide_av,
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=tmp_path,
+            env=bot_env(),
+        )
+        _, stderr = await asyncio.wait_for(process.communicate(b"/help\n"), timeout=60)
+        assert process.returncode == 2
+        assert "pip install 'pixverse-bot[sandbox]'" in stderr.decode() and "Traceback" not in stderr.decode()

@@ -28,6 +28,7 @@ from tests.fakes.discord_api import (
     DEFERRED_CHANNEL_MESSAGE,
     EPHEMERAL,
     MODERATOR_PERMISSIONS,
+    CapturedRequest,
     FakeDiscord,
     FakeInteraction,
     FakeMessage,
@@ -638,3 +639,45 @@ async def test_id_names_the_user_the_channel_and_the_server_as_the_settings_take
         assert "You are an operator of this bot." in operator
         help_text = await world.reply(await fake.slash("help", by=alice))
         assert help_text.index("/id — ") < help_text.index("For server admins:")
+
+
+PROGRESS_EDIT = "PATCH /webhooks/{webhook_id}/{webhook_token}/messages/{message_id}"
+
+
+def _edits(fake: FakeDiscord, interaction: FakeInteraction) -> list[CapturedRequest]:
+    """The edits of `interaction`'s response, progress and outcome."""
+    return [r for r in fake.requests_to(PROGRESS_EDIT) if interaction.token in r.path and r.status == 200]
+
+
+def _progress_edits(fake: FakeDiscord, interaction: FakeInteraction) -> list[CapturedRequest]:
+    """The edits of `interaction`'s response that showed progress (not its outcome)."""
+    return [r for r in _edits(fake, interaction) if not r.body["content"].startswith(("✅", "❌", "⚠️"))]
+
+
+async def test_a_busy_channel_does_not_hold_back_a_new_members_first_answer(world: World, sandbox: Sandbox) -> None:
+    """Each job's progress edits its own requester's response (an interaction webhook,
+    limited per interaction): other jobs' progress in the channel must not queue it."""
+    fake = world.fake
+    gap = 2.0
+    sandbox.config.generation_seconds = 5.0  # the others stay busy, their progress changing every second
+    async with world.running(edit_interval=gap):
+        busy = [
+            await fake.slash("create_single", by=fake.add_member(f"busy{n}"), prompt=f"a busy fox {n}")
+            for n in range(4)
+        ]
+        await fake.wait_for(lambda: _progress_edits(fake, busy[0]), what="the first busy job answered")
+        # The channel is busy: every job has news waiting (its first answer, elapsed seconds).
+        newcomer = fake.add_member("newcomer")
+        asked = await fake.slash("create_single", by=newcomer, prompt="a quiet fox")
+        first = (await fake.wait_for(lambda: _edits(fake, asked), what="the newcomer's first answer"))[0]
+        # One channel budget would have made it wait behind the others' edits (2 s apart each).
+        assert first.at - asked.dispatched_at < 1.0, (first.at - asked.dispatched_at, first.body)
+        assert first.body["content"].startswith(("⏳ Queued", "🚀", "🎬")), first.body
+
+        for interaction in [*busy, asked]:
+            await world.video(interaction, timeout=30)
+        # Each response was still edited at most every `gap` seconds.
+        for interaction in [*busy, asked]:
+            times = [r.at for r in _progress_edits(fake, interaction)]
+            assert len(times) >= 2, times
+            assert all(later - earlier >= gap * 0.95 for earlier, later in zip(times, times[1:], strict=False)), times

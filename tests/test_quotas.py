@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,8 +15,8 @@ from bot.domain import ChatRef, Job, JobState, Platform, Requester, ResultAction
 from bot.pricing import Pricing
 from bot.quota import QuotaExceeded, QuotaPolicy, QuotaService, QuotaUnit, QuotaWindow
 from bot.sandbox import SandboxConfig, running_sandbox
-from storage import SqliteGovernanceStore, SqliteQuotaStore, open_database
-from tests.harness import RecordingNotifier, eventually, fast_settings, requester, running_core
+from storage import SqliteGovernanceStore, SqliteJobAdmission, SqliteQuotaStore, open_database
+from tests.harness import RecordingNotifier, admit_job, eventually, fast_settings, requester, running_core
 
 
 def command(prompt: str = "a fox", **options):
@@ -53,13 +55,16 @@ async def test_two_processes_reserving_the_last_unit_cannot_both_win(tmp_path):
     path = tmp_path / "shared.sqlite3"
     first, second = await open_database(path), await open_database(path)
     try:
-        stores = [SqliteQuotaStore(first), SqliteQuotaStore(second)]
-        from bot.ports import QuotaCharge
+        admissions = [SqliteJobAdmission(first), SqliteJobAdmission(second)]
+        from bot.domain import GenerationRequest, JobKind
+        from bot.ports import QuotaCharge, QuotaReservation
 
-        charge = QuotaCharge("user", "telegram:1", 1, None)
-        results = await asyncio.gather(
-            *(stores[i % 2].reserve(f"job{i}", "telegram:1", None, 1, [charge]) for i in range(10))
-        )
+        reservation = QuotaReservation("telegram:1", None, 1, (QuotaCharge("user", "telegram:1", 1, None),))
+
+        def job(i: int) -> Job:
+            return Job(id=f"job{i}", requester=requester("1"), request=GenerationRequest(kind=JobKind.CREATE))
+
+        results = await asyncio.gather(*(admissions[i % 2].admit(job(i), reservation) for i in range(10)))
         assert sum(r is None for r in results) == 1
     finally:
         await first.close()
@@ -159,16 +164,13 @@ async def test_operators_are_unlimited_and_overrides_win(tmp_path, sandbox):
 async def test_an_orphan_reservation_is_released_at_start(tmp_path, sandbox):
     settings = fast_settings(tmp_path, sandbox, quota_per_user="1")
     async with running_core(settings, RecordingNotifier(), start=False) as core:
-        store = SqliteQuotaStore(core.jobs._db)
-        from bot.ports import QuotaCharge
+        from bot.ports import QuotaReservation
+        from storage.governance import record_reservation
 
-        # A reservation whose job was never written (the process died in between).
-        assert (
-            await store.reserve(
-                new_job_id(), requester("u").user.key, None, 1, [QuotaCharge("user", "console:u", 1, None)]
-            )
-            is None
-        )
+        # A reservation whose job was never written: left by a version that reserved and
+        # inserted in two steps and died in between (admission now does both in one unit).
+        orphan = QuotaReservation(requester("u").user.key, None, 1, ())
+        await core.jobs._db.run(lambda connection: record_reservation(connection, new_job_id(), orphan))
         with pytest.raises(QuotaExceeded):
             await core.service.create_single(requester("u"), command())
     async with running_core(settings, RecordingNotifier()) as core:
@@ -203,26 +205,28 @@ async def test_windows_reset_at_local_midnight(tmp_path, window, start, next_win
             operators=frozenset(),
         )
         quotas = QuotaService(SqliteQuotaStore(db), SqliteGovernanceStore(db), Pricing.load(), policy, clock=clock)
+        admission = SqliteJobAdmission(db)
         from bot.domain import GenerationRequest, JobKind
 
         def job():
             return Job(id=new_job_id(), requester=requester("w"), request=GenerationRequest(kind=JobKind.CREATE))
 
-        await quotas.reserve(job())
+        await admit_job(quotas, admission, job())
         with pytest.raises(QuotaExceeded, match="It resets"):
-            await quotas.reserve(job())
+            await admit_job(quotas, admission, job())
         clock.now = start + next_window
-        await quotas.reserve(job())
+        await admit_job(quotas, admission, job())
         status, _ = await quotas.status(requester("w").user)
     assert status.resets_at.astimezone(ZoneInfo("Europe/Berlin")).hour == 0
 
 
-async def test_the_operator_can_replace_the_price_table(tmp_path, sandbox):
-    table = tmp_path / "prices.json"
-    table.write_text(
-        '{"fallback_model": "v5.5", "create": {"v5.5": {"540p": {"10": 7}}}, "upscale": {"10": 3}}', "utf-8"
-    )
-    settings = fast_settings(tmp_path, sandbox, quota_unit="credits", quota_per_user="14", pricing_file=table)
+async def test_the_operator_can_replace_the_prices_in_the_models_file(tmp_path, sandbox):
+    # Prices live with each model in the catalogue (MODELS_FILE); PRICING_FILE is gone.
+    table = json.loads((Path(__file__).parents[1] / "bot/data/models.json").read_text("utf-8"))
+    table["models"]["v5.5"]["prices"] = {"create": {q: {"10": 7} for q in ("360p", "540p", "720p", "1080p")}}
+    models_file = tmp_path / "models.json"
+    models_file.write_text(json.dumps(table), "utf-8")
+    settings = fast_settings(tmp_path, sandbox, quota_unit="credits", quota_per_user="14", models_file=models_file)
     async with running_core(settings, RecordingNotifier(), start=False) as core:
         for _ in range(2):
             await core.service.create_single(requester(), command(model="v5.5", quality="540p"))
@@ -230,3 +234,10 @@ async def test_the_operator_can_replace_the_price_table(tmp_path, sandbox):
             QuotaExceeded, match="quota of 14 credits does not have room for this request \\(7 credits\\)"
         ):
             await core.service.create_single(requester(), command(model="v5.5", quality="540p"))
+
+
+def test_an_old_pricing_file_setting_stops_the_start_saying_where_prices_went(tmp_path):
+    from bot.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match="PRICING_FILE: .*prices now come with each model.*MODELS_FILE"):
+        load_settings(_env_file=None, pricing_file=tmp_path / "prices.json")

@@ -24,6 +24,7 @@ from bot.retention import Pruner, RetentionPolicy
 from storage import (
     Database,
     SqliteGovernanceStore,
+    SqliteJobAdmission,
     SqliteJobStore,
     SqliteQuotaStore,
     SqliteRetentionStore,
@@ -41,7 +42,7 @@ from tests.fakes.telegram_fixtures import (  # noqa: F401 (pytest fixtures, used
     wait_text_reply,
     wait_videos,
 )
-from tests.harness import RecordingNotifier, eventually, fast_settings, running_core
+from tests.harness import RecordingNotifier, admit_job, eventually, fast_settings, running_core
 
 NOW = datetime(2026, 3, 25, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -257,7 +258,7 @@ async def test_ledger_entries_that_count_toward_the_current_window_are_never_del
     for at, ending, expect_kept in LEDGER_CASES[window]:
         world.clock.now = at
         job = make_job(JobState.QUEUED, created=at)
-        await world.quotas.reserve(job)
+        await admit_job(world.quotas, SqliteJobAdmission(world.db), job)
         if ending is not None:
             await world.quotas.settle(job.evolve(state=ending))
         (kept if expect_kept else deleted).add(job.id)
@@ -267,7 +268,7 @@ async def test_ledger_entries_that_count_toward_the_current_window_are_never_del
     # The user is at their limit: a prune must not hand any of it back.
     await world.quotas.set_limit(USER, user.key, before.used + before.reserved)
     with pytest.raises(QuotaExceeded):
-        await world.quotas.reserve(make_job(JobState.QUEUED, created=NOW))
+        await admit_job(world.quotas, SqliteJobAdmission(world.db), make_job(JobState.QUEUED, created=NOW))
 
     await world.pruner.prune()
 
@@ -276,7 +277,7 @@ async def test_ledger_entries_that_count_toward_the_current_window_are_never_del
     after, _ = await world.quotas.status(user)
     assert (after.used, after.reserved) == (before.used, before.reserved)
     with pytest.raises(QuotaExceeded):
-        await world.quotas.reserve(make_job(JobState.QUEUED, created=NOW))
+        await admit_job(world.quotas, SqliteJobAdmission(world.db), make_job(JobState.QUEUED, created=NOW))
 
 
 # ---------------------------------------------------------------- staying out of the way
@@ -321,15 +322,16 @@ async def test_retention_days_0_keeps_everything(db) -> None:
     await world.governance.set_mute("console:u1", GROUP_KEY, ancient)
     world.clock.now = ancient
     job = make_job(JobState.QUEUED, created=ancient)
-    await world.quotas.reserve(job)
+    await admit_job(world.quotas, SqliteJobAdmission(world.db), job)
     await world.quotas.settle(job.evolve(state=JobState.FAILED))
     world.clock.now = NOW
 
     report = await world.pruner.prune()
 
     assert (report.total, report.batches) == (0, 0)
-    for table in ("jobs", "moderation_log", "strikes", "mutes", "quota_ledger"):
-        assert await count(db, table) == 1, table
+    # The two jobs (the delivered one and the one whose quota was refunded) and one of each of the rest.
+    for table, kept in (("jobs", 2), ("moderation_log", 1), ("strikes", 1), ("mutes", 1), ("quota_ledger", 1)):
+        assert await count(db, table) == kept, table
 
 
 async def test_the_running_bot_prunes_at_start_and_keeps_what_is_recent(tmp_path, sandbox) -> None:

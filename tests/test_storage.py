@@ -26,9 +26,10 @@ from bot.domain import (
     ResultAction,
     UserRef,
     new_job_id,
+    utcnow,
 )
 from storage import Database, SqliteBlobStore, SqliteJobAdmission, SqliteJobStore, open_database
-from storage.database import Migration, load_migrations
+from storage.database import Migration, load_migrations, to_sql_time
 
 START = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 ALICE = UserRef(Platform.TELEGRAM, "42", "Alice")
@@ -507,6 +508,84 @@ async def test_queue_position(jobs: SqliteJobStore) -> None:
     assert [job.id for job in await jobs.in_states([JobState.QUEUED])] == [second.id, third.id]
 
 
+async def queue_rows(db: Database) -> dict[str, tuple[int, str | None]]:
+    rows = await db.fetch_all("SELECT user_key, queued, oldest FROM queue_users WHERE queued > 0")
+    return {row["user_key"]: (row["queued"], row["oldest"]) for row in rows}
+
+
+async def queue_rows_recounted(db: Database) -> dict[str, tuple[int, str | None]]:
+    rows = await db.fetch_all(
+        "SELECT user_key, COUNT(*) AS queued, MIN(created_at) AS oldest FROM jobs WHERE state = 'queued'"
+        " GROUP BY user_key"
+    )
+    return {row["user_key"]: (row["queued"], row["oldest"]) for row in rows}
+
+
+async def test_queue_users_follow_every_change_of_the_queue(db: Database, jobs: SqliteJobStore) -> None:
+    carol = UserRef(Platform.TELEGRAM, "99", "Carol")
+    alice_jobs = [make_job(ALICE, created_at=START + timedelta(seconds=i)) for i in range(3)]
+    bob_job = make_job(BOB, created_at=START - timedelta(seconds=5))
+    for job in [*alice_jobs, bob_job, make_job(BOB, state=JobState.GENERATING)]:
+        await jobs.add(job)
+    expected = {ALICE.key: (3, to_sql_time(START)), BOB.key: (1, to_sql_time(START - timedelta(seconds=5)))}
+    assert await queue_rows(db) == expected == await queue_rows_recounted(db)
+
+    # Sent, failed, back in the queue (keeping its place), handed to another user, deleted.
+    await jobs.transition(alice_jobs[0].id, JobState.QUEUED, JobState.SUBMITTING)
+    assert (await queue_rows(db))[ALICE.key] == (2, to_sql_time(START + timedelta(seconds=1)))
+    await jobs.transition(alice_jobs[0].id, JobState.SUBMITTING, JobState.QUEUED)
+    assert (await queue_rows(db))[ALICE.key] == (3, to_sql_time(START))
+    await jobs.transition(alice_jobs[1].id, JobState.QUEUED, JobState.FAILED, failure="timed out")
+    await jobs.update(alice_jobs[2].id, requester=Requester(user=carol, chat=ChatRef(carol.platform, "chat-1")))
+    await jobs.update(alice_jobs[0].id, attempts=2)  # not a change of the queue
+    await db.write("DELETE FROM jobs WHERE id = ?", (bob_job.id,))
+    assert (
+        await queue_rows(db)
+        == await queue_rows_recounted(db)
+        == {
+            ALICE.key: (1, to_sql_time(START)),
+            carol.key: (1, to_sql_time(START + timedelta(seconds=2))),
+        }
+    )
+
+
+async def test_queued_users_come_in_fair_order_a_page_at_a_time(jobs: SqliteJobStore, clock: FakeClock) -> None:
+    users = [UserRef(Platform.TELEGRAM, str(n), f"User {n}") for n in range(5)]
+    # Older jobs first: user 4's is the oldest.
+    queued = {user.key: make_job(user, created_at=START - timedelta(seconds=n)) for n, user in enumerate(users)}
+    for job in queued.values():
+        await jobs.add(job)
+    # User 4 is served (a job of theirs goes out): they go last, after those never served.
+    clock.advance()
+    served = make_job(users[4], created_at=START + timedelta(seconds=9))
+    await jobs.add(served)
+    await jobs.transition(served.id, JobState.QUEUED, JobState.SUBMITTING)
+    await jobs.transition(served.id, JobState.SUBMITTING, JobState.SUBMITTED, video_id="v")
+    first = await jobs.queued_users(limit=2)
+    rest = await jobs.queued_users(after=first[-1], limit=10)
+    order = [user.user_key for user in first + rest]
+    assert order == [users[3].key, users[2].key, users[1].key, users[0].key, users[4].key]
+    assert (rest[-1].last_served, first[0].last_served) == (clock.now, None)
+    assert {user.user_key for user in await jobs.queued_users_named([users[0].key, "nobody"])} == {users[0].key}
+
+
+async def test_next_queued_reads_a_users_jobs_that_may_go_now(jobs: SqliteJobStore) -> None:
+    later = make_job(created_at=START + timedelta(seconds=1), not_before=START + timedelta(hours=1))
+    off_peak = make_job(created_at=START + timedelta(seconds=2))
+    off_peak = off_peak.evolve(request=off_peak.request.with_changes(off_peak=True))
+    first, last = make_job(), make_job(created_at=START + timedelta(seconds=3))
+    for job in (first, later, off_peak, last, make_job(BOB)):
+        await jobs.add(job)
+    now = START + timedelta(minutes=1)
+    assert [j.id for j in await jobs.next_queued(ALICE.key, now=now, limit=10)] == [first.id, off_peak.id, last.id]
+    assert [j.id for j in await jobs.next_queued(ALICE.key, now=now, limit=10, off_peak=False)] == [first.id, last.id]
+    assert [j.id for j in await jobs.next_queued(ALICE.key, now=now, after=first, limit=1)] == [off_peak.id]
+    assert [j.id for j in await jobs.queued_off_peak(now=now, limit=10)] == [off_peak.id]
+    assert [j.id for j in await jobs.queued_slice(offset=3, limit=5)] == [off_peak.id, last.id]
+    made_before = START + timedelta(seconds=1, milliseconds=500)
+    assert len(await jobs.queued_slice(limit=10, created_before=made_before)) == 3  # first, later and Bob's
+
+
 async def test_in_states_oldest_first(jobs: SqliteJobStore) -> None:
     newest = make_job(created_at=START + timedelta(seconds=2), state=JobState.GENERATING)
     oldest = make_job(created_at=START, state=JobState.SUBMITTED)
@@ -566,15 +645,36 @@ async def test_job_queries_use_indexes(db: Database, jobs: SqliteJobStore) -> No
     await jobs.queue_position(job)
     await jobs.count_in_flight_by_user()
     await jobs.count_in_flight_by_user(off_peak=False)
+    # The scheduler's reads of the queue.
+    [head] = await jobs.queued_users(limit=10)
+    await jobs.queued_users(after=head, limit=10)
+    await jobs.queued_users_named([ALICE.key])
+    await jobs.next_queued(ALICE.key, now=utcnow(), after=job, limit=4, off_peak=False)
+    await jobs.queued_off_peak(now=utcnow(), after=job, limit=4)
+    await jobs.queued_slice(offset=10, limit=4)
+    await jobs.queued_slice(limit=4, created_before=utcnow())
     await jobs.update(job.id, attempts=1)
     await jobs.transition(job.id, JobState.QUEUED, JobState.SUBMITTING)
     await db.run(lambda connection: connection.set_trace_callback(None))
-    # Each unit of work runs in a transaction of its own; the queries are the rest.
-    statements = [statement for statement in traced if not statement.endswith("-- batch")]
-    assert len(statements) == 9, traced
+    # Each unit of work runs in a transaction of its own; the queries are the rest (a statement
+    # that fires triggers is traced again for each trigger program).
+    statements = list(dict.fromkeys(statement for statement in traced if not statement.endswith("-- batch")))
+    assert len(statements) == 16, traced
     for statement in statements:
         plan = [row["detail"] for row in await db.fetch_all(f"EXPLAIN QUERY PLAN {statement}")]
-        assert not any(step.startswith("SCAN") for step in plan), (statement, plan)
+        # A walk along an index in its order is fine when a LIMIT stops it.
+        walks = " LIMIT " in statement and all("USING" in step and "INDEX" in step for step in plan)
+        # queue_users has a row per user with queued jobs: the queue's length is a sum over it.
+        scans = [
+            step for step in plan if step.startswith("SCAN") and step not in {"SCAN queue_users", "SCAN CONSTANT ROW"}
+        ]
+        assert walks or not scans, (statement, plan)
+    # The triggers that keep queue_users in step find a user's oldest queued job by a seek.
+    plan = await db.fetch_all(
+        "EXPLAIN QUERY PLAN SELECT MIN(created_at) FROM jobs WHERE user_key = ? AND state = 'queued'", ("u",)
+    )
+    [step] = [row["detail"] for row in plan]
+    assert step.startswith("SEARCH jobs USING") and "jobs_queued_by_user (user_key=?)" in step, step
 
 
 # --- blobs and persistence

@@ -120,6 +120,9 @@ class ConsoleNotifier:
     def chat_budget(self, chat: ChatRef) -> ChatBudget:
         return UNLIMITED  # a terminal takes every line at once
 
+    def budget_scope(self, job: Job) -> str:
+        return job.chat.chat_id
+
     async def progress(self, job: Job, progress: Progress) -> str | None:
         self._say(f"[{job.id}] {progress_text(job, progress)}")
         return None

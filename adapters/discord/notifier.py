@@ -6,7 +6,10 @@ requester sees it, like every other refusal), and the finished video is a public
 followup that answers the command. Later — Discord honours a token for 15 minutes,
 videos can take longer — the outcome is posted to the channel as a normal message
 that mentions the requester. How often progress is edited is the core's business
-(bot/progress.py); this notifier states the channel's budget and edits when asked.
+(bot/progress.py); this notifier states the budget and edits when asked. Each job's
+progress edits its own requester's response through that interaction's webhook,
+which Discord rate-limits per interaction, not per channel: so each job has a budget
+of its own (`budget_scope`), and a busy channel never delays a new member's answer.
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ log = logging.getLogger(__name__)
 
 # A channel post starts with the requester's mention; the caption gets the rest of a message.
 MENTION_ROOM = len("<@18446744073709551615>\n")
-# Seconds between two progress edits in one channel: Discord allows about five messages
-# per five seconds in a channel; progress needs far fewer and leaves room for results.
+# Seconds between two progress edits of one interaction's response: Discord rate-limits
+# its webhook per interaction token; progress needs far fewer edits than the bucket
+# allows and leaves room for the outcome, which goes through the same webhook.
 DEFAULT_EDIT_INTERVAL = 2.0
 # What Discord answers when the interaction can no longer be answered through: its token
 # expired (Unknown Webhook, Invalid Webhook Token) or the user dismissed its message.
@@ -67,6 +71,10 @@ class DiscordNotifier:
 
     def chat_budget(self, chat: ChatRef) -> ChatBudget:
         return self._budget
+
+    def budget_scope(self, job: Job) -> str:
+        # Once the token expired nothing is edited; the channel is the scope a post would spend.
+        return f"interaction:{job.id}" if self._live_context(job) is not None else f"channel:{job.chat.chat_id}"
 
     async def progress(self, job: Job, progress: Progress) -> str | None:
         context = self._live_context(job)

@@ -30,6 +30,7 @@ ALBUMS_FOLLOWED = 1_000
 @dataclass
 class _Album:
     photos: dict[int, ImageFile] = field(default_factory=dict)  # by message id
+    captions: dict[int, str] = field(default_factory=dict)  # by message id, of the photos kept
     grew: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -51,6 +52,7 @@ class Albums:
         image = image_of(message)
         if image is not None and len(album.photos) < ALBUM_MAX_PHOTOS:
             album.photos[message.message_id] = image
+            album.captions[message.message_id] = message.caption or ""
             album.grew.set()
 
     async def photos(self, message: Message) -> list[ImageFile]:
@@ -71,6 +73,13 @@ class Albums:
             except TimeoutError:
                 break  # quiet for a moment: the album is complete
         return [album.photos[number] for number in sorted(album.photos)]
+
+    def captions(self, message: Message) -> list[str]:
+        """The captions of the photos `photos(message)` gave, in the same order ("" for none)."""
+        if message.media_group_id is None:
+            return [message.caption or ""]
+        album = self._albums.get((message.chat.id, message.media_group_id)) or _Album()
+        return [album.captions.get(number, "") for number in sorted(album.photos)]
 
 
 class AlbumParts(BaseMiddleware):

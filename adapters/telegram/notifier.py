@@ -100,6 +100,9 @@ class TelegramNotifier:
     def chat_budget(self, chat: ChatRef) -> ChatBudget:
         return self._pacing.private_chat if chat.is_private else self._pacing.group_chat
 
+    def budget_scope(self, job: Job) -> str:
+        return job.chat.chat_id  # every message in a chat (its topics too) counts against its limit
+
     async def progress(self, job: Job, progress: Progress) -> str | None:
         if self._activity.stopping.is_set():
             return job.status_message_id

@@ -21,6 +21,11 @@ USER_COMMANDS = (
     BotCommand(
         command="frames", description="A video from a first to a last picture (an album of two, /frames as caption)"
     ),
+    BotCommand(
+        command="transition",
+        description="A video through 2-7 pictures (an album, /transition --durations 3,2 as caption)",
+    ),
+    BotCommand(command="fusion", description="Fuse up to 3 pictures (an album, /fusion @pic1 hugs @pic2 as caption)"),
     BotCommand(command="effects", description="Ready-made effects: /effects [words] lists and searches them"),
     BotCommand(command="effect", description="Apply an effect: a photo (or an album of two) with /effect <name>"),
     BotCommand(command="jobs", description="Your recent jobs"),

@@ -8,8 +8,10 @@ from bot.kinds.base import GenerationKind, Pictures
 from bot.kinds.create import CREATE
 from bot.kinds.effect import EFFECT
 from bot.kinds.frames import FRAMES
+from bot.kinds.fusion import FUSION
+from bot.kinds.transition import TRANSITION
 
-KINDS: tuple[GenerationKind, ...] = (CREATE, ANIMATE, FRAMES, EFFECT)
+KINDS: tuple[GenerationKind, ...] = (CREATE, ANIMATE, FRAMES, TRANSITION, FUSION, EFFECT)
 _BY_JOB_KIND = {kind.job_kind: kind for kind in KINDS}
 _BY_NAME = {kind.name: kind for kind in KINDS}
 
@@ -23,4 +25,16 @@ def kind_named(name: str) -> GenerationKind | None:
     return _BY_NAME.get(name)
 
 
-__all__ = ["ANIMATE", "CREATE", "EFFECT", "FRAMES", "KINDS", "GenerationKind", "Pictures", "kind_named", "kind_of"]
+__all__ = [
+    "ANIMATE",
+    "CREATE",
+    "EFFECT",
+    "FRAMES",
+    "FUSION",
+    "KINDS",
+    "TRANSITION",
+    "GenerationKind",
+    "Pictures",
+    "kind_named",
+    "kind_of",
+]

@@ -5,11 +5,12 @@ with their roles, options with their types, ranges and help), how its inputs bec
 `GenerationRequest` (validated against the model catalogue) and how that request
 becomes the upstream request. Adapters iterate `bot.kinds.KINDS` and render each
 generically: text options and captions (Telegram, console), typed slash options with
-attachments (Discord), the same help everywhere. Prices come from the pricing table.
+attachments (Discord), the same help everywhere. Prices come from the model catalogue.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from bot.catalogue import Catalogue, Feature
 from bot.domain import GenerationRequest, JobKind
 from bot.errors import InvalidInput
 from bot.text_options import COMMON_OPTIONS, Option
+from bot.upstream.models import SEED_MAX, SEED_MIN
 
 if TYPE_CHECKING:
     from bot.commands import RequestBuilder, _Command
@@ -38,6 +40,12 @@ class Pictures:
     roles: tuple[str, ...]
     required: int
 
+    def describe(self) -> str:
+        """What to send, as help says it: "the first frame and the last frame", "2 to 7 pictures"."""
+        if self.required == len(self.roles):
+            return " and ".join(self.roles)
+        return f"{self.required} to {len(self.roles)} pictures"
+
     def check(self, count: int, command: str) -> None:
         """InvalidInput naming what the kind needs when `count` pictures do not fit."""
         if self.required <= count <= len(self.roles):
@@ -49,6 +57,11 @@ class Pictures:
         else:
             need = f"{self.required} to {len(self.roles)} pictures"
         raise InvalidInput("image", f"/{command} needs {need}; got {count}")
+
+
+def replace_prompt(request: GenerationRequest, text: str) -> GenerationRequest:
+    """A remix of most kinds: the user's prompt replaced."""
+    return request.with_changes(user_prompt=text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +83,13 @@ class GenerationKind:
     pictures: Pictures | None = None
     feature: Feature | None = None  # what the model must have to run this kind
     remixable: bool = True  # has a prompt a remix can replace
+    # The request with a remix's new prompt (the user's text, cleaned); InvalidInput when it does not fit.
+    remix: Callable[[GenerationRequest, str], GenerationRequest] = replace_prompt
     picture_help: tuple[str, ...] = field(default=())  # per picture, for Discord's attachment options
+    seed_range: tuple[int, int] = (SEED_MIN, SEED_MAX)  # the seeds its endpoint takes
+    # The command field a Telegram album's captions fill (one per picture after the first,
+    # whose caption holds the command) when the command does not set it.
+    album_captions: str | None = None
     common_options: tuple[Option, ...] = COMMON_OPTIONS  # the shared options this kind takes
     # Looks up what the command names before it is built (an effect by its name), so
     # `build` stays a plain function of the command; None when there is nothing to look up.
@@ -81,6 +100,11 @@ class GenerationKind:
     @property
     def all_options(self) -> tuple[Option, ...]:
         return self.options + self.common_options
+
+    def new_seed(self) -> int:
+        """A random seed this kind's endpoint takes (picked for "random", reroll and remix)."""
+        low, high = self.seed_range
+        return low + secrets.randbelow(high - low + 1)
 
     def to_upstream(self, request: GenerationRequest, routing: Routing, catalogue: Catalogue) -> BaseModel:
         """The upstream request for `request`; InvalidInput when it breaks an upstream limit."""

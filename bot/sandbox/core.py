@@ -42,6 +42,8 @@ class Sandbox:
         self.videos: dict[str, SandboxVideo] = {}
         self.uploads = UploadStore()
         self.request_log: list[tuple[str, str]] = []
+        # The fields of the request that made each video, by video id (tests read what was sent).
+        self.bodies: dict[str, dict[str, object]] = {}
         # Video files being downloaded right now, and the most there ever were at once.
         self.media_in_flight = 0
         self.media_peak = 0

@@ -1,4 +1,4 @@
-"""POST videos/create, videos/create-frames, videos/upscale and videos/extend."""
+"""POST videos/create, create-frames, create-transition, create-fusion, upscale and extend."""
 
 from __future__ import annotations
 
@@ -6,20 +6,27 @@ import logging
 
 from aiohttp import web
 
+from bot.catalogue import shipped_catalogue
+from bot.pricing import Pricing
 from bot.sandbox.admission import Admission, admit, planned_outcome
 from bot.sandbox.errors import ApiError
 from bot.sandbox.media import Picture
-from bot.sandbox.pricing import generation_cost, upscale_cost
 from bot.sandbox.routes_catalog import IMAGE_TEMPLATE, SandboxEffect, find_effect
 from bot.sandbox.videos import SandboxVideo, VideoPhase
 from bot.sandbox.web_support import API_PREFIX, RouteGroup, origin, read_body, validated
 from bot.upstream.models import (
+    FUSION_SEED_MAX,
+    FUSION_SEED_MIN,
     SEED_MAX,
     SEED_MIN,
     UPSTREAM_DEFAULT_EXTEND_MODEL,
+    UPSTREAM_DEFAULT_FUSION_MODEL,
     UPSTREAM_DEFAULT_MODEL,
+    UPSTREAM_DEFAULT_MULTI_TRANSITION_MODEL,
     AspectRatio,
     CreateFramesRequest,
+    CreateFusionRequest,
+    CreateTransitionRequest,
     CreateVideoRequest,
     ExtendRequest,
     Quality,
@@ -38,8 +45,6 @@ DEFAULT_EXTEND_MODEL = UPSTREAM_DEFAULT_EXTEND_MODEL
 # simulate. They answer a 404 that says so: without a route of their own, aiohttp would
 # match them to GET videos/{video_id} and answer 405, which no client expects.
 UNSIMULATED_GENERATIONS = (
-    "videos/create-fusion",
-    "videos/create-transition",
     "videos/lipsync",
     "videos/modify",
     "videos/restyle",
@@ -53,10 +58,21 @@ class GenerationRoutes(RouteGroup):
         return [
             web.post(f"{API_PREFIX}/videos/create", self.create),
             web.post(f"{API_PREFIX}/videos/create-frames", self.create_frames),
+            web.post(f"{API_PREFIX}/videos/create-transition", self.create_transition),
+            web.post(f"{API_PREFIX}/videos/create-fusion", self.create_fusion),
             web.post(f"{API_PREFIX}/videos/upscale", self.upscale),
             web.post(f"{API_PREFIX}/videos/extend", self.extend),
             *(web.post(f"{API_PREFIX}/{path}", self.unsimulated) for path in UNSIMULATED_GENERATIONS),
         ]
+
+    def _pricing(self) -> Pricing:
+        # The sandbox charges what the bot's catalogue says (the shipped one unless set).
+        return Pricing(self.sandbox.config.catalogue or shipped_catalogue())
+
+    def _video_cost(self, model: str, quality: str, duration: int, *, audio: bool, off_peak: bool) -> int:
+        pricing = self._pricing()
+        cost = pricing.video_credits(model, quality, duration, audio=audio)
+        return pricing.off_peak(cost) if off_peak else cost
 
     async def unsimulated(self, request: web.Request) -> web.Response:
         endpoint = request.path.removeprefix(f"{API_PREFIX}/")
@@ -71,7 +87,7 @@ class GenerationRoutes(RouteGroup):
         quality, duration = ask.quality or DEFAULT_QUALITY, ask.duration or DEFAULT_DURATION
         aspect_ratio, model = ask.aspect_ratio or DEFAULT_ASPECT_RATIO, ask.model or DEFAULT_CREATE_MODEL
         off_peak = bool(ask.off_peak_mode)
-        cost = generation_cost(quality, duration, audio=bool(ask.audio), off_peak=off_peak)
+        cost = self._video_cost(model, quality, duration, audio=bool(ask.audio), off_peak=off_peak)
         effect = self._template(ask)
         if effect is not None:
             # The template decides the length, the model and the price.
@@ -99,7 +115,7 @@ class GenerationRoutes(RouteGroup):
             reply_ref=ask.replyRef,
             image=effect is not None and effect.template_type == IMAGE_TEMPLATE,
         )
-        return self._accepted(request, video)
+        return await self._accepted(request, video)
 
     @staticmethod
     def _template(ask: CreateVideoRequest) -> SandboxEffect | None:
@@ -126,7 +142,7 @@ class GenerationRoutes(RouteGroup):
         prompt, seed = ask.prompt or "", self._seed(ask.seed)
         quality, duration = ask.quality or DEFAULT_QUALITY, ask.duration or DEFAULT_DURATION
         model, off_peak = ask.model or DEFAULT_CREATE_MODEL, bool(ask.off_peak_mode)
-        cost = generation_cost(quality, duration, audio=bool(ask.audio), off_peak=off_peak)
+        cost = self._video_cost(model, quality, duration, audio=bool(ask.audio), off_peak=off_peak)
         account = admit(self.sandbox, Admission(ask.email, ask.maxJobs, off_peak, prompt, cost))
         fingerprint = "|".join(("frames", prompt, str(seed), model, ask.first_frame_path, ask.last_frame_path))
         video = SandboxVideo(
@@ -148,12 +164,85 @@ class GenerationRoutes(RouteGroup):
             reply_url=ask.replyUrl,
             reply_ref=ask.replyRef,
         )
-        return self._accepted(request, video)
+        return await self._accepted(request, video)
+
+    async def create_transition(self, request: web.Request) -> web.Response:
+        """A video through 2 to 7 frames: one clip per transition, its look drawn from every input."""
+        ask = validated(CreateTransitionRequest, await read_body(request), self.sandbox.config.catalogue)
+        paths = ask.frame_paths
+        for number, path in enumerate(paths, 1):
+            self.sandbox.uploads.require(path, "image", f"frame_{number}_path")
+        seconds = [int(getattr(ask, f"duration_{n}_to_{n + 1}") or DEFAULT_DURATION) for n in range(1, len(paths))]
+        prompts = [getattr(ask, f"prompt_{n}_to_{n + 1}") or "" for n in range(1, len(paths))]
+        seed, quality = self._seed(ask.seed), ask.quality or DEFAULT_QUALITY
+        default_model = UPSTREAM_DEFAULT_MULTI_TRANSITION_MODEL if len(paths) > 2 else DEFAULT_CREATE_MODEL
+        model, off_peak = ask.model or default_model, bool(ask.off_peak_mode)
+        # Each transition is a clip of its own length, priced as one.
+        cost = sum(self._video_cost(model, quality, s, audio=bool(ask.audio), off_peak=off_peak) for s in seconds)
+        prompt = " | ".join(prompts)
+        account = admit(self.sandbox, Admission(ask.email, ask.maxJobs, off_peak, prompt, cost))
+        fingerprint = "|".join(("transition", *paths, *map(str, seconds), *prompts, str(seed), model))
+        picture = Picture.for_aspect(DEFAULT_ASPECT_RATIO, f"{fingerprint}|1")
+        for number in range(2, len(seconds) + 1):  # one more stretch per further transition
+            picture = picture.extended(f"{fingerprint}|{number}")
+        video = SandboxVideo(
+            number=self.sandbox.next_number(),
+            email=account.email,
+            model=model,
+            prompt=prompt,
+            seed=seed,
+            quality=quality,
+            duration=sum(seconds),
+            video_duration=sum(seconds),
+            # The video takes the pictures' shape; the sandbox does not probe it.
+            aspect_ratio=DEFAULT_ASPECT_RATIO,
+            off_peak=off_peak,
+            cost=cost,
+            outcome=planned_outcome(self.sandbox.config, prompt),
+            picture=picture,
+            media_origin=origin(request),
+            reply_url=ask.replyUrl,
+            reply_ref=ask.replyRef,
+        )
+        return await self._accepted(request, video)
+
+    async def create_fusion(self, request: web.Request) -> web.Response:
+        """Up to three pictures fused into one video; its look is drawn from the prompt and every picture."""
+        ask = validated(CreateFusionRequest, await read_body(request), self.sandbox.config.catalogue)
+        paths = ask.frame_paths
+        for number, path in enumerate(paths, 1):
+            self.sandbox.uploads.require(path, "image", f"frame_{number}_path")
+        seed = ask.seed or self.sandbox.rng.randint(FUSION_SEED_MIN, FUSION_SEED_MAX)
+        quality, duration = ask.quality or DEFAULT_QUALITY, ask.duration or DEFAULT_DURATION
+        aspect_ratio, model = ask.aspect_ratio or DEFAULT_ASPECT_RATIO, ask.model or UPSTREAM_DEFAULT_FUSION_MODEL
+        off_peak = bool(ask.off_peak_mode)
+        cost = self._video_cost(model, quality, duration, audio=False, off_peak=off_peak)
+        account = admit(self.sandbox, Admission(ask.email, ask.maxJobs, off_peak, ask.prompt, cost))
+        fingerprint = "|".join(("fusion", ask.prompt, str(seed), model, *paths))
+        video = SandboxVideo(
+            number=self.sandbox.next_number(),
+            email=account.email,
+            model=model,
+            prompt=ask.prompt,
+            seed=seed,
+            quality=quality,
+            duration=duration,
+            video_duration=duration,
+            aspect_ratio=aspect_ratio,
+            off_peak=off_peak,
+            cost=cost,
+            outcome=planned_outcome(self.sandbox.config, ask.prompt),
+            picture=Picture.for_aspect(aspect_ratio, fingerprint),
+            media_origin=origin(request),
+            reply_url=ask.replyUrl,
+            reply_ref=ask.replyRef,
+        )
+        return await self._accepted(request, video)
 
     async def upscale(self, request: web.Request) -> web.Response:
         ask = validated(UpscaleRequest, await read_body(request))
         source = self._completed_source(ask.video_id)
-        cost = upscale_cost(source.video_duration)
+        cost = self._pricing().upscale_credits(source.video_duration)
         # An upscale runs on the account that made the source video.
         account = admit(self.sandbox, Admission(source.email, ask.maxJobs, False, "", cost))
         video = SandboxVideo(
@@ -177,7 +266,7 @@ class GenerationRoutes(RouteGroup):
             upscaled=True,
             extended=source.extended,
         )
-        return self._accepted(request, video)
+        return await self._accepted(request, video)
 
     async def extend(self, request: web.Request) -> web.Response:
         ask = validated(ExtendRequest, await read_body(request), self.sandbox.config.catalogue)
@@ -194,13 +283,13 @@ class GenerationRoutes(RouteGroup):
             source_seconds, original_id = 0, ""
         prompt, seed = ask.prompt or "", self._seed(ask.seed)
         quality, duration = ask.quality or DEFAULT_QUALITY, ask.duration or DEFAULT_DURATION
-        off_peak = bool(ask.off_peak_mode)
-        cost = generation_cost(quality, duration, audio=False, off_peak=off_peak)
+        off_peak, model = bool(ask.off_peak_mode), ask.model or DEFAULT_EXTEND_MODEL
+        cost = self._video_cost(model, quality, duration, audio=False, off_peak=off_peak)
         account = admit(self.sandbox, Admission(email, ask.maxJobs, off_peak, prompt, cost))
         video = SandboxVideo(
             number=self.sandbox.next_number(),
             email=account.email,
-            model=ask.model or DEFAULT_EXTEND_MODEL,
+            model=model,
             prompt=prompt,
             seed=seed,
             quality=quality,
@@ -217,7 +306,7 @@ class GenerationRoutes(RouteGroup):
             original_video_id=original_id,
             extended=True,
         )
-        return self._accepted(request, video)
+        return await self._accepted(request, video)
 
     def _seed(self, requested: int | None) -> int:
         return requested or self.sandbox.rng.randint(SEED_MIN, SEED_MAX)
@@ -234,7 +323,8 @@ class GenerationRoutes(RouteGroup):
             raise ApiError(400, f"video_id: {video_id} is {source.phase.name}; only a COMPLETED video can be used")
         return source
 
-    def _accepted(self, request: web.Request, video: SandboxVideo) -> web.Response:
+    async def _accepted(self, request: web.Request, video: SandboxVideo) -> web.Response:
+        self.sandbox.bodies[video.video_id] = await read_body(request)  # read once, kept by aiohttp
         self.sandbox.start(video)
         config = self.sandbox.config
         if config.drop_write_responses > 0 and request.transport is not None:

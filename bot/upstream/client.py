@@ -49,6 +49,8 @@ from bot.upstream.models import (
     Account,
     AccountConfigRequest,
     CreateFramesRequest,
+    CreateFusionRequest,
+    CreateTransitionRequest,
     CreateVideoRequest,
     EffectPage,
     ExtendRequest,
@@ -76,7 +78,14 @@ T = TypeVar("T")
 RequestT = TypeVar("RequestT", bound=BaseModel)
 Sleep = Callable[[float], Awaitable[object]]
 # The requests that start a paid generation: sent at most once.
-PaidRequest = CreateVideoRequest | CreateFramesRequest | UpscaleRequest | ExtendRequest
+PaidRequest = (
+    CreateVideoRequest
+    | CreateFramesRequest
+    | CreateTransitionRequest
+    | CreateFusionRequest
+    | UpscaleRequest
+    | ExtendRequest
+)
 
 
 # ------------------------------------------------------------------ validation
@@ -232,6 +241,9 @@ def _lookup_hints(request: PaidRequest) -> tuple[str | None, str | None, int | N
     if isinstance(request, UpscaleRequest):
         # An upscale runs on the account that owns the source video and has no prompt or seed.
         return account_email_of(request.video_id), None, None
+    if isinstance(request, CreateTransitionRequest):
+        # Its prompts are per transition: the listing's one prompt cannot be matched safely.
+        return request.email, None, request.seed
     return request.email, request.prompt, request.seed
 
 
@@ -313,6 +325,14 @@ class PixVerseClient:
     async def create_frames(self, request: CreateFramesRequest) -> VideoCreated:
         """POST videos/create-frames. Sent at most once; see `OutcomeUnknown` for a lost answer."""
         return await self._generate("videos/create-frames", request)
+
+    async def create_transition(self, request: CreateTransitionRequest) -> VideoCreated:
+        """POST videos/create-transition. Sent at most once; see `OutcomeUnknown` for a lost answer."""
+        return await self._generate("videos/create-transition", request)
+
+    async def create_fusion(self, request: CreateFusionRequest) -> VideoCreated:
+        """POST videos/create-fusion. Sent at most once; see `OutcomeUnknown` for a lost answer."""
+        return await self._generate("videos/create-fusion", request)
 
     async def upscale_video(self, request: UpscaleRequest) -> VideoCreated:
         """POST videos/upscale. Sent at most once; see `OutcomeUnknown` for a lost answer."""

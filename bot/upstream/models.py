@@ -7,6 +7,7 @@ fields: the upstream adds fields over time and we must not break when it does.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any
 
@@ -23,6 +24,17 @@ DURATION_MIN, DURATION_MAX = 1, 10
 DURATION_MAX_1080P = 8
 FRAMES_DURATION_MAX = 8  # create-frames is limited to 8 s (model-capabilities.md)
 MAX_JOBS_MIN, MAX_JOBS_MAX = 1, 8
+# create-transition (seeds/v2/post-pixverse-videos-create-transition.md): 2 to 7 frames,
+# each transition 1 to 8 seconds; 3 or more frames only on the models with transition_multi.
+TRANSITION_FRAMES_MIN, TRANSITION_FRAMES_MAX = 2, 7
+TRANSITION_SEGMENT_MIN, TRANSITION_SEGMENT_MAX = 1, 8
+UPSTREAM_DEFAULT_MULTI_TRANSITION_MODEL = "v5"
+# create-fusion (seeds/v2/post-pixverse-videos-create-fusion.md): up to 3 pictures the
+# prompt names @pic1 … @pic3, model v5 only, its own seed range.
+FUSION_PICTURES_MAX = 3
+FUSION_SEED_MIN, FUSION_SEED_MAX = 1, 999_999
+UPSTREAM_DEFAULT_FUSION_MODEL = "v5"
+_PICTURE_REFERENCE = re.compile(r"@pic(\d+)", re.IGNORECASE)
 # The Content-Types POST files accepts (seeds/v2/post-pixverse-files.md), lower-cased:
 # MIME types compare case-insensitively.
 UPLOAD_CONTENT_TYPES = frozenset(
@@ -133,7 +145,9 @@ class CreateVideoRequest(_ModelRequest):
 
 
 def _check_audio(
-    request: CreateVideoRequest | CreateFramesRequest, info: ValidationInfo, default_model: str = UPSTREAM_DEFAULT_MODEL
+    request: CreateVideoRequest | CreateFramesRequest | CreateTransitionRequest,
+    info: ValidationInfo,
+    default_model: str = UPSTREAM_DEFAULT_MODEL,
 ) -> None:
     if request.audio:
         request._require(info, Feature.AUDIO, "audio is only available on models", default_model)
@@ -171,6 +185,128 @@ class CreateFramesRequest(_ModelRequest):
     def _model_specific_options(self, info: ValidationInfo) -> CreateFramesRequest:
         self._require(info, Feature.FRAMES, "create-frames works with models", UPSTREAM_DEFAULT_MODEL)
         _check_audio(self, info)
+        return self
+
+
+def picture_references(prompt: str) -> list[int]:
+    """The picture numbers a fusion prompt names (`@pic2` → 2), in order of first mention."""
+    return list(dict.fromkeys(int(n) for n in _PICTURE_REFERENCE.findall(prompt)))
+
+
+def _segment_seconds(value: Any) -> Any:
+    """A transition's seconds as the docs show them (`"3"`); a number is taken too."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text.isdigit() or not TRANSITION_SEGMENT_MIN <= int(text) <= TRANSITION_SEGMENT_MAX:
+        raise ValueError(f"{value!r} is not supported; use {TRANSITION_SEGMENT_MIN} to {TRANSITION_SEGMENT_MAX}")
+    return str(int(text))
+
+
+class CreateTransitionRequest(_ModelRequest):
+    """POST videos/create-transition: 2 to 7 frames, a duration and a prompt per transition."""
+
+    email: str | None = None
+    quality: Quality | None = None
+    seed: int | None = Field(default=None, ge=SEED_MIN, le=SEED_MAX)
+    frame_1_path: str = Field(min_length=1)
+    frame_2_path: str = Field(min_length=1)
+    frame_3_path: str | None = None
+    frame_4_path: str | None = None
+    frame_5_path: str | None = None
+    frame_6_path: str | None = None
+    frame_7_path: str | None = None
+    duration_1_to_2: str | None = None
+    duration_2_to_3: str | None = None
+    duration_3_to_4: str | None = None
+    duration_4_to_5: str | None = None
+    duration_5_to_6: str | None = None
+    duration_6_to_7: str | None = None
+    prompt_1_to_2: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    prompt_2_to_3: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    prompt_3_to_4: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    prompt_4_to_5: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    prompt_5_to_6: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    prompt_6_to_7: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    audio: bool | None = None
+    preview_mode: bool | None = None
+    auto_sound: bool | None = None
+    sound_effect_prompt: str | None = Field(default=None, max_length=MAX_LIP_SYNC_TTS_CHARS)
+    lip_sync_tts_prompt: str | None = Field(default=None, max_length=MAX_LIP_SYNC_TTS_CHARS)
+    lip_sync_tts_speaker_id: str | None = None
+    off_peak_mode: bool | None = None
+    replyUrl: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
+    replyRef: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
+    maxJobs: int | None = Field(default=None, ge=MAX_JOBS_MIN, le=MAX_JOBS_MAX)
+
+    @field_validator(*(f"duration_{n}_to_{n + 1}" for n in range(1, TRANSITION_FRAMES_MAX)), mode="before")
+    @classmethod
+    def _seconds(cls, value: Any) -> Any:
+        return _segment_seconds(value)
+
+    @property
+    def frame_paths(self) -> list[str]:
+        """The frames given, in order (they must come without gaps)."""
+        paths = [getattr(self, f"frame_{n}_path") for n in range(1, TRANSITION_FRAMES_MAX + 1)]
+        return [p for p in paths if p]
+
+    @model_validator(mode="after")
+    def _frames_and_model(self, info: ValidationInfo) -> CreateTransitionRequest:
+        frames = len(self.frame_paths)
+        for n in range(1, TRANSITION_FRAMES_MAX + 1):
+            if getattr(self, f"frame_{n}_path") is None and n <= frames:
+                raise ValueError(f"frame_{n}_path is missing; frames must be given in order, without gaps")
+        for n in range(frames, TRANSITION_FRAMES_MAX):
+            for name in (f"duration_{n}_to_{n + 1}", f"prompt_{n}_to_{n + 1}"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} is given, but frame_{n + 1}_path is not")
+        if frames > TRANSITION_FRAMES_MIN:
+            if self.audio:
+                raise ValueError("audio is only available with 2 frames")
+            self._require(
+                info,
+                Feature.TRANSITION_MULTI,
+                "create-transition with 3 or more frames works with models",
+                UPSTREAM_DEFAULT_MULTI_TRANSITION_MODEL,
+            )
+        else:
+            self._require(info, Feature.TRANSITION, "create-transition works with models", UPSTREAM_DEFAULT_MODEL)
+        default_model = UPSTREAM_DEFAULT_MULTI_TRANSITION_MODEL if frames > 2 else UPSTREAM_DEFAULT_MODEL
+        _check_audio(self, info, default_model)
+        return self
+
+
+class CreateFusionRequest(_ModelRequest):
+    """POST videos/create-fusion: up to three pictures the prompt names @pic1 … @pic3 (v5 only)."""
+
+    email: str | None = None
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    frame_1_path: str = Field(min_length=1)
+    frame_2_path: str | None = None
+    frame_3_path: str | None = None
+    duration: int | None = Field(default=None, ge=DURATION_MIN, le=DURATION_MAX)
+    quality: Quality | None = None
+    aspect_ratio: AspectRatio | None = None
+    seed: int | None = Field(default=None, ge=FUSION_SEED_MIN, le=FUSION_SEED_MAX)
+    off_peak_mode: bool | None = None
+    replyUrl: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
+    replyRef: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
+    maxJobs: int | None = Field(default=None, ge=MAX_JOBS_MIN, le=MAX_JOBS_MAX)
+
+    @property
+    def frame_paths(self) -> list[str]:
+        return [p for p in (self.frame_1_path, self.frame_2_path, self.frame_3_path) if p]
+
+    @model_validator(mode="after")
+    def _pictures_and_model(self, info: ValidationInfo) -> CreateFusionRequest:
+        if self.frame_3_path and not self.frame_2_path:
+            raise ValueError("frame_2_path is missing; frame_3_path needs it (pictures come in order)")
+        given = len(self.frame_paths)
+        for number in picture_references(self.prompt):
+            if not 1 <= number <= given:
+                raise ValueError(f"prompt names @pic{number}, but only frame_1_path … frame_{given}_path are given")
+        self._require(info, Feature.FUSION, "create-fusion works with models", UPSTREAM_DEFAULT_FUSION_MODEL)
+        _check_duration_quality(self.duration, self.quality)
         return self
 
 

@@ -415,7 +415,8 @@ class FakeDiscord:
 
     async def start(self) -> None:
         """Serve on a free loopback port and point discord.py's REST and gateway URLs here."""
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        # Bodies up to the attachment limit reach the handlers, which answer Discord's own error past it.
+        app = web.Application(client_max_size=max(64 * 1024 * 1024, self.attachment_size_limit + 1024 * 1024))
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._handle_api)
         app.router.add_get("/gateway", self._handle_gateway)
         app.router.add_get("/attachments/{id}/{filename}", self._handle_attachment)

@@ -1,7 +1,8 @@
 """Every generation kind as a command (bot.kinds), and the prompt answered to "What should the video show?".
 
 A kind with pictures takes them from the message (a photo with the command as caption,
-or an album whose caption holds it) or from the message it replies to.
+or an album whose caption holds it) or from the message it replies to. A kind may take the
+album's other captions as a command field (/transition: each transition's prompt).
 """
 
 from __future__ import annotations
@@ -70,14 +71,20 @@ def _with_pictures(kind: GenerationKind):  # type: ignore[no-untyped-def]
         with parsed.in_users_words():
             # Validate the options before fetching anything: a typo should not cost a download.
             typed = parse_command(kind.command, core.service.catalogue, prompt=parsed.prompt or None, **parsed.values)
+            source = message
             images = await albums.photos(message)
             if not images and message.reply_to_message is not None:
-                images = await albums.photos(message.reply_to_message)
+                source = message.reply_to_message
+                images = await albums.photos(source)
             if not images:
                 template = NO_IMAGE if kind.pictures.required == 1 else NO_ALBUM
-                pictures = " and ".join(kind.pictures.roles)
-                raise InvalidInput("image", template.format(name=kind.name, pictures=pictures))
-            kind.pictures.check(len(images), kind.name)
+                raise InvalidInput("image", template.format(name=kind.name, pictures=kind.pictures.describe()))
+            later_captions = albums.captions(source)[1:]  # the first one holds the command
+            if kind.album_captions and kind.album_captions not in parsed.values and any(later_captions):
+                values = parsed.values | {kind.album_captions: later_captions}
+                typed = parse_command(kind.command, core.service.catalogue, prompt=parsed.prompt or None, **values)
+            typed = await core.service.prepared(requester, kind, typed)  # an effect looked up by its name
+            core.service.check(kind, typed, len(images))
             limit = core.settings.max_image_bytes
             if not core.settings.telegram_api_base:
                 limit = min(limit, CLOUD_DOWNLOAD_LIMIT)
