@@ -194,6 +194,7 @@ async def test_telegram_unknown_effect_is_refused_naming_effects(fake: FakeTeleg
     reply = await wait_text_reply(fake, ALICE_CHAT, sent, "effect")
     assert "there is no effect 'Moonwalk'; /effects lists them and /effects <words> searches them" in reply["text"]
     assert await bot.core.jobs.in_states(list(JobState)) == []
+    assert fake.calls_to("getFile") == []  # refused before the photo was downloaded
 
 
 # ------------------------------------------------------------------ Discord
