@@ -41,6 +41,8 @@ TOP_OF_QUEUE = 5
 QUEUE_MOVE_FRACTION = 5
 # How many closed jobs are remembered to drop their late reports without a store read.
 CLOSED_MEMORY = 4096
+# Chat lanes kept before idle ones are first forgotten (then: twice those still busy).
+LANE_SWEEP_MIN = 256
 
 # Stages in the order a job goes through them: a report of an earlier stage than the
 # one shown is stale (a snapshot read before the job moved on).
@@ -154,6 +156,7 @@ class ProgressReporter:
         self._sending: dict[str, asyncio.Future[None]] = {}
         self._closed: dict[str, None] = {}  # insertion-ordered: the oldest is forgotten first
         self._lanes: dict[BudgetKey, _Lane] = {}
+        self._sweep_at = LANE_SWEEP_MIN  # lanes that make `_lane` forget the idle ones
         self._stopping = False
 
     async def report(self, job: Job, progress: Progress) -> None:
@@ -220,9 +223,13 @@ class ProgressReporter:
     def _lane(self, key: BudgetKey, chat: ChatRef, notifier: Notifier) -> _Lane:
         lane = self._lanes.get(key)
         if lane is None:
-            now = self._clock()
-            for idle in [k for k, other in self._lanes.items() if other.forgettable(now)]:
-                del self._lanes[idle]
+            # Forget idle lanes only once their number has doubled since the last sweep:
+            # sweeping at every new chat made a burst from many chats quadratic.
+            if len(self._lanes) >= self._sweep_at:
+                now = self._clock()
+                for idle in [k for k, other in self._lanes.items() if other.forgettable(now)]:
+                    del self._lanes[idle]
+                self._sweep_at = max(LANE_SWEEP_MIN, 2 * len(self._lanes))
             lane = self._lanes[key] = _Lane(notifier.chat_budget(chat))
         return lane
 

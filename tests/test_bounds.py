@@ -14,14 +14,16 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.cache import LruDict, LruSet
-from bot.domain import ChatRef, Platform, Requester, UserRef
+from bot.domain import ChatRef, GenerationRequest, Job, JobKind, Platform, Requester, UserRef
 from bot.errors import Refused
 from bot.gate import RATE_LIMITED_USERS_TRACKED, Gatekeeper, RateLimiter
 from bot.moderation.rules import load_default_blocklist
 from bot.moderation.service import CACHED_GROUP_BLOCKLISTS, CACHED_GROUP_SETTINGS, GroupSettings, ModerationService
+from bot.ports import ChatBudget, Progress, ProgressStage, VideoDelivery
 from bot.pricing import Pricing
+from bot.progress import LANE_SWEEP_MIN, Notifiers, ProgressReporter
 from bot.quota import CACHED_QUOTA_OVERRIDES, USER, QuotaPolicy, QuotaService, QuotaUnit, QuotaWindow
-from storage import Database, SqliteGovernanceStore, SqliteQuotaStore, open_database
+from storage import Database, SqliteGovernanceStore, SqliteJobStore, SqliteQuotaStore, open_database
 
 
 class FakeClock:
@@ -174,3 +176,50 @@ async def test_many_groups_and_users_leave_the_moderation_and_quota_caches_bound
     # Forgotten entries are read again from the store, so nothing is lost.
     assert limits[0] == 3 and set(limits[1:]) == {10}
     assert await quotas.limit_for(USER, "telegram:0") == 3
+
+
+class _ProgressSink:
+    """A notifier that takes every progress at once (the reporter is what is measured)."""
+
+    def __init__(self) -> None:
+        self.shown: list[str] = []
+
+    def upload_limit(self, job: Job) -> int:
+        return 0
+
+    def chat_budget(self, chat: ChatRef) -> ChatBudget:
+        return ChatBudget(min_gap=1.0)
+
+    def budget_scope(self, job: Job) -> str:
+        return job.chat.chat_id  # one budget per chat, as Telegram's
+
+    async def progress(self, job: Job, progress: Progress) -> str | None:
+        self.shown.append(job.id)
+        return None
+
+    async def deliver(self, job: Job, delivery: VideoDelivery) -> None:
+        raise AssertionError("no delivery here")
+
+    async def failed(self, job: Job, reason: str) -> None:
+        raise AssertionError("no failure here")
+
+    async def alert_operator(self, text: str) -> None:
+        raise AssertionError("no alert here")
+
+
+async def test_progress_lanes_of_many_chats_are_forgotten_once_idle(db: Database) -> None:
+    jobs, sink, clock = SqliteJobStore(db), _ProgressSink(), FakeClock()
+    notifiers = Notifiers()
+    notifiers.register(Platform.TELEGRAM, sink)
+    reporter = ProgressReporter(notifiers, jobs, interval=1.0, clock=clock)
+    chats = 5 * LANE_SWEEP_MIN
+    for chat in range(chats):
+        job = Job(id=f"j{chat}", requester=member(chat, chat), request=GenerationRequest(kind=JobKind.CREATE))
+        await jobs.add(job)
+        await reporter.report(job, Progress(ProgressStage.QUEUED, queue_position=1))
+        if chat % 100 == 99:  # a hundred chats at a time, then their lanes' budgets no longer bind
+            await reporter.idle()
+            clock.advance(1.0)
+    await reporter.idle()
+    assert sorted(sink.shown) == sorted(f"j{chat}" for chat in range(chats))
+    assert len(reporter._lanes) <= 2 * LANE_SWEEP_MIN

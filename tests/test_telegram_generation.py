@@ -5,6 +5,12 @@ The real aiogram bot polls FakeTelegram; the core talks to the sandbox.
 
 from __future__ import annotations
 
+import gc
+import weakref
+
+from aiogram.methods import Response
+from aiogram.types import Message
+
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.telegram_fixtures import (  # noqa: F401 (pytest fixtures, used by name)
     ALICE,
@@ -302,3 +308,14 @@ async def test_a_gif_is_animated_and_uploaded_as_a_gif(fake, bot, sandbox) -> No
     assert [(u.content_type, u.data) for u in uploads if u] == [("image/gif", GIF)] * 2
     assert len(fake.calls_to("getFile")) == 2  # the MP4 clip was refused before any download
     assert fake.spec_violations == []
+
+
+async def test_the_model_aiogram_reads_answers_with_survives_garbage_collection(fake, bot) -> None:
+    # aiogram parametrizes Response[...] for every answer and pydantic caches it only
+    # weakly: were nothing to keep it, each collection would make the next answer
+    # rebuild the model and its validator (a tenth of the bot's CPU per command).
+    sent = await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a fox")
+    await fake.wait_for(lambda: any("text" in m for m in replies_to(fake, ALICE_CHAT, sent)))
+    answered_with = weakref.ref(Response[Message])
+    gc.collect()
+    assert answered_with() is not None, "Response[Message] was collected: every answer rebuilds it"
