@@ -83,11 +83,23 @@ def catalogue_of(info: ValidationInfo) -> Catalogue:
     return catalogue if isinstance(catalogue, Catalogue) else shipped_catalogue()
 
 
-class _ModelRequest(_Request):
+class _RoutedRequest(_Request):
+    """What every generation request may carry: the callback and useapi.net's routing."""
+
+    replyUrl: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
+    replyRef: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
+    maxJobs: int | None = Field(default=None, ge=MAX_JOBS_MIN, le=MAX_JOBS_MAX)
+
+
+class _ModelRequest(_RoutedRequest):
     """A request that names a PixVerse model: the model must be one the catalogue knows,
-    and the options it is given must be ones that model has."""
+    and the options it is given must be ones that model has. It runs on `email`'s account."""
 
     model: str | None = None
+    email: str | None = None
+    quality: Quality | None = None
+    seed: int | None = Field(default=None, ge=SEED_MIN, le=SEED_MAX)
+    off_peak_mode: bool | None = None
 
     @field_validator("model")
     @classmethod
@@ -104,6 +116,17 @@ class _ModelRequest(_Request):
             raise ValueError(f"{what} {allowed}, not {model}")
 
 
+class _SoundRequest(_ModelRequest):
+    """A request that may ask for sound: generated audio, sound effects, speech, a preview."""
+
+    audio: bool | None = None
+    auto_sound: bool | None = None
+    sound_effect_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    lip_sync_tts_prompt: str | None = Field(default=None, max_length=MAX_LIP_SYNC_TTS_CHARS)
+    lip_sync_tts_speaker_id: str | None = None
+    preview_mode: bool | None = None
+
+
 def _check_duration_quality(duration: int | None, quality: str | None) -> None:
     if duration is not None and quality == Quality.P1080 and duration > DURATION_MAX_1080P:
         raise ValueError(
@@ -112,28 +135,15 @@ def _check_duration_quality(duration: int | None, quality: str | None) -> None:
         )
 
 
-class CreateVideoRequest(_ModelRequest):
+class CreateVideoRequest(_SoundRequest):
     """POST videos/create."""
 
-    email: str | None = None
     prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
     first_frame_path: str | None = None
     last_frame_path: str | None = None
     template_id: int | None = None
     duration: int | None = Field(default=None, ge=DURATION_MIN, le=DURATION_MAX)
-    quality: Quality | None = None
     aspect_ratio: AspectRatio | None = None
-    audio: bool | None = None
-    auto_sound: bool | None = None
-    sound_effect_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
-    lip_sync_tts_prompt: str | None = Field(default=None, max_length=MAX_LIP_SYNC_TTS_CHARS)
-    lip_sync_tts_speaker_id: str | None = None
-    preview_mode: bool | None = None
-    seed: int | None = Field(default=None, ge=SEED_MIN, le=SEED_MAX)
-    off_peak_mode: bool | None = None
-    replyUrl: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
-    replyRef: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
-    maxJobs: int | None = Field(default=None, ge=MAX_JOBS_MIN, le=MAX_JOBS_MAX)
 
     @model_validator(mode="after")
     def _model_specific_options(self, info: ValidationInfo) -> CreateVideoRequest:
@@ -145,7 +155,7 @@ class CreateVideoRequest(_ModelRequest):
 
 
 def _check_audio(
-    request: CreateVideoRequest | CreateFramesRequest | CreateTransitionRequest,
+    request: _SoundRequest,
     info: ValidationInfo,
     default_model: str = UPSTREAM_DEFAULT_MODEL,
 ) -> None:
@@ -160,26 +170,13 @@ def _check_audio(
         )
 
 
-class CreateFramesRequest(_ModelRequest):
+class CreateFramesRequest(_SoundRequest):
     """POST videos/create-frames: a video from a first to a last frame (at most 8 s)."""
 
-    email: str | None = None
     prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
     first_frame_path: str = Field(min_length=1)
     last_frame_path: str = Field(min_length=1)
     duration: int | None = Field(default=None, ge=DURATION_MIN, le=FRAMES_DURATION_MAX)
-    quality: Quality | None = None
-    audio: bool | None = None
-    auto_sound: bool | None = None
-    sound_effect_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
-    lip_sync_tts_prompt: str | None = Field(default=None, max_length=MAX_LIP_SYNC_TTS_CHARS)
-    lip_sync_tts_speaker_id: str | None = None
-    preview_mode: bool | None = None
-    seed: int | None = Field(default=None, ge=SEED_MIN, le=SEED_MAX)
-    off_peak_mode: bool | None = None
-    replyUrl: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
-    replyRef: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
-    maxJobs: int | None = Field(default=None, ge=MAX_JOBS_MIN, le=MAX_JOBS_MAX)
 
     @model_validator(mode="after")
     def _model_specific_options(self, info: ValidationInfo) -> CreateFramesRequest:
@@ -203,12 +200,9 @@ def _segment_seconds(value: Any) -> Any:
     return str(int(text))
 
 
-class CreateTransitionRequest(_ModelRequest):
+class CreateTransitionRequest(_SoundRequest):
     """POST videos/create-transition: 2 to 7 frames, a duration and a prompt per transition."""
 
-    email: str | None = None
-    quality: Quality | None = None
-    seed: int | None = Field(default=None, ge=SEED_MIN, le=SEED_MAX)
     frame_1_path: str = Field(min_length=1)
     frame_2_path: str = Field(min_length=1)
     frame_3_path: str | None = None
@@ -228,16 +222,8 @@ class CreateTransitionRequest(_ModelRequest):
     prompt_4_to_5: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
     prompt_5_to_6: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
     prompt_6_to_7: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
-    audio: bool | None = None
-    preview_mode: bool | None = None
-    auto_sound: bool | None = None
+    # Shorter here than on create: the create-transition docs allow 140 characters.
     sound_effect_prompt: str | None = Field(default=None, max_length=MAX_LIP_SYNC_TTS_CHARS)
-    lip_sync_tts_prompt: str | None = Field(default=None, max_length=MAX_LIP_SYNC_TTS_CHARS)
-    lip_sync_tts_speaker_id: str | None = None
-    off_peak_mode: bool | None = None
-    replyUrl: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
-    replyRef: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
-    maxJobs: int | None = Field(default=None, ge=MAX_JOBS_MIN, le=MAX_JOBS_MAX)
 
     @field_validator(*(f"duration_{n}_to_{n + 1}" for n in range(1, TRANSITION_FRAMES_MAX)), mode="before")
     @classmethod
@@ -279,19 +265,14 @@ class CreateTransitionRequest(_ModelRequest):
 class CreateFusionRequest(_ModelRequest):
     """POST videos/create-fusion: up to three pictures the prompt names @pic1 … @pic3 (v5 only)."""
 
-    email: str | None = None
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
     frame_1_path: str = Field(min_length=1)
     frame_2_path: str | None = None
     frame_3_path: str | None = None
     duration: int | None = Field(default=None, ge=DURATION_MIN, le=DURATION_MAX)
-    quality: Quality | None = None
     aspect_ratio: AspectRatio | None = None
+    # Fusion has a seed range of its own.
     seed: int | None = Field(default=None, ge=FUSION_SEED_MIN, le=FUSION_SEED_MAX)
-    off_peak_mode: bool | None = None
-    replyUrl: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
-    replyRef: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
-    maxJobs: int | None = Field(default=None, ge=MAX_JOBS_MIN, le=MAX_JOBS_MAX)
 
     @property
     def frame_paths(self) -> list[str]:
@@ -310,29 +291,19 @@ class CreateFusionRequest(_ModelRequest):
         return self
 
 
-class UpscaleRequest(_Request):
-    """POST videos/upscale."""
+class UpscaleRequest(_RoutedRequest):
+    """POST videos/upscale (no email: it runs on the account that made the video)."""
 
     video_id: str = Field(min_length=1)
-    replyUrl: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
-    replyRef: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
-    maxJobs: int | None = Field(default=None, ge=MAX_JOBS_MIN, le=MAX_JOBS_MAX)
 
 
 class ExtendRequest(_ModelRequest):
     """POST videos/extend (the models whose catalogue entry has `extend`)."""
 
-    email: str | None = None
     prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
     video_id: str | None = None
     video_path: str | None = None
     duration: int | None = Field(default=None, ge=DURATION_MIN, le=DURATION_MAX)
-    quality: Quality | None = None
-    seed: int | None = Field(default=None, ge=SEED_MIN, le=SEED_MAX)
-    off_peak_mode: bool | None = None
-    replyUrl: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
-    replyRef: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
-    maxJobs: int | None = Field(default=None, ge=MAX_JOBS_MIN, le=MAX_JOBS_MAX)
 
     @model_validator(mode="after")
     def _source_and_model(self, info: ValidationInfo) -> ExtendRequest:
