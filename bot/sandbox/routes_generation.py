@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiohttp import web
 
@@ -30,6 +31,7 @@ from bot.upstream.models import (
     CreateVideoRequest,
     ExtendRequest,
     Quality,
+    RoutedRequest,
     UpscaleRequest,
 )
 
@@ -92,30 +94,24 @@ class GenerationRoutes(RouteGroup):
         if effect is not None:
             # The template decides the length, the model and the price.
             duration, model, cost = effect.duration, f"template-{effect.template_id}", effect.credits
-        account = admit(self.sandbox, Admission(ask.email, ask.maxJobs, off_peak, prompt, cost))
         fingerprint = "|".join((prompt, str(seed), model, ask.first_frame_path or "", str(ask.template_id or "")))
         if ask.last_frame_path:  # a two-picture effect: the second picture shows too
             fingerprint = f"{fingerprint}|{ask.last_frame_path}"
-        video = SandboxVideo(
-            number=self.sandbox.next_number(),
-            email=account.email,
-            model=model,
+        return await self._start(
+            request,
+            ask,
+            email=ask.email,
             prompt=prompt,
+            off_peak=off_peak,
+            cost=cost,
+            picture=Picture.for_aspect(aspect_ratio, fingerprint),
+            model=model,
             seed=seed,
             quality=quality,
             duration=duration,
-            video_duration=duration,
             aspect_ratio=aspect_ratio,
-            off_peak=off_peak,
-            cost=cost,
-            outcome=planned_outcome(self.sandbox.config, prompt),
-            picture=Picture.for_aspect(aspect_ratio, fingerprint),
-            media_origin=origin(request),
-            reply_url=ask.replyUrl,
-            reply_ref=ask.replyRef,
             image=effect is not None and effect.template_type == IMAGE_TEMPLATE,
         )
-        return await self._accepted(request, video)
 
     @staticmethod
     def _template(ask: CreateVideoRequest) -> SandboxEffect | None:
@@ -143,28 +139,22 @@ class GenerationRoutes(RouteGroup):
         quality, duration = ask.quality or DEFAULT_QUALITY, ask.duration or DEFAULT_DURATION
         model, off_peak = ask.model or DEFAULT_CREATE_MODEL, bool(ask.off_peak_mode)
         cost = self._video_cost(model, quality, duration, audio=bool(ask.audio), off_peak=off_peak)
-        account = admit(self.sandbox, Admission(ask.email, ask.maxJobs, off_peak, prompt, cost))
         fingerprint = "|".join(("frames", prompt, str(seed), model, ask.first_frame_path, ask.last_frame_path))
-        video = SandboxVideo(
-            number=self.sandbox.next_number(),
-            email=account.email,
-            model=model,
+        return await self._start(
+            request,
+            ask,
+            email=ask.email,
             prompt=prompt,
+            off_peak=off_peak,
+            cost=cost,
+            picture=Picture.for_aspect(DEFAULT_ASPECT_RATIO, fingerprint),
+            model=model,
             seed=seed,
             quality=quality,
             duration=duration,
-            video_duration=duration,
             # The video takes the pictures' shape; the sandbox does not probe it.
             aspect_ratio=DEFAULT_ASPECT_RATIO,
-            off_peak=off_peak,
-            cost=cost,
-            outcome=planned_outcome(self.sandbox.config, prompt),
-            picture=Picture.for_aspect(DEFAULT_ASPECT_RATIO, fingerprint),
-            media_origin=origin(request),
-            reply_url=ask.replyUrl,
-            reply_ref=ask.replyRef,
         )
-        return await self._accepted(request, video)
 
     async def create_transition(self, request: web.Request) -> web.Response:
         """A video through 2 to 7 frames: one clip per transition, its look drawn from every input."""
@@ -180,31 +170,25 @@ class GenerationRoutes(RouteGroup):
         # Each transition is a clip of its own length, priced as one.
         cost = sum(self._video_cost(model, quality, s, audio=bool(ask.audio), off_peak=off_peak) for s in seconds)
         prompt = " | ".join(prompts)
-        account = admit(self.sandbox, Admission(ask.email, ask.maxJobs, off_peak, prompt, cost))
         fingerprint = "|".join(("transition", *paths, *map(str, seconds), *prompts, str(seed), model))
         picture = Picture.for_aspect(DEFAULT_ASPECT_RATIO, f"{fingerprint}|1")
         for number in range(2, len(seconds) + 1):  # one more stretch per further transition
             picture = picture.extended(f"{fingerprint}|{number}")
-        video = SandboxVideo(
-            number=self.sandbox.next_number(),
-            email=account.email,
-            model=model,
+        return await self._start(
+            request,
+            ask,
+            email=ask.email,
             prompt=prompt,
+            off_peak=off_peak,
+            cost=cost,
+            picture=picture,
+            model=model,
             seed=seed,
             quality=quality,
             duration=sum(seconds),
-            video_duration=sum(seconds),
             # The video takes the pictures' shape; the sandbox does not probe it.
             aspect_ratio=DEFAULT_ASPECT_RATIO,
-            off_peak=off_peak,
-            cost=cost,
-            outcome=planned_outcome(self.sandbox.config, prompt),
-            picture=picture,
-            media_origin=origin(request),
-            reply_url=ask.replyUrl,
-            reply_ref=ask.replyRef,
         )
-        return await self._accepted(request, video)
 
     async def create_fusion(self, request: web.Request) -> web.Response:
         """Up to three pictures fused into one video; its look is drawn from the prompt and every picture."""
@@ -217,56 +201,46 @@ class GenerationRoutes(RouteGroup):
         aspect_ratio, model = ask.aspect_ratio or DEFAULT_ASPECT_RATIO, ask.model or UPSTREAM_DEFAULT_FUSION_MODEL
         off_peak = bool(ask.off_peak_mode)
         cost = self._video_cost(model, quality, duration, audio=False, off_peak=off_peak)
-        account = admit(self.sandbox, Admission(ask.email, ask.maxJobs, off_peak, ask.prompt, cost))
         fingerprint = "|".join(("fusion", ask.prompt, str(seed), model, *paths))
-        video = SandboxVideo(
-            number=self.sandbox.next_number(),
-            email=account.email,
-            model=model,
+        return await self._start(
+            request,
+            ask,
+            email=ask.email,
             prompt=ask.prompt,
+            off_peak=off_peak,
+            cost=cost,
+            picture=Picture.for_aspect(aspect_ratio, fingerprint),
+            model=model,
             seed=seed,
             quality=quality,
             duration=duration,
-            video_duration=duration,
             aspect_ratio=aspect_ratio,
-            off_peak=off_peak,
-            cost=cost,
-            outcome=planned_outcome(self.sandbox.config, ask.prompt),
-            picture=Picture.for_aspect(aspect_ratio, fingerprint),
-            media_origin=origin(request),
-            reply_url=ask.replyUrl,
-            reply_ref=ask.replyRef,
         )
-        return await self._accepted(request, video)
 
     async def upscale(self, request: web.Request) -> web.Response:
         ask = validated(UpscaleRequest, await read_body(request))
         source = self._completed_source(ask.video_id)
         cost = self._pricing().upscale_credits(source.video_duration)
         # An upscale runs on the account that made the source video.
-        account = admit(self.sandbox, Admission(source.email, ask.maxJobs, False, "", cost))
-        video = SandboxVideo(
-            number=self.sandbox.next_number(),
-            email=account.email,
-            model=source.model,
+        return await self._start(
+            request,
+            ask,
+            email=source.email,
             prompt=source.prompt,
+            off_peak=False,
+            cost=cost,
+            picture=source.picture.upscaled(),
+            model=source.model,
             seed=source.seed,
             quality=source.quality,
             duration=source.duration,
             video_duration=source.video_duration,
             aspect_ratio=source.aspect_ratio,
-            off_peak=False,
-            cost=cost,
             outcome=VideoPhase.COMPLETED,
-            picture=source.picture.upscaled(),
-            media_origin=origin(request),
-            reply_url=ask.replyUrl,
-            reply_ref=ask.replyRef,
             original_video_id=source.video_id,
             upscaled=True,
             extended=source.extended,
         )
-        return await self._accepted(request, video)
 
     async def extend(self, request: web.Request) -> web.Response:
         ask = validated(ExtendRequest, await read_body(request), self.sandbox.config.catalogue)
@@ -285,28 +259,57 @@ class GenerationRoutes(RouteGroup):
         quality, duration = ask.quality or DEFAULT_QUALITY, ask.duration or DEFAULT_DURATION
         off_peak, model = bool(ask.off_peak_mode), ask.model or DEFAULT_EXTEND_MODEL
         cost = self._video_cost(model, quality, duration, audio=False, off_peak=off_peak)
-        account = admit(self.sandbox, Admission(email, ask.maxJobs, off_peak, prompt, cost))
-        video = SandboxVideo(
-            number=self.sandbox.next_number(),
-            email=account.email,
-            model=model,
+        return await self._start(
+            request,
+            ask,
+            email=email,
             prompt=prompt,
+            off_peak=off_peak,
+            cost=cost,
+            picture=base.extended(f"{base.fingerprint}|extend|{prompt}|{seed}"),
+            model=model,
             seed=seed,
             quality=quality,
             duration=duration,
             video_duration=source_seconds + duration,
             aspect_ratio=aspect_ratio,
-            off_peak=off_peak,
-            cost=cost,
-            outcome=planned_outcome(self.sandbox.config, prompt),
-            picture=base.extended(f"{base.fingerprint}|extend|{prompt}|{seed}"),
-            media_origin=origin(request),
-            reply_url=ask.replyUrl,
-            reply_ref=ask.replyRef,
             original_video_id=original_id,
             extended=True,
         )
-        return await self._accepted(request, video)
+
+    async def _start(
+        self,
+        request: web.Request,
+        ask: RoutedRequest,
+        *,
+        email: str | None,
+        prompt: str,
+        off_peak: bool,
+        cost: int,
+        picture: Picture,
+        duration: int,
+        video_duration: int | None = None,
+        outcome: VideoPhase | None = None,
+        **video: Any,
+    ) -> web.Response:
+        """Admit the job on its account (429/412 as documented), then start its video."""
+        account = admit(self.sandbox, Admission(email, ask.maxJobs, off_peak, prompt, cost))
+        started = SandboxVideo(
+            number=self.sandbox.next_number(),
+            email=account.email,
+            prompt=prompt,
+            off_peak=off_peak,
+            cost=cost,
+            picture=picture,
+            duration=duration,
+            video_duration=duration if video_duration is None else video_duration,
+            outcome=planned_outcome(self.sandbox.config, prompt) if outcome is None else outcome,
+            media_origin=origin(request),
+            reply_url=ask.replyUrl,
+            reply_ref=ask.replyRef,
+            **video,
+        )
+        return await self._accepted(request, started)
 
     def _seed(self, requested: int | None) -> int:
         return requested or self.sandbox.rng.randint(SEED_MIN, SEED_MAX)

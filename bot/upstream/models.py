@@ -83,7 +83,7 @@ def catalogue_of(info: ValidationInfo) -> Catalogue:
     return catalogue if isinstance(catalogue, Catalogue) else shipped_catalogue()
 
 
-class _RoutedRequest(_Request):
+class RoutedRequest(_Request):
     """What every generation request may carry: the callback and useapi.net's routing."""
 
     replyUrl: str | None = Field(default=None, max_length=MAX_REPLY_FIELD_CHARS)
@@ -91,7 +91,7 @@ class _RoutedRequest(_Request):
     maxJobs: int | None = Field(default=None, ge=MAX_JOBS_MIN, le=MAX_JOBS_MAX)
 
 
-class _ModelRequest(_RoutedRequest):
+class _ModelRequest(RoutedRequest):
     """A request that names a PixVerse model: the model must be one the catalogue knows,
     and the options it is given must be ones that model has. It runs on `email`'s account."""
 
@@ -291,7 +291,7 @@ class CreateFusionRequest(_ModelRequest):
         return self
 
 
-class UpscaleRequest(_RoutedRequest):
+class UpscaleRequest(RoutedRequest):
     """POST videos/upscale (no email: it runs on the account that made the video)."""
 
     video_id: str = Field(min_length=1)
