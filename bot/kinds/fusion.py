@@ -16,7 +16,7 @@ from bot.commands import RequestBuilder, _Command, check_prompt, one_of
 from bot.domain import GenerationRequest, ImageRef, JobKind
 from bot.errors import InvalidInput
 from bot.kinds.base import GenerationKind, Pictures, common_body
-from bot.text_options import Option
+from bot.text_options import COMMON_OPTIONS, Option
 from bot.upstream.models import (
     FUSION_PICTURES_MAX,
     FUSION_SEED_MAX,
@@ -25,6 +25,10 @@ from bot.upstream.models import (
     CreateFusionRequest,
     picture_references,
 )
+
+# create-fusion has no audio field: an --audio taken here would be dropped on the way up,
+# yet captioned and (on a model with audio prices) charged.
+FUSION_COMMON_OPTIONS = tuple(option for option in COMMON_OPTIONS if option.field != "audio")
 
 
 class Fusion(_Command):
@@ -60,7 +64,8 @@ def build_fusion(builder: RequestBuilder, cmd: Fusion, blobs: tuple[str, ...]) -
                 f"names @pic{number}, but {len(blobs)} picture{'s' if len(blobs) > 1 else ''} came;"
                 f" name them {names} (in the order they were sent)",
             )
-    common = builder.common(cmd, Feature.FUSION) | {"seed": cmd.seed_value or FUSION.new_seed()}
+    # No audio even by DEFAULT_AUDIO: create-fusion sends none (see FUSION_COMMON_OPTIONS).
+    common = builder.common(cmd, Feature.FUSION) | {"seed": cmd.seed_value or FUSION.new_seed(), "audio": False}
     request = GenerationRequest(
         kind=JobKind.FUSION,
         user_prompt=cmd.prompt,
@@ -99,4 +104,5 @@ FUSION = GenerationKind(
     feature=Feature.FUSION,
     picture_help=tuple(f"@pic{n} in the prompt ({ALLOWED_IMAGE_TYPES})" for n in range(1, FUSION_PICTURES_MAX + 1)),
     seed_range=(FUSION_SEED_MIN, FUSION_SEED_MAX),
+    common_options=FUSION_COMMON_OPTIONS,
 )
