@@ -389,7 +389,7 @@ async def test_a_transition_is_charged_what_its_transitions_cost_and_refunded_wh
 async def test_fusion_takes_no_audio_option_since_create_fusion_sends_none(fake: FakeTelegram, bot: Any) -> None:
     # create-fusion has no audio field: a --audio the bot accepted would be dropped on the
     # way up, yet shown in the caption (and, on a model with audio prices, charged).
-    sent = await send_album(fake, "f3", "/fusion @pic1 hugs @pic2 --audio yes", RED, BLUE)
+    sent = await send_album(fake, "f3", "/fusion @pic1 hugs @pic2 --audio", RED, BLUE)
 
     reply = await wait_text_reply(fake, ALICE_CHAT, sent, "audio")
     assert "--audio" in reply["text"]
