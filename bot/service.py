@@ -13,11 +13,13 @@ from collections.abc import Callable
 from bot.blobs import ImageStorageFull, check_image, new_blob_id
 from bot.catalogue import Catalogue, Feature
 from bot.commands import V1_PROMPT_MAX, RequestBuilder, random_seed
+from bot.delivery import result_buttons
 from bot.domain import (
     GenerationRequest,
     Job,
     JobKind,
     JobState,
+    MediaType,
     Platform,
     Requester,
     ResultAction,
@@ -141,9 +143,16 @@ class GenerationService:
         parent = await self.button_target(requester, job_id)
         if not parent.has_video:
             raise ActionUnavailable(f"Job {job_id} has no finished video, so it has no buttons to press yet.")
-        return await self._accept(
-            requester, self.follow_up_request(parent, action, prompt), parent=parent, action=action
-        )
+        request = self.follow_up_request(parent, action, prompt)  # refuses with the specific reason first
+        # Only the buttons the result shows: a typed command or a forged callback gets no more.
+        offered = result_buttons(parent, self._catalogue)
+        if action not in offered:
+            raise ActionUnavailable(
+                f"Job {job_id}'s result has no {action.value} button; it offers "
+                + ", ".join(a.value for a in offered)
+                + "."
+            )
+        return await self._accept(requester, request, parent=parent, action=action)
 
     async def button_target(self, requester: Requester, job_id: str) -> Job:
         """The job a button refers to, if this requester may press it.
@@ -170,6 +179,8 @@ class GenerationService:
         if action is ResultAction.REROLL:
             # Same request (for upscale/extend: the same step on the same source), new seed.
             return request.with_changes(seed=seed)
+        if request.makes is MediaType.PICTURE:
+            raise ActionUnavailable("A picture made by an effect can only be made again (🔄 reroll).")
         if action is ResultAction.REMIX:
             text = clean_user_text(prompt)
             if not text:

@@ -35,7 +35,7 @@ from tests.fakes.telegram_fixtures import (  # noqa: F401 (pytest fixtures, used
     wait_text_reply,
     wait_videos,
 )
-from tests.harness import fast_settings, tiny_png
+from tests.harness import fast_settings, requester, tiny_png
 
 SANDBOX_ALICE = "alice@sandbox.local"
 RED, BLUE = tiny_png(rgb=(220, 30, 30)), tiny_png(rgb=(30, 30, 220))
@@ -252,8 +252,17 @@ async def test_console_effects_and_an_image_effect_written_as_a_picture(tmp_path
             text = out.getvalue()
             assert "Sandbox Hug [hot] — two pictures" in text and "Sandbox Spin" not in text
             assert "there is no effect 'Nope'" in text
-            [(_, path)] = re.findall(r"\[(\w+)\] ✅ Done: (\S+\.jpg)", text)
+            [(job_id, path)] = re.findall(r"\[(\w+)\] ✅ Done: (\S+\.jpg)", text)
             assert Path(path).read_bytes().startswith(b"\xff\xd8")
+
+            # A picture offers only 🔄: extending or upscaling it, typed (or a forged
+            # callback), is refused before anything is made or charged.
+            before = len(await core.service.recent_jobs(requester("tester").user, 50))
+            out = io.StringIO()
+            script = f"/extend {job_id}\n/upscale {job_id}\n"
+            assert await run_console(core, stdin=io.StringIO(script), out=out, user="tester") == 1
+            assert out.getvalue().count("A picture made by an effect can only be made again (🔄 reroll).") == 2
+            assert len(await core.service.recent_jobs(requester("tester").user, 50)) == before
 
 
 # ------------------------------------------------------------------ the cache
