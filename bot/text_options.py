@@ -137,6 +137,9 @@ def usage(options: tuple[Option, ...], catalogue: Catalogue | None = None) -> st
     return "\n".join(lines)
 
 
+# Words a flag takes as its value when they follow it (`--audio no`); any other word is prompt.
+FLAG_WORDS = frozenset({"yes", "no", "y", "n", "true", "false", "on", "off"})
+
 # What shlex treats specially in POSIX mode (besides its whitespace): quotes and escapes.
 _SHLEX_SPECIAL = frozenset("\"'\\")
 _SHLEX_WHITESPACE = re.compile("[ \t\r\n]+")
@@ -209,7 +212,14 @@ def parse_options(text: str, options: tuple[Option, ...]) -> ParsedText:
             raise InvalidInput(typed, f"is not an option here; options are {known}")
         spelled[opt.field] = typed
         if opt.flag:
-            values[opt.field] = inline if has_inline else True
+            if has_inline:
+                values[opt.field] = inline
+            elif i < len(words) and words[i].lower() in FLAG_WORDS:
+                # `--audio yes` / `--offpeak no`: the word is the flag's value, not the prompt's.
+                values[opt.field] = words[i]
+                i += 1
+            else:
+                values[opt.field] = True
             continue
         if has_inline:
             value = inline

@@ -319,3 +319,14 @@ async def test_the_model_aiogram_reads_answers_with_survives_garbage_collection(
     answered_with = weakref.ref(Response[Message])
     gc.collect()
     assert answered_with() is not None, "Response[Message] was collected: every answer rebuilds it"
+
+
+async def test_a_flag_followed_by_yes_or_no_takes_it_as_its_value(fake, bot) -> None:
+    await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a dog barking --audio yes --offpeak no")
+
+    [video] = await wait_videos(fake, ALICE_CHAT)
+    job = await bot.delivered(job_id_of(video))
+    # Neither word became part of the prompt; both reached their flags.
+    assert job.request.user_prompt == "a dog barking"
+    assert job.request.audio is True and job.request.off_peak is False
+    assert fake.spec_violations == []
