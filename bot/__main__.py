@@ -144,8 +144,13 @@ def _healthcheck(settings: Settings) -> int:
 
 async def _serve_sandbox(args: argparse.Namespace) -> int:
     from bot.sandbox import SandboxConfig, serve
+    from bot.sandbox.config import numbers_after_earlier_runs
 
-    config = SandboxConfig(token=args.token, generation_seconds=args.generation_seconds)
+    config = SandboxConfig(
+        token=args.token,
+        generation_seconds=args.generation_seconds,
+        first_video_number=numbers_after_earlier_runs(),
+    )
     await _until_signalled(serve(config, args.host, args.port))
     return 0
 

@@ -10,6 +10,7 @@ import pty
 import re
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from adapters.console.app import run_console
@@ -145,8 +146,11 @@ class Pty:
         os.write(self.master, text.encode())
 
     async def wait_for(self, needle: str, timeout: float = 60) -> None:
+        await self.wait_until(lambda text: needle in text, timeout)
+
+    async def wait_until(self, seen: Callable[[str], bool], timeout: float = 60) -> None:
         async with asyncio.timeout(timeout):
-            while needle.encode() not in self.output:
+            while not seen(self.output.decode(errors="replace")):
                 self._changed.clear()
                 await self._changed.wait()
 
@@ -158,7 +162,7 @@ class Pty:
                 os.close(fd)
 
 
-async def _interactive_console(tmp_path):
+async def _interactive_console(tmp_path, generation_seconds: str = "300"):
     terminal = Pty()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -171,7 +175,7 @@ async def _interactive_console(tmp_path):
         stderr=asyncio.subprocess.PIPE,
         cwd=tmp_path,
         # Slow videos: the job is still running when the user leaves.
-        env=bot_env(SANDBOX_GENERATION_SECONDS="300", TERM="dumb"),
+        env=bot_env(SANDBOX_GENERATION_SECONDS=generation_seconds, TERM="dumb"),
     )
     return terminal, process
 
@@ -191,6 +195,31 @@ async def test_ctrl_c_stops_at_once_and_says_what_resumes_later(tmp_path):
     assert process.returncode == 130, text + stderr.decode()
     assert "Stopped. 1 job unfinished; they resume on the next start." in text
     assert "Traceback" not in text + stderr.decode()
+
+
+async def test_an_upscale_after_a_restart_never_takes_another_video_made_since(tmp_path):
+    # The console's in-process sandbox forgets its videos when the console stops. A video
+    # made after the restart must not answer to an earlier video's id (PixVerse never
+    # reuses one): the old job's upscale fails as "not found" instead of upscaling the new video.
+    first = await start_bot("console", "--sandbox", env=bot_env(SANDBOX_GENERATION_SECONDS="0.2"), cwd=tmp_path)
+    stdout, stderr = await asyncio.wait_for(first.communicate(b"/create_single a red fox\n"), timeout=60)
+    assert first.returncode == 0, stderr.decode()[-2000:]
+    [old_job] = re.findall(r"\[(\w+)\] ✅ Done", stdout.decode())
+
+    terminal, process = await _interactive_console(tmp_path, generation_seconds="0.2")
+    try:
+        await terminal.wait_for("pixverse> ")
+        terminal.type("/create_single a blue whale\n")
+        await terminal.wait_for("✅ Done")
+        terminal.type(f"/upscale {old_job}\n")
+        await terminal.wait_until(lambda text: "❌" in text or text.count("✅ Done") == 2)
+        terminal.type("/quit\n")
+        await asyncio.wait_for(process.communicate(), timeout=30)
+    finally:
+        terminal.close()
+    text = terminal.output.decode(errors="replace")
+    assert text.count("✅ Done") == 1, text
+    assert "❌ That video was not found at the video service." in text
 
 
 async def test_quit_leaves_at_once_and_progress_keeps_the_prompt(tmp_path):
