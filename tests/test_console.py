@@ -318,6 +318,26 @@ async def test_invisible_prompts_are_refused_free_and_control_characters_never_g
             assert "Your quota: 1 of 3 videos left" in text
 
 
+async def test_one_picture_too_many_is_refused_not_read_as_the_prompt(tmp_path):
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_bytes(tiny_png())
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    async with running_sandbox(SandboxConfig(generation_seconds=0.1)) as sandbox:
+        async with open_core(fast_settings(tmp_path, sandbox)) as core:
+            out = io.StringIO()
+            script = (
+                f"/transition {a} {b} {a} {b} {a} {b} {a} {b} the sky darkens --model v5\n"
+                f"/fusion {a} {b} {a} {b} @pic1 hugs @pic2\n"
+                f"/animate {a} {b} smiling\n"
+            )
+            assert await run_console(core, stdin=io.StringIO(script), out=out, user="t") == 1
+            text = out.getvalue()
+            assert "image: /transition needs 2 to 7 pictures; got 8" in text, text
+            assert "image: /fusion needs 1 to 3 pictures; got 4" in text, text
+            assert "image: /animate needs one picture (the picture); got 2" in text, text
+            assert await core.service.recent_jobs(UserRef(Platform.CONSOLE, "t")) == []
+
+
 async def test_a_mistyped_job_id_is_not_found_not_called_deleted(tmp_path):
     async with running_sandbox(SandboxConfig(generation_seconds=0.1)) as sandbox:
         async with open_core(fast_settings(tmp_path, sandbox)) as core:
