@@ -267,6 +267,19 @@ async def test_console_unmute_lifts_a_mute_and_a_mute_never_blocks_admin_command
             assert "✅ Done" in text
 
 
+async def test_bot_off_on_the_console_says_it_works_in_groups_not_unknown_command(tmp_path):
+    async with running_sandbox(SandboxConfig(generation_seconds=0.1)) as sandbox:
+        settings = fast_settings(tmp_path, sandbox, bot_admin_ids=["console:op"])
+        async with open_core(settings) as core:
+            out = io.StringIO()
+            script = "/bot off\n/bot maybe\n"
+            assert await run_console(core, stdin=io.StringIO(script), out=out, user="op") == 1
+            text = out.getvalue()
+            assert "⚠️ bot: /bot on|off works in groups" in text, text
+            assert "⚠️ bot: use /bot on or /bot off" in text, text
+            assert "Unknown command" not in text
+
+
 async def test_console_admin_numbers_out_of_range_are_refused_naming_the_range(tmp_path):
     async with running_sandbox(SandboxConfig(generation_seconds=0.2)) as sandbox:
         settings = fast_settings(tmp_path, sandbox, bot_admin_ids=["console:boss"])

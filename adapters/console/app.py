@@ -52,6 +52,7 @@ ADMIN_COMMANDS = frozenset(
         "/modlog",
         "/stats",
         "/credits",
+        "/bot",
     }
 )
 ADMIN_HELP = """/quota — what you have left
@@ -262,6 +263,10 @@ class ConsoleSession:
             return await admin.modlog(r, MODLOG_ENTRIES.parse(first) if first else 20)
         if command == "/stats":
             return await admin.stats(r, STATS_DAYS.parse(first) if first else 30)
+        if command == "/bot":
+            if first.lower() not in {"on", "off"}:
+                raise InvalidInput("bot", "use /bot on or /bot off")
+            return await admin.set_bot_enabled(r, first.lower() == "on")
         return await admin.credits(r)
 
     async def _generate(self, kind: GenerationKind, text: str) -> None:
