@@ -351,6 +351,17 @@ async def test_one_picture_too_many_is_refused_not_read_as_the_prompt(tmp_path):
             assert await core.service.recent_jobs(UserRef(Platform.CONSOLE, "t")) == []
 
 
+async def test_a_picture_command_without_anything_says_the_picture_is_missing(tmp_path):
+    async with running_sandbox(SandboxConfig(generation_seconds=0.1)) as sandbox:
+        async with open_core(fast_settings(tmp_path, sandbox)) as core:
+            out = io.StringIO()
+            assert await run_console(core, stdin=io.StringIO("/animate\n/frames  \n"), out=out, user="t") == 1
+            text = out.getvalue()
+            assert "⚠️ image: is missing; e.g. /animate picture1.png smiling and blinking" in text, text
+            assert "⚠️ image: is missing; e.g. /frames picture1.png picture2.png the flower opens" in text, text
+            assert "cannot read" not in text
+
+
 async def test_a_mistyped_job_id_is_not_found_not_called_deleted(tmp_path):
     async with running_sandbox(SandboxConfig(generation_seconds=0.1)) as sandbox:
         async with open_core(fast_settings(tmp_path, sandbox)) as core:

@@ -273,7 +273,7 @@ class ConsoleSession:
         """`/<kind> [picture paths] [prompt] [options]`: a kind with pictures takes their paths first."""
         images: list[bytes] = []
         if kind.pictures is not None:
-            words = text.strip().split(" ")
+            words = text.strip().split(" ") if text.strip() else []
             paths: list[str] = []
             # Every leading file is a picture, however many: one too many is refused with
             # what the kind takes, never quietly read as the start of the prompt.
