@@ -351,6 +351,17 @@ async def test_one_picture_too_many_is_refused_not_read_as_the_prompt(tmp_path):
             assert await core.service.recent_jobs(UserRef(Platform.CONSOLE, "t")) == []
 
 
+async def test_fusion_refuses_audio_it_cannot_make_instead_of_charging_and_captioning_it(tmp_path):
+    (tmp_path / "a.png").write_bytes(tiny_png())
+    async with running_sandbox(SandboxConfig(generation_seconds=0.1)) as sandbox:
+        async with open_core(fast_settings(tmp_path, sandbox)) as core:
+            out = io.StringIO()
+            script = f"/fusion {tmp_path / 'a.png'} @pic1 waves --audio\n"
+            assert await run_console(core, stdin=io.StringIO(script), out=out, user="t") == 1
+            assert "⚠️ --audio: /fusion makes no sound" in out.getvalue(), out.getvalue()
+            assert await core.service.recent_jobs(UserRef(Platform.CONSOLE, "t")) == []
+
+
 async def test_a_picture_command_without_anything_says_the_picture_is_missing(tmp_path):
     async with running_sandbox(SandboxConfig(generation_seconds=0.1)) as sandbox:
         async with open_core(fast_settings(tmp_path, sandbox)) as core:

@@ -47,7 +47,10 @@ class Fusion(_Command):
 
 
 def build_fusion(builder: RequestBuilder, cmd: Fusion, blobs: tuple[str, ...]) -> GenerationRequest:
-    """The request for `cmd` on these pictures; InvalidInput when the seed or a @pic does not fit."""
+    """The request for `cmd` on these pictures; InvalidInput when the seed, a @pic or --audio does not fit."""
+    if cmd.audio:
+        # create-fusion has no audio field: a sound asked for would be dropped, yet charged and captioned.
+        raise InvalidInput("audio", "/fusion makes no sound (create-fusion has no audio field); leave --audio out")
     if cmd.seed_value is not None and cmd.seed_value > FUSION_SEED_MAX:
         raise InvalidInput(
             "seed_value", f"{cmd.seed_value} is out of range for /fusion; use 0 (random) to {FUSION_SEED_MAX}"
