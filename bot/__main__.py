@@ -6,18 +6,28 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from bot.logs import configure_logging
 from bot.preflight import Finding, Verdict, check_useapi, default_conflicts, without_secret
 from bot.settings import Settings, SettingsError, load_settings, mask_secret
 
 log = logging.getLogger("bot")
+
+
+class _LoggingSettings(BaseSettings):
+    """LOG_LEVEL and LOG_FORMAT from the environment or `.env`, read the way every other
+    setting is, but before the settings are loaded: logging is set up first."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    log_level: str | None = None
+    log_format: str | None = None
 
 
 def _add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
@@ -28,13 +38,13 @@ def _add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> N
     """
     parser.add_argument(
         "--log-level",
-        default=os.environ.get("LOG_LEVEL", "INFO") if defaults else argparse.SUPPRESS,
+        default=(_LoggingSettings().log_level or "INFO") if defaults else argparse.SUPPRESS,
         help="DEBUG, INFO, WARNING … (env LOG_LEVEL)",
     )
     parser.add_argument(
         "--log-format",
         choices=("text", "json"),
-        default=os.environ.get("LOG_FORMAT", "text") if defaults else argparse.SUPPRESS,
+        default=(_LoggingSettings().log_format or "text") if defaults else argparse.SUPPRESS,
         help="text lines, or one JSON object per line for log collectors (env LOG_FORMAT)",
     )
 
@@ -70,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _log_level_chosen(argv: Sequence[str] | None) -> bool:
     words = sys.argv[1:] if argv is None else argv
-    return "LOG_LEVEL" in os.environ or any(word.split("=", 1)[0] == "--log-level" for word in words)
+    return _LoggingSettings().log_level is not None or any(word.split("=", 1)[0] == "--log-level" for word in words)
 
 
 def _version() -> str:
@@ -144,8 +154,13 @@ def _healthcheck(settings: Settings) -> int:
 
 async def _serve_sandbox(args: argparse.Namespace) -> int:
     from bot.sandbox import SandboxConfig, serve
+    from bot.sandbox.config import numbers_after_earlier_runs
 
-    config = SandboxConfig(token=args.token, generation_seconds=args.generation_seconds)
+    config = SandboxConfig(
+        token=args.token,
+        generation_seconds=args.generation_seconds,
+        first_video_number=numbers_after_earlier_runs(),
+    )
     await _until_signalled(serve(config, args.host, args.port))
     return 0
 

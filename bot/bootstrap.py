@@ -131,12 +131,14 @@ async def upstream_endpoint(settings: Settings, *, serves_chats: bool = False) -
         yield settings.useapi_base_url, settings.useapi_api_token
         return
     from bot.sandbox import SandboxConfig, running_sandbox
+    from bot.sandbox.config import numbers_after_earlier_runs
 
     config = SandboxConfig(
         token=secrets.token_urlsafe(16),
         generation_seconds=settings.sandbox_generation_seconds,
         off_peak_seconds=SANDBOX_OFF_PEAK_SLOWDOWN * settings.sandbox_generation_seconds,
         catalogue=settings.catalogue(),
+        first_video_number=numbers_after_earlier_runs(),
     )
     async with running_sandbox(config) as sandbox:
         if serves_chats:

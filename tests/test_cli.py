@@ -90,6 +90,18 @@ async def test_global_options_work_after_the_subcommand_too(tmp_path):
     assert code != 0 and "LOUD" in err
 
 
+async def test_log_level_and_format_are_read_from_dot_env_like_every_setting(tmp_path):
+    # README: every setting in the Configuration table may be in `.env`, LOG_LEVEL and LOG_FORMAT too.
+    (tmp_path / ".env").write_text("LOG_LEVEL=LOUD\n")
+    code, _, err = await _finish("check", cwd=tmp_path)
+    assert code != 0 and "LOUD" in err, err
+    (tmp_path / ".env").write_text("LOG_FORMAT=json\nLOG_LEVEL=DEBUG\n")
+    code, _, err = await _finish("check", cwd=tmp_path)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 0 and lines and all(line.startswith('{"time": ') for line in lines), err
+    assert '"level": "DEBUG"' in err, err
+
+
 async def test_backup_copies_the_live_database_and_never_overwrites(tmp_path):
     from bot.domain import GenerationRequest, Job, JobKind, JobState, new_job_id
     from storage import SqliteJobStore, open_database

@@ -10,6 +10,7 @@ import pty
 import re
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from adapters.console.app import run_console
@@ -145,8 +146,11 @@ class Pty:
         os.write(self.master, text.encode())
 
     async def wait_for(self, needle: str, timeout: float = 60) -> None:
+        await self.wait_until(lambda text: needle in text, timeout)
+
+    async def wait_until(self, seen: Callable[[str], bool], timeout: float = 60) -> None:
         async with asyncio.timeout(timeout):
-            while needle.encode() not in self.output:
+            while not seen(self.output.decode(errors="replace")):
                 self._changed.clear()
                 await self._changed.wait()
 
@@ -158,7 +162,7 @@ class Pty:
                 os.close(fd)
 
 
-async def _interactive_console(tmp_path):
+async def _interactive_console(tmp_path, generation_seconds: str = "300"):
     terminal = Pty()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -171,7 +175,7 @@ async def _interactive_console(tmp_path):
         stderr=asyncio.subprocess.PIPE,
         cwd=tmp_path,
         # Slow videos: the job is still running when the user leaves.
-        env=bot_env(SANDBOX_GENERATION_SECONDS="300", TERM="dumb"),
+        env=bot_env(SANDBOX_GENERATION_SECONDS=generation_seconds, TERM="dumb"),
     )
     return terminal, process
 
@@ -191,6 +195,31 @@ async def test_ctrl_c_stops_at_once_and_says_what_resumes_later(tmp_path):
     assert process.returncode == 130, text + stderr.decode()
     assert "Stopped. 1 job unfinished; they resume on the next start." in text
     assert "Traceback" not in text + stderr.decode()
+
+
+async def test_an_upscale_after_a_restart_never_takes_another_video_made_since(tmp_path):
+    # The console's in-process sandbox forgets its videos when the console stops. A video
+    # made after the restart must not answer to an earlier video's id (PixVerse never
+    # reuses one): the old job's upscale fails as "not found" instead of upscaling the new video.
+    first = await start_bot("console", "--sandbox", env=bot_env(SANDBOX_GENERATION_SECONDS="0.2"), cwd=tmp_path)
+    stdout, stderr = await asyncio.wait_for(first.communicate(b"/create_single a red fox\n"), timeout=60)
+    assert first.returncode == 0, stderr.decode()[-2000:]
+    [old_job] = re.findall(r"\[(\w+)\] ✅ Done", stdout.decode())
+
+    terminal, process = await _interactive_console(tmp_path, generation_seconds="0.2")
+    try:
+        await terminal.wait_for("pixverse> ")
+        terminal.type("/create_single a blue whale\n")
+        await terminal.wait_for("✅ Done")
+        terminal.type(f"/upscale {old_job}\n")
+        await terminal.wait_until(lambda text: "❌" in text or text.count("✅ Done") == 2)
+        terminal.type("/quit\n")
+        await asyncio.wait_for(process.communicate(), timeout=30)
+    finally:
+        terminal.close()
+    text = terminal.output.decode(errors="replace")
+    assert text.count("✅ Done") == 1, text
+    assert "❌ That video was not found at the video service." in text
 
 
 async def test_quit_leaves_at_once_and_progress_keeps_the_prompt(tmp_path):
@@ -236,6 +265,19 @@ async def test_console_unmute_lifts_a_mute_and_a_mute_never_blocks_admin_command
             assert "boss is no longer muted anywhere" in text
             text = await run("pleb", "/create_single a kiwi\n")
             assert "✅ Done" in text
+
+
+async def test_bot_off_on_the_console_says_it_works_in_groups_not_unknown_command(tmp_path):
+    async with running_sandbox(SandboxConfig(generation_seconds=0.1)) as sandbox:
+        settings = fast_settings(tmp_path, sandbox, bot_admin_ids=["console:op"])
+        async with open_core(settings) as core:
+            out = io.StringIO()
+            script = "/bot off\n/bot maybe\n"
+            assert await run_console(core, stdin=io.StringIO(script), out=out, user="op") == 1
+            text = out.getvalue()
+            assert "⚠️ bot: /bot on|off works in groups" in text, text
+            assert "⚠️ bot: use /bot on or /bot off" in text, text
+            assert "Unknown command" not in text
 
 
 async def test_console_admin_numbers_out_of_range_are_refused_naming_the_range(tmp_path):
@@ -287,6 +329,49 @@ async def test_invisible_prompts_are_refused_free_and_control_characters_never_g
             ]
             assert [job.request.user_prompt for job in remixes] == ["a wolf in the rain"]
             assert "Your quota: 1 of 3 videos left" in text
+
+
+async def test_one_picture_too_many_is_refused_not_read_as_the_prompt(tmp_path):
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_bytes(tiny_png())
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    async with running_sandbox(SandboxConfig(generation_seconds=0.1)) as sandbox:
+        async with open_core(fast_settings(tmp_path, sandbox)) as core:
+            out = io.StringIO()
+            script = (
+                f"/transition {a} {b} {a} {b} {a} {b} {a} {b} the sky darkens --model v5\n"
+                f"/fusion {a} {b} {a} {b} @pic1 hugs @pic2\n"
+                f"/animate {a} {b} smiling\n"
+            )
+            assert await run_console(core, stdin=io.StringIO(script), out=out, user="t") == 1
+            text = out.getvalue()
+            assert "image: /transition needs 2 to 7 pictures; got 8" in text, text
+            assert "image: /fusion needs 1 to 3 pictures; got 4" in text, text
+            assert "image: /animate needs one picture (the picture); got 2" in text, text
+            assert await core.service.recent_jobs(UserRef(Platform.CONSOLE, "t")) == []
+
+
+async def test_fusion_refuses_audio_it_cannot_make_instead_of_charging_and_captioning_it(tmp_path):
+    (tmp_path / "a.png").write_bytes(tiny_png())
+    async with running_sandbox(SandboxConfig(generation_seconds=0.1)) as sandbox:
+        async with open_core(fast_settings(tmp_path, sandbox)) as core:
+            out = io.StringIO()
+            script = f"/fusion {tmp_path / 'a.png'} @pic1 waves --audio\n"
+            assert await run_console(core, stdin=io.StringIO(script), out=out, user="t") == 1
+            # /fusion has no --audio option at all (create-fusion makes no sound).
+            assert "⚠️ --audio: is not an option here" in out.getvalue(), out.getvalue()
+            assert await core.service.recent_jobs(UserRef(Platform.CONSOLE, "t")) == []
+
+
+async def test_a_picture_command_without_anything_says_the_picture_is_missing(tmp_path):
+    async with running_sandbox(SandboxConfig(generation_seconds=0.1)) as sandbox:
+        async with open_core(fast_settings(tmp_path, sandbox)) as core:
+            out = io.StringIO()
+            assert await run_console(core, stdin=io.StringIO("/animate\n/frames  \n"), out=out, user="t") == 1
+            text = out.getvalue()
+            assert "⚠️ image: is missing; e.g. /animate picture1.png smiling and blinking" in text, text
+            assert "⚠️ image: is missing; e.g. /frames picture1.png picture2.png the flower opens" in text, text
+            assert "cannot read" not in text
 
 
 async def test_a_mistyped_job_id_is_not_found_not_called_deleted(tmp_path):

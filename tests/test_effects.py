@@ -265,6 +265,23 @@ async def test_console_effects_and_an_image_effect_written_as_a_picture(tmp_path
             assert len(await core.service.recent_jobs(requester("tester").user, 50)) == before
 
 
+async def test_the_effect_example_in_help_and_the_readme_works_in_the_console_sandbox(tmp_path: Path) -> None:
+    # A newcomer types the example /help and the README give; in the sandbox it must make a video.
+    from bot.kinds.effect import EFFECT
+
+    name = EFFECT.example.removeprefix("effect ")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert f"Console: `/effect me.png you.png {name}`" in readme
+    for picture in ("me.png", "you.png"):
+        (tmp_path / picture).write_bytes(RED)
+    async with running_sandbox(SandboxConfig(generation_seconds=0.2)) as sandbox:
+        async with open_core(fast_settings(tmp_path, sandbox)) as core:
+            out = io.StringIO()
+            script = f"/effect {tmp_path / 'me.png'} {tmp_path / 'you.png'} {name}\n"
+            assert await run_console(core, stdin=io.StringIO(script), out=out, user="tester") == 0, out.getvalue()
+            assert re.search(rf"✅ Done: \S+\.mp4\neffect {name} ", out.getvalue()), out.getvalue()
+
+
 # ------------------------------------------------------------------ the cache
 
 

@@ -52,6 +52,7 @@ ADMIN_COMMANDS = frozenset(
         "/modlog",
         "/stats",
         "/credits",
+        "/bot",
     }
 )
 ADMIN_HELP = """/quota — what you have left
@@ -262,19 +263,30 @@ class ConsoleSession:
             return await admin.modlog(r, MODLOG_ENTRIES.parse(first) if first else 20)
         if command == "/stats":
             return await admin.stats(r, STATS_DAYS.parse(first) if first else 30)
+        if command == "/bot":
+            if first.lower() not in {"on", "off"}:
+                raise InvalidInput("bot", "use /bot on or /bot off")
+            return await admin.set_bot_enabled(r, first.lower() == "on")
         return await admin.credits(r)
 
     async def _generate(self, kind: GenerationKind, text: str) -> None:
         """`/<kind> [picture paths] [prompt] [options]`: a kind with pictures takes their paths first."""
         images: list[bytes] = []
         if kind.pictures is not None:
-            words = text.strip().split(" ")
-            while words and len(images) < len(kind.pictures.roles) and _looks_like_a_path(words[0], len(images)):
-                images.append(await _read_picture(words.pop(0)))
+            words = text.strip().split(" ") if text.strip() else []
+            paths: list[str] = []
+            # Every leading file is a picture, however many: one too many is refused with
+            # what the kind takes, never quietly read as the start of the prompt.
+            while words and _looks_like_a_path(words[0], len(paths)):
+                paths.append(words.pop(0))
             text = " ".join(words)
-            if not images:
-                paths = " ".join(f"picture{n + 1}.png" for n in range(kind.pictures.required))
-                raise InvalidInput("image", f"is missing; e.g. /{kind.name} {paths} {kind.example.partition(' ')[2]}")
+            if not paths:
+                examples = " ".join(f"picture{n + 1}.png" for n in range(kind.pictures.required))
+                raise InvalidInput(
+                    "image", f"is missing; e.g. /{kind.name} {examples} {kind.example.partition(' ')[2]}"
+                )
+            kind.pictures.check(len(paths), kind.name)
+            images = [await _read_picture(path) for path in paths]
         parsed = parse_options(text, kind.all_options)
         if kind.prompt_required and not parsed.prompt:
             raise InvalidInput("prompt", f"is missing; e.g. /{kind.example}")

@@ -6,6 +6,7 @@ sandbox from a REPL) change faults while requests are in flight.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from bot.catalogue import Catalogue
@@ -20,6 +21,11 @@ class SandboxAccount:
     credits: int = 100_000  # spent by generations; 412 when a job costs more than is left
     needs_attention: bool = False  # True -> every create/upscale/extend on it answers 596
     concurrency_limit: int | None = None  # PixVerse's own plan limit -> its own 429 text
+
+
+def numbers_after_earlier_runs() -> int:
+    """A first video number no earlier sandbox run has reached: milliseconds since the epoch."""
+    return time.time_ns() // 1_000_000
 
 
 def _default_accounts() -> list[SandboxAccount]:
@@ -53,6 +59,10 @@ class SandboxConfig:
     video_pad_bytes: int = 0  # pad each MP4 with a `free` box to about this size
     media_delay: float = 0.0  # seconds each video file download is held (a slow CDN)
     random_seed: int = 0
+    # Video ids end in a running number from here. A sandbox that restarts beside the same
+    # database starts past every earlier run (`numbers_after_earlier_runs`): PixVerse never
+    # reuses a video id, so an old job's upscale or extend finds nothing, not another video.
+    first_video_number: int = 1
     # The models it accepts (the bot's MODELS_FILE when the bot runs it; None: the shipped ones).
     catalogue: Catalogue | None = None
 

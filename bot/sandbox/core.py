@@ -50,7 +50,7 @@ class Sandbox:
         self.rng = random.Random(self.config.random_seed)
         # Where it listens; set by `running_sandbox`, empty when only `app` is used.
         self.base_url = ""
-        self._numbers = itertools.count(1)
+        self._numbers = itertools.count(self.config.first_video_number)
         self._jobs: dict[str, _Job] = {}
         self._callbacks = CallbackSender()
         self.app: web.Application = build_app(self)
