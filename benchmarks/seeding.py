@@ -5,7 +5,7 @@ job store's own column mapping (`storage.jobs._columns`) serializes one prototyp
 per kind (delivered, generating, queued) whose user id and job number are placeholders;
 one `INSERT … SELECT` in one transaction then writes every row, replacing the
 placeholders with each row's user and number. The rows are therefore exactly what
-`SqliteJobStore.add` writes, with their own user, chat, id and time.
+`SqlJobStore.add` writes, with their own user, chat, id and time.
 
 Who sent each job is drawn from a Zipf-like law (user rank r sends in proportion to
 1 / r**0.8, so the busiest of 10,000 users has thousands of jobs), as in any chat.
@@ -25,7 +25,7 @@ from pathlib import Path
 from bot.domain import ChatRef, GenerationRequest, Job, JobKind, JobState, Platform, Requester, UserRef, utcnow
 from storage.database import to_sql_time
 
-# The store's own serialization, so seeded rows are what `SqliteJobStore.add` writes.
+# The store's own serialization, so seeded rows are what `SqlJobStore.add` writes.
 from storage.jobs import _columns
 
 USER = "__USER__"

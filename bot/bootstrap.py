@@ -43,13 +43,13 @@ from bot.upstream.client import PixVerseClient
 from bot.upstream.models import EffectPage
 from bot.webhooks import CallbackHandler, CallbackSigner, build_http_app
 from storage import (
-    SqliteBlobStore,
-    SqliteGovernanceStore,
-    SqliteJobAdmission,
-    SqliteJobStore,
-    SqliteQuotaStore,
-    SqliteRetentionStore,
-    open_database,
+    SqlBlobStore,
+    SqlGovernanceStore,
+    SqlJobAdmission,
+    SqlJobStore,
+    SqlQuotaStore,
+    SqlRetentionStore,
+    open_storage,
 )
 
 log = logging.getLogger(__name__)
@@ -160,9 +160,9 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
     sandbox videos are then marked synthetic in their captions.
     """
     async with contextlib.AsyncExitStack() as stack:
-        db = await open_database(settings.bot_database)
+        db = await open_storage(settings.bot_database)
         stack.push_async_callback(db.close)
-        jobs, blobs = SqliteJobStore(db), SqliteBlobStore(db)
+        jobs, blobs = SqlJobStore(db), SqlBlobStore(db)
         catalogue = settings.catalogue()
         base_url, token = await stack.enter_async_context(upstream_endpoint(settings, serves_chats=serves_chats))
         upstream = await stack.enter_async_context(
@@ -185,9 +185,9 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             busy_backoff_initial=settings.busy_retry_initial,
             busy_backoff_max=settings.busy_retry_max,
         )
-        governance = SqliteGovernanceStore(db)
+        governance = SqlGovernanceStore(db)
         quotas = QuotaService(
-            SqliteQuotaStore(db),
+            SqlQuotaStore(db),
             governance,
             Pricing(catalogue),
             QuotaPolicy(
@@ -234,7 +234,7 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
 
         retention = RetentionPolicy(settings.retention_days)
         pruner = Pruner(
-            SqliteRetentionStore(db),
+            SqlRetentionStore(db),
             retention,
             quota_policy=quotas.policy,
             longest_strike_window=moderation.longest_strike_window,
@@ -298,7 +298,7 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             emails = [slot.email for slot in accounts.accounts]
             return await upstream.effects(email=emails[0] if emails else None)
 
-        admission = SqliteJobAdmission(db)
+        admission = SqlJobAdmission(db)
         service = GenerationService(
             jobs=jobs,
             admission=admission,

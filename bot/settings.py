@@ -6,7 +6,7 @@ import time: `load_settings()` is called by the composition root.
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -46,7 +46,8 @@ class Settings(BaseSettings):
     sandbox_generation_seconds: float = Field(default=5.0, ge=0)
 
     # --- storage and HTTP
-    bot_database: Path = Path("data/bot.sqlite3")
+    # A SQLite file, or a postgresql:// URL (storage.open_storage).
+    bot_database: str = "data/bot.sqlite3"
     bot_public_url: str | None = None
     bot_http_host: str = "0.0.0.0"
     bot_http_port: int = Field(default=8080, ge=0, le=65535)
@@ -167,6 +168,12 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("bot_database", mode="before")
+    @classmethod
+    def _database(cls, value: object) -> object:
+        # A path given in code (tests, benchmarks) is a file name like any other.
+        return str(value) if isinstance(value, PurePath) else value
 
     @field_validator("max_stored_image_bytes")
     @classmethod

@@ -1,27 +1,34 @@
-"""Admitting a job in SQLite: `SqliteJobAdmission` implements the core's `JobAdmission` port.
+"""Admitting a job: `SqlJobAdmission` implements the core's `JobAdmission` port.
 
 The quota reservation, the job's pictures and the job are written by one unit of work,
 so they exist together or not at all — also when the caller is cancelled while the unit
-is queued (it still runs), and across processes (units run in IMMEDIATE transactions).
+is under way (SQLite still runs a queued unit; PostgreSQL rolls back an unfinished one).
+The checks and the writes cannot interleave with another admission's, across
+connections and processes too: SQLite units run in IMMEDIATE transactions (one writer
+at a time); on PostgreSQL the unit first takes a transaction lock on every subject it
+counts (the user, the group, the image store), so two admissions for the same user
+check one after the other and never both take the last unit.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
 from bot.domain import Job
 from bot.ports import ImageStoreFull, NewImage, OffPeakLimitReached, QuotaCharge, QuotaReservation
 from storage.blobs import insert_blob, stored_bytes
-from storage.database import Database
 from storage.governance import quota_refusal, record_reservation
 from storage.jobs import count_unfinished_off_peak, insert_job
+from storage.sql import SqlDatabase, Transaction
+
+# The lock key of the image store, which every admission with pictures counts.
+_IMAGE_STORE_LOCK = "image-store"
 
 
-class SqliteJobAdmission:
-    """The `bot.ports.JobAdmission` port on SQLite."""
+class SqlJobAdmission:
+    """The `bot.ports.JobAdmission` port on SQLite or PostgreSQL."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def admit(
@@ -45,25 +52,33 @@ class SqliteJobAdmission:
             raise ValueError(f"job {job.id} brings {len(given)} pictures but its request names blobs {blob_ids}")
         pictures = [(blob_id or "", picture) for blob_id, picture in zip(blob_ids, given, strict=False)]
 
-        def admit(connection: sqlite3.Connection) -> QuotaCharge | ImageStoreFull | OffPeakLimitReached | None:
+        # Everything the checks below count, as lock keys: the user's off-peak jobs are
+        # counted under their quota subject's key too.
+        counted = [f"quota:{charge.scope}:{charge.subject}" for charge in reservation.charges]
+        counted.append(f"quota:user:{job.user.key}")
+        if pictures:
+            counted.append(_IMAGE_STORE_LOCK)
+
+        async def admit(transaction: Transaction) -> QuotaCharge | ImageStoreFull | OffPeakLimitReached | None:
+            await transaction.lock(counted)
             # Quota first: a user over quota hears that, not a (temporary) full store.
-            refused = quota_refusal(connection, reservation)
+            refused = await quota_refusal(transaction, reservation)
             if refused is not None:
                 return refused
             if (
                 job.request.off_peak
                 and off_peak_limit is not None
-                and count_unfinished_off_peak(connection, job.user.key) >= off_peak_limit
+                and await count_unfinished_off_peak(transaction, job.user.key) >= off_peak_limit
             ):
                 return OffPeakLimitReached(off_peak_limit)
             if pictures and image_store_limit is not None:
-                stored = stored_bytes(connection)
+                stored = await stored_bytes(transaction)
                 if stored + sum(len(picture.data) for _, picture in pictures) > image_store_limit:
                     return ImageStoreFull(stored_bytes=stored, limit=image_store_limit)
-            record_reservation(connection, job.id, reservation)
+            await record_reservation(transaction, job.id, reservation)
             for blob_id, picture in pictures:
-                insert_blob(connection, blob_id, picture)
-            insert_job(connection, job)
+                await insert_blob(transaction, blob_id, picture)
+            await insert_job(transaction, job)
             return None
 
-        return await self._db.run(admit)
+        return await self._db.transaction(admit)

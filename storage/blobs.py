@@ -1,4 +1,5 @@
-"""Images in SQLite: `SqliteBlobStore` implements the core's `BlobStore` port.
+"""Images in the database (a BLOB in SQLite, a bytea in PostgreSQL): `SqlBlobStore`
+implements the core's `BlobStore` port.
 
 An image is written only by `storage.admission`, in the same unit of work as the job
 that names it (`request.image_blob_id`), and is kept only while that job still has to
@@ -7,35 +8,37 @@ upload it.
 
 from __future__ import annotations
 
-import sqlite3
-
 from bot.domain import JobState, utcnow
 from bot.ports import NewImage
-from storage.database import Database, to_sql_time
+from storage.database import to_sql_time
+from storage.sql import SqlDatabase, Transaction, placeholders
 
 # The states in which a job may still have to upload its image (it does so while SUBMITTING).
 _AWAITING_UPLOAD = (JobState.QUEUED.value, JobState.SUBMITTING.value)
-# length() of a BLOB column is read from the record header: the images are not loaded.
+# length() of a BLOB column is read from the record header in SQLite, and from the
+# value's header in PostgreSQL: the images are not loaded.
 _STORED_BYTES = "SELECT COALESCE(SUM(length(data)), 0) FROM blobs"
 
 
-def insert_blob(connection: sqlite3.Connection, blob_id: str, image: NewImage) -> None:
+async def insert_blob(transaction: Transaction, blob_id: str, image: NewImage) -> None:
     """Store `image` under `blob_id` in the caller's unit of work."""
-    connection.execute(
+    await transaction.execute(
         "INSERT INTO blobs (id, content_type, data, created_at) VALUES (?, ?, ?, ?)",
         (blob_id, image.content_type, bytes(image.data), to_sql_time(utcnow())),
     )
 
 
-def stored_bytes(connection: sqlite3.Connection) -> int:
+async def stored_bytes(transaction: Transaction) -> int:
     """How many bytes the stored images take, read in the caller's unit of work."""
-    return int(connection.execute(_STORED_BYTES).fetchone()[0])
+    row = await transaction.fetch_one(_STORED_BYTES)
+    assert row is not None  # an aggregate always answers one row
+    return int(row[0])
 
 
-class SqliteBlobStore:
-    """The `bot.ports.BlobStore` port on SQLite, for small objects (uploaded images)."""
+class SqlBlobStore:
+    """The `bot.ports.BlobStore` port on SQLite or PostgreSQL, for small objects (uploaded images)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def get(self, blob_id: str) -> tuple[bytes, str] | None:
@@ -60,12 +63,8 @@ class SqliteBlobStore:
         # both are written by one unit of work.
         rows = await self._db.write(
             "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM jobs"
-            f" WHERE state IN ({', '.join('?' * len(_AWAITING_UPLOAD))})"
-            " AND ((json_extract(request, '$.image_blob_id') = blobs.id"
-            "      AND json_extract(request, '$.image_path') IS NULL)"
-            "   OR EXISTS (SELECT 1 FROM json_each(request, '$.more_images') AS image"
-            "      WHERE json_extract(image.value, '$.blob_id') = blobs.id"
-            "      AND json_extract(image.value, '$.path') IS NULL))) RETURNING id",
+            f" WHERE state IN ({placeholders(len(_AWAITING_UPLOAD))})"
+            f" AND {self._db.dialect.request_names_blob}) RETURNING id",
             _AWAITING_UPLOAD,
         )
         return len(rows)

@@ -13,18 +13,21 @@ import contextlib
 import enum
 import logging
 import queue
-import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from bot.domain import utcnow
+from storage.sql import SQLITE, Params, SchemaAndMeta, Unit
+
+# Re-exported: their home before PostgreSQL came, still imported from here.
+from storage.sql import Migration as Migration
+from storage.sql import from_sql_time as from_sql_time
+from storage.sql import load_migrations as load_migrations
+from storage.sql import to_sql_time as to_sql_time
 
 log = logging.getLogger(__name__)
 
@@ -41,60 +44,6 @@ _PRAGMAS = (
     "PRAGMA foreign_keys = ON",
     "PRAGMA busy_timeout = 5000",
 )
-_MIGRATION_FILE = re.compile(r"(\d{4})_(\w+)\.sql")
-_CREATE_MIGRATIONS_TABLE = """
-CREATE TABLE IF NOT EXISTS schema_migrations (
-    version    INTEGER PRIMARY KEY,
-    name       TEXT NOT NULL,
-    applied_at TEXT NOT NULL
-)
-"""
-
-Params = Sequence[Any]
-
-
-def to_sql_time(value: datetime) -> str:
-    """A timezone-aware datetime as fixed-width ISO-8601 UTC text.
-
-    Fixed width (microseconds always written) makes text order equal time order,
-    so SQL can sort and compare the column directly.
-    """
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r}: storage needs timezone-aware times")
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def from_sql_time(value: str) -> datetime:
-    """The inverse of `to_sql_time`."""
-    return datetime.fromisoformat(value)
-
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One schema step: `storage/migrations/NNNN_name.sql`."""
-
-    version: int
-    name: str
-    sql: str
-
-
-def load_migrations() -> list[Migration]:
-    """The migrations shipped with the package, in version order.
-
-    Read with importlib.resources so they are found in an installed wheel too.
-    """
-    found: dict[int, Migration] = {}
-    for entry in resources.files("storage").joinpath("migrations").iterdir():
-        if not entry.name.endswith(".sql"):
-            continue
-        match = _MIGRATION_FILE.fullmatch(entry.name)
-        if match is None:
-            raise RuntimeError(f"migration file {entry.name!r} is not named NNNN_name.sql")
-        version = int(match[1])
-        if version in found:
-            raise RuntimeError(f"two migration files have version {version}")
-        found[version] = Migration(version, match[2], entry.read_text(encoding="utf-8"))
-    return [found[version] for version in sorted(found)]
 
 
 def _statements(script: str) -> list[str]:
@@ -334,6 +283,49 @@ def _nothing(connection: sqlite3.Connection) -> None:
     """The unit that answers once the connection is open."""
 
 
+def _drive(unit: Unit[T], connection: sqlite3.Connection) -> T:
+    """Run an async unit of work to its end on the database thread, where no event loop runs.
+
+    Its awaits are `SqliteTransaction`'s, which never suspend: the coroutine ends at
+    its first step. One that does suspend awaited something else, which is a bug.
+    """
+    coroutine = unit(SqliteTransaction(connection))
+    try:
+        coroutine.send(None)  # type: ignore[attr-defined]  # a coroutine, as `async def` makes
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coroutine.close()  # type: ignore[attr-defined]
+    raise RuntimeError("a unit of work awaited something other than its transaction's statements")
+
+
+class SqliteTransaction:
+    """`storage.sql.Transaction` on the database thread's connection: every statement
+    runs at once (the awaits never suspend)."""
+
+    dialect = SQLITE
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        return self._connection.execute(sql, params).fetchone()  # type: ignore[no-any-return]
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        return self._connection.execute(sql, params).fetchall()
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        return self._connection.execute(sql, params).rowcount
+
+    async def lock(self, keys: Iterable[str]) -> None:
+        """Nothing to do: every unit runs in an IMMEDIATE transaction, which holds
+        SQLite's one write lock (across processes too) from its start."""
+
+    async def run_script(self, script: str) -> None:
+        """Run the script's statements one by one (see `_statements`)."""
+        for statement in _statements(script):
+            self._connection.execute(statement)
+
+
 def _run_alone(connection: sqlite3.Connection, unit: _Unit) -> list[_Outcome]:
     try:
         return [(unit.future, unit.work(connection), None)]
@@ -373,13 +365,15 @@ def _settle(outcomes: list[_Outcome]) -> None:
             future.set_exception(error)
 
 
-class Database:
+class Database(SchemaAndMeta):
     """An open SQLite database. Use `open_database()` to get one; close it when done
     (or use it as `async with`).
 
     Every statement runs on one thread (see `_GroupCommitThread`); `run` runs a whole
     unit of work there, all or nothing, without handing the loop back in between.
     """
+
+    dialect = SQLITE
 
     def __init__(self, thread: _GroupCommitThread) -> None:
         self._thread = thread
@@ -408,6 +402,10 @@ class Database:
         """
         return await self._thread.submit(work, _Shape.WRITE)
 
+    async def transaction(self, unit: Unit[T]) -> T:
+        """Run the async `unit` atomically, as `run` does (see `storage.sql.SqlDatabase`)."""
+        return await self.run(lambda connection: _drive(unit, connection))
+
     async def fetch_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         """The first row a query answers, or None."""
         return await self._thread.submit(lambda connection: connection.execute(sql, params).fetchone(), _Shape.READ)
@@ -423,76 +421,6 @@ class Database:
     async def pragma(self, statement: str) -> sqlite3.Row | None:
         """Run a PRAGMA outside any transaction (SQLite ignores some inside one)."""
         return await self._thread.submit(lambda connection: connection.execute(statement).fetchone(), _Shape.ALONE)
-
-    # --- schema
-
-    async def migrate(self, migrations: Iterable[Migration]) -> list[int]:
-        """Apply the migrations not recorded yet, in version order, in one transaction.
-
-        Returns the versions applied (none when the schema is current). Refuses a
-        database that a newer version of the bot has migrated further.
-        """
-        ordered = sorted(migrations, key=lambda migration: migration.version)
-        known = ordered[-1].version if ordered else 0
-
-        def apply(connection: sqlite3.Connection) -> list[Migration]:
-            connection.execute(_CREATE_MIGRATIONS_TABLE)
-            applied = {row["version"] for row in connection.execute("SELECT version FROM schema_migrations")}
-            if applied and max(applied) > known:
-                raise RuntimeError(
-                    f"the database schema is at version {max(applied)}, newer than this bot "
-                    f"knows ({known}): run the newer bot version, or restore a backup"
-                )
-            pending = [migration for migration in ordered if migration.version not in applied]
-            for migration in pending:
-                for statement in _statements(migration.sql):
-                    connection.execute(statement)
-                connection.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    (migration.version, migration.name, to_sql_time(utcnow())),
-                )
-            return pending
-
-        pending = await self.run(apply)
-        for migration in pending:
-            log.info("applied database migration %04d_%s", migration.version, migration.name)
-        return [migration.version for migration in pending]
-
-    async def schema_version(self) -> int:
-        """The newest migration applied (0 for an empty database)."""
-        row = await self.fetch_one("SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations")
-        assert row is not None  # an aggregate always answers one row
-        return int(row["version"])
-
-    # --- meta: small settings the bot keeps for itself
-
-    async def get_meta(self, key: str) -> str | None:
-        row = await self.fetch_one("SELECT value FROM meta WHERE key = ?", (key,))
-        return None if row is None else str(row["value"])
-
-    async def set_meta(self, key: str, value: str) -> None:
-        await self.write(
-            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
-
-    async def get_or_create_meta(self, key: str, factory: Callable[[], str]) -> str:
-        """The value under `key`; if there is none, store `factory()` and return it.
-
-        `factory` runs only when the key is missing (e.g. to generate a secret once),
-        on the database thread; two callers, even in two processes, always end up with
-        the same value.
-        """
-
-        def get_or_create(connection: sqlite3.Connection) -> str:
-            existing = connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-            if existing is not None:
-                return str(existing["value"])
-            value = factory()
-            connection.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
-            return value
-
-        return await self.run(get_or_create)
 
 
 async def open_database(path: Path | str) -> Database:
@@ -517,7 +445,7 @@ async def open_database(path: Path | str) -> Database:
             log.warning("SQLite refused WAL mode for %s (journal_mode=%s)", location, mode and mode[0])
         for pragma in _PRAGMAS:
             await database.pragma(pragma)
-        await database.migrate(load_migrations())
+        await database.migrate(load_migrations(SQLITE))
     except BaseException:
         await database.close()
         raise

@@ -1,22 +1,22 @@
-"""Quotas, group settings and moderation records in SQLite.
+"""Quotas, group settings and moderation records in SQL (SQLite or PostgreSQL).
 
-`SqliteQuotaStore` implements the core's `QuotaStore` port; `SqliteGovernanceStore`
+`SqlQuotaStore` implements the core's `QuotaStore` port; `SqlGovernanceStore`
 its `GovernanceStore` port. A reservation is checked and recorded in one unit of work
-(an IMMEDIATE transaction), so two concurrent requests can never both take the last
-unit; `storage.admission` does the same together with inserting the job.
+that holds its subjects' locks, so two concurrent requests can never both take the last
+unit; `storage.admission` does so together with inserting the job.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from bot.domain import utcnow
 from bot.ports import ModerationLogEntry, QuotaCharge, QuotaReservation, QuotaUsage, UsageStats
-from storage.database import Database, from_sql_time, to_sql_time
+from storage.database import from_sql_time, to_sql_time
+from storage.sql import Dialect, SqlDatabase, Transaction, placeholders
 
 # What counts against a quota: what is running and what has succeeded.
 _COUNTED = "state IN ('reserved', 'committed')"
@@ -27,36 +27,37 @@ def _since_clause(since: datetime | None) -> tuple[str, tuple[Any, ...]]:
     return ("", ()) if since is None else (" AND created_at >= ?", (to_sql_time(since),))
 
 
-def _fits(charge: QuotaCharge, amount: int) -> tuple[str, tuple[Any, ...]]:
+def _fits(dialect: Dialect, charge: QuotaCharge, amount: int) -> tuple[str, tuple[Any, ...]]:
     """SQL that is true when `amount` more fits `charge` (usage counted since the window start or a reset)."""
     column = _SUBJECT_COLUMN[charge.scope]
     since = to_sql_time(charge.since) if charge.since else ""
-    # Times are fixed-width ISO text, so MAX() of them is the later one ('' is the earliest).
+    # Times are fixed-width ISO text, so the greater is the later one ('' is the earliest).
+    reset = "COALESCE((SELECT reset_at FROM quota_resets WHERE scope = ? AND subject = ?), '')"
     sql = (
         f"(SELECT COALESCE(SUM(amount), 0) FROM quota_ledger WHERE {column} = ? AND {_COUNTED}"
-        " AND created_at >= MAX(?, COALESCE((SELECT reset_at FROM quota_resets WHERE scope = ? AND subject = ?), '')))"
-        " + ? <= ?"
+        f" AND created_at >= {dialect.later('?', reset)}) + ? <= ?"
     )
     return sql, (charge.subject, since, charge.scope, charge.subject, amount, charge.limit)
 
 
-def quota_refusal(connection: sqlite3.Connection, reservation: QuotaReservation) -> QuotaCharge | None:
+async def quota_refusal(transaction: Transaction, reservation: QuotaReservation) -> QuotaCharge | None:
     """The first charge `reservation` would exceed, or None when it fits them all.
 
-    Read inside the caller's unit of work, so recording it next in the same unit is
-    atomic: units run in IMMEDIATE transactions, which hold the write lock from their
-    start (across processes too), so two requests can never both take the last unit.
+    Read inside the caller's unit of work, which must hold the lock of every charge's
+    subject (`Transaction.lock`, see `storage.admission`), so recording it next in the
+    same unit is atomic: two requests can never both take the last unit.
     """
     for charge in reservation.charges:
-        sql, params = _fits(charge, reservation.amount)
-        if not connection.execute(f"SELECT {sql}", params).fetchone()[0]:
+        sql, params = _fits(transaction.dialect, charge, reservation.amount)
+        row = await transaction.fetch_one(f"SELECT {sql}", params)
+        if row is None or not row[0]:
             return charge
     return None
 
 
-def record_reservation(connection: sqlite3.Connection, job_id: str, reservation: QuotaReservation) -> None:
+async def record_reservation(transaction: Transaction, job_id: str, reservation: QuotaReservation) -> None:
     """Write `reservation` for `job_id` into the ledger (checked first with `quota_refusal`)."""
-    connection.execute(
+    await transaction.execute(
         "INSERT INTO quota_ledger (job_id, user_key, user_name, group_key, amount, credits, state, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?, 'reserved', ?)",
         (
@@ -71,8 +72,8 @@ def record_reservation(connection: sqlite3.Connection, job_id: str, reservation:
     )
 
 
-class SqliteQuotaStore:
-    def __init__(self, db: Database) -> None:
+class SqlQuotaStore:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def settle(self, job_id: str, *, commit: bool) -> bool:
@@ -134,8 +135,8 @@ class SqliteQuotaStore:
         return None if row is None else from_sql_time(row["reset_at"])
 
 
-class SqliteGovernanceStore:
-    def __init__(self, db: Database) -> None:
+class SqlGovernanceStore:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def group_settings(self, group_key: str) -> dict[str, Any] | None:
@@ -208,12 +209,12 @@ class SqliteGovernanceStore:
             )
         )
 
-        def lift(connection: sqlite3.Connection) -> bool:
-            connection.execute(f"DELETE FROM strikes WHERE {where}", params)
-            lifted = connection.execute(f"DELETE FROM mutes WHERE {where} RETURNING until", params).fetchall()
+        async def lift(transaction: Transaction) -> bool:
+            await transaction.execute(f"DELETE FROM strikes WHERE {where}", params)
+            lifted = await transaction.fetch_all(f"DELETE FROM mutes WHERE {where} RETURNING until", params)
             return any(from_sql_time(row["until"]) > now for row in lifted)
 
-        return await self._db.run(lift)
+        return await self._db.transaction(lift)
 
     async def known_name(self, user_key: str) -> str | None:
         """The name the user last went by in a job or a moderation record, if any."""
@@ -222,7 +223,7 @@ class SqliteGovernanceStore:
             " SELECT user_name, created_at AS at FROM quota_ledger WHERE user_key = ? AND user_name != ''"
             " UNION ALL"
             " SELECT user_name, at FROM moderation_log WHERE user_key = ? AND user_name != ''"
-            ") ORDER BY at DESC LIMIT 1",
+            ") AS names ORDER BY at DESC LIMIT 1",
             (user_key, user_key),
         )
         return None if row is None else str(row["user_name"])
@@ -242,7 +243,7 @@ class SqliteGovernanceStore:
 
     async def access(self, user_key: str, ban_scopes: Sequence[str], mute_scope: str) -> tuple[bool, datetime | None]:
         """(banned in any of `ban_scopes`, muted until) in one query: every command asks this."""
-        marks = ", ".join("?" * len(ban_scopes))
+        marks = placeholders(len(ban_scopes))
         row = await self._db.fetch_one(
             f"SELECT EXISTS (SELECT 1 FROM bans WHERE user_key = ? AND scope IN ({marks})) AS banned,"
             " (SELECT until FROM mutes WHERE user_key = ? AND group_key = ?) AS until",

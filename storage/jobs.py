@@ -1,8 +1,7 @@
-"""Jobs in SQLite: `SqliteJobStore` implements the core's `JobStore` port."""
+"""Jobs in SQL: `SqlJobStore` implements the core's `JobStore` port on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields
 from datetime import datetime
@@ -24,7 +23,8 @@ from bot.domain import (
     utcnow,
 )
 from bot.ports import QueueUser
-from storage.database import Database, from_sql_time, to_sql_time
+from storage.database import from_sql_time, to_sql_time
+from storage.sql import Row, SqlDatabase, Transaction, placeholders
 
 T = TypeVar("T")
 
@@ -44,10 +44,6 @@ def _states(states: JobState | Iterable[JobState]) -> tuple[JobState, ...]:
     if isinstance(states, JobState):
         return (states,)
     return tuple(dict.fromkeys(JobState(state) for state in states))
-
-
-def _placeholders(count: int) -> str:
-    return ", ".join("?" * count)
 
 
 def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -86,7 +82,7 @@ def _optional(convert: Callable[[Any], T], value: Any) -> T | None:
     return None if value is None else convert(value)
 
 
-def _job(row: sqlite3.Row) -> Job:
+def _job(row: Row) -> Job:
     return Job(
         id=row["id"],
         requester=_REQUESTER.validate_json(row["requester"]),
@@ -111,7 +107,7 @@ def _job(row: sqlite3.Row) -> Job:
     )
 
 
-def _queue_user(row: sqlite3.Row) -> QueueUser:
+def _queue_user(row: Row) -> QueueUser:
     return QueueUser(
         user_key=row["user_key"],
         queued=row["queued"],
@@ -128,48 +124,47 @@ def _served_sql(last_served: datetime | None) -> str:
 # Queued jobs, in SQL. Written out, not bound: SQLite uses an index made for queued jobs
 # only (migration 0007) when the query itself says so.
 QUEUED_SQL = "state = 'queued'"
-# Whether a row's request is off-peak (1) or not (0), in SQL; the request is a JSON document.
-OFF_PEAK_SQL = "COALESCE(json_extract(request, '$.off_peak'), 0)"
 
 
-def count_unfinished_off_peak(connection: sqlite3.Connection, user_key: str) -> int:
+async def count_unfinished_off_peak(transaction: Transaction, user_key: str) -> int:
     """The user's off-peak jobs not finished yet (queued, being sent or running), in the caller's unit."""
     unfinished = [state.value for state in JobState if state not in OUTCOME_STATES and state is not JobState.DELIVERED]
-    row = connection.execute(
-        f"SELECT COUNT(*) FROM jobs WHERE user_key = ? AND state IN ({_placeholders(len(unfinished))}) "
-        f"AND {OFF_PEAK_SQL} = 1",
+    row = await transaction.fetch_one(
+        f"SELECT COUNT(*) FROM jobs WHERE user_key = ? AND state IN ({placeholders(len(unfinished))}) "
+        f"AND {transaction.dialect.off_peak} = 1",
         [user_key, *unfinished],
-    ).fetchone()
+    )
+    assert row is not None  # an aggregate always answers one row
     return int(row[0])
 
 
-def insert_job(connection: sqlite3.Connection, job: Job) -> None:
-    """Insert `job` in the caller's unit of work (see `SqliteJobStore.add`)."""
+async def insert_job(transaction: Transaction, job: Job) -> None:
+    """Insert `job` in the caller's unit of work (see `SqlJobStore.add`)."""
     columns = _columns({name: getattr(job, name) for name in _JOB_FIELDS})
     # Column names come from Job's own fields, never from input; values are bound.
-    connection.execute(
-        f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({_placeholders(len(columns))})",
+    await transaction.execute(
+        f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({placeholders(len(columns))})",
         tuple(columns.values()),
     )
 
 
-class SqliteJobStore:
-    """The `bot.ports.JobStore` port on SQLite. Every lookup is served by an index.
+class SqlJobStore:
+    """The `bot.ports.JobStore` port on SQLite or PostgreSQL. Every lookup is served by an index.
 
     `clock` stamps `updated_at` and `finished_at`; tests pass a fake one.
     """
 
-    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, db: SqlDatabase, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._db = db
         self._clock = clock
 
     async def add(self, job: Job) -> None:
-        """Insert a new job. A repeated id, or a `parent_id` naming no job, raises
-        `sqlite3.IntegrityError`.
+        """Insert a new job. A repeated id, or a `parent_id` naming no job, raises the
+        backend's integrity error (`sqlite3.IntegrityError`, asyncpg's `IntegrityConstraintViolationError`).
 
         `requester.context` must hold JSON values only (it is stored as JSON).
         """
-        await self._db.run(lambda connection: insert_job(connection, job))
+        await self._db.transaction(lambda transaction: insert_job(transaction, job))
 
     async def get(self, job_id: str) -> Job | None:
         row = await self._db.fetch_one("SELECT * FROM jobs WHERE id = ?", (job_id,))
@@ -216,7 +211,7 @@ class SqliteJobStore:
         sql = f"UPDATE jobs SET {', '.join(f'{name} = ?' for name in columns)} WHERE id = ?"
         params = [*columns.values(), job_id]
         if only_in:
-            sql += f" AND state IN ({_placeholders(len(only_in))})"
+            sql += f" AND state IN ({placeholders(len(only_in))})"
             params += [state.value for state in only_in]
         rows = await self._db.write(f"{sql} RETURNING *", params)
         return _job(rows[0]) if rows else None
@@ -227,7 +222,7 @@ class SqliteJobStore:
         if not wanted:
             return []
         rows = await self._db.fetch_all(
-            f"SELECT * FROM jobs WHERE state IN ({_placeholders(len(wanted))}) ORDER BY created_at, id",
+            f"SELECT * FROM jobs WHERE state IN ({placeholders(len(wanted))}) ORDER BY created_at, id",
             [state.value for state in wanted],
         )
         return [_job(row) for row in rows]
@@ -286,7 +281,7 @@ class SqliteJobStore:
             return []
         rows = await self._db.fetch_all(
             "SELECT user_key, queued, oldest, last_served FROM queue_users"
-            f" WHERE queued > 0 AND user_key IN ({_placeholders(len(keys))})",
+            f" WHERE queued > 0 AND user_key IN ({placeholders(len(keys))})",
             keys,
         )
         return [_queue_user(row) for row in rows]
@@ -299,12 +294,12 @@ class SqliteJobStore:
         # Named: with the off-peak condition, SQLite would otherwise pick the off-peak index,
         # which holds every queued job, over this one, which holds the user's.
         sql = (
-            "SELECT * FROM jobs INDEXED BY jobs_queued_by_user"
+            f"SELECT * FROM jobs{self._db.dialect.index_hint('jobs_queued_by_user')}"
             f" WHERE user_key = ? AND {QUEUED_SQL} AND (not_before IS NULL OR not_before <= ?)"
         )
         params: list[object] = [user_key, to_sql_time(now)]
         if off_peak is not None:
-            sql += f" AND {OFF_PEAK_SQL} = ?"
+            sql += f" AND {self._db.dialect.off_peak} = ?"
             params.append(int(off_peak))
         if after is not None:
             sql += " AND (created_at, id) > (?, ?)"
@@ -315,7 +310,8 @@ class SqliteJobStore:
     async def queued_off_peak(self, *, now: datetime, after: Job | None = None, limit: int) -> list[Job]:
         """Queued off-peak jobs that may be sent at `now`, oldest first, after `after`; at most `limit`."""
         sql = (
-            f"SELECT * FROM jobs WHERE {QUEUED_SQL} AND {OFF_PEAK_SQL} = 1 AND (not_before IS NULL OR not_before <= ?)"
+            f"SELECT * FROM jobs WHERE {QUEUED_SQL} AND {self._db.dialect.off_peak} = 1"
+            " AND (not_before IS NULL OR not_before <= ?)"
         )
         params: list[object] = [to_sql_time(now)]
         if after is not None:
@@ -355,10 +351,10 @@ class SqliteJobStore:
         wanted = _states(states)
         if not wanted:
             return {}
-        sql = f"SELECT user_key, COUNT(*) AS jobs FROM jobs WHERE state IN ({_placeholders(len(wanted))})"
+        sql = f"SELECT user_key, COUNT(*) AS jobs FROM jobs WHERE state IN ({placeholders(len(wanted))})"
         params: list[object] = [state.value for state in wanted]
         if off_peak is not None:
-            sql += f" AND {OFF_PEAK_SQL} = ?"
+            sql += f" AND {self._db.dialect.off_peak} = ?"
             params.append(int(off_peak))
         rows = await self._db.fetch_all(sql + " GROUP BY user_key", params)
         return {row["user_key"]: row["jobs"] for row in rows}

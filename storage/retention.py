@@ -1,5 +1,5 @@
-"""Deleting records past their retention: `SqliteRetentionStore` implements the core's
-`RetentionStore` port.
+"""Deleting records past their retention: `SqlRetentionStore` implements the core's
+`RetentionStore` port on SQLite or PostgreSQL.
 
 Each call deletes at most `limit` rows in one unit of work, picked by an index (see
 migration 0006), oldest first. The database thread runs units in the order they
@@ -9,32 +9,32 @@ not for the whole prune.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 
 from bot.domain import JobState
-from storage.database import Database, to_sql_time
+from storage.database import to_sql_time
+from storage.sql import SqlDatabase, Transaction, placeholders
 
 # The ledger states a prune may delete: an open reservation ('reserved') still counts.
 SETTLED_LEDGER_STATES = frozenset({"committed", "refunded"})
 
 
-class SqliteRetentionStore:
-    """The `bot.ports.RetentionStore` port on SQLite."""
+class SqlRetentionStore:
+    """The `bot.ports.RetentionStore` port on SQLite or PostgreSQL."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def prune_jobs(self, finished_before: datetime, limit: int) -> int:
         before = to_sql_time(finished_before)
 
-        def prune(connection: sqlite3.Connection) -> int:
+        async def prune(transaction: Transaction) -> int:
             # A job finishes after it was created, so `created_at < before` only narrows the
             # jobs_by_state range scan; finished_at is what decides (updated_at for rows
             # that lack it, which DELIVERED rows written by this bot never do).
             ids = [
                 row[0]
-                for row in connection.execute(
+                for row in await transaction.fetch_all(
                     "SELECT id FROM jobs WHERE state = ? AND created_at < ?"
                     " AND COALESCE(finished_at, updated_at) < ? ORDER BY created_at LIMIT ?",
                     (JobState.DELIVERED.value, before, before, limit),
@@ -42,13 +42,13 @@ class SqliteRetentionStore:
             ]
             if not ids:
                 return 0
-            marks = ", ".join("?" * len(ids))
+            marks = placeholders(len(ids))
             # jobs.parent_id references jobs(id): a kept reroll of a deleted video would
             # block the DELETE, so the reference goes first (it is only shown in /status).
-            connection.execute(f"UPDATE jobs SET parent_id = NULL WHERE parent_id IN ({marks})", ids)
-            return connection.execute(f"DELETE FROM jobs WHERE id IN ({marks})", ids).rowcount
+            await transaction.execute(f"UPDATE jobs SET parent_id = NULL WHERE parent_id IN ({marks})", ids)
+            return await transaction.execute(f"DELETE FROM jobs WHERE id IN ({marks})", ids)
 
-        return await self._db.run(prune)
+        return await self._db.transaction(prune)
 
     async def prune_quota_ledger(self, state: str, created_before: datetime, limit: int) -> int:
         if state not in SETTLED_LEDGER_STATES:
@@ -69,5 +69,6 @@ class SqliteRetentionStore:
     async def _delete_batch(self, table: str, where: str, params: tuple[str, ...], oldest: str, limit: int) -> int:
         """Delete the oldest `limit` rows of `table` matching `where` (fixed SQL of this
         module, never input), in one unit of work."""
-        sql = f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {where} ORDER BY {oldest} LIMIT ?)"
-        return await self._db.run(lambda connection: connection.execute(sql, (*params, limit)).rowcount)
+        row = self._db.dialect.row_id
+        sql = f"DELETE FROM {table} WHERE {row} IN (SELECT {row} FROM {table} WHERE {where} ORDER BY {oldest} LIMIT ?)"
+        return await self._db.transaction(lambda transaction: transaction.execute(sql, (*params, limit)))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
 from bot.sandbox import Sandbox, SandboxConfig, running_sandbox
+from tests.postgres_server import REQUIRED_ENV, PostgresServer, PostgresUnavailable, start_server
 
 # Long enough to observe a video while it generates, short enough to keep tests fast.
 TEST_GENERATION_SECONDS = 0.3
@@ -24,3 +27,31 @@ async def sandbox(sandbox_config: SandboxConfig) -> AsyncIterator[Sandbox]:
     """A running sandbox; `sandbox.base_url` is its address, `sandbox.config` may be changed live."""
     async with running_sandbox(sandbox_config) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for the whole run, started on first use and always stopped.
+
+    Skips the test when no PostgreSQL is installed, unless BOT_TEST_POSTGRESQL_REQUIRED
+    is set (as `.ci/run` does): then that is a failure."""
+    try:
+        server = start_server()
+    except PostgresUnavailable as missing:
+        if os.environ.get(REQUIRED_ENV):
+            pytest.fail(f"{REQUIRED_ENV} is set but {missing}")
+        pytest.skip(f"PostgreSQL tests skipped: {missing}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """BOT_DATABASE for a fresh, empty database of each backend: a SQLite file, and a new
+    database on the test PostgreSQL server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "data" / "bot.sqlite3")
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.database()

@@ -23,7 +23,7 @@ from bot.ports import ChatBudget, Progress, ProgressStage, VideoDelivery
 from bot.pricing import Pricing
 from bot.progress import LANE_SWEEP_MIN, Notifiers, ProgressReporter
 from bot.quota import CACHED_QUOTA_OVERRIDES, USER, QuotaPolicy, QuotaService, QuotaUnit, QuotaWindow
-from storage import Database, SqliteGovernanceStore, SqliteJobStore, SqliteQuotaStore, open_database
+from storage import Database, SqlGovernanceStore, SqlJobStore, SqlQuotaStore, open_database
 
 
 class FakeClock:
@@ -147,7 +147,7 @@ def test_a_hundred_thousand_users_through_the_gate_leave_its_memory_bounded() ->
 
 
 async def test_many_groups_and_users_leave_the_moderation_and_quota_caches_bounded(db: Database) -> None:
-    governance = SqliteGovernanceStore(db)
+    governance = SqlGovernanceStore(db)
     moderation = ModerationService(
         governance, load_default_blocklist(), defaults=GroupSettings(), operators=frozenset()
     )
@@ -168,7 +168,7 @@ async def test_many_groups_and_users_leave_the_moderation_and_quota_caches_bound
         per_group=None,
         operators=frozenset(),
     )
-    quotas = QuotaService(SqliteQuotaStore(db), governance, Pricing.load(), policy)
+    quotas = QuotaService(SqlQuotaStore(db), governance, Pricing.load(), policy)
     await quotas.set_limit(USER, "telegram:0", 3)
     users = CACHED_QUOTA_OVERRIDES + 500
     limits = await asyncio.gather(*(quotas.limit_for(USER, f"telegram:{user}") for user in range(users)))
@@ -208,7 +208,7 @@ class _ProgressSink:
 
 
 async def test_progress_lanes_of_many_chats_are_forgotten_once_idle(db: Database) -> None:
-    jobs, sink, clock = SqliteJobStore(db), _ProgressSink(), FakeClock()
+    jobs, sink, clock = SqlJobStore(db), _ProgressSink(), FakeClock()
     notifiers = Notifiers()
     notifiers.register(Platform.TELEGRAM, sink)
     reporter = ProgressReporter(notifiers, jobs, interval=1.0, clock=clock)

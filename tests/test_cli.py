@@ -104,14 +104,14 @@ async def test_log_level_and_format_are_read_from_dot_env_like_every_setting(tmp
 
 async def test_backup_copies_the_live_database_and_never_overwrites(tmp_path):
     from bot.domain import GenerationRequest, Job, JobKind, JobState, new_job_id
-    from storage import SqliteJobStore, open_database
+    from storage import SqlJobStore, open_database
     from tests.harness import requester
 
     live = tmp_path / "data" / "bot.sqlite3"
     db = await open_database(live)
     try:
         job = Job(id=new_job_id(), requester=requester(), request=GenerationRequest(kind=JobKind.CREATE))
-        await SqliteJobStore(db).add(job)
+        await SqlJobStore(db).add(job)
         # The bot keeps its database open while the backup runs.
         code, out, err = await _finish("backup", "copy.sqlite3", cwd=tmp_path, BOT_DATABASE=str(live))
     finally:
@@ -120,7 +120,7 @@ async def test_backup_copies_the_live_database_and_never_overwrites(tmp_path):
     assert "Backed up" in out
     copy = await open_database(tmp_path / "copy.sqlite3")
     try:
-        restored = await SqliteJobStore(copy).get(job.id)
+        restored = await SqlJobStore(copy).get(job.id)
     finally:
         await copy.close()
     assert restored is not None and restored.state is JobState.QUEUED

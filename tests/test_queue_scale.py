@@ -26,7 +26,7 @@ async def seed_queue(path: Path, count: int, users: int) -> None:
     """`count` queued jobs of `users` users, oldest first, written in one transaction.
 
     Rows are made by the job store's own column mapping (one per user, then copied with
-    a new id and time), so they are what `SqliteJobStore.add` writes — a hundred thousand
+    a new id and time), so they are what `SqlJobStore.add` writes — a hundred thousand
     `add`s, one commit each, would take minutes.
     """
     await (await open_database(path)).close()  # the schema, by the product's migrations

@@ -15,7 +15,7 @@ from bot.domain import ChatRef, Job, JobState, Platform, Requester, ResultAction
 from bot.pricing import Pricing
 from bot.quota import QuotaExceeded, QuotaPolicy, QuotaService, QuotaUnit, QuotaWindow
 from bot.sandbox import SandboxConfig, running_sandbox
-from storage import SqliteGovernanceStore, SqliteJobAdmission, SqliteQuotaStore, open_database
+from storage import SqlGovernanceStore, SqlJobAdmission, SqlQuotaStore, open_database
 from tests.harness import RecordingNotifier, admit_job, eventually, fast_settings, requester, running_core
 
 
@@ -55,7 +55,7 @@ async def test_two_processes_reserving_the_last_unit_cannot_both_win(tmp_path):
     path = tmp_path / "shared.sqlite3"
     first, second = await open_database(path), await open_database(path)
     try:
-        admissions = [SqliteJobAdmission(first), SqliteJobAdmission(second)]
+        admissions = [SqlJobAdmission(first), SqlJobAdmission(second)]
         from bot.domain import GenerationRequest, JobKind
         from bot.ports import QuotaCharge, QuotaReservation
 
@@ -170,7 +170,7 @@ async def test_an_orphan_reservation_is_released_at_start(tmp_path, sandbox):
         # A reservation whose job was never written: left by a version that reserved and
         # inserted in two steps and died in between (admission now does both in one unit).
         orphan = QuotaReservation(requester("u").user.key, None, 1, ())
-        await core.jobs._db.run(lambda connection: record_reservation(connection, new_job_id(), orphan))
+        await core.jobs._db.transaction(lambda transaction: record_reservation(transaction, new_job_id(), orphan))
         with pytest.raises(QuotaExceeded):
             await core.service.create_single(requester("u"), command())
     async with running_core(settings, RecordingNotifier()) as core:
@@ -204,8 +204,8 @@ async def test_windows_reset_at_local_midnight(tmp_path, window, start, next_win
             per_group=None,
             operators=frozenset(),
         )
-        quotas = QuotaService(SqliteQuotaStore(db), SqliteGovernanceStore(db), Pricing.load(), policy, clock=clock)
-        admission = SqliteJobAdmission(db)
+        quotas = QuotaService(SqlQuotaStore(db), SqlGovernanceStore(db), Pricing.load(), policy, clock=clock)
+        admission = SqlJobAdmission(db)
         from bot.domain import GenerationRequest, JobKind
 
         def job():

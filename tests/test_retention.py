@@ -23,11 +23,11 @@ from bot.quota import USER, QuotaExceeded, QuotaPolicy, QuotaService, QuotaUnit,
 from bot.retention import Pruner, RetentionPolicy
 from storage import (
     Database,
-    SqliteGovernanceStore,
-    SqliteJobAdmission,
-    SqliteJobStore,
-    SqliteQuotaStore,
-    SqliteRetentionStore,
+    SqlGovernanceStore,
+    SqlJobAdmission,
+    SqlJobStore,
+    SqlQuotaStore,
+    SqlRetentionStore,
     open_database,
 )
 from storage.database import to_sql_time
@@ -88,8 +88,8 @@ class World:
 
     db: Database
     clock: FakeClock
-    jobs: SqliteJobStore
-    governance: SqliteGovernanceStore
+    jobs: SqlJobStore
+    governance: SqlGovernanceStore
     moderation: ModerationService
     quotas: QuotaService
     pruner: Pruner
@@ -99,7 +99,7 @@ def build(
     db: Database, *, days: int, window: QuotaWindow = QuotaWindow.DAILY, batch_size: int = 500, clock=None
 ) -> World:
     clock = clock or FakeClock()
-    governance = SqliteGovernanceStore(db)
+    governance = SqlGovernanceStore(db)
     moderation = ModerationService(
         governance,
         Blocklist.from_lines([], allow_regex=False, source="global"),
@@ -115,16 +115,16 @@ def build(
         per_group=None,
         operators=frozenset(),
     )
-    quotas = QuotaService(SqliteQuotaStore(db), governance, Pricing.load(), policy, clock=clock)
+    quotas = QuotaService(SqlQuotaStore(db), governance, Pricing.load(), policy, clock=clock)
     pruner = Pruner(
-        SqliteRetentionStore(db),
+        SqlRetentionStore(db),
         RetentionPolicy(days),
         quota_policy=policy,
         longest_strike_window=moderation.longest_strike_window,
         batch_size=batch_size,
         clock=clock,
     )
-    return World(db, clock, SqliteJobStore(db), governance, moderation, quotas, pruner)
+    return World(db, clock, SqlJobStore(db), governance, moderation, quotas, pruner)
 
 
 @pytest.fixture
@@ -258,7 +258,7 @@ async def test_ledger_entries_that_count_toward_the_current_window_are_never_del
     for at, ending, expect_kept in LEDGER_CASES[window]:
         world.clock.now = at
         job = make_job(JobState.QUEUED, created=at)
-        await admit_job(world.quotas, SqliteJobAdmission(world.db), job)
+        await admit_job(world.quotas, SqlJobAdmission(world.db), job)
         if ending is not None:
             await world.quotas.settle(job.evolve(state=ending))
         (kept if expect_kept else deleted).add(job.id)
@@ -268,7 +268,7 @@ async def test_ledger_entries_that_count_toward_the_current_window_are_never_del
     # The user is at their limit: a prune must not hand any of it back.
     await world.quotas.set_limit(USER, user.key, before.used + before.reserved)
     with pytest.raises(QuotaExceeded):
-        await admit_job(world.quotas, SqliteJobAdmission(world.db), make_job(JobState.QUEUED, created=NOW))
+        await admit_job(world.quotas, SqlJobAdmission(world.db), make_job(JobState.QUEUED, created=NOW))
 
     await world.pruner.prune()
 
@@ -277,7 +277,7 @@ async def test_ledger_entries_that_count_toward_the_current_window_are_never_del
     after, _ = await world.quotas.status(user)
     assert (after.used, after.reserved) == (before.used, before.reserved)
     with pytest.raises(QuotaExceeded):
-        await admit_job(world.quotas, SqliteJobAdmission(world.db), make_job(JobState.QUEUED, created=NOW))
+        await admit_job(world.quotas, SqlJobAdmission(world.db), make_job(JobState.QUEUED, created=NOW))
 
 
 # ---------------------------------------------------------------- staying out of the way
@@ -322,7 +322,7 @@ async def test_retention_days_0_keeps_everything(db) -> None:
     await world.governance.set_mute("console:u1", GROUP_KEY, ancient)
     world.clock.now = ancient
     job = make_job(JobState.QUEUED, created=ancient)
-    await admit_job(world.quotas, SqliteJobAdmission(world.db), job)
+    await admit_job(world.quotas, SqlJobAdmission(world.db), job)
     await world.quotas.settle(job.evolve(state=JobState.FAILED))
     world.clock.now = NOW
 

@@ -28,7 +28,16 @@ from bot.domain import (
     new_job_id,
     utcnow,
 )
-from storage import Database, SqliteBlobStore, SqliteJobAdmission, SqliteJobStore, open_database
+from storage import (
+    INTEGRITY_ERRORS,
+    Database,
+    SqlBlobStore,
+    SqlDatabase,
+    SqlJobAdmission,
+    SqlJobStore,
+    open_database,
+    open_storage,
+)
 from storage.database import Migration, load_migrations, to_sql_time
 
 START = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
@@ -80,8 +89,18 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def jobs(db: Database, clock: FakeClock) -> SqliteJobStore:
-    return SqliteJobStore(db, clock=clock)
+async def store_db(database_url: str) -> AsyncIterator[SqlDatabase]:
+    """A fresh database of each backend (the store tests run on both: one contract)."""
+    database = await open_storage(database_url)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest.fixture
+def jobs(store_db: SqlDatabase, clock: FakeClock) -> SqlJobStore:
+    return SqlJobStore(store_db, clock=clock)
 
 
 # --- database and migrations
@@ -145,26 +164,26 @@ async def test_a_newer_schema_is_refused(db_path: Path) -> None:
 
 async def test_memory_database() -> None:
     async with await open_database(":memory:") as db:
-        store = SqliteJobStore(db)
+        store = SqlJobStore(db)
         job = make_job()
         await store.add(job)
         assert await store.get(job.id) == job
 
 
-async def test_meta(db_path: Path) -> None:
+async def test_meta(database_url: str) -> None:
     calls: list[int] = []
 
     def make_secret() -> str:
         calls.append(1)
         return f"secret-{len(calls)}"
 
-    async with await open_database(db_path) as db:
+    async with await open_storage(database_url) as db:
         assert await db.get_meta("webhook_secret") is None
         assert await db.get_or_create_meta("webhook_secret", make_secret) == "secret-1"
         assert await db.get_or_create_meta("webhook_secret", make_secret) == "secret-1"
         await db.set_meta("mode", "polling")
         await db.set_meta("mode", "webhook")
-    async with await open_database(db_path) as db:
+    async with await open_storage(database_url) as db:
         assert await db.get_or_create_meta("webhook_secret", make_secret) == "secret-1"
         assert await db.get_meta("mode") == "webhook"
     assert len(calls) == 1
@@ -321,16 +340,16 @@ def test_stores_implement_their_ports() -> None:
         return [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
 
     for port, store in (
-        (ports.JobStore, SqliteJobStore),
-        (ports.BlobStore, SqliteBlobStore),
-        (ports.JobAdmission, SqliteJobAdmission),
+        (ports.JobStore, SqlJobStore),
+        (ports.BlobStore, SqlBlobStore),
+        (ports.JobAdmission, SqlJobAdmission),
     ):
         for name, method in inspect.getmembers(port, inspect.isfunction):
             if not name.startswith("_"):
                 assert parameters(getattr(store, name)) == parameters(method), name
 
 
-async def test_job_round_trip(jobs: SqliteJobStore) -> None:
+async def test_job_round_trip(jobs: SqlJobStore) -> None:
     parent = make_job()
     requester = Requester(
         user=BOB,
@@ -386,16 +405,16 @@ async def test_job_round_trip(jobs: SqliteJobStore) -> None:
     assert await jobs.get("missing") is None
 
 
-async def test_add_refuses_duplicates_and_naive_times(jobs: SqliteJobStore) -> None:
+async def test_add_refuses_duplicates_and_naive_times(jobs: SqlJobStore) -> None:
     job = make_job()
     await jobs.add(job)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(INTEGRITY_ERRORS):
         await jobs.add(job)
     with pytest.raises(ValueError, match="naive"):
         await jobs.add(make_job(created_at=datetime(2026, 1, 1)))
 
 
-async def test_concurrent_transitions_one_wins(jobs: SqliteJobStore) -> None:
+async def test_concurrent_transitions_one_wins(jobs: SqlJobStore) -> None:
     job = make_job()
     await jobs.add(job)
     results = await asyncio.gather(
@@ -407,19 +426,20 @@ async def test_concurrent_transitions_one_wins(jobs: SqliteJobStore) -> None:
     assert await jobs.get(job.id) == winners[0]
 
 
-async def test_transitions_race_across_connections(db_path: Path, db: Database) -> None:
-    # Two processes (e.g. a restarted bot and a late webhook) share the file.
+async def test_transitions_race_across_connections(database_url: str, store_db: SqlDatabase) -> None:
+    # Two processes (e.g. a restarted bot and a late webhook) share the database.
+    db = store_db
     job = make_job(state=JobState.GENERATING)
-    await SqliteJobStore(db).add(job)
-    async with await open_database(db_path) as other:
+    await SqlJobStore(db).add(job)
+    async with await open_storage(database_url) as other:
         results = await asyncio.gather(
-            SqliteJobStore(db).transition(job.id, JobState.GENERATING, JobState.COMPLETED, video_id="v1"),
-            SqliteJobStore(other).transition(job.id, JobState.GENERATING, JobState.FAILED, failure="boom"),
+            SqlJobStore(db).transition(job.id, JobState.GENERATING, JobState.COMPLETED, video_id="v1"),
+            SqlJobStore(other).transition(job.id, JobState.GENERATING, JobState.FAILED, failure="boom"),
         )
     assert sum(result is not None for result in results) == 1
 
 
-async def test_illegal_transitions_raise(jobs: SqliteJobStore) -> None:
+async def test_illegal_transitions_raise(jobs: SqlJobStore) -> None:
     job = make_job()
     await jobs.add(job)
     with pytest.raises(ValueError, match="illegal"):
@@ -434,7 +454,7 @@ async def test_illegal_transitions_raise(jobs: SqliteJobStore) -> None:
     assert await jobs.get(job.id) == job
 
 
-async def test_transition_lifecycle(jobs: SqliteJobStore, clock: FakeClock) -> None:
+async def test_transition_lifecycle(jobs: SqlJobStore, clock: FakeClock) -> None:
     job = make_job()
     await jobs.add(job)
     submitting = await jobs.transition(job.id, JobState.QUEUED, JobState.SUBMITTING, attempts=1)
@@ -462,7 +482,7 @@ async def test_transition_lifecycle(jobs: SqliteJobStore, clock: FakeClock) -> N
     assert await jobs.get(job.id) == delivered
 
 
-async def test_given_finished_at_is_kept(jobs: SqliteJobStore) -> None:
+async def test_given_finished_at_is_kept(jobs: SqlJobStore) -> None:
     job = make_job()
     await jobs.add(job)
     finished = START - timedelta(hours=1)
@@ -471,7 +491,7 @@ async def test_given_finished_at_is_kept(jobs: SqliteJobStore) -> None:
     assert (failed.outcome, failed.finished_at, failed.failure) == (JobState.FAILED, finished, "bad")
 
 
-async def test_update(jobs: SqliteJobStore, clock: FakeClock) -> None:
+async def test_update(jobs: SqlJobStore, clock: FakeClock) -> None:
     job = make_job()
     await jobs.add(job)
     later = clock.advance(5)
@@ -486,7 +506,7 @@ async def test_update(jobs: SqliteJobStore, clock: FakeClock) -> None:
     assert await jobs.update("missing", attempts=1) is None
 
 
-async def test_update_of_requester_moves_its_query_columns(jobs: SqliteJobStore) -> None:
+async def test_update_of_requester_moves_its_query_columns(jobs: SqlJobStore) -> None:
     job = make_job(ALICE)
     await jobs.add(job)
     await jobs.update(job.id, requester=Requester(BOB, ChatRef(Platform.DISCORD, "c")))
@@ -494,7 +514,7 @@ async def test_update_of_requester_moves_its_query_columns(jobs: SqliteJobStore)
     assert await jobs.recent_for_user(ALICE) == []
 
 
-async def test_queue_position(jobs: SqliteJobStore) -> None:
+async def test_queue_position(jobs: SqlJobStore) -> None:
     # Two jobs created at the same instant are ordered by id.
     first, second = sorted((make_job(), make_job()), key=lambda job: job.id)
     third = make_job(created_at=START + timedelta(seconds=1))
@@ -508,12 +528,12 @@ async def test_queue_position(jobs: SqliteJobStore) -> None:
     assert [job.id for job in await jobs.in_states([JobState.QUEUED])] == [second.id, third.id]
 
 
-async def queue_rows(db: Database) -> dict[str, tuple[int, str | None]]:
+async def queue_rows(db: SqlDatabase) -> dict[str, tuple[int, str | None]]:
     rows = await db.fetch_all("SELECT user_key, queued, oldest FROM queue_users WHERE queued > 0")
     return {row["user_key"]: (row["queued"], row["oldest"]) for row in rows}
 
 
-async def queue_rows_recounted(db: Database) -> dict[str, tuple[int, str | None]]:
+async def queue_rows_recounted(db: SqlDatabase) -> dict[str, tuple[int, str | None]]:
     rows = await db.fetch_all(
         "SELECT user_key, COUNT(*) AS queued, MIN(created_at) AS oldest FROM jobs WHERE state = 'queued'"
         " GROUP BY user_key"
@@ -521,27 +541,27 @@ async def queue_rows_recounted(db: Database) -> dict[str, tuple[int, str | None]
     return {row["user_key"]: (row["queued"], row["oldest"]) for row in rows}
 
 
-async def test_queue_users_follow_every_change_of_the_queue(db: Database, jobs: SqliteJobStore) -> None:
+async def test_queue_users_follow_every_change_of_the_queue(store_db: SqlDatabase, jobs: SqlJobStore) -> None:
     carol = UserRef(Platform.TELEGRAM, "99", "Carol")
     alice_jobs = [make_job(ALICE, created_at=START + timedelta(seconds=i)) for i in range(3)]
     bob_job = make_job(BOB, created_at=START - timedelta(seconds=5))
     for job in [*alice_jobs, bob_job, make_job(BOB, state=JobState.GENERATING)]:
         await jobs.add(job)
     expected = {ALICE.key: (3, to_sql_time(START)), BOB.key: (1, to_sql_time(START - timedelta(seconds=5)))}
-    assert await queue_rows(db) == expected == await queue_rows_recounted(db)
+    assert await queue_rows(store_db) == expected == await queue_rows_recounted(store_db)
 
     # Sent, failed, back in the queue (keeping its place), handed to another user, deleted.
     await jobs.transition(alice_jobs[0].id, JobState.QUEUED, JobState.SUBMITTING)
-    assert (await queue_rows(db))[ALICE.key] == (2, to_sql_time(START + timedelta(seconds=1)))
+    assert (await queue_rows(store_db))[ALICE.key] == (2, to_sql_time(START + timedelta(seconds=1)))
     await jobs.transition(alice_jobs[0].id, JobState.SUBMITTING, JobState.QUEUED)
-    assert (await queue_rows(db))[ALICE.key] == (3, to_sql_time(START))
+    assert (await queue_rows(store_db))[ALICE.key] == (3, to_sql_time(START))
     await jobs.transition(alice_jobs[1].id, JobState.QUEUED, JobState.FAILED, failure="timed out")
     await jobs.update(alice_jobs[2].id, requester=Requester(user=carol, chat=ChatRef(carol.platform, "chat-1")))
     await jobs.update(alice_jobs[0].id, attempts=2)  # not a change of the queue
-    await db.write("DELETE FROM jobs WHERE id = ?", (bob_job.id,))
+    await store_db.write("DELETE FROM jobs WHERE id = ?", (bob_job.id,))
     assert (
-        await queue_rows(db)
-        == await queue_rows_recounted(db)
+        await queue_rows(store_db)
+        == await queue_rows_recounted(store_db)
         == {
             ALICE.key: (1, to_sql_time(START)),
             carol.key: (1, to_sql_time(START + timedelta(seconds=2))),
@@ -549,7 +569,7 @@ async def test_queue_users_follow_every_change_of_the_queue(db: Database, jobs: 
     )
 
 
-async def test_queued_users_come_in_fair_order_a_page_at_a_time(jobs: SqliteJobStore, clock: FakeClock) -> None:
+async def test_queued_users_come_in_fair_order_a_page_at_a_time(jobs: SqlJobStore, clock: FakeClock) -> None:
     users = [UserRef(Platform.TELEGRAM, str(n), f"User {n}") for n in range(5)]
     # Older jobs first: user 4's is the oldest.
     queued = {user.key: make_job(user, created_at=START - timedelta(seconds=n)) for n, user in enumerate(users)}
@@ -569,7 +589,7 @@ async def test_queued_users_come_in_fair_order_a_page_at_a_time(jobs: SqliteJobS
     assert {user.user_key for user in await jobs.queued_users_named([users[0].key, "nobody"])} == {users[0].key}
 
 
-async def test_next_queued_reads_a_users_jobs_that_may_go_now(jobs: SqliteJobStore) -> None:
+async def test_next_queued_reads_a_users_jobs_that_may_go_now(jobs: SqlJobStore) -> None:
     later = make_job(created_at=START + timedelta(seconds=1), not_before=START + timedelta(hours=1))
     off_peak = make_job(created_at=START + timedelta(seconds=2))
     off_peak = off_peak.evolve(request=off_peak.request.with_changes(off_peak=True))
@@ -586,7 +606,7 @@ async def test_next_queued_reads_a_users_jobs_that_may_go_now(jobs: SqliteJobSto
     assert len(await jobs.queued_slice(limit=10, created_before=made_before)) == 3  # first, later and Bob's
 
 
-async def test_in_states_oldest_first(jobs: SqliteJobStore) -> None:
+async def test_in_states_oldest_first(jobs: SqlJobStore) -> None:
     newest = make_job(created_at=START + timedelta(seconds=2), state=JobState.GENERATING)
     oldest = make_job(created_at=START, state=JobState.SUBMITTED)
     other = make_job(created_at=START + timedelta(seconds=1), state=JobState.QUEUED)
@@ -597,7 +617,7 @@ async def test_in_states_oldest_first(jobs: SqliteJobStore) -> None:
     assert await jobs.in_states([]) == []
 
 
-async def test_recent_for_user(jobs: SqliteJobStore) -> None:
+async def test_recent_for_user(jobs: SqlJobStore) -> None:
     alices = [make_job(ALICE, created_at=START + timedelta(seconds=n)) for n in range(4)]
     for job in [*alices, make_job(BOB)]:
         await jobs.add(job)
@@ -606,7 +626,7 @@ async def test_recent_for_user(jobs: SqliteJobStore) -> None:
     assert await jobs.recent_for_user(UserRef(Platform.CONSOLE, "nobody")) == []
 
 
-async def test_find_by_video_id(jobs: SqliteJobStore) -> None:
+async def test_find_by_video_id(jobs: SqlJobStore) -> None:
     job = make_job(state=JobState.SUBMITTING)
     await jobs.add(job)
     await jobs.add(make_job())
@@ -615,7 +635,7 @@ async def test_find_by_video_id(jobs: SqliteJobStore) -> None:
     assert await jobs.find_by_video_id("vid-7") == submitted
 
 
-async def test_count_in_flight_by_user(jobs: SqliteJobStore) -> None:
+async def test_count_in_flight_by_user(jobs: SqlJobStore) -> None:
     for user, state in ((ALICE, JobState.SUBMITTING), (ALICE, JobState.GENERATING), (BOB, JobState.SUBMITTED)):
         await jobs.add(make_job(user, state=state))
     await jobs.add(make_job(BOB, state=JobState.QUEUED))
@@ -623,7 +643,7 @@ async def test_count_in_flight_by_user(jobs: SqliteJobStore) -> None:
     assert await jobs.count_in_flight_by_user([JobState.QUEUED]) == {BOB.key: 1}
 
 
-async def test_count_in_flight_by_user_for_off_peak_jobs_or_the_others(jobs: SqliteJobStore) -> None:
+async def test_count_in_flight_by_user_for_off_peak_jobs_or_the_others(jobs: SqlJobStore) -> None:
     off_peak = GenerationRequest(kind=JobKind.CREATE, user_prompt="a fox", prompt="a fox", off_peak=True)
     await jobs.add(make_job(ALICE, state=JobState.SUBMITTED))
     await jobs.add(make_job(ALICE, state=JobState.SUBMITTED).evolve(request=off_peak))
@@ -633,7 +653,8 @@ async def test_count_in_flight_by_user_for_off_peak_jobs_or_the_others(jobs: Sql
     assert await jobs.count_in_flight_by_user() == {ALICE.key: 2, BOB.key: 1}
 
 
-async def test_job_queries_use_indexes(db: Database, jobs: SqliteJobStore) -> None:
+async def test_job_queries_use_indexes(db: Database, clock: FakeClock) -> None:
+    jobs = SqlJobStore(db, clock=clock)  # SQLite's planner, traced; PostgreSQL plans its own way
     job = make_job()
     await jobs.add(job)
     traced: list[str] = []
@@ -683,19 +704,19 @@ async def test_job_queries_use_indexes(db: Database, jobs: SqliteJobStore) -> No
 NO_QUOTA = ports.QuotaReservation(user_key=ALICE.key, group_key=None, amount=1, charges=())
 
 
-async def admit_animate(db: Database, image: bytes, content_type: str = "image/png", **changes: Any) -> Job:
+async def admit_animate(db: SqlDatabase, image: bytes, content_type: str = "image/png", **changes: Any) -> Job:
     """An /animate job admitted with its image (the only way an image is stored)."""
     job = make_job(**changes)
     job = job.evolve(request=job.request.with_changes(kind=JobKind.ANIMATE, image_blob_id=new_job_id()))
-    assert await SqliteJobAdmission(db).admit(job, NO_QUOTA, ports.NewImage(image, content_type)) is None
+    assert await SqlJobAdmission(db).admit(job, NO_QUOTA, ports.NewImage(image, content_type)) is None
     return job
 
 
-async def test_blobs(db: Database) -> None:
-    blobs = SqliteBlobStore(db)
+async def test_blobs(store_db: SqlDatabase) -> None:
+    blobs = SqlBlobStore(store_db)
     image = bytes(range(256)) * 10
-    first = (await admit_animate(db, image)).request.image_blob_id
-    second = (await admit_animate(db, b"", "image/webp")).request.image_blob_id
+    first = (await admit_animate(store_db, image)).request.image_blob_id
+    second = (await admit_animate(store_db, b"", "image/webp")).request.image_blob_id
     assert first and second and first != second
     assert await blobs.get(first) == (image, "image/png")
     assert await blobs.get(second) == (b"", "image/webp")
@@ -706,16 +727,18 @@ async def test_blobs(db: Database) -> None:
     assert await blobs.total_bytes() == 0
 
 
-async def test_unreferenced_blobs_are_swept_and_waiting_ones_kept(db: Database) -> None:
-    blobs, jobs = SqliteBlobStore(db), SqliteJobStore(db)
-    waiting = await admit_animate(db, b"queued")
-    submitting = await admit_animate(db, b"submitting", state=JobState.SUBMITTING)
-    uploaded = await admit_animate(db, b"uploaded", state=JobState.SUBMITTING)
+async def test_unreferenced_blobs_are_swept_and_waiting_ones_kept(store_db: SqlDatabase) -> None:
+    blobs, jobs = SqlBlobStore(store_db), SqlJobStore(store_db)
+    waiting = await admit_animate(store_db, b"queued")
+    submitting = await admit_animate(store_db, b"submitting", state=JobState.SUBMITTING)
+    uploaded = await admit_animate(store_db, b"uploaded", state=JobState.SUBMITTING)
     await jobs.update(uploaded.id, request=uploaded.request.with_changes(image_path="upload/x.png"))
-    failed = await admit_animate(db, b"failed")
+    failed = await admit_animate(store_db, b"failed")
     await jobs.transition(failed.id, JobState.QUEUED, JobState.FAILED, failure="timed out")
     # An image whose job is gone, or was never written (left by an older version's two-step accept).
-    await db.write("INSERT INTO blobs (id, content_type, data, created_at) VALUES ('orphan', 'image/png', x'00', '')")
+    await store_db.write(
+        "INSERT INTO blobs (id, content_type, data, created_at) VALUES ('orphan', 'image/png', ?, '')", (b"\x00",)
+    )
 
     assert await blobs.delete_unreferenced() == 3
     assert [await blobs.get(job.request.image_blob_id or "") is not None for job in (waiting, submitting)] == [
@@ -728,21 +751,21 @@ async def test_unreferenced_blobs_are_swept_and_waiting_ones_kept(db: Database) 
     assert await blobs.delete_unreferenced() == 0
 
 
-async def test_admission_refused_by_the_image_cap_writes_nothing(db: Database) -> None:
-    blobs, jobs = SqliteBlobStore(db), SqliteJobStore(db)
-    await admit_animate(db, b"x" * 60)
+async def test_admission_refused_by_the_image_cap_writes_nothing(store_db: SqlDatabase) -> None:
+    blobs, jobs = SqlBlobStore(store_db), SqlJobStore(store_db)
+    await admit_animate(store_db, b"x" * 60)
     job = make_job()
     job = job.evolve(request=job.request.with_changes(kind=JobKind.ANIMATE, image_blob_id="second"))
-    refused = await SqliteJobAdmission(db).admit(
+    refused = await SqlJobAdmission(store_db).admit(
         job, NO_QUOTA, ports.NewImage(b"y" * 50, "image/png"), image_store_limit=100
     )
     assert refused == ports.ImageStoreFull(stored_bytes=60, limit=100)
     assert await jobs.get(job.id) is None and await blobs.get("second") is None
-    assert await db.fetch_one("SELECT 1 FROM quota_ledger WHERE job_id = ?", (job.id,)) is None
+    assert await store_db.fetch_one("SELECT 1 FROM quota_ledger WHERE job_id = ?", (job.id,)) is None
     # What fits exactly is taken.
     fits = job.evolve(id=new_job_id())
     assert (
-        await SqliteJobAdmission(db).admit(
+        await SqlJobAdmission(store_db).admit(
             fits, NO_QUOTA, ports.NewImage(b"y" * 40, "image/png"), image_store_limit=100
         )
         is None
@@ -750,12 +773,12 @@ async def test_admission_refused_by_the_image_cap_writes_nothing(db: Database) -
     assert await blobs.total_bytes() == 100
 
 
-async def test_data_survives_reopen(db_path: Path) -> None:
+async def test_data_survives_reopen(database_url: str) -> None:
     job = make_job()
-    async with await open_database(db_path) as db:
-        await SqliteJobStore(db).add(job)
+    async with await open_storage(database_url) as db:
+        await SqlJobStore(db).add(job)
         blob_id = (await admit_animate(db, b"\x89PNG")).request.image_blob_id or ""
-        moved = await SqliteJobStore(db).transition(job.id, JobState.QUEUED, JobState.SUBMITTING)
-    async with await open_database(db_path) as db:
-        assert await SqliteJobStore(db).get(job.id) == moved
-        assert await SqliteBlobStore(db).get(blob_id) == (b"\x89PNG", "image/png")
+        moved = await SqlJobStore(db).transition(job.id, JobState.QUEUED, JobState.SUBMITTING)
+    async with await open_storage(database_url) as db:
+        assert await SqlJobStore(db).get(job.id) == moved
+        assert await SqlBlobStore(db).get(blob_id) == (b"\x89PNG", "image/png")

@@ -15,7 +15,7 @@ from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 
 from adapters.telegram.admins import ChatAdmins
-from storage import SqliteGovernanceStore, open_database
+from storage import SqlGovernanceStore, open_database
 from tests.fakes.telegram_api import FakeChat, FakeTelegram, FakeUser
 from tests.fakes.telegram_fixtures import (
     ALICE,
@@ -327,7 +327,7 @@ async def test_settings_saved_with_impossible_numbers_fall_back_to_the_defaults(
     settings = telegram_settings(tmp_path, sandbox, fake)
     db = await open_database(settings.bot_database)
     try:
-        governance = SqliteGovernanceStore(db)
+        governance = SqlGovernanceStore(db)
         await governance.save_group_settings(
             f"telegram:{GROUP.id}",
             {"filter_mode": "strike", "strike_limit": 3, "strike_window_hours": math.inf, "mute_minutes": math.nan},

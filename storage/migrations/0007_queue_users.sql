@@ -4,7 +4,7 @@
 -- A user's queued jobs, oldest first: their next job to send, and their oldest one.
 CREATE INDEX jobs_queued_by_user ON jobs (user_key, created_at, id) WHERE state = 'queued';
 -- Queued off-peak jobs, oldest first: they take no account slot, so they go even when
--- every slot is taken. The first column is storage.jobs.OFF_PEAK_SQL, word for word (an
+-- every slot is taken. The first column is storage.sql.SQLITE.off_peak, word for word (an
 -- equality on it is what makes SQLite prefer this index to jobs_by_state).
 CREATE INDEX jobs_queued_off_peak ON jobs (COALESCE(json_extract(request, '$.off_peak'), 0), created_at, id)
     WHERE state = 'queued';

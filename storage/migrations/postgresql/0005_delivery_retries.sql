@@ -1,0 +1,2 @@
+ALTER TABLE jobs ADD COLUMN delivery_attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN deliver_after TEXT COLLATE "C";
