@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     backup = command("backup", "copy the database to PATH while the bot runs (SQLite online backup)")
     backup.add_argument("path", type=Path, help="the new backup file (must not exist yet)")
     command("healthcheck", "exit 0 when the running bot answers GET /healthz on BOT_HTTP_PORT (for Docker)")
+    migrate_db = command("migrate-db", "copy a SQLite database's whole state into an empty PostgreSQL database")
+    migrate_db.add_argument("--from", dest="source", type=Path, required=True, help="the SQLite file (BOT_DATABASE)")
+    migrate_db.add_argument("--to", dest="target", required=True, help="postgresql://user:password@host/database")
     return parser
 
 
@@ -100,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "sandbox":
             return asyncio.run(_serve_sandbox(args))
+        if args.command == "migrate-db":
+            return asyncio.run(_migrate_db(args.source, args.target))
         try:
             overrides = {"bot_sandbox": True} if getattr(args, "sandbox", False) else {}
             settings = load_settings(**overrides)
@@ -126,9 +131,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+async def _migrate_db(source: Path, target: str) -> int:
+    from storage.migrate_db import MigrateError, copy_sqlite_to_postgres
+    from storage.postgres import without_password
+
+    try:
+        copied = await copy_sqlite_to_postgres(source, target)
+    except MigrateError as exc:
+        print(f"pixverse-bot migrate-db: {exc}", file=sys.stderr)
+        return 1
+    print(f"Copied {source} to {without_password(target)}:")
+    for table, rows in copied.rows.items():
+        print(f"  {table}: {rows} rows")
+    print("Now set BOT_DATABASE to the PostgreSQL URL and start the bot.")
+    return 0
+
+
 def _backup(settings: Settings, target: Path) -> int:
     from storage.database import BackupError, backup_database
+    from storage.postgres import is_postgresql
 
+    if is_postgresql(settings.bot_database):
+        print("pixverse-bot backup: BOT_DATABASE is PostgreSQL: back it up with pg_dump", file=sys.stderr)
+        return 1
     try:
         pages = backup_database(settings.bot_database, target)
     except BackupError as exc:

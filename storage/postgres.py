@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -141,14 +141,9 @@ class PostgresDatabase(SchemaAndMeta):
         async with self._pool.acquire() as connection, connection.transaction():
             return await unit(PostgresTransaction(connection))
 
-    async def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        """Bulk-load `rows` into `table` (COPY), for `storage.migrate_db`; in one transaction
-        only when the caller holds one (see `PostgresDatabase.connection`)."""
-        async with self._pool.acquire() as connection:
-            await connection.copy_records_to_table(table, columns=list(columns), records=rows)
-
     def connection(self) -> Any:
-        """One pooled connection, for a caller that runs its own transaction (`migrate_db`)."""
+        """One pooled connection (`async with`), for a caller that runs its own
+        transaction with asyncpg's API (`storage.migrate_db`)."""
         return self._pool.acquire()
 
 
