@@ -305,11 +305,14 @@ async def _until_signalled(work) -> None:
 
 
 async def _check(settings: Settings) -> int:
+    from storage.postgres import without_password
+
     print("Effective configuration:")
     for name, field in Settings.model_fields.items():
         value = getattr(settings, name)
         is_secret = "SecretStr" in str(field.annotation)  # every secret, present or future
-        shown = mask_secret(value) if is_secret else value
+        # A URL may carry a password (BOT_DATABASE=postgresql://user:password@host/db).
+        shown = mask_secret(value) if is_secret else without_password(value) if isinstance(value, str) else value
         print(f"  {name.upper()} = {shown}")
     print("\nChecking the tokens with their services …")
     findings = await _chat_token_findings(settings)

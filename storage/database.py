@@ -18,7 +18,6 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TypeVar
 
 from storage.sql import SQLITE, Params, SchemaAndMeta, Unit
@@ -377,14 +376,6 @@ class Database(SchemaAndMeta):
 
     def __init__(self, thread: _GroupCommitThread) -> None:
         self._thread = thread
-
-    async def __aenter__(self) -> Database:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Finish the queued work and close the connection (idempotent)."""

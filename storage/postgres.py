@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections.abc import Iterable
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -110,14 +109,6 @@ class PostgresDatabase(SchemaAndMeta):
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self._pool = pool
         self.url = url
-
-    async def __aenter__(self) -> PostgresDatabase:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Close every pooled connection (idempotent)."""

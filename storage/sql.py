@@ -226,8 +226,19 @@ def load_migrations(dialect: Dialect = SQLITE) -> list[Migration]:
 
 
 class SchemaAndMeta:
-    """Migrations and the `meta` table, written once for both backends on top of a
-    database's `fetch_one`, `write` and `transaction`."""
+    """Migrations, the `meta` table and `async with`, written once for both backends on
+    top of a database's `fetch_one`, `write`, `transaction` and `close`."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        raise NotImplementedError
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
         raise NotImplementedError

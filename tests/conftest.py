@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.sandbox import Sandbox, SandboxConfig, running_sandbox
+from storage import SqlDatabase, open_storage
 from tests.postgres_server import REQUIRED_ENV, PostgresServer, PostgresUnavailable, start_server
 
 # Long enough to observe a video while it generates, short enough to keep tests fast.
@@ -55,3 +56,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return str(tmp_path / "data" / "bot.sqlite3")
     server: PostgresServer = request.getfixturevalue("postgres_server")
     return server.database()
+
+
+@pytest.fixture
+async def store_db(database_url: str) -> AsyncIterator[SqlDatabase]:
+    """A fresh, open database of each backend: the storage contract runs on both."""
+    async with await open_storage(database_url) as database:
+        yield database

@@ -102,6 +102,18 @@ async def test_log_level_and_format_are_read_from_dot_env_like_every_setting(tmp
     assert '"level": "DEBUG"' in err, err
 
 
+async def test_check_shows_a_database_url_without_its_password(tmp_path):
+    url = "postgresql://bot:hunter2-secret@127.0.0.1:1/bot"
+    _, out, err = await _finish("check", cwd=tmp_path, BOT_DATABASE=url)
+    assert "BOT_DATABASE = postgresql://bot:***@127.0.0.1:1/bot" in out, out
+    assert "hunter2-secret" not in out + err
+
+
+async def test_backup_refuses_a_postgresql_database(tmp_path):
+    code, _, err = await _finish("backup", str(tmp_path / "copy"), cwd=tmp_path, BOT_DATABASE="postgresql://bot@h/db")
+    assert code == 1 and "pg_dump" in err, err
+
+
 async def test_backup_copies_the_live_database_and_never_overwrites(tmp_path):
     from bot.domain import GenerationRequest, Job, JobKind, JobState, new_job_id
     from storage import SqlJobStore, open_database

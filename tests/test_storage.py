@@ -89,16 +89,6 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def store_db(database_url: str) -> AsyncIterator[SqlDatabase]:
-    """A fresh database of each backend (the store tests run on both: one contract)."""
-    database = await open_storage(database_url)
-    try:
-        yield database
-    finally:
-        await database.close()
-
-
-@pytest.fixture
 def jobs(store_db: SqlDatabase, clock: FakeClock) -> SqlJobStore:
     return SqlJobStore(store_db, clock=clock)
 

@@ -10,7 +10,6 @@ import dataclasses
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,12 +30,6 @@ from tests.test_storage import ALICE, BOB, START, make_job
 
 # How long the racing processes may take to start and finish, at most.
 PROCESS_DEADLINE_SECONDS = 60
-
-
-@pytest.fixture
-async def store_db(database_url: str) -> AsyncIterator[SqlDatabase]:
-    async with await open_storage(database_url) as database:
-        yield database
 
 
 def one_unit_for(user_key: str, limit: int = 1) -> ports.QuotaReservation:
