@@ -1,7 +1,8 @@
 """The SQLite database: one connection, schema migrations at open, a key/value table.
 
-Every store in `storage/` runs its SQL through a `Database`. There is one sqlite3
-connection per process, owned by one thread that runs units of work in order; many
+On SQLite (BOT_DATABASE a file), every store in `storage/` runs its SQL through a
+`Database`: the SQLite `storage.sql.SqlDatabase` (`storage.postgres` is the other).
+There is one sqlite3 connection per process, owned by one thread that runs units of work in order; many
 units waiting at once share one transaction and one commit (group commit), so a
 burst of commands does not pay a commit and a thread hand-over each.
 """

@@ -23,6 +23,7 @@ from pathlib import Path
 REQUIRED_ENV = "BOT_TEST_POSTGRESQL_REQUIRED"
 BIN_ENV = "BOT_TEST_POSTGRESQL_BIN"
 _DEBIAN_BIN = Path("/usr/lib/postgresql/15/bin")
+_PROGRAMS = ("initdb", "pg_ctl", "psql")
 # How long the server may take to start before the tests give up on it.
 START_TIMEOUT_SECONDS = 60
 # Durability is not what is tested: no fsync makes CREATE DATABASE and commits fast.
@@ -37,16 +38,17 @@ class PostgresUnavailable(Exception):
 
 
 def find_binaries() -> Path:
-    """The folder holding initdb and pg_ctl."""
+    """The folder holding initdb, pg_ctl and psql."""
     candidates = [Path(os.environ[BIN_ENV])] if os.environ.get(BIN_ENV) else [_DEBIAN_BIN]
     on_path = shutil.which("initdb")
     if on_path:
-        candidates.append(Path(on_path).parent)
+        # Often a link into the versioned folder, which holds the other programs too.
+        candidates.append(Path(on_path).resolve().parent)
     for folder in candidates:
-        if (folder / "initdb").is_file() and (folder / "pg_ctl").is_file():
+        if all((folder / program).is_file() for program in _PROGRAMS):
             return folder
     raise PostgresUnavailable(
-        f"no PostgreSQL server binaries (initdb, pg_ctl) in {', '.join(map(str, candidates))} "
+        f"no PostgreSQL server programs ({', '.join(_PROGRAMS)}) in {', '.join(map(str, candidates))} "
         f"or on PATH; set {BIN_ENV} to their folder"
     )
 

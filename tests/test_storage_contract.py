@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from bot import ports
-from bot.domain import JobState
+from bot.domain import ImageRef, JobKind, JobState
 from storage import (
+    SqlBlobStore,
     SqlDatabase,
     SqlGovernanceStore,
     SqlJobAdmission,
@@ -240,3 +241,21 @@ async def test_retention_prunes_in_batches(store_db: SqlDatabase) -> None:
     assert await governance.count_strikes(BOB.key, "g", START - timedelta(days=100)) == 1
     with pytest.raises(ValueError, match="settled"):
         await retention.prune_quota_ledger("reserved", cutoff, 10)
+
+
+async def test_a_swept_picture_is_one_no_job_still_has_to_upload_of_several(store_db: SqlDatabase) -> None:
+    # A job with several pictures names them in request.more_images (a JSON array): the
+    # dialects read it differently (json_each / jsonb_array_elements).
+    jobs, blobs = SqlJobStore(store_db), SqlBlobStore(store_db)
+    job = make_job(ALICE)
+    refs = (ImageRef("first", None), ImageRef("second", None), ImageRef("third", None))
+    job = job.evolve(request=job.request.with_changes(kind=JobKind.FUSION).with_images(refs))
+    pictures = [ports.NewImage(name.encode(), "image/png") for name in ("first", "second", "third")]
+    reservation = ports.QuotaReservation(ALICE.key, None, 1, ())
+    assert await SqlJobAdmission(store_db).admit(job, reservation, pictures[0], more_images=pictures[1:]) is None
+    assert await blobs.delete_unreferenced() == 0
+    # The second picture is uploaded (the request names its upstream path): it may go.
+    uploaded = (refs[0], ImageRef("second", "upload/second.png"), refs[2])
+    await jobs.update(job.id, request=job.request.with_images(uploaded))
+    assert await blobs.delete_unreferenced() == 1
+    assert [await blobs.get(name) is not None for name in ("first", "second", "third")] == [True, False, True]
