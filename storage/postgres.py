@@ -106,9 +106,8 @@ class PostgresDatabase(SchemaAndMeta):
 
     dialect = POSTGRESQL
 
-    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+    def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        self.url = url
 
     async def close(self) -> None:
         """Close every pooled connection (idempotent)."""
@@ -144,7 +143,7 @@ async def open_postgres(url: str, *, pool_size: int = POOL_SIZE) -> PostgresData
         pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size)
     except (OSError, asyncpg.PostgresError) as error:
         raise RuntimeError(f"cannot connect to PostgreSQL at {without_password(url)}: {error}") from None
-    database = PostgresDatabase(pool, url)
+    database = PostgresDatabase(pool)
     try:
         await database.migrate(load_migrations(POSTGRESQL))
     except BaseException:

@@ -27,6 +27,7 @@ from storage import (
     SqlRetentionStore,
     open_storage,
 )
+from storage.governance import record_reservation
 from tests.test_storage import ALICE, BOB, START, make_job
 
 # How long the racing processes may take to start and finish, at most.
@@ -166,15 +167,9 @@ async def test_the_ledger(store_db: SqlDatabase) -> None:
 
     # A reservation whose job was never written is refunded at start.
     orphan = ports.QuotaReservation(BOB.key, None, 1, ())
-    await store_db.transaction(lambda transaction: _record(transaction, "no-such-job", orphan))
+    await store_db.transaction(lambda transaction: record_reservation(transaction, "no-such-job", orphan))
     assert await quotas.release_orphans() == 1
     assert await quotas.usage("user", BOB.key, None) == ports.QuotaUsage()
-
-
-async def _record(transaction: object, job_id: str, reservation: ports.QuotaReservation) -> None:
-    from storage.governance import record_reservation
-
-    await record_reservation(transaction, job_id, reservation)  # type: ignore[arg-type]
 
 
 async def test_governance_records(store_db: SqlDatabase) -> None:
