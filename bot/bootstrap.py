@@ -26,11 +26,12 @@ from bot.commands import RequestBuilder
 from bot.delivery import Deliverer, DeliveryPolicy
 from bot.effects import EffectsCatalogue
 from bot.gate import Gatekeeper, RateLimiter
+from bot.instances import Instance, new_instance_id, run_alone
 from bot.moderation.rules import Blocklist, load_default_blocklist
 from bot.moderation.service import ExternalModeration, FilterMode, GroupSettings, ModerationService
 from bot.outcomes import OutcomeSettler
 from bot.periodic import PeriodicTask
-from bot.ports import BlobStore, JobAdmission, JobStore
+from bot.ports import BlobStore, Coordinator, JobAdmission, JobStore
 from bot.pricing import Pricing
 from bot.progress import Notifiers, ProgressReporter
 from bot.quota import QuotaPolicy, QuotaService, QuotaUnit, QuotaWindow
@@ -51,10 +52,24 @@ from storage import (
     SqlRetentionStore,
     open_storage,
 )
+from storage.coordination import coordinator_for
+from storage.instances import SqlInstanceRegistry
+from storage.sql import SQLITE
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_SECRET_KEY = "webhook_secret"
+
+# Process-wide locks (`Coordinator.hold`) of the work one process does for all.
+# Sending queued jobs: the sender counts each account's free slots down as it sends
+# (bot/accounts.py), which only one sender can do right, and the fair order is one order.
+SCHEDULER_LOCK = "scheduler"
+# Deleting data past its retention: whole-table deletes, pointless to run twice at once.
+RETENTION_LOCK = "retention"
+# Announcements (`Coordinator.signal`): an upstream slot was freed, or a job was queued,
+# in some process: the one that sends wakes and re-reads capacity.
+SLOTS_TOPIC = "slots"
+QUEUE_TOPIC = "queue"
 
 # An in-process sandbox's off-peak video takes this many times as long as a normal one
 # (20 s at the default 5 s): half of it waiting for its hours (QUEUED), then generating.
@@ -82,12 +97,24 @@ class Core:
     pruner: Pruner
     signer: CallbackSigner
     http_app: web.Application
+    instance: Instance
+    coordinator: Coordinator
+    alone: bool = True  # SQLite: the only process on its database
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
     async def start_loops(self) -> None:
         """Resume from the database (orphan reservations and images released), then run the
         scheduler, the tracker, delivery retries and (unless everything is kept for ever)
-        the deletion of data past its retention."""
+        the deletion of data past its retention.
+
+        With several processes on one database (PostgreSQL) every one runs these; each
+        tracks and delivers the jobs it owns (`bot.instances`), and the work one process
+        does for all (sending, pruning) runs under a process-wide lock."""
+        # First: its lease makes the jobs it moves its own (and another process's jobs,
+        # once that one is gone, can be taken over by this one).
+        await self.instance.join(alone=self.alone)
+        # Safe while other processes run: an orphan reservation has no job row, and a job
+        # is stored in the same unit as its reservation (and its pictures).
         released = await self.quotas.release_orphans()
         if released:
             log.info("released %d quota reservations left by an interrupted request", released)
@@ -97,6 +124,9 @@ class Core:
         await self.scheduler.recover()
         await self.deliverer.deliver_pending()
         self._tasks = [
+            asyncio.create_task(
+                PeriodicTask(self._heartbeat, self.instance.heartbeat_interval, "heartbeat").run(), name="heartbeat"
+            ),
             asyncio.create_task(self.scheduler.run(), name="scheduler"),
             asyncio.create_task(self.tracker.run(), name="tracker"),
             asyncio.create_task(
@@ -107,7 +137,11 @@ class Core:
             ),
         ]
         if not self.pruner.policy.keeps_forever:
-            pruning = PeriodicTask(self.pruner.prune, self.settings.retention_prune_interval, "retention")
+            pruning = PeriodicTask(
+                run_alone(self.coordinator, RETENTION_LOCK, self.pruner.prune),
+                self.settings.retention_prune_interval,
+                "retention",
+            )
             self._tasks.append(asyncio.create_task(pruning.run(), name="retention"))
 
     async def stop_loops(self) -> None:
@@ -117,6 +151,14 @@ class Core:
         await self.deliverer.drain()
         await self.progress.drain()
         self._tasks = []
+        # Gone at once rather than when the lease runs out: the others take over now.
+        await self.instance.leave()
+
+    async def _heartbeat(self) -> None:
+        await self.instance.heartbeat()
+        # The session that holds this process's locks and hears announcements: a lost one
+        # is opened again.
+        await self.coordinator.check()
 
 
 @contextlib.asynccontextmanager
@@ -162,7 +204,11 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
     async with contextlib.AsyncExitStack() as stack:
         db = await open_storage(settings.bot_database)
         stack.push_async_callback(db.close)
-        jobs, blobs = SqlJobStore(db), SqlBlobStore(db)
+        coordinator = coordinator_for(db)
+        await coordinator.start()
+        stack.push_async_callback(coordinator.close)
+        instance = Instance(SqlInstanceRegistry(db), new_instance_id(), lease=settings.instance_lease)
+        jobs, blobs = SqlJobStore(db, owner=instance.id), SqlBlobStore(db)
         catalogue = settings.catalogue()
         base_url, token = await stack.enter_async_context(upstream_endpoint(settings, serves_chats=serves_chats))
         upstream = await stack.enter_async_context(
@@ -271,12 +317,24 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             interval=settings.scheduler_interval,
             unknown_outcome_grace=settings.unknown_outcome_grace,
             catalogue=catalogue,
+            may_send=lambda: coordinator.hold(SCHEDULER_LOCK),
         )
 
-        def slot_freed() -> None:
+        def capacity_changed() -> None:
             # A finished job frees an upstream slot: re-read capacity and look at the queue.
             accounts.invalidate()
             scheduler.wake()
+
+        def slot_freed() -> None:
+            capacity_changed()
+            coordinator.signal(SLOTS_TOPIC)  # the process that sends may be another one
+
+        def job_queued() -> None:
+            scheduler.wake()
+            coordinator.signal(QUEUE_TOPIC)
+
+        coordinator.subscribe(SLOTS_TOPIC, capacity_changed)
+        coordinator.subscribe(QUEUE_TOPIC, scheduler.wake)
 
         tracker = Tracker(
             jobs=jobs,
@@ -306,7 +364,7 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             progress=progress,
             moderation=moderation,
             quotas=quotas,
-            on_queued=scheduler.wake,
+            on_queued=job_queued,
             max_image_bytes=settings.max_image_bytes,
             max_stored_image_bytes=settings.max_stored_image_bytes,
             admins_may_press_buttons=settings.admins_may_press_buttons,
@@ -344,6 +402,9 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             pruner=pruner,
             signer=signer,
             http_app=http_app,
+            instance=instance,
+            coordinator=coordinator,
+            alone=db.dialect is SQLITE,
         )
         if start:
             await core.start_loops()

@@ -183,7 +183,9 @@ class Deliverer:
         now = self._clock()
         due = [
             job
-            for job in await self._jobs.in_states(OUTCOME_STATES)
+            # Those this process is responsible for (see `bot.instances`): the others are
+            # another live process's to post, and two posts of one video are one too many.
+            for job in await self._jobs.claimable(OUTCOME_STATES)
             if job.deliver_after is None or job.deliver_after <= now
         ]
         await asyncio.gather(*(self.deliver(job) for job in due))
@@ -218,8 +220,10 @@ class Deliverer:
             self._busy.discard(job.id)
 
     async def _deliver_once(self, job_id: str, notifier: Notifier) -> bool:
-        current = await self._jobs.get(job_id)
-        if current is None or current.state not in OUTCOME_STATES:
+        # Claimed, not just read: of several processes on one database only the job's owner
+        # (or the one taking it over from an owner that is gone) posts it.
+        current = await self._jobs.claim(job_id, OUTCOME_STATES)
+        if current is None:
             return False
         await self._progress.close(job_id)
         # Read again once closed: a first progress post still under way (slowed by a 429)

@@ -236,6 +236,9 @@ class Job:
     # backoff; kept here so a restart does not start it over).
     delivery_attempts: int = 0
     deliver_after: datetime | None = None
+    # The bot process (bot/instances.py) responsible for the job's next step: the one that
+    # moved it last. Another process takes the job over only once that one's lease ran out.
+    owner: str | None = None
 
     @property
     def user(self) -> UserRef:

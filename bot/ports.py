@@ -6,7 +6,7 @@ Storage (`storage/`), the upstream client (`bot/upstream`) and the chat adapters
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -50,6 +50,14 @@ class JobStore(Protocol):
 
     async def in_states(self, states: Iterable[JobState]) -> list[Job]:
         """Jobs in any of `states`, oldest first."""
+
+    async def claimable(self, states: Iterable[JobState]) -> list[Job]:
+        """Jobs in any of `states` this process is responsible for, oldest first: those it
+        owns, and those whose owner is gone (its lease ran out), taken over now."""
+
+    async def claim(self, job_id: str, states: Iterable[JobState]) -> Job | None:
+        """The job, if it is in one of `states` and this process owns it or has just taken it
+        over from a process that is gone; None when it is not, or another live process owns it."""
 
     async def recent_for_user(self, user: UserRef, limit: int = 10) -> list[Job]:
         """A user's newest jobs first."""
@@ -458,3 +466,45 @@ class RetentionStore(Protocol):
 
     async def prune_mutes(self, ended_before: datetime, limit: int) -> int:
         """Delete mutes that ran out before `ended_before`."""
+
+
+class InstanceRegistry(Protocol):
+    """The running bot processes and their leases (`bot.instances`)."""
+
+    async def register(self, instance_id: str, *, lease: float, alone: bool) -> None:
+        """Record the process with a lease of `lease` seconds from now; `alone` forgets every other one."""
+
+    async def renew(self, instance_id: str, *, lease: float) -> None:
+        """Extend the process's lease to `lease` seconds from now (recording it again if it was removed)."""
+
+    async def retire(self, instance_id: str) -> None:
+        """Forget the process: its jobs are free to be taken over at once."""
+
+
+class Coordinator(Protocol):
+    """What bot processes sharing one database need of each other: process-wide locks and
+    cache invalidation. With one process (SQLite) it holds every lock and sends nothing."""
+
+    async def hold(self, lock: str) -> bool:
+        """Whether this process holds `lock` now, taking it if it is free. Held until the
+        process (or its database session) ends; another process then takes it."""
+
+    async def announce(self, topic: str) -> None:
+        """Tell every process (this one too) that what is cached under `topic` changed."""
+
+    def signal(self, topic: str) -> None:
+        """`announce` in the background, from code that cannot wait (several signals of one
+        topic while one is being sent make one more announcement, not many)."""
+
+    def subscribe(self, topic: str, forget: Callable[[], None]) -> None:
+        """Call `forget` whenever `topic` is announced (or announcements may have been missed)."""
+
+    async def start(self) -> None:
+        """Open what it needs (a database session of its own)."""
+
+    async def check(self) -> None:
+        """Make sure the session lives; after it was lost, open a new one (locks are then
+        taken anew and every subscriber forgets, since announcements may have been missed)."""
+
+    async def close(self) -> None:
+        """Release every lock and close the session."""

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import random
 from collections import defaultdict
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from bot.accounts import AccountPool
@@ -75,8 +75,12 @@ class Scheduler:
         interval: float,
         unknown_outcome_grace: float = 30.0,
         catalogue: Catalogue | None = None,
+        may_send: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self._catalogue = catalogue
+        # Whether this process is the one that sends queued jobs now (several processes
+        # on one database: see `bot.instances`); alone, it always is.
+        self._may_send = may_send
         self._jobs = jobs
         self._blobs = blobs
         self._upstream = upstream
@@ -117,10 +121,12 @@ class Scheduler:
         the grace period, at start-up too: the upstream lists a video it has just
         accepted late, and a lookup before then would miss it and send the job again —
         paying twice. Younger ones are left to a later pass (each pass calls this).
-        Jobs this process is submitting right now are left alone.
+        Jobs this process is submitting right now are left alone, and so are those another
+        live process is submitting (its own pass recovers them); a job whose process is
+        gone (its lease ran out) is taken over and recovered here, just the same.
         """
         cutoff = utcnow() - self._unknown_outcome_grace
-        for job in await self._jobs.in_states([JobState.SUBMITTING]):
+        for job in await self._jobs.claimable([JobState.SUBMITTING]):
             if job.id in self._submitting or job.updated_at > cutoff:
                 continue
             since = job.updated_at - LOST_SUBMISSION_LOOKBACK
@@ -146,6 +152,8 @@ class Scheduler:
         jobs by an index, and only until the accounts are full.
         """
         await self.recover()
+        if self._may_send is not None and not await self._may_send():
+            return 0
         if not await self._jobs.queued_users(limit=1):
             return 0
         self._left_queue.clear()  # jobs submitted, failed or expired during this pass

@@ -105,7 +105,9 @@ class Tracker:
         return self._webhooks and gets_callback(job.request)
 
     async def poll_once(self) -> None:
-        running = await self._jobs.in_states(RUNNING_STATES)
+        # The running jobs this process looks after: those it sent or took over (another
+        # process on the same database tracks its own; see `bot.instances`).
+        running = await self._jobs.claimable(RUNNING_STATES)
         now = self._clock()
         by_pace: dict[_Pace, list[Job]] = defaultdict(list)
         for job in running:

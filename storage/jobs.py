@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields
 from datetime import datetime
@@ -22,11 +23,14 @@ from bot.domain import (
     UserRef,
     utcnow,
 )
+from bot.instances import new_instance_id
 from bot.ports import QueueUser
 from storage.database import from_sql_time, to_sql_time
+from storage.instances import LIVE_INSTANCES_SQL
 from storage.sql import Row, SqlDatabase, Transaction, placeholders
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # Pydantic (de)serializes the frozen dataclasses: enums by value, nested refs, and
 # fields missing from rows written by an older version fall back to their defaults.
@@ -104,6 +108,7 @@ def _job(row: Row) -> Job:
         attempts=row["attempts"],
         delivery_attempts=row["delivery_attempts"],
         deliver_after=_optional(from_sql_time, row["deliver_after"]),
+        owner=row["owner"],
     )
 
 
@@ -151,12 +156,20 @@ async def insert_job(transaction: Transaction, job: Job) -> None:
 class SqlJobStore:
     """The `bot.ports.JobStore` port on SQLite or PostgreSQL. Every lookup is served by an index.
 
+    `owner` is this process's instance id (`bot.instances`): every transition it makes
+    records it as the job's owner, responsible for the job's next step (see `claim`).
     `clock` stamps `updated_at` and `finished_at`; tests pass a fake one.
     """
 
-    def __init__(self, db: SqlDatabase, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, db: SqlDatabase, *, owner: str | None = None, clock: Callable[[], datetime] = utcnow) -> None:
         self._db = db
+        self._owner = owner or new_instance_id()
         self._clock = clock
+
+    @property
+    def owner(self) -> str:
+        """The instance id this store's transitions record as the jobs' owner."""
+        return self._owner
 
     async def add(self, job: Job) -> None:
         """Insert a new job. A repeated id, or a `parent_id` naming no job, raises the
@@ -192,6 +205,7 @@ class SqlJobStore:
         if new_state in OUTCOME_STATES:
             changes["outcome"] = new_state
             changes.setdefault("finished_at", self._clock())
+        changes.setdefault("owner", self._owner)
         return await self._set(job_id, {"state": new_state, **changes}, only_in=from_states)
 
     async def update(self, job_id: str, **changes: Any) -> Job | None:
@@ -226,6 +240,60 @@ class SqlJobStore:
             [state.value for state in wanted],
         )
         return [_job(row) for row in rows]
+
+    async def claimable(self, states: Iterable[JobState]) -> list[Job]:
+        """Jobs in any of `states` this process owns, oldest first, after taking over those
+        whose owner is gone (no owner, or one whose lease ran out: see `bot.instances`).
+
+        Each take-over is a compare-and-set on the owner read, so of two processes taking
+        over the same job at once exactly one gets it.
+        """
+        wanted = _states(states)
+        if not wanted:
+            return []
+        rows = await self._db.fetch_all(
+            f"SELECT * FROM jobs WHERE state IN ({placeholders(len(wanted))})"
+            f" AND (owner IS NULL OR owner = ? OR owner NOT IN ({LIVE_INSTANCES_SQL}))"
+            " ORDER BY created_at, id",
+            [*(state.value for state in wanted), self._owner, to_sql_time(self._clock())],
+        )
+        mine: list[Job] = []
+        for job in map(_job, rows):
+            taken = job if job.owner == self._owner else await self._take_over(job)
+            if taken is not None:
+                mine.append(taken)
+        return mine
+
+    async def claim(self, job_id: str, states: Iterable[JobState]) -> Job | None:
+        """The job if it is in one of `states` and this process owns it, or has taken it over
+        now from an owner that is gone; None otherwise (another live process owns it)."""
+        wanted = _states(states)
+        job = await self.get(job_id)
+        if job is None or job.state not in wanted:
+            return None
+        if job.owner == self._owner:
+            return job
+        if job.owner is not None:
+            row = await self._db.fetch_one(
+                f"SELECT 1 FROM ({LIVE_INSTANCES_SQL}) AS live WHERE id = ?", (to_sql_time(self._clock()), job.owner)
+            )
+            if row is not None:
+                return None  # its owner is alive and will see to it
+        return await self._take_over(job)
+
+    async def _take_over(self, job: Job) -> Job | None:
+        """Make this process the owner of `job`, if no one changed its state or owner since it
+        was read (`updated_at` is left alone: recovery's grace period counts from it)."""
+        previous = "owner IS NULL" if job.owner is None else "owner = ?"
+        rows = await self._db.write(
+            f"UPDATE jobs SET owner = ? WHERE id = ? AND state = ? AND {previous} RETURNING *",
+            [self._owner, job.id, job.state.value, *([] if job.owner is None else [job.owner])],
+        )
+        if not rows:
+            return None
+        if job.owner is not None:
+            log.warning("job %s (%s): taken over from bot process %s, which is gone", job.id, job.state, job.owner)
+        return _job(rows[0])
 
     async def recent_for_user(self, user: UserRef, limit: int = 10) -> list[Job]:
         """A user's newest jobs first, at most `limit`."""

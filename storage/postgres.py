@@ -131,6 +131,13 @@ class PostgresDatabase(SchemaAndMeta):
         async with self._pool.acquire() as connection, connection.transaction():
             return await unit(PostgresTransaction(connection))
 
+    async def acquire(self) -> asyncpg.Connection:
+        """A pooled connection kept until `release` (`storage.coordination`'s session)."""
+        return await self._pool.acquire()
+
+    async def release(self, connection: asyncpg.Connection) -> None:
+        await self._pool.release(connection)
+
     def connection(self) -> Any:
         """One pooled connection (`async with`), for a caller that runs its own
         transaction with asyncpg's API (`storage.migrate_db`)."""
