@@ -31,7 +31,7 @@ from bot.moderation.rules import Blocklist, load_default_blocklist
 from bot.moderation.service import ExternalModeration, FilterMode, GroupSettings, ModerationService
 from bot.outcomes import OutcomeSettler
 from bot.periodic import PeriodicTask
-from bot.ports import BlobStore, Coordinator, JobAdmission, JobStore
+from bot.ports import BlobStore, Coordinator, JobAdmission, JobStore, UpdateLog
 from bot.pricing import Pricing
 from bot.progress import Notifiers, ProgressReporter
 from bot.quota import QuotaPolicy, QuotaService, QuotaUnit, QuotaWindow
@@ -55,10 +55,14 @@ from storage import (
 from storage.coordination import coordinator_for
 from storage.instances import SqlInstanceRegistry
 from storage.sql import SQLITE
+from storage.updates import SqlUpdateLog
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_SECRET_KEY = "webhook_secret"
+# The secret Telegram sends back with each webhook update: one for every process behind
+# the load balancer (each sets the webhook with it), so it is kept in the database.
+TELEGRAM_WEBHOOK_SECRET_KEY = "telegram_webhook_secret"
 
 # Process-wide locks (`Coordinator.hold`) of the work one process does for all.
 # Sending queued jobs: the sender counts each account's free slots down as it sends
@@ -99,6 +103,8 @@ class Core:
     http_app: web.Application
     instance: Instance
     coordinator: Coordinator
+    updates: UpdateLog
+    telegram_webhook_secret: str
     alone: bool = True  # SQLite: the only process on its database
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
@@ -244,6 +250,7 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
                 per_group=settings.quota_limit(settings.quota_per_group),
                 operators=settings.operator_keys,
             ),
+            coordinator=coordinator,
         )
         external = None
         if settings.moderation_url:
@@ -276,6 +283,7 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             ),
             operators=settings.operator_keys,
             external=external,
+            coordinator=coordinator,
         )
 
         retention = RetentionPolicy(settings.retention_days)
@@ -404,6 +412,10 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             http_app=http_app,
             instance=instance,
             coordinator=coordinator,
+            updates=SqlUpdateLog(db),
+            telegram_webhook_secret=await db.get_or_create_meta(
+                TELEGRAM_WEBHOOK_SECRET_KEY, lambda: secrets.token_urlsafe(32)
+            ),
             alone=db.dialect is SQLITE,
         )
         if start:

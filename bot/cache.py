@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator, MutableMapping, MutableSet
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Hashable, Iterator, MutableMapping, MutableSet
+from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -99,3 +99,33 @@ class LruSet(MutableSet[K]):
 
     def discard(self, value: K) -> None:
         self._members.pop(value, None)
+
+
+class SharedCache(Generic[K, V]):
+    """A bounded cache of values other processes may change (several bot processes on one
+    database, `bot.ports.Coordinator`): `forget`, called when one announces a change,
+    drops every entry, and a value read from the database while a `forget` came is
+    returned but not kept (it may be the value from before the change)."""
+
+    def __init__(self, max_size: int) -> None:
+        self._entries: LruDict[K, V] = LruDict(max_size)
+        self._generation = 0
+
+    async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        """The cached value of `key`, else `load()`'s (kept unless forgotten meanwhile)."""
+        if key in self._entries:
+            return self._entries[key]
+        generation = self._generation
+        value = await load()
+        if generation == self._generation:
+            self._entries[key] = value
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        """Keep `value`, just written by this process."""
+        self._entries[key] = value
+
+    def forget(self) -> None:
+        """Drop everything: it may have changed."""
+        self._generation += 1
+        self._entries.clear()

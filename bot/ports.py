@@ -508,3 +508,10 @@ class Coordinator(Protocol):
 
     async def close(self) -> None:
         """Release every lock and close the session."""
+
+
+class UpdateLog(Protocol):
+    """Which chat-platform updates were taken already, by any process on the database."""
+
+    async def first_time(self, platform: str, update_id: int) -> bool:
+        """Record the update as taken; False when it had been (a redelivery: drop it)."""

@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from bot.cache import LruDict
+from bot.cache import SharedCache
 from bot.domain import Job, JobState, UserRef, utcnow
 from bot.errors import BotError
-from bot.ports import GovernanceStore, QuotaCharge, QuotaReservation, QuotaStore, UsageStats
+from bot.ports import Coordinator, GovernanceStore, QuotaCharge, QuotaReservation, QuotaStore, UsageStats
 from bot.pricing import Pricing
 
 USER, GROUP = "user", "group"
@@ -24,6 +24,8 @@ USER, GROUP = "user", "group"
 # Users and groups whose quota override (or lack of one) is remembered. Those past it
 # are simply read from the store again on their next request: one small query.
 CACHED_QUOTA_OVERRIDES = 10_000
+# What another process announces when it changed an override (`bot.ports.Coordinator`).
+OVERRIDES_TOPIC = "quota-overrides"
 
 
 class QuotaUnit(StrEnum):
@@ -102,9 +104,14 @@ class QuotaService:
         pricing: Pricing,
         policy: QuotaPolicy,
         clock: Callable[[], datetime] = utcnow,
+        coordinator: Coordinator | None = None,
     ) -> None:
         self._clock = clock
-        self._overrides: LruDict[tuple[str, str], tuple[bool, int | None]] = LruDict(CACHED_QUOTA_OVERRIDES)
+        self._overrides: SharedCache[tuple[str, str], tuple[bool, int | None]] = SharedCache(CACHED_QUOTA_OVERRIDES)
+        # Other processes on the same database change overrides too: they say so.
+        self._coordinator = coordinator
+        if coordinator is not None:
+            coordinator.subscribe(OVERRIDES_TOPIC, self._overrides.forget)
         self._store = store
         self._stats = stats
         self._pricing = pricing
@@ -122,11 +129,11 @@ class QuotaService:
         return self._policy.unit.of(1 if self._policy.unit is QuotaUnit.VIDEOS else credits)
 
     async def limit_for(self, scope: str, subject: str) -> int | None:
-        # Overrides change only by admin commands of this process: cache them.
-        override = self._overrides.get((scope, subject))
-        if override is None:
-            override = self._overrides[(scope, subject)] = await self._store.get_override(scope, subject)
-        has_override, limit = override
+        # Overrides change only by admin commands (of this process, or of another that
+        # announces it): cache them.
+        has_override, limit = await self._overrides.get(
+            (scope, subject), lambda: self._store.get_override(scope, subject)
+        )
         if has_override:
             return limit
         if scope == USER:
@@ -198,7 +205,9 @@ class QuotaService:
 
     async def set_limit(self, scope: str, subject: str, limit: int | None) -> None:
         await self._store.set_override(scope, subject, limit)
-        self._overrides[(scope, subject)] = (True, limit)
+        self._overrides.put((scope, subject), (True, limit))
+        if self._coordinator is not None:
+            await self._coordinator.announce(OVERRIDES_TOPIC)
 
     async def reset(self, scope: str, subject: str) -> None:
         await self._store.reset(scope, subject, self._clock())

@@ -1,8 +1,11 @@
 """Building and running the Telegram side: the Bot, the Dispatcher with its routers, polling or a webhook.
 
-Polling is the default. With BOT_PUBLIC_URL set, updates come by webhook instead:
-`POST {BOT_PUBLIC_URL}/telegram/webhook` on the bot's own HTTP server (the core's
-aiohttp app), authenticated by a secret token made anew at every start. With
+Polling is the default; with several bot processes on one database only one polls
+at a time (Telegram allows one `getUpdates` per bot), the one holding the polling lock,
+and another takes over when it dies. With BOT_PUBLIC_URL set, updates come by webhook
+instead: `POST {BOT_PUBLIC_URL}/telegram/webhook` on the bot's own HTTP server (the core's
+aiohttp app) of every process, authenticated by a secret token kept in the database (one
+for all processes), each update taken once by whichever process it reaches first. With
 TELEGRAM_API_BASE set, every request goes to that self-hosted Bot API server, whose
 larger limits (2000 MB uploads, no 20 MB download cap) then apply.
 """
@@ -12,18 +15,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from aiogram import Bot, Dispatcher
+from aiogram import BaseMiddleware, Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
-from aiogram.types import BotCommandScopeAllChatAdministrators, BotCommandScopeDefault
+from aiogram.types import BotCommandScopeAllChatAdministrators, BotCommandScopeDefault, TelegramObject, Update
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
@@ -41,6 +43,8 @@ from bot.settings import Settings, SettingsError
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/telegram/webhook"
+# The process-wide lock of the one process that polls (`bot.ports.Coordinator.hold`).
+POLLING_LOCK = "telegram-polling"
 _MB = 1024 * 1024
 # What a bot may upload: the cloud Bot API's cap, and a local Bot API server's.
 CLOUD_UPLOAD_LIMIT = 50 * _MB
@@ -128,6 +132,11 @@ class TelegramAdapter:
         )
         self.webhook_url: str | None = None
         self._polling: asyncio.Task[None] | None = None
+        self._polling_lease: asyncio.Task[None] | None = None
+        # Set by the dispatcher's startup, at each start of polling (it may start again
+        # here after another process held the polling lock).
+        self._polling_up = asyncio.Event()
+        self.dispatcher.startup.register(self._polling_started)
         self._catch_up: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -141,7 +150,8 @@ class TelegramAdapter:
         if self.core.settings.bot_public_url:
             await self._install_webhook(self.core.settings.bot_public_url)
         else:
-            await self._start_polling()
+            await self._poll_if_first()
+            self._polling_lease = asyncio.create_task(self._keep_polling_lease(), name="telegram-polling-lease")
         # Outcomes that finished while no Telegram adapter ran go out now, not at the next retry tick.
         self._catch_up = asyncio.create_task(self.core.deliverer.deliver_pending(), name="telegram-catch-up")
 
@@ -150,6 +160,10 @@ class TelegramAdapter:
         # From now on the core keeps Telegram outcomes for the next start instead of trying us.
         self.core.notifiers.unregister(Platform.TELEGRAM)
         try:
+            if self._polling_lease is not None:
+                self._polling_lease.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._polling_lease
             if self._polling is not None:
                 await self._stop_polling(self._polling)
             await self.updates.stop()
@@ -159,15 +173,33 @@ class TelegramAdapter:
         finally:
             await self.bot.session.close()
 
+    async def _poll_if_first(self) -> None:
+        """Poll if no other process does (alone, this process always does)."""
+        if await self.core.coordinator.hold(POLLING_LOCK):
+            await self._start_polling()
+
+    async def _keep_polling_lease(self) -> None:
+        """Every heartbeat: start polling once the lock is this process's (its holder died),
+        and stop if it was lost (this process's database session broke: another may poll now)."""
+        while True:
+            await asyncio.sleep(self.core.instance.heartbeat_interval)
+            try:
+                polling = self._polling is not None and not self._polling.done()
+                if not polling:
+                    await self._poll_if_first()
+                elif not await self.core.coordinator.hold(POLLING_LOCK):
+                    log.warning("lost the Telegram polling lock; another process polls now")
+                    assert self._polling is not None
+                    await self._stop_polling(self._polling)
+                    self._polling = None
+            except Exception:
+                log.exception("checking the Telegram polling lock failed; trying again")
+
     async def _start_polling(self) -> None:
         # getUpdates is refused while a webhook (say, from an earlier run with a public URL) is set.
         await self.bot.delete_webhook()
-        started = asyncio.Event()
-
-        async def polling_started() -> None:
-            started.set()
-
-        self.dispatcher.startup.register(polling_started)
+        started = self._polling_up
+        started.clear()
         self._polling = asyncio.create_task(
             self.dispatcher.start_polling(
                 self.bot,
@@ -192,8 +224,14 @@ class TelegramAdapter:
         except Exception:  # aiogram retries network errors itself: anything here is a bug
             log.exception("Telegram polling had stopped with an error")
 
+    async def _polling_started(self) -> None:
+        self._polling_up.set()
+
     async def _install_webhook(self, public_url: str) -> None:
-        secret = secrets.token_urlsafe(32)  # new at every start; Telegram sends it back in a header
+        # Shared by every process (Telegram sends it back in a header): kept in the database.
+        secret = self.core.telegram_webhook_secret
+        # Behind a load balancer a redelivered update may reach another process: one takes it.
+        self.dispatcher.update.outer_middleware(FirstDelivery(self.core))
         requests = SimpleRequestHandler(self.dispatcher, self.bot, secret_token=secret, handle_in_background=False)
 
         async def webhook(request: web.Request) -> web.StreamResponse:
@@ -210,6 +248,27 @@ class TelegramAdapter:
             self.webhook_url, secret_token=secret, allowed_updates=self.dispatcher.resolve_used_update_types()
         )
         log.info("Telegram updates come by webhook to %s", self.webhook_url)
+
+
+class FirstDelivery(BaseMiddleware):
+    """Drops an update some process (this one or another) has taken already: Telegram
+    delivers an update again when its webhook call got no answer in time, and behind a
+    load balancer that retry may reach a process other than the one handling it. The
+    update is recorded before it is handled, so it is handled at most once."""
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        if isinstance(event, Update) and not await self._core.updates.first_time(Platform.TELEGRAM, event.update_id):
+            log.info("Telegram update %s was taken already; dropped", event.update_id)
+            return None
+        return await handler(event, data)
 
 
 @contextlib.asynccontextmanager

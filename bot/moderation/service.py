@@ -19,11 +19,11 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from bot.cache import LruDict
+from bot.cache import SharedCache
 from bot.domain import Requester, UserRef, utcnow
 from bot.errors import BotError, InvalidInput, Refused
 from bot.moderation.rules import Blocklist, InvalidRule, parse_entry
-from bot.ports import GovernanceStore, ModerationLogEntry
+from bot.ports import Coordinator, GovernanceStore, ModerationLogEntry
 from bot.ranges import MUTE_MINUTES, STRIKE_LIMIT, STRIKE_WINDOW_HOURS, NumberRange
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,9 @@ CACHED_GROUP_SETTINGS = 10_000
 # Groups whose merged blocklist is kept. Each holds the whole global list merged with the
 # group's own, so it is the larger entry; a group past the bound merges again on its next prompt.
 CACHED_GROUP_BLOCKLISTS = 1_000
+# What another process announces when it changed group settings or filters (`bot.ports.Coordinator`).
+SETTINGS_TOPIC = "group-settings"
+FILTERS_TOPIC = "filters"
 
 
 class FilterMode(StrEnum):
@@ -134,6 +137,7 @@ class ModerationService:
         operators: frozenset[str],
         external: ExternalModeration | None = None,
         clock: Callable[[], datetime] = utcnow,
+        coordinator: Coordinator | None = None,
     ) -> None:
         self._clock = clock
         self._store = store
@@ -141,30 +145,41 @@ class ModerationService:
         self._defaults = defaults
         self._operators = operators
         self._external = external
-        self._lists: LruDict[str, Blocklist] = LruDict(CACHED_GROUP_BLOCKLISTS)
-        self._settings: LruDict[str, GroupSettings] = LruDict(CACHED_GROUP_SETTINGS)
+        self._lists: SharedCache[str, Blocklist] = SharedCache(CACHED_GROUP_BLOCKLISTS)
+        self._settings: SharedCache[str, GroupSettings] = SharedCache(CACHED_GROUP_SETTINGS)
+        # Other processes on the same database change settings and lists too: they say so.
+        self._coordinator = coordinator
+        if coordinator is not None:
+            coordinator.subscribe(SETTINGS_TOPIC, self._settings.forget)
+            coordinator.subscribe(FILTERS_TOPIC, self._lists.forget)
 
     # --------------------------------------------------------------- settings
 
     async def settings_for(self, group_key: str | None) -> GroupSettings:
         """A group's settings; private chats follow the bot-wide ones an operator set (or the defaults).
 
-        Cached: every command reads them, only admin commands of this process change them.
+        Cached: every command reads them, only admin commands change them (of this process,
+        or of another on the same database, which announces it).
         """
         key = group_key or BOT_WIDE
-        cached = self._settings.get(key)
-        if cached is None:
-            cached = GroupSettings.from_stored(await self._store.group_settings(key), self._defaults, group_key=key)
-            self._settings[key] = cached
-        return cached
+
+        async def load() -> GroupSettings:
+            return GroupSettings.from_stored(await self._store.group_settings(key), self._defaults, group_key=key)
+
+        return await self._settings.get(key, load)
 
     async def update_settings(self, group_key: str, **changes: Any) -> GroupSettings:
         updated = replace(await self.settings_for(group_key), **changes)
         stored = asdict(updated)
         stored["filter_mode"] = updated.filter_mode.value
         await self._store.save_group_settings(group_key, stored)
-        self._settings[group_key] = updated
+        self._settings.put(group_key, updated)
+        await self._announce(SETTINGS_TOPIC)
         return updated
+
+    async def _announce(self, topic: str) -> None:
+        if self._coordinator is not None:
+            await self._coordinator.announce(topic)
 
     async def longest_strike_window(self) -> timedelta:
         """The longest strike window any group (or the defaults) counts strikes over:
@@ -248,13 +263,15 @@ class ModerationService:
 
     async def _rules_for(self, group_key: str | None) -> Blocklist:
         key = group_key or BOT_WIDE
-        if key not in self._lists:
+
+        async def load() -> Blocklist:
             operator_extra = await self._store.filters(BOT_WIDE)
             group_entries = await self._store.filters(group_key) if group_key else []
             extra = Blocklist.from_lines(operator_extra, allow_regex=True, source="operator")
             own = Blocklist.from_lines(group_entries, allow_regex=False, source="group")
-            self._lists[key] = Blocklist.merged(self._global, extra, own)
-        return self._lists[key]
+            return Blocklist.merged(self._global, extra, own)
+
+        return await self._lists.get(key, load)
 
     # --------------------------------------------------------------- lists
 
@@ -265,12 +282,14 @@ class ModerationService:
         except InvalidRule as exc:
             raise InvalidInput("filter", str(exc)) from None
         added = await self._store.add_filter(group_key or BOT_WIDE, entry, added_by)
-        self._lists.clear()
+        self._lists.forget()
+        await self._announce(FILTERS_TOPIC)
         return added
 
     async def remove_filter(self, group_key: str | None, entry: str) -> bool:
         removed = await self._store.remove_filter(group_key or BOT_WIDE, entry.strip())
-        self._lists.clear()
+        self._lists.forget()
+        await self._announce(FILTERS_TOPIC)
         return removed
 
     async def list_filters(self, group_key: str | None) -> list[str]:
