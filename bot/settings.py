@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     unknown_outcome_grace: float = Field(default=30.0, ge=0)
     # Several processes on one PostgreSQL database: a process whose lease (renewed every
     # third of it) has run out counts as gone, and the others take its jobs over.
-    instance_lease: float = Field(default=30.0, ge=3)
+    instance_lease: float = Field(default=30.0, ge=1)
     poll_interval: float = Field(default=10.0, gt=0)
     off_peak_poll_interval: float = Field(default=600.0, gt=0)
     # Jobs the upstream will call back about are polled only as a safety net, for a lost

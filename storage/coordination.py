@@ -27,7 +27,9 @@ CHANNEL = "pixverse_bot_cache"
 # Session locks are named apart from the transaction-scoped ones of `Transaction.lock`
 # (both kinds share PostgreSQL's one space of advisory lock keys).
 _LOCK_PREFIX = "process-lock:"
-_LOST = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
+# What a broken session raises (a connection the server ended may also be left in a state
+# asyncpg calls internal).
+_LOST = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, asyncio.TimeoutError)
 
 
 class LocalCoordinator:
@@ -127,14 +129,15 @@ class PostgresCoordinator:
             self._held.clear()
             if session is not None:
                 with contextlib.suppress(*_LOST):
-                    await session.remove_listener(CHANNEL, self._heard)
-                    await self._db.release(session)
+                    await session.close(timeout=5)
 
     # --- under self._using
 
     async def _alive(self) -> asyncpg.Connection | None:
         """The session, after a round trip proved it alive; a lost one is replaced (None if
         the server cannot be reached now)."""
+        if self._session is not None and self._session.is_closed():
+            await self._lose(ConnectionError("the server closed the session"))
         if self._session is not None:
             try:
                 await self._session.execute("SELECT 1")
@@ -149,11 +152,11 @@ class PostgresCoordinator:
         return self._session
 
     async def _open(self) -> None:
-        session = await self._db.acquire()
+        session = await self._db.open_session()
         try:
             await session.add_listener(CHANNEL, self._heard)
         except BaseException:
-            await self._db.release(session)
+            session.terminate()
             raise
         reopened, self._opened_before = self._opened_before, True
         self._session = session
@@ -168,8 +171,6 @@ class PostgresCoordinator:
         self._held.clear()
         if session is not None:
             session.terminate()
-            with contextlib.suppress(*_LOST):
-                await self._db.release(session)
 
     def _heard(self, _connection: object, _pid: int, _channel: str, topic: object) -> None:
         self._tell(str(topic))

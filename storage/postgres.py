@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -106,8 +106,9 @@ class PostgresDatabase(SchemaAndMeta):
 
     dialect = POSTGRESQL
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, connect: Callable[[], Awaitable[asyncpg.Connection]]) -> None:
         self._pool = pool
+        self._connect = connect
 
     async def close(self) -> None:
         """Close every pooled connection (idempotent)."""
@@ -131,12 +132,10 @@ class PostgresDatabase(SchemaAndMeta):
         async with self._pool.acquire() as connection, connection.transaction():
             return await unit(PostgresTransaction(connection))
 
-    async def acquire(self) -> asyncpg.Connection:
-        """A pooled connection kept until `release` (`storage.coordination`'s session)."""
-        return await self._pool.acquire()
-
-    async def release(self, connection: asyncpg.Connection) -> None:
-        await self._pool.release(connection)
+    async def open_session(self) -> asyncpg.Connection:
+        """A new connection of its own, outside the pool, that the caller closes: a session
+        whose locks and LISTENs live as long as it does (`storage.coordination`)."""
+        return await self._connect()
 
     def connection(self) -> Any:
         """One pooled connection (`async with`), for a caller that runs its own
@@ -150,7 +149,7 @@ async def open_postgres(url: str, *, pool_size: int = POOL_SIZE) -> PostgresData
         pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size)
     except (OSError, asyncpg.PostgresError) as error:
         raise RuntimeError(f"cannot connect to PostgreSQL at {without_password(url)}: {error}") from None
-    database = PostgresDatabase(pool)
+    database = PostgresDatabase(pool, functools.partial(asyncpg.connect, url))
     try:
         await database.migrate(load_migrations(POSTGRESQL))
     except BaseException:
