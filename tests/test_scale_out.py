@@ -1,0 +1,248 @@
+"""Three real `pixverse-bot run` processes on one PostgreSQL database share the work
+(README "Scaling out"), and one of them is killed with SIGKILL mid-run.
+
+Telegram (the fake) pushes updates by webhook, and the sandbox calls back, through a
+small round-robin proxy of this test's own, as a load balancer in front of the bots
+would (a dead backend is skipped, as nginx's `proxy_next_upstream error` does). 20
+users send 100 jobs; then, with jobs queued, running and being delivered, one process
+is killed. The other two take its jobs over once its lease runs out: every job is
+delivered exactly once, created upstream exactly once, and every quota is exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from bot.sandbox import SandboxConfig, running_sandbox
+from storage import open_storage
+from tests.fakes.telegram_api import FakeChat, FakeTelegram, FakeUser
+from tests.fakes.telegram_fixtures import job_id_of
+from tests.harness import bot_env
+from tests.patience import deadline
+from tests.postgres_server import PostgresServer
+
+PROCESSES = 3
+USERS = 20
+JOBS_PER_USER = 5
+JOBS = USERS * JOBS_PER_USER
+LEASE_SECONDS = 3
+# Killed once this many jobs are delivered: the rest are queued, running or being posted.
+KILL_AFTER_DELIVERED = 25
+# The log line of the process that sends queued jobs (it holds the scheduler's lock).
+SENDER_LOG = "this process now runs 'scheduler'"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class RoundRobinProxy:
+    """Forwards every request to the next backend in turn; one that refuses the connection
+    (a dead process) is skipped for the next."""
+
+    def __init__(self, backends: list[str]) -> None:
+        self.backends = backends
+        self._next = 0
+        self.forwarded: Counter[str] = Counter()
+        self._session: aiohttp.ClientSession | None = None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        assert self._session is not None
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in {"host", "content-length"}}
+        for _ in range(len(self.backends)):
+            backend = self.backends[self._next % len(self.backends)]
+            self._next += 1
+            try:
+                async with self._session.request(
+                    request.method, backend + request.path_qs, data=body, headers=headers
+                ) as answer:
+                    payload = await answer.read()
+                    self.forwarded[backend] += 1
+                    return web.Response(
+                        status=answer.status, body=payload, content_type=answer.content_type or None
+                    )
+            except aiohttp.ClientConnectionError:
+                continue  # that backend is down: the next one
+        return web.Response(status=502)
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[str]:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        runner = web.AppRunner(app, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        try:
+            yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+        finally:
+            await self._session.close()
+            await runner.cleanup()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def start_process(env: dict[str, str], workdir: Path, number: int) -> tuple[asyncio.subprocess.Process, Path]:
+    log = workdir / f"bot-{number}.log"
+    with log.open("wb") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            cwd=workdir,
+            env=env | {"PYTHONPATH": str(PROJECT_ROOT)},
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+        )
+    return process, log
+
+
+def delivered_videos(fake: FakeTelegram) -> Counter[str]:
+    """Job id → how many times its video was posted."""
+    return Counter(job_id_of(call.result) for call in fake.calls if call.method == "sendVideo" and call.ok)
+
+
+async def test_three_processes_one_killed_deliver_every_job_once(tmp_path, postgres_server: PostgresServer) -> None:
+    started = time.monotonic()
+    database = postgres_server.database()
+    ports = [free_port() for _ in range(PROCESSES)]
+    proxy = RoundRobinProxy([f"http://127.0.0.1:{port}" for port in ports])
+    config = SandboxConfig(generation_seconds=1.0)
+    processes: list[tuple[asyncio.subprocess.Process, Path]] = []
+    async with FakeTelegram() as fake, running_sandbox(config) as sandbox, proxy.serving() as public_url:
+        try:
+            for number, port in enumerate(ports):
+                env = bot_env(
+                    BOT_DATABASE=database,
+                    USEAPI_BASE_URL=sandbox.base_url,
+                    USEAPI_API_TOKEN=config.token,
+                    TELEGRAM_BOT_TOKEN=fake.token,
+                    TELEGRAM_API_BASE=fake.base_url,
+                    BOT_PUBLIC_URL=public_url,
+                    BOT_HTTP_HOST="127.0.0.1",
+                    BOT_HTTP_PORT=str(port),
+                    INSTANCE_LEASE=str(LEASE_SECONDS),
+                    UNKNOWN_OUTCOME_GRACE="1",
+                    POLL_INTERVAL="1",
+                    WEBHOOK_SAFETY_POLL_INTERVAL="2",
+                    SCHEDULER_INTERVAL="0.5",
+                    CAPACITY_REFRESH_INTERVAL="1",
+                    DELIVERY_RETRY_INITIAL="0.5",
+                    QUOTA_PER_USER=str(JOBS_PER_USER),
+                    RATE_LIMIT_COMMANDS="1000",
+                    LOG_LEVEL="INFO",
+                )
+                processes.append(await start_process(env, tmp_path, number))
+
+            async def all_serving() -> bool:
+                for process, log in processes:
+                    assert process.returncode is None, log.read_text()[-3000:]
+                # Each process answers on its own port once its webhook route is in place.
+                async with aiohttp.ClientSession() as session:
+                    for port in ports:
+                        try:
+                            async with session.get(f"http://127.0.0.1:{port}/healthz") as answer:
+                                if answer.status >= 500:
+                                    return False
+                        except aiohttp.ClientConnectionError:
+                            return False
+                return len(fake.calls_to("setWebhook")) >= PROCESSES
+
+            await _until(all_serving, deadline(30), "three processes serving")
+
+            users = [FakeUser(id=7_000_000 + n, first_name=f"User{n}") for n in range(USERS)]
+            for round_number in range(JOBS_PER_USER):
+                for user in users:
+                    await fake.user_sends_text(FakeChat.private(user), user, f"/create_single a fox, take {round_number}")
+            async with await open_storage(database) as db:
+
+                async def stored() -> bool:
+                    row = await db.fetch_one("SELECT COUNT(*) AS n FROM jobs")
+                    return row is not None and row["n"] == JOBS
+
+                await _until(stored, deadline(20), f"{JOBS} jobs stored")
+
+                await _until(
+                    lambda: sum(delivered_videos(fake).values()) >= KILL_AFTER_DELIVERED,
+                    deadline(60),
+                    f"{KILL_AFTER_DELIVERED} videos delivered",
+                )
+                # The process that sends (it holds the scheduler's lock): it owns every job sent
+                # and not yet finished, and some being posted.
+                [victim_number] = [n for n, (_, log) in enumerate(processes) if SENDER_LOG in log.read_text()]
+                victim, victim_log = processes[victim_number]
+                os.kill(victim.pid, signal.SIGKILL)
+                await victim.wait()
+                [victim_id] = re.findall(r"bot process (\S+) joined", victim_log.read_text())
+                row = await db.fetch_one(
+                    "SELECT COUNT(*) AS n FROM jobs WHERE owner = ? AND state <> 'delivered'", (victim_id,)
+                )
+                assert row is not None and row["n"] > 0  # it died with work of its own under way
+                survivors = [entry for n, entry in enumerate(processes) if n != victim_number]
+
+                async def all_delivered() -> bool:
+                    for process, log in survivors:
+                        assert process.returncode is None, log.read_text()[-3000:]
+                    row = await db.fetch_one("SELECT COUNT(*) AS n FROM jobs WHERE state = 'delivered'")
+                    return row is not None and row["n"] == JOBS
+
+                await _until(all_delivered, deadline(60), "every job delivered")
+                ledger = await db.fetch_all(
+                    "SELECT user_key, state, SUM(amount) AS amount FROM quota_ledger GROUP BY user_key, state"
+                )
+                outcomes = await db.fetch_all("SELECT outcome, COUNT(*) AS n FROM jobs GROUP BY outcome")
+        finally:
+            for process, _ in processes:
+                if process.returncode is None:
+                    process.terminate()
+            for process, _ in processes:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(process.wait(), deadline(15))
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+
+        survivor_logs = "".join(log.read_text() for _, log in survivors)
+        assert SENDER_LOG in survivor_logs  # another process sends now
+        posted = delivered_videos(fake)
+        assert len(posted) == JOBS and set(posted.values()) == {1}, posted.most_common(3)
+        assert {row["outcome"]: row["n"] for row in outcomes} == {"completed": JOBS}
+        assert sandbox.count("POST", "/v2/pixverse/videos/create") == JOBS  # one create per job
+        assert {(row["user_key"], row["state"]): row["amount"] for row in ledger} == {
+            (f"telegram:{user.id}", "committed"): JOBS_PER_USER for user in users
+        }
+        assert len(proxy.forwarded) == PROCESSES  # the load really was shared
+        assert fake.spec_violations == []
+    assert time.monotonic() - started < deadline(90)
+
+
+async def _until(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        if time.monotonic() > end:
+            raise AssertionError(f"{what}: not within {timeout:g} s")
+        await asyncio.sleep(0.05)
