@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from bot.admin import AdminService
+from bot.cancellation import JobControl
 from bot.commands import parse_command
 from bot.domain import ChatRef, Job, Platform, Requester, ResultAction, UserRef
 from bot.errors import BotError, InvalidInput
@@ -33,7 +34,7 @@ from bot.ports import UNLIMITED, ChatBudget, Progress, VideoDelivery
 from bot.ranges import MODLOG_ENTRIES, STATS_DAYS
 from bot.service import GenerationService
 from bot.text_options import parse_options
-from bot.texts import help_text, job_details, job_line, progress_text
+from bot.texts import help_text, job_details, job_line, progress_text, queue_text
 
 if TYPE_CHECKING:
     from bot.bootstrap import Core
@@ -173,6 +174,7 @@ class ConsoleSession:
     def __init__(
         self,
         service: GenerationService,
+        control: JobControl,
         admin: AdminService,
         gate: Gatekeeper,
         notifier: ConsoleNotifier,
@@ -180,6 +182,7 @@ class ConsoleSession:
         user: str | None = None,
     ) -> None:
         self._service = service
+        self._control = control
         self._admin = admin
         self._gate = gate
         self._notifier = notifier
@@ -225,6 +228,10 @@ class ConsoleSession:
                 job = await self._service.job_status(self._requester.user, rest)
                 file = self._notifier.video_file(job.id)
                 self._say(job_details(job, video=str(file) if file else None))
+            elif command == "/queue":
+                self._say(queue_text(await self._control.queue(self._requester)))
+            elif command == "/cancel":
+                self._say(await self._control.cancel(self._requester, rest))
             elif command in ADMIN_COMMANDS:
                 self._say(await self._admin_command(command, rest))
             else:
@@ -396,7 +403,7 @@ async def run_console(
     notifier = ConsoleNotifier(terminal, core.settings.console_output_dir)
     core.notifiers.register(Platform.CONSOLE, notifier)
     await core.deliverer.deliver_pending()
-    session = ConsoleSession(core.service, core.admin, core.gate, notifier, terminal, user)
+    session = ConsoleSession(core.service, core.control, core.admin, core.gate, notifier, terminal, user)
     interrupted = asyncio.Event()
     loop = asyncio.get_running_loop()
     if handle_signals:
