@@ -116,6 +116,9 @@ class JobControl:
         self._on_finished = on_finished
         self._on_slot_freed = on_slot_freed
         self._poll_soon = poll_soon
+        # Jobs whose upstream cancel is under way: the scheduler and the tracker may both
+        # find a marked job that moved on, and one DELETE is enough.
+        self._cancelling: set[str] = set()
 
     # ------------------------------------------------------------------ /queue
 
@@ -228,6 +231,9 @@ class JobControl:
                 f"Job {job.id} is an off-peak video PixVerse already holds, and useapi.net cannot cancel those."
                 " It arrives within about a day and is counted as usual."
             )
+        if job.id in self._cancelling:
+            return f"Job {job.id} is being cancelled right now."
+        self._cancelling.add(job.id)
         try:
             await self._upstream.delete_scheduled(job.video_id)
         except ue.NotFound:
@@ -242,15 +248,18 @@ class JobControl:
         except ue.UpstreamError as exc:
             log.warning("cancelling job %s upstream failed: %r", job.id, exc)
             return f"Could not reach useapi.net to cancel job {job.id} ({exc}); it is still running. Try again soon."
-        done = await self._jobs.transition(
-            job.id,
-            RUNNING_STATES,
-            JobState.CANCELLED,
-            failure=(
-                f"Cancelled by {who} while PixVerse was making it; your quota is refunded."
-                " (PixVerse may still finish it and charge the bot's account for it.)"
-            ),
-        )
+        else:
+            done = await self._jobs.transition(
+                job.id,
+                RUNNING_STATES,
+                JobState.CANCELLED,
+                failure=(
+                    f"Cancelled by {who} while PixVerse was making it; your quota is refunded."
+                    " (PixVerse may still finish it and charge the bot's account for it.)"
+                ),
+            )
+        finally:
+            self._cancelling.discard(job.id)
         if done is None:
             return f"Job {job.id} had just finished; it is delivered and counted as usual."
         log.info("job %s cancelled upstream by %s", job.id, who)
