@@ -9,12 +9,15 @@ job stays cancelled through restarts and a late completion upstream.
 
 from __future__ import annotations
 
+import io
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from adapters.console.app import ConsoleNotifier, ConsoleSession, Terminal
+from bot.bootstrap import open_core
 from bot.commands import CreateSingle, parse_command
 from bot.domain import ChatRef, GenerationRequest, Job, JobKind, JobState, Platform, Requester, UserRef, utcnow
 from bot.errors import InvalidInput, JobNotFound, NotYourJobToCancel
@@ -311,3 +314,29 @@ async def _running(core, job_id: str) -> Job | None:
 
 async def _in(core, job_id: str, state: JobState) -> bool:
     return await state_of(core, job_id) is state
+
+
+# ---------------------------------------------------------------------------------- console
+
+
+async def test_console_queue_and_cancel(tmp_path):
+    config = SandboxConfig(accounts=[SandboxAccount(ALICE_MAIL, max_jobs=0)])  # nothing leaves the queue
+    async with running_sandbox(config) as sandbox:
+        settings, out = fast_settings(tmp_path, sandbox), io.StringIO()
+        async with open_core(settings) as core:
+            terminal = Terminal(out, interactive=False)
+            notifier = ConsoleNotifier(terminal, settings.console_output_dir)
+            core.notifiers.register(Platform.CONSOLE, notifier)
+            session = ConsoleSession(core.service, core.control, core.admin, core.gate, notifier, terminal, "tester")
+            await session.handle("/create_single a fox in the snow")
+            [job_id] = session.started
+            await session.handle("/queue")
+            assert f"{job_id} · #1 in line (0 ahead) · no estimate yet · a fox in the snow" in out.getvalue()
+            await session.handle("/cancel nosuchjob")
+            await session.handle(f"/cancel {job_id}")
+            assert (await eventually(lambda: delivered(core, job_id))).outcome is JobState.CANCELLED
+            assert notifier.failed_jobs == 0  # asked for, not a failure of the run
+    text = out.getvalue()
+    assert "⚠️ No job 'nosuchjob' found. /jobs lists your recent jobs." in text
+    assert f"Job {job_id} is cancelled. It had not started, so nothing was charged." in text
+    assert f"[{job_id}] ✖️ Cancelled by tester before it started; nothing was charged." in text

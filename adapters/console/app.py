@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, TextIO
 from bot.admin import AdminService
 from bot.cancellation import JobControl
 from bot.commands import parse_command
-from bot.domain import ChatRef, Job, Platform, Requester, ResultAction, UserRef
+from bot.domain import ChatRef, Job, JobState, Platform, Requester, ResultAction, UserRef
 from bot.errors import BotError, InvalidInput
 from bot.gate import Gatekeeper
 from bot.kinds import GenerationKind, kind_named
@@ -151,8 +151,11 @@ class ConsoleNotifier:
         self.settled.set()
 
     async def failed(self, job: Job, reason: str) -> None:
-        self._say(f"[{job.id}] ❌ {reason}")
-        self.failed_jobs += 1
+        if job.outcome is JobState.CANCELLED:
+            self._say(f"[{job.id}] ✖️ {reason}")  # asked for: not a failure of the run
+        else:
+            self._say(f"[{job.id}] ❌ {reason}")
+            self.failed_jobs += 1
         self.settled.set()
 
     async def alert_operator(self, text: str) -> None:
