@@ -131,9 +131,11 @@ class TelegramNotifier:
 
     async def failed(self, job: Job, reason: str) -> None:
         with self._active():
-            if job.outcome is JobState.CANCELLED and job.status_message_id is not None:
-                # The progress message says it (its ✖️ button goes with the edit): no new message.
-                await self._finish_status(job, f"{CANCELLED_MARK} {reason}"[:TEXT_LIMIT])
+            # A cancel is said by the progress message (its ✖️ button goes with the edit), not
+            # by a new message; only when that message cannot be edited is one posted.
+            if job.outcome is JobState.CANCELLED and await self._finish_status(
+                job, f"{CANCELLED_MARK} {reason}"[:TEXT_LIMIT]
+            ):
                 return
             text = f"❌ {reason}"[:TEXT_LIMIT]
             await self._call(partial(self._bot.send_message, text=text, **reply_kwargs(job.requester)))
@@ -183,11 +185,11 @@ class TelegramNotifier:
             raise
         return True
 
-    async def _finish_status(self, job: Job, text: str) -> None:
+    async def _finish_status(self, job: Job, text: str) -> bool:
         """Mark the progress message final, once the outcome itself is posted (the edit carries
-        no keyboard, so its ✖️ Cancel button goes)."""
+        no keyboard, so its ✖️ Cancel button goes); False when there is none or it could not be edited."""
         if job.status_message_id is None:
-            return
+            return False
         edit = partial(
             self._bot.edit_message_text, text=text, chat_id=int(job.chat.chat_id), message_id=int(job.status_message_id)
         )
@@ -196,6 +198,8 @@ class TelegramNotifier:
         except DeliveryFailed as exc:
             # Failing here would make the core post the outcome a second time.
             log.info("progress message of job %s left as it was: %s", job.id, exc)
+            return False
+        return True
 
     # ------------------------------------------------------------ requests
 
