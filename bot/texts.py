@@ -142,7 +142,7 @@ Under each finished video: 🔄 Reroll (new seed), 🔀 Remix (new prompt), ⬆�
 {p}effects [words] — the ready-made effects for {p}effect, with what each takes and costs
 {p}jobs — your recent jobs · {p}status <job> — one job's state · {p}help — this text
 {p}queue — your waiting and running jobs, their place in line and when they may be ready
-{p}cancel <job> — stop a job (or ✖️ Cancel under its progress message); see what it costs in README
+{p}cancel <job> — stop a job (or ✖️ Cancel under its progress message); a queued one is refunded at once
 {p}id — your id and this chat's (what the operator puts in BOT_ADMIN_IDS)"""
 
 

@@ -51,6 +51,9 @@ async def test_queue_cancel_and_the_cancel_button_with_who_may_use_them(world: W
         servers = await world.reply(await fake.slash("queue", by=world.admin))
         assert servers.startswith("This group's jobs not finished yet:") and first in servers
 
+        typing = await fake.autocomplete("cancel", by=world.alice, focused="job", job=first[:3])
+        await fake.wait_for(lambda: typing.choices is not None, what="job choices")
+        assert first in [choice["value"] for choice in typing.choices or []]
         refused = await world.reply(await fake.slash("cancel", by=world.bob, job=first))
         assert refused == f"Only the person who asked for job {first}, or an admin of its group, can cancel it."
         unknown = await world.reply(await fake.slash("cancel", by=world.alice, job="nosuchjob"))
