@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from bot.accounts import AccountPool
 from bot.admin import AdminService
+from bot.cancellation import JobControl
 from bot.commands import RequestBuilder
 from bot.delivery import Deliverer, DeliveryPolicy
 from bot.effects import EffectsCatalogue
@@ -72,6 +73,7 @@ class Core:
     notifiers: Notifiers
     progress: ProgressReporter
     service: GenerationService
+    control: JobControl
     admin: AdminService
     gate: Gatekeeper
     quotas: QuotaService
@@ -256,6 +258,15 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             catalogue=catalogue,
         )
         on_finished = deliverer.schedule
+        # Built before the scheduler and the tracker, which call it; it calls them back once built.
+        control = JobControl(
+            jobs=jobs,
+            upstream=upstream,
+            accounts=accounts,
+            on_finished=on_finished,
+            on_slot_freed=lambda: slot_freed(),
+            poll_soon=lambda job_id: tracker.poll_soon(job_id),
+        )
         scheduler = Scheduler(
             jobs=jobs,
             blobs=blobs,
@@ -271,6 +282,7 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             interval=settings.scheduler_interval,
             unknown_outcome_grace=settings.unknown_outcome_grace,
             catalogue=catalogue,
+            cancel_requested=control.settle_requested,
         )
 
         def slot_freed() -> None:
@@ -290,6 +302,7 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             webhooks=signer.enabled,
             job_timeout=settings.job_timeout,
             off_peak_job_timeout=settings.off_peak_job_timeout,
+            cancel_requested=control.settle_requested,
         )
 
         async def fetch_effects() -> EffectPage:
@@ -334,6 +347,7 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             notifiers=notifiers,
             progress=progress,
             service=service,
+            control=control,
             admin=admin,
             gate=gate,
             quotas=quotas,

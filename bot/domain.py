@@ -236,6 +236,9 @@ class Job:
     # backoff; kept here so a restart does not start it over).
     delivery_attempts: int = 0
     deliver_after: datetime | None = None
+    # Who asked to cancel the job while it was being sent (SUBMITTING): whoever moves it
+    # on — back to the queue, or to running — cancels it then (bot/cancellation.py).
+    cancel_requested_by: str | None = None
 
     @property
     def user(self) -> UserRef:

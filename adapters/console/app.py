@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from bot.admin import AdminService
+from bot.cancellation import JobControl
 from bot.commands import parse_command
-from bot.domain import ChatRef, Job, Platform, Requester, ResultAction, UserRef
+from bot.domain import ChatRef, Job, JobState, Platform, Requester, ResultAction, UserRef
 from bot.errors import BotError, InvalidInput
 from bot.gate import Gatekeeper
 from bot.kinds import GenerationKind, kind_named
@@ -33,7 +34,7 @@ from bot.ports import UNLIMITED, ChatBudget, Progress, VideoDelivery
 from bot.ranges import MODLOG_ENTRIES, STATS_DAYS
 from bot.service import GenerationService
 from bot.text_options import parse_options
-from bot.texts import help_text, job_details, job_line, progress_text
+from bot.texts import help_text, job_details, job_line, progress_text, queue_text
 
 if TYPE_CHECKING:
     from bot.bootstrap import Core
@@ -150,8 +151,11 @@ class ConsoleNotifier:
         self.settled.set()
 
     async def failed(self, job: Job, reason: str) -> None:
-        self._say(f"[{job.id}] ❌ {reason}")
-        self.failed_jobs += 1
+        if job.outcome is JobState.CANCELLED:
+            self._say(f"[{job.id}] ✖️ {reason}")  # asked for: not a failure of the run
+        else:
+            self._say(f"[{job.id}] ❌ {reason}")
+            self.failed_jobs += 1
         self.settled.set()
 
     async def alert_operator(self, text: str) -> None:
@@ -173,6 +177,7 @@ class ConsoleSession:
     def __init__(
         self,
         service: GenerationService,
+        control: JobControl,
         admin: AdminService,
         gate: Gatekeeper,
         notifier: ConsoleNotifier,
@@ -180,6 +185,7 @@ class ConsoleSession:
         user: str | None = None,
     ) -> None:
         self._service = service
+        self._control = control
         self._admin = admin
         self._gate = gate
         self._notifier = notifier
@@ -225,6 +231,10 @@ class ConsoleSession:
                 job = await self._service.job_status(self._requester.user, rest)
                 file = self._notifier.video_file(job.id)
                 self._say(job_details(job, video=str(file) if file else None))
+            elif command == "/queue":
+                self._say(queue_text(await self._control.queue(self._requester)))
+            elif command == "/cancel":
+                self._say(await self._control.cancel(self._requester, rest))
             elif command in ADMIN_COMMANDS:
                 self._say(await self._admin_command(command, rest))
             else:
@@ -396,7 +406,7 @@ async def run_console(
     notifier = ConsoleNotifier(terminal, core.settings.console_output_dir)
     core.notifiers.register(Platform.CONSOLE, notifier)
     await core.deliverer.deliver_pending()
-    session = ConsoleSession(core.service, core.admin, core.gate, notifier, terminal, user)
+    session = ConsoleSession(core.service, core.control, core.admin, core.gate, notifier, terminal, user)
     interrupted = asyncio.Event()
     loop = asyncio.get_running_loop()
     if handle_signals:

@@ -1,4 +1,4 @@
-"""The buttons under a finished video, and the remix dialog.
+"""The buttons under a finished video, the remix dialog, and ✖️ Cancel under a job's progress.
 
 The buttons are `DynamicItem`s: their custom_id (`px:<action>:<job id>`) carries
 everything a press needs, so a bot that restarted — and so lost every view object —
@@ -14,6 +14,7 @@ from typing import Any, Protocol, cast
 import discord
 
 from adapters.discord.responder import MESSAGE_MODERATOR, Responder
+from bot.cancellation import JobControl
 from bot.commands import V1_PROMPT_MAX
 from bot.domain import Requester, ResultAction
 from bot.service import GenerationService
@@ -26,6 +27,7 @@ BUTTON_LOOKS: dict[ResultAction, tuple[str, str]] = {
 }
 # Job ids are short and alphanumeric (bot.domain.new_job_id), so a custom_id stays far below 100 chars.
 CUSTOM_ID_TEMPLATE = rf"px:(?P<action>{'|'.join(a.value for a in ResultAction)}):(?P<job>[A-Za-z0-9]+)"
+CANCEL_CUSTOM_ID_TEMPLATE = r"px:cancel:(?P<job>[A-Za-z0-9]+)"
 # The dialog waits as long as Discord lets us answer what it submits.
 REMIX_DIALOG_TIMEOUT = 15 * 60.0
 
@@ -33,9 +35,18 @@ REMIX_DIALOG_TIMEOUT = 15 * 60.0
 class ResultActions:
     """What the result buttons and the remix dialog do: the core's `press`, through the responder."""
 
-    def __init__(self, service: GenerationService, responder: Responder) -> None:
+    def __init__(self, service: GenerationService, control: JobControl, responder: Responder) -> None:
         self._service = service
+        self._control = control
         self._responder = responder
+
+    async def cancel(self, interaction: discord.Interaction, job_id: str) -> None:
+        """✖️ Cancel under a progress message: the core's answer, to the presser only."""
+
+        async def cancel(requester: Requester) -> str:
+            return await self._control.cancel(requester, job_id)
+
+        await self._responder.run(interaction, cancel)
 
     async def pressed(self, interaction: discord.Interaction, job_id: str, action: ResultAction) -> None:
         if action is ResultAction.REMIX:
@@ -86,6 +97,33 @@ class ResultButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID
         # Buttons outlive any object that made them; the bot is what is always there.
         actions = cast(_CarriesResultActions, interaction.client).result_actions
         await actions.pressed(interaction, self.job_id, self.action)
+
+
+class CancelButton(discord.ui.DynamicItem[discord.ui.Button], template=CANCEL_CUSTOM_ID_TEMPLATE):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                style=discord.ButtonStyle.secondary, emoji="✖️", label="Cancel", custom_id=f"px:cancel:{job_id}"
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> CancelButton:
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        actions = cast(_CarriesResultActions, interaction.client).result_actions
+        await actions.cancel(interaction, self.job_id)
+
+
+def cancel_view(job_id: str) -> discord.ui.View:
+    """The ✖️ Cancel button a progress message carries until the job's outcome replaces it."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(CancelButton(job_id))
+    return view
 
 
 class RemixDialog(discord.ui.Modal, title="🔀 Remix with a new prompt"):

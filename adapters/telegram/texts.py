@@ -29,6 +29,8 @@ USER_COMMANDS = (
     BotCommand(command="effects", description="Ready-made effects: /effects [words] lists and searches them"),
     BotCommand(command="effect", description="Apply an effect: a photo (or an album of two) with /effect <name>"),
     BotCommand(command="jobs", description="Your recent jobs"),
+    BotCommand(command="queue", description="Your waiting jobs: place in line and when they may be ready"),
+    BotCommand(command="cancel", description="Stop a job: /cancel <job>"),
     BotCommand(command="status", description="One job's state: /status <job>"),
     BotCommand(command="quota", description="What you have left"),
     BotCommand(command="help", description="Commands and options"),
@@ -84,12 +86,14 @@ BUTTON_CONFIRMATIONS = {
     ResultAction.UPSCALE: "Upscaling…",
     ResultAction.EXTEND: "Extending…",
 }
+CANCEL_LABEL = "✖️ Cancel"
 REMIX_ASKED = "Reply to my message with the new prompt."
 STALE_BUTTON = "This button no longer works."
 
 USAGE = {
     "create_single": "Usage: /create_single <prompt> [--style anime] [--ar 9:16] [--seed 42] … "
     "— /help lists every option.",
+    "cancel": "Usage: /cancel <job> — the job id /jobs and /queue show (e.g. /cancel abc123).",
     "animate": "Usage: send a picture with the caption /animate [prompt] [--motion 7] [--hd yes] …, "
     "or reply /animate to a picture — /help lists every option.",
 }
@@ -97,6 +101,7 @@ USAGE = {
 APOLOGY = "Sorry, something went wrong on my side. Please try again in a moment."
 STATUS_DONE = "✅ Done"
 STATUS_FAILED = "❌ Not made"
+CANCELLED_MARK = "✖️"
 # A video was made, but posting it kept failing (the core gave up; its message has the link).
 STATUS_NOT_POSTED = "⚠️ Video made, but not posted here"
 

@@ -14,13 +14,14 @@ from adapters.discord.kinds import slash_command
 from adapters.discord.responder import Responder, user_ref
 from adapters.discord.views import buttons_legend
 from bot.blobs import ALLOWED_IMAGE_TYPES
+from bot.cancellation import JobControl
 from bot.commands import parse_command
 from bot.domain import Requester
 from bot.errors import BotError, InvalidInput
 from bot.kinds import KINDS, GenerationKind
 from bot.service import GenerationService
 from bot.settings import Settings
-from bot.texts import job_details, job_line
+from bot.texts import job_details, job_line, queue_text
 
 # Discord shows at most 25 autocomplete choices.
 MAX_CHOICES = 25
@@ -34,9 +35,15 @@ class GenerationCog(commands.Cog, name="Videos"):
     """Every generation kind as a slash command (adapters.discord.kinds), and the lookups."""
 
     def __init__(
-        self, service: GenerationService, responder: Responder, settings: Settings, tree: app_commands.CommandTree
+        self,
+        service: GenerationService,
+        control: JobControl,
+        responder: Responder,
+        settings: Settings,
+        tree: app_commands.CommandTree,
     ) -> None:
         self._service = service
+        self._control = control
         self._responder = responder
         self._settings = settings
         self._tree = tree
@@ -115,6 +122,23 @@ class GenerationCog(commands.Cog, name="Videos"):
 
         await self._responder.run(interaction, details)
 
+    @app_commands.command(description="Your waiting and running videos: place in line, when they may be ready")
+    async def queue(self, interaction: discord.Interaction) -> None:
+        async def listing(requester: Requester) -> str:
+            # A server admin (Manage Server, the responder's default) gets the server's queue.
+            return queue_text(await self._control.queue(requester))
+
+        await self._responder.run(interaction, listing)
+
+    @app_commands.command(description="Stop one of your videos (a server admin: anyone's in this server)")
+    @app_commands.describe(job="The job id (from /jobs, /queue or under the video)")
+    async def cancel(self, interaction: discord.Interaction, job: Range[str, 1, 40]) -> None:
+        async def cancel(requester: Requester) -> str:
+            return await self._control.cancel(requester, job)
+
+        await self._responder.run(interaction, cancel)
+
+    @cancel.autocomplete("job")
     @status.autocomplete("job")
     async def _recent_job_ids(self, interaction: discord.Interaction, current: str) -> list[Choice[str]]:
         jobs = await self._service.recent_jobs(user_ref(interaction.user), limit=MAX_CHOICES)
