@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bot.catalogue import Catalogue, shipped_catalogue
 from bot.delivery import describe_settings
 from bot.domain import Job, JobState, utcnow
 from bot.kinds import KINDS, GenerationKind
 from bot.ports import Progress, ProgressStage
 from bot.text_options import COMMON_OPTIONS, usage
+from bot.voices import VoiceInfo
 
 STATE_WORDS = {
     JobState.QUEUED: "queued",
@@ -81,7 +84,10 @@ Options for all:
 {usage(COMMON_OPTIONS, catalogue)}
 Models: {models}
 
-Under each finished video: 🔄 Reroll (new seed), 🔀 Remix (new prompt), ⬆️ Upscale, ➕ Extend.
+Under each finished video: 🔄 Reroll (new seed), 🔀 Remix (new prompt), ⬆️ Upscale, ➕ Extend,
+🗣 Lip-sync (v5 videos: words to speak, or a voice note / audio file up to 60 s).
+{p}lipsync <words> [--voice NAME] — in reply to one of my videos: the same as 🗣
+{p}voices — the voices for --voice, with a sample of each
 {p}effects [words] — the ready-made effects for {p}effect, with what each takes and costs
 {p}jobs — your recent jobs · {p}status <job> — one job's state · {p}help — this text
 {p}id — your id and this chat's (what the operator puts in BOT_ADMIN_IDS)"""
@@ -95,3 +101,14 @@ def _kind_help(kind: GenerationKind, p: str, catalogue: Catalogue) -> str:
     if kind.options:
         lines.append(usage(kind.options, catalogue))
     return "\n".join(lines)
+
+
+def voices_text(voices: Sequence[VoiceInfo], command_prefix: str = "/") -> str:
+    """The voice list as every chat shows it: names, samples and how to use one."""
+    p = command_prefix
+    lines = "\n".join(f"• {voice.name}" + (f" — {voice.sample_url}" if voice.sample_url else "") for voice in voices)
+    return (
+        f"Voices ({len(voices)}):\n{lines}\n\n"
+        f'Use one: {p}create_single … --model v5 --say "Hello there" --voice {voices[0].name if voices else "NAME"},'
+        f" or 🗣 Lip-sync / {p}lipsync <words> --voice NAME on a v5 video."
+    )
