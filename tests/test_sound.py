@@ -5,6 +5,7 @@ against FakeTelegram, the real core and the sandbox."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import av
@@ -262,3 +263,40 @@ async def test_videos_of_models_that_cannot_lipsync_have_no_button_and_refuse_th
     asked = await fake.user_sends_text(ALICE_CHAT, ALICE, "/lipsync hello", reply_to=video)
     text = (await wait_text_reply(fake, ALICE_CHAT, asked, "lip-synced"))["text"]
     assert "Videos made with v5.5 cannot be lip-synced; only videos made with v5 can." in text
+
+
+async def test_console_sound_options_voices_and_lipsync_with_words_and_an_audio_file(tmp_path: Path) -> None:
+    from adapters.console.app import run_console
+    from bot.bootstrap import open_core
+    from bot.sandbox import SandboxConfig, running_sandbox
+    from tests.harness import fast_settings
+
+    clip = tmp_path / "hello.ogg"
+    clip.write_bytes(voice_note(1.5))
+    async with running_sandbox(SandboxConfig(generation_seconds=0.2)) as sandbox:
+        async with open_core(fast_settings(tmp_path, sandbox)) as core:
+            out = io.StringIO()
+            script = (
+                "/voices\n"
+                '/create_single a harbour --model v5 --sfx "gulls" --say "Morning all" --voice liam\n'
+                '/create_single a harbour --sfx "gulls"\n'
+            )
+            assert await run_console(core, stdin=io.StringIO(script), out=out, user="tester") == 1
+            text = out.getvalue()
+            assert "• Emily — http://" in text and "• Adrian — http://" in text
+            [(job_id, path)] = re.findall(r"\[(\w+)\] ✅ Done: (\S+\.mp4)", text)
+            assert stream_types(Path(path).read_bytes()) == ["video", "audio"]
+            assert f"/lipsync {job_id} <words> [--voice NAME] | <audio file>" in text
+            assert "--sfx: a sound effect is not available on v5.5; models that have it: v5" in text
+
+            out = io.StringIO()
+            script = f"/lipsync {job_id} Good morning --voice isabella\n/lipsync {job_id} {clip}\n"
+            assert await run_console(core, stdin=io.StringIO(script), out=out, user="tester") == 0
+            done = re.findall(r"\[(\w+)\] ✅ Done: (\S+\.mp4)", out.getvalue())
+            assert len(done) == 2, out.getvalue()
+            bodies = [sandbox.bodies[(await core.jobs.get(made)).video_id] for made, _ in done]  # type: ignore[union-attr]
+            [spoken] = [body for body in bodies if "prompt" in body]
+            [played] = [body for body in bodies if "audio_path" in body]
+            assert (spoken["prompt"], spoken["speaker_id"]) == ("Good morning", "3")
+            assert sandbox.uploads.get(played["audio_path"].removeprefix("upload/")).content_type == "audio/wav"
+            assert all(stream_types(Path(p).read_bytes()) == ["video", "audio"] for _, p in done)
