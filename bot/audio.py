@@ -20,6 +20,8 @@ from bot.errors import InvalidInput
 from bot.upstream.models import MAX_LIPSYNC_AUDIO_SECONDS
 
 UPLOAD_AUDIO_TYPE = "audio/wav"
+# The largest audio file taken (Telegram's getFile limit too): a minute of speech is far less.
+MAX_AUDIO_BYTES = 20 * 2**20
 # Speech needs no more: 24 kHz mono keeps a minute under 3 MB.
 _RATE = 24_000
 _LAYOUT = "mono"

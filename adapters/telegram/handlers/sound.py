@@ -31,6 +31,7 @@ from adapters.telegram.parsing import ImageFile
 from adapters.telegram.places import reply_kwargs
 from adapters.telegram.prompts import AnswerTo, force_reply, lipsync_question, read_lipsync_question
 from adapters.telegram.texts import LIPSYNC_ASKED, TEXT_LIMIT
+from bot.audio import MAX_AUDIO_BYTES
 from bot.bootstrap import Core
 from bot.domain import Requester, ResultAction
 from bot.errors import InvalidInput
@@ -140,7 +141,7 @@ async def _audio_of(message: Message, bot: Bot) -> bytes | None:
         )
     # A minute of speech is far smaller than Telegram's getFile cap, so the cap holds even
     # with a local Bot API server (which would hand out files of any size).
-    limit = CLOUD_DOWNLOAD_LIMIT
+    limit = min(CLOUD_DOWNLOAD_LIMIT, MAX_AUDIO_BYTES)
     if sent.file_size is not None and sent.file_size > limit:
         raise InvalidInput(
             "audio", f"is {sent.file_size / 2**20:.1f} MB; Telegram lets a bot download at most {limit // 2**20} MB"
