@@ -300,3 +300,39 @@ async def test_console_sound_options_voices_and_lipsync_with_words_and_an_audio_
             assert (spoken["prompt"], spoken["speaker_id"]) == ("Good morning", "3")
             assert sandbox.uploads.get(played["audio_path"].removeprefix("upload/")).content_type == "audio/wav"
             assert all(stream_types(Path(p).read_bytes()) == ["video", "audio"] for _, p in done)
+
+
+async def test_the_voice_list_is_kept_for_its_ttl_and_survives_a_failed_refresh(sandbox) -> None:
+    from pydantic import SecretStr
+
+    from bot.upstream.client import PixVerseClient
+    from bot.upstream.errors import ServerError
+    from bot.voices import VoiceCatalogue, VoicesUnavailable
+
+    now = [0.0]
+    calls: list[str] = []
+    async with PixVerseClient(sandbox.base_url, SecretStr(sandbox.config.token)) as client:
+
+        async def fetch():  # type: ignore[no-untyped-def]
+            calls.append("GET videos/voices")
+            if len(calls) == 3:
+                raise ServerError("down", status=503)
+            return await client.voices(email=sandbox.config.accounts[0].email)
+
+        voices = VoiceCatalogue(fetch, refresh_seconds=60, clock=lambda: now[0])
+        assert [v.name for v in await voices.all()] == ["Emily", "James", "Isabella", "Liam", "Chloe", "Adrian"]
+        assert (await voices.find("  chloe ")).speaker_id == "5"
+        now[0] = 59.0
+        await voices.all()
+        assert len(calls) == 1  # within the TTL: no new request
+        now[0] = 60.0
+        await voices.all()
+        assert len(calls) == 2  # the TTL passed: fetched again
+        now[0] = 120.0
+        assert len(await voices.all()) == 6 and len(calls) == 3  # the refresh failed: the list held still serves
+
+    async def down():  # type: ignore[no-untyped-def]
+        raise ServerError("down", status=503)
+
+    with pytest.raises(VoicesUnavailable, match="cannot be fetched"):
+        await VoiceCatalogue(down, refresh_seconds=60).all()

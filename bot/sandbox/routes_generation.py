@@ -90,7 +90,8 @@ class GenerationRoutes(RouteGroup):
         quality, duration = ask.quality or DEFAULT_QUALITY, ask.duration or DEFAULT_DURATION
         aspect_ratio, model = ask.aspect_ratio or DEFAULT_ASPECT_RATIO, ask.model or DEFAULT_CREATE_MODEL
         off_peak = bool(ask.off_peak_mode)
-        cost = self._video_cost(model, quality, duration, audio=bool(ask.audio), off_peak=off_peak)
+        # Any sound adds the model's audio row, as the bot's pricing has it.
+        cost = self._video_cost(model, quality, duration, audio=bool(_soundtrack(ask)), off_peak=off_peak)
         effect = self._template(ask)
         if effect is not None:
             # The template decides the length, the model and the price.
