@@ -117,12 +117,11 @@ async def _lipsync(message: Message, text: str, job_id: str, bot: Bot, core: Cor
 
 
 def _job_of(message: Message | None, bot: Bot) -> str | None:
-    """The job whose result `message` is: one of this bot's videos, named by its caption."""
+    """The job whose result `message` is: one of this bot's videos (or, for one too large to
+    upload, the message with its link), named by the `job <id>` line of its caption or text."""
     if message is None or message.from_user is None or message.from_user.id != bot.id:
         return None
-    if message.video is None and message.animation is None and message.document is None:
-        return None
-    found = _JOB_LINE.search(message.caption or "")
+    found = _JOB_LINE.search(message.caption or message.text or "")
     return found["job_id"] if found else None
 
 
