@@ -41,7 +41,8 @@ from bot.service import GenerationService
 from bot.settings import Settings
 from bot.tracker import Tracker
 from bot.upstream.client import PixVerseClient
-from bot.upstream.models import EffectPage
+from bot.upstream.models import EffectPage, VoiceList
+from bot.voices import VoiceCatalogue
 from bot.webhooks import CallbackHandler, CallbackSigner, build_http_app
 from storage import (
     SqliteBlobStore,
@@ -311,6 +312,11 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             emails = [slot.email for slot in accounts.accounts]
             return await upstream.effects(email=emails[0] if emails else None)
 
+        async def fetch_voices() -> VoiceList:
+            await accounts.refresh()
+            emails = [slot.email for slot in accounts.accounts]
+            return await upstream.voices(email=emails[0] if emails else None)
+
         admission = SqliteJobAdmission(db)
         service = GenerationService(
             jobs=jobs,
@@ -327,6 +333,7 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             max_off_peak_jobs_per_user=settings.max_off_peak_jobs_per_user,
             catalogue=catalogue,
             effects=EffectsCatalogue(fetch_effects, price=quotas.price_in_unit),
+            voices=VoiceCatalogue(fetch_voices, refresh_seconds=settings.voices_cache_seconds),
         )
         admin = AdminService(
             quotas=quotas,

@@ -148,6 +148,11 @@ class Upstream(Protocol):
 
     async def extend_video(self, request: up.ExtendRequest) -> up.VideoCreated: ...
 
+    async def lipsync_video(self, request: up.LipSyncRequest) -> up.VideoCreated: ...
+
+    async def voices(self, *, email: str | None = None) -> up.VoiceList:
+        """GET videos/voices: the lip-sync voices."""
+
     async def find_submitted(
         self,
         reply_ref: str,

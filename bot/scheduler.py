@@ -32,6 +32,7 @@ from bot.upstream.models import (
     CreateTransitionRequest,
     CreateVideoRequest,
     ExtendRequest,
+    LipSyncRequest,
     UpscaleRequest,
     VideoCreated,
     account_email_of,
@@ -330,6 +331,8 @@ class Scheduler:
             return await self._upstream.upscale_video(request)
         if isinstance(request, ExtendRequest):
             return await self._upstream.extend_video(request)
+        if isinstance(request, LipSyncRequest):
+            return await self._upstream.lipsync_video(request)
         if isinstance(request, CreateFramesRequest):
             return await self._upstream.create_frames(request)
         if isinstance(request, CreateTransitionRequest):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from bot.catalogue import Catalogue, shipped_catalogue
@@ -11,6 +12,7 @@ from bot.domain import Job, JobState, utcnow
 from bot.kinds import KINDS, GenerationKind
 from bot.ports import Progress, ProgressStage
 from bot.text_options import COMMON_OPTIONS, usage
+from bot.voices import VoiceInfo
 
 if TYPE_CHECKING:
     from bot.cancellation import QueueView
@@ -138,7 +140,10 @@ Options for all:
 {usage(COMMON_OPTIONS, catalogue)}
 Models: {models}
 
-Under each finished video: 🔄 Reroll (new seed), 🔀 Remix (new prompt), ⬆️ Upscale, ➕ Extend.
+Under each finished video: 🔄 Reroll (new seed), 🔀 Remix (new prompt), ⬆️ Upscale, ➕ Extend,
+🗣 Lip-sync (v5 videos: words to speak, or a voice note / audio file up to 60 s).
+{p}lipsync <words> [--voice NAME] — in reply to one of my videos: the same as 🗣
+{p}voices — the voices for --voice, with a sample of each
 {p}effects [words] — the ready-made effects for {p}effect, with what each takes and costs
 {p}jobs — your recent jobs · {p}status <job> — one job's state · {p}help — this text
 {p}queue — your waiting and running jobs, their place in line and when they may be ready
@@ -154,3 +159,14 @@ def _kind_help(kind: GenerationKind, p: str, catalogue: Catalogue) -> str:
     if kind.options:
         lines.append(usage(kind.options, catalogue))
     return "\n".join(lines)
+
+
+def voices_text(voices: Sequence[VoiceInfo], command_prefix: str = "/") -> str:
+    """The voice list as every chat shows it: names, samples and how to use one."""
+    p = command_prefix
+    lines = "\n".join(f"• {voice.name}" + (f" — {voice.sample_url}" if voice.sample_url else "") for voice in voices)
+    return (
+        f"Voices ({len(voices)}):\n{lines}\n\n"
+        f'Use one: {p}create_single … --model v5 --say "Hello there" --voice {voices[0].name if voices else "NAME"},'
+        f" or 🗣 Lip-sync / {p}lipsync <words> --voice NAME on a v5 video."
+    )

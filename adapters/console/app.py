@@ -33,13 +33,18 @@ from bot.kinds import GenerationKind, kind_named
 from bot.ports import UNLIMITED, ChatBudget, Progress, VideoDelivery
 from bot.ranges import MODLOG_ENTRIES, STATS_DAYS
 from bot.service import GenerationService
-from bot.text_options import parse_options
-from bot.texts import help_text, job_details, job_line, progress_text, queue_text
+from bot.text_options import VOICE_OPTION, parse_options
+from bot.texts import help_text, job_details, job_line, progress_text, queue_text, voices_text
 
 if TYPE_CHECKING:
     from bot.bootstrap import Core
 
 BUTTON_COMMANDS = {f"/{action.value}": action for action in ResultAction}
+# What a button's command takes after the job id.
+_BUTTON_ARGUMENTS = {
+    ResultAction.REMIX: " <new prompt>",
+    ResultAction.LIPSYNC: " <words> [--voice NAME] | <audio file>",
+}
 ADMIN_COMMANDS = frozenset(
     {
         "/quota",
@@ -130,9 +135,7 @@ class ConsoleNotifier:
         return None
 
     async def deliver(self, job: Job, delivery: VideoDelivery) -> None:
-        buttons = " · ".join(
-            f"/{a.value} {job.id}" + (" <new prompt>" if a is ResultAction.REMIX else "") for a in delivery.buttons
-        )
+        buttons = " · ".join(f"/{a.value} {job.id}" + _BUTTON_ARGUMENTS.get(a, "") for a in delivery.buttons)
         if delivery.file is not None:
             target = self._output_dir / f"{job.id}.{delivery.extension}"
             if target.exists():
@@ -216,8 +219,12 @@ class ConsoleSession:
                 self._say(help_text(catalogue=self._service.catalogue) + "\n\n" + ADMIN_HELP)
             elif (kind := kind_named(command.removeprefix("/"))) is not None:
                 await self._generate(kind, rest)
+            elif command == "/lipsync":
+                await self._lipsync(rest)
             elif command in BUTTON_COMMANDS:
                 await self._press(BUTTON_COMMANDS[command], rest)
+            elif command == "/voices":
+                self._say(voices_text(await self._service.voices.all()))
             elif command == "/effects":
                 # A terminal scrolls: every match on one page.
                 effects = self._service.effects
@@ -317,6 +324,25 @@ class ConsoleSession:
         job = await self._service.press(self._requester, job_id, action, prompt=prompt or None)
         self.started.append(job.id)
 
+    async def _lipsync(self, text: str) -> None:
+        """`/lipsync <job> <words> [--voice NAME]`, or `/lipsync <job> <audio file>`."""
+        job_id, _, rest = text.strip().partition(" ")
+        if not job_id:
+            raise InvalidInput("job", "is missing; e.g. /lipsync <job id> Hello there --voice Emily")
+        await self._service.job_status(self._requester.user, job_id)  # a mistyped id says "not found"
+        audio: bytes | None = None
+        first = rest.strip().split(" ", 1)[0]
+        if first and Path(first).expanduser().is_file():
+            audio = await _read_file(first, "audio")
+            rest = rest.strip()[len(first) :]
+        parsed = parse_options(rest, (VOICE_OPTION,))
+        with parsed.in_users_words():
+            voice = parsed.values.get("voice")
+            job = await self._service.lipsync(
+                self._requester, job_id, text=parsed.prompt, voice=str(voice) if voice else None, audio=audio
+            )
+        self.started.append(job.id)
+
     async def wait_until_settled(self, is_settled: Callable[[], Awaitable[bool]], timeout: float) -> bool:
         """Wait until `is_settled()` (re-checked whenever an outcome is shown), or the timeout."""
         loop = asyncio.get_running_loop()
@@ -341,11 +367,15 @@ def _looks_like_a_path(word: str, taken: int) -> bool:
 
 
 async def _read_picture(path_text: str) -> bytes:
+    return await _read_file(path_text, "image")
+
+
+async def _read_file(path_text: str, what: str) -> bytes:
     path = Path(path_text).expanduser()
     try:
         return await asyncio.to_thread(path.read_bytes)
     except OSError as exc:
-        raise InvalidInput("image", f"cannot read {path}: {exc.strerror}") from None
+        raise InvalidInput(what, f"cannot read {path}: {exc.strerror}") from None
 
 
 def _read_lines_in_background(stream: TextIO, interactive: bool) -> asyncio.Queue[str | None]:

@@ -28,6 +28,8 @@ USER_COMMANDS = (
     BotCommand(command="fusion", description="Fuse up to 3 pictures (an album, /fusion @pic1 hugs @pic2 as caption)"),
     BotCommand(command="effects", description="Ready-made effects: /effects [words] lists and searches them"),
     BotCommand(command="effect", description="Apply an effect: a photo (or an album of two) with /effect <name>"),
+    BotCommand(command="lipsync", description="Make one of my v5 videos speak: reply to it with /lipsync <words>"),
+    BotCommand(command="voices", description="The voices for --voice and lip-sync, with samples"),
     BotCommand(command="jobs", description="Your recent jobs"),
     BotCommand(command="queue", description="Your waiting jobs: place in line and when they may be ready"),
     BotCommand(command="cancel", description="Stop a job: /cancel <job>"),
@@ -80,6 +82,7 @@ BUTTON_LABELS = {
     ResultAction.REMIX: "🔀 Remix",
     ResultAction.UPSCALE: "⬆️ Upscale",
     ResultAction.EXTEND: "➕ Extend",
+    ResultAction.LIPSYNC: "🗣 Lip-sync",
 }
 BUTTON_CONFIRMATIONS = {
     ResultAction.REROLL: "Rerolling…",
@@ -88,6 +91,7 @@ BUTTON_CONFIRMATIONS = {
 }
 CANCEL_LABEL = "✖️ Cancel"
 REMIX_ASKED = "Reply to my message with the new prompt."
+LIPSYNC_ASKED = "Reply to my message with the words to say, or a voice note."
 STALE_BUTTON = "This button no longer works."
 
 USAGE = {
