@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from bot.accounts import AccountPool
 from bot.admin import AdminService
+from bot.cancellation import JobControl
 from bot.commands import RequestBuilder
 from bot.delivery import Deliverer, DeliveryPolicy
 from bot.effects import EffectsCatalogue
@@ -41,7 +42,8 @@ from bot.service import GenerationService
 from bot.settings import Settings
 from bot.tracker import Tracker
 from bot.upstream.client import PixVerseClient
-from bot.upstream.models import EffectPage
+from bot.upstream.models import EffectPage, VoiceList
+from bot.voices import VoiceCatalogue
 from bot.webhooks import CallbackHandler, CallbackSigner, build_http_app
 from storage import (
     SqlBlobStore,
@@ -91,6 +93,7 @@ class Core:
     notifiers: Notifiers
     progress: ProgressReporter
     service: GenerationService
+    control: JobControl
     admin: AdminService
     gate: Gatekeeper
     quotas: QuotaService
@@ -310,6 +313,15 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             catalogue=catalogue,
         )
         on_finished = deliverer.schedule
+        # Built before the scheduler and the tracker, which call it; it calls them back once built.
+        control = JobControl(
+            jobs=jobs,
+            upstream=upstream,
+            accounts=accounts,
+            on_finished=on_finished,
+            on_slot_freed=lambda: slot_freed(),
+            poll_soon=lambda job_id: tracker.poll_soon(job_id),
+        )
         scheduler = Scheduler(
             jobs=jobs,
             blobs=blobs,
@@ -326,6 +338,7 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             unknown_outcome_grace=settings.unknown_outcome_grace,
             catalogue=catalogue,
             may_send=lambda: coordinator.hold(SCHEDULER_LOCK),
+            cancel_requested=control.settle_requested,
         )
 
         def capacity_changed() -> None:
@@ -356,6 +369,7 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             webhooks=signer.enabled,
             job_timeout=settings.job_timeout,
             off_peak_job_timeout=settings.off_peak_job_timeout,
+            cancel_requested=control.settle_requested,
         )
 
         async def fetch_effects() -> EffectPage:
@@ -363,6 +377,11 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             await accounts.refresh()
             emails = [slot.email for slot in accounts.accounts]
             return await upstream.effects(email=emails[0] if emails else None)
+
+        async def fetch_voices() -> VoiceList:
+            await accounts.refresh()
+            emails = [slot.email for slot in accounts.accounts]
+            return await upstream.voices(email=emails[0] if emails else None)
 
         admission = SqlJobAdmission(db)
         service = GenerationService(
@@ -380,6 +399,7 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             max_off_peak_jobs_per_user=settings.max_off_peak_jobs_per_user,
             catalogue=catalogue,
             effects=EffectsCatalogue(fetch_effects, price=quotas.price_in_unit),
+            voices=VoiceCatalogue(fetch_voices, refresh_seconds=settings.voices_cache_seconds),
         )
         admin = AdminService(
             quotas=quotas,
@@ -400,6 +420,7 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             notifiers=notifiers,
             progress=progress,
             service=service,
+            control=control,
             admin=admin,
             gate=gate,
             quotas=quotas,

@@ -26,7 +26,11 @@ class Feature(StrEnum):
     """What a model may be asked for besides a plain video (model-capabilities.md)."""
 
     AUDIO = "audio"  # integrated audio (`audio: true`)
-    LIP_SYNC = "lip_sync"  # lip_sync_tts_prompt and sound_effect_prompt
+    # v5's sound on create: each of its own (model-capabilities.md "v5: Lip sync + Sound effects")
+    LIP_SYNC = "lip_sync"  # speech: lip_sync_tts_prompt and lip_sync_tts_speaker_id
+    SOUND_EFFECTS = "sound_effects"  # sound_effect_prompt
+    AUTO_SOUND = "auto_sound"  # auto_sound: a soundtrack PixVerse picks
+    LIPSYNC_VIDEO = "lipsync_video"  # POST videos/lipsync may take this model's videos
     FRAMES = "frames"  # create-frames: first and last frame
     TRANSITION = "transition"  # create-transition with 2 frames
     TRANSITION_MULTI = "transition_multi"  # create-transition with 3 to 7 frames
@@ -50,6 +54,8 @@ class ModelPrices:
     """What a model's videos cost: per quality, by duration; audio adds its own row."""
 
     create: dict[str, CreditsByDuration]
+    # Added when the video has sound: `--audio` (v5.5/v5.6), or speech, sound effects or
+    # auto sound on a model that prices them here (none is published for v5).
     audio_extra: dict[str, CreditsByDuration]
 
 
@@ -151,6 +157,10 @@ class Catalogue:
         if model in self and self.get(model).has(Feature.EXTEND):
             return model
         return self.extend_fallback or None
+
+    def can_lipsync(self, model: str) -> bool:
+        """Whether videos made with `model` may be lip-synced (POST videos/lipsync)."""
+        return model in self and self.get(model).has(Feature.LIPSYNC_VIDEO)
 
     def can_upscale(self, model: str) -> bool:
         """Whether videos made with `model` may be upscaled."""

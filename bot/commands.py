@@ -197,6 +197,11 @@ class RequestBuilder:
         """The operator's settings the defaults come from."""
         return self._settings
 
+    @property
+    def catalogue(self) -> Catalogue:
+        """The models requests are checked against."""
+        return self._catalogue
+
     def common(self, cmd: _Command, feature: Feature | None = None) -> dict[str, Any]:
         """The request fields every kind takes: the user's options, else the operator's defaults.
 

@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 
 def result_buttons(job: Job, catalogue: Catalogue) -> tuple[ResultAction, ...]:
     """The buttons a finished video gets: reroll always; remix where its kind takes a
-    prompt to change; upscale and extend where the catalogue allows them for its model
-    (an upscaled video is not upscaled again); a picture can only be made again."""
+    prompt to change; upscale, extend and lip-sync where the catalogue allows them for its
+    model (an upscaled video is not upscaled again); a picture can only be made again."""
     request = job.request
     kind = kind_of(request.kind)
     if request.makes is MediaType.PICTURE:
@@ -47,8 +47,14 @@ def result_buttons(job: Job, catalogue: Catalogue) -> tuple[ResultAction, ...]:
         ResultAction.REMIX: kind is not None and kind.remixable,
         ResultAction.UPSCALE: request.kind is not JobKind.UPSCALE and catalogue.can_upscale(request.model),
         ResultAction.EXTEND: catalogue.extend_model_for(request.model) is not None,
+        ResultAction.LIPSYNC: catalogue.can_lipsync(request.model),
     }
     return tuple(action for action, shown in offered.items() if shown)
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """A quoted text cut to fit the settings line (the whole of it is in the job)."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def describe_settings(job: Job) -> str:
@@ -63,7 +69,11 @@ def describe_settings(job: Job) -> str:
             )
             if p
         )
-    parts = [r.kind.value if r.kind in {JobKind.UPSCALE, JobKind.EXTEND} else None]
+    parts = [r.kind.value if r.kind in {JobKind.UPSCALE, JobKind.EXTEND, JobKind.LIPSYNC} else None]
+    if r.kind is JobKind.LIPSYNC:
+        # Its length and quality are the lip-synced video's: what it speaks is what it adds.
+        said = f"says “{_short(r.speech)}”" if r.speech else "your audio"
+        return " · ".join(p for p in (*parts, said, f"voice {r.voice_name}" if r.voice_name else "") if p)
     if r.kind is not JobKind.UPSCALE:
         parts += [r.model, f"{r.duration}s", r.quality]
         if r.kind is JobKind.CREATE:
@@ -74,6 +84,12 @@ def describe_settings(job: Job) -> str:
             parts.append(f"motion {r.motion}")
         if r.audio:
             parts.append("audio")
+        if r.sound_effect:
+            parts.append(f"sfx “{_short(r.sound_effect)}”")
+        if r.auto_sound:
+            parts.append("auto sound")
+        if r.speech:
+            parts.append(f"says “{_short(r.speech)}”" + (f" ({r.voice_name})" if r.voice_name else ""))
         if r.off_peak:
             parts.append("off-peak")
         parts.append(f"seed {r.seed}")

@@ -80,6 +80,7 @@ class JobKind(StrEnum):
     UPSCALE = "upscale"
     EXTEND = "extend"
     EFFECT = "effect"  # an effect template applied to one or two pictures (/effect, reroll of it)
+    LIPSYNC = "lipsync"  # one of the bot's videos made to speak (🗣 button, /lipsync)
 
 
 class MediaType(StrEnum):
@@ -96,6 +97,7 @@ class ResultAction(StrEnum):
     REMIX = "remix"
     UPSCALE = "upscale"
     EXTEND = "extend"
+    LIPSYNC = "lipsync"
 
 
 class JobState(StrEnum):
@@ -183,6 +185,21 @@ class GenerationRequest:
     effect_name: str | None = None
     effect_credits: int | None = None
     makes: MediaType = MediaType.VIDEO
+    # Sound on create (v5): a sound effect to describe, PixVerse's own soundtrack (None:
+    # the upstream's default), and words the video speaks in a voice (`speaker_id`, with
+    # its name for captions). A lip-sync job speaks `speech` too, or plays an audio
+    # track: that file travels as the request's first media file (`image_blob_id` until
+    # uploaded, then `image_path`), through the same store-then-upload path as a picture.
+    sound_effect: str | None = None
+    auto_sound: bool | None = None
+    speech: str | None = None
+    speaker_id: str | None = None
+    voice_name: str | None = None
+
+    @property
+    def has_sound(self) -> bool:
+        """Whether the video is asked to have sound of any kind (captions, prices)."""
+        return bool(self.audio or self.sound_effect or self.auto_sound or self.speech)
 
     def with_changes(self, **changes: Any) -> GenerationRequest:
         return replace(self, **changes)
@@ -236,6 +253,9 @@ class Job:
     # backoff; kept here so a restart does not start it over).
     delivery_attempts: int = 0
     deliver_after: datetime | None = None
+    # Who asked to cancel the job while it was being sent (SUBMITTING): whoever moves it
+    # on — back to the queue, or to running — cancels it then (bot/cancellation.py).
+    cancel_requested_by: str | None = None
     # The bot process (bot/instances.py) responsible for the job's next step: the one that
     # moved it last. Another process takes the job over only once that one's lease ran out.
     owner: str | None = None

@@ -49,6 +49,14 @@ class NotYourJob(BotError):
         super().__init__("Only the person who asked for this video can use its buttons.")
 
 
+class NotYourJobToCancel(BotError):
+    """Someone other than the requester (or an admin of the job's group) tried to cancel it."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"Only the person who asked for job {job_id}, or an admin of its group, can cancel it.")
+
+
 class ActionUnavailable(BotError):
     """The button does not apply to this job (no video yet, already upscaled …)."""
 

@@ -98,6 +98,29 @@ class JobStore(Protocol):
         """Queued jobs oldest first, `limit` from place `offset` (0-based), counted from just
         after `after` when given; only older than `created_before` when given."""
 
+    # A user's or a group's own jobs: /queue and /cancel (bot/cancellation.py).
+
+    async def unfinished(self, *, user_key: str | None = None, group_key: str | None = None, limit: int) -> list[Job]:
+        """The unfinished jobs of one user or one group (`ChatRef.group_key`), oldest first."""
+
+    async def queued_rank(self, job: Job) -> int:
+        """Which of its user's queued jobs `job` is (1: their oldest); 0 when not queued."""
+
+    async def fair_ahead(self, user_key: str, rank: int) -> int:
+        """Other users' queued jobs the fair order sends before the user's `rank`-th queued job."""
+
+    async def queued_total(self) -> int:
+        """How many jobs are queued in all."""
+
+    async def recent_run_seconds(self, limit: int) -> list[float]:
+        """How long the newest `limit` videos made took (sent to finished; no off-peak ones), newest first."""
+
+    async def request_cancel(self, job_id: str, requested_by: str) -> Job | None:
+        """Mark a SUBMITTING job to be cancelled once it moves on; None when it is not SUBMITTING."""
+
+    async def clear_cancel_request(self, job_id: str) -> None:
+        """Forget a cancel that can no longer be done."""
+
 
 class BlobStore(Protocol):
     """Images kept across restarts until their job has uploaded them (stored by `JobAdmission`)."""
@@ -133,6 +156,11 @@ class Upstream(Protocol):
 
     async def extend_video(self, request: up.ExtendRequest) -> up.VideoCreated: ...
 
+    async def lipsync_video(self, request: up.LipSyncRequest) -> up.VideoCreated: ...
+
+    async def voices(self, *, email: str | None = None) -> up.VoiceList:
+        """GET videos/voices: the lip-sync voices."""
+
     async def find_submitted(
         self,
         reply_ref: str,
@@ -153,6 +181,9 @@ class Upstream(Protocol):
         """The video, or None while it is still processing (upstream 404)."""
 
     async def scheduler_available(self) -> up.SchedulerAvailability: ...
+
+    async def delete_scheduled(self, video_id: str) -> None:
+        """DEL scheduler/{video_id}: useapi.net stops tracking a running job (NotFound: it is not running)."""
 
     async def features(self, *, email: str | None = None) -> up.Features: ...
 

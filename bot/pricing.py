@@ -39,7 +39,9 @@ class Pricing:
         if request.kind is JobKind.UPSCALE:
             cost = _lookup(self._catalogue.upscale_prices, request.duration)
         else:
-            cost = self.video_credits(request.model, request.quality, request.duration, audio=request.audio)
+            # A lip-sync has no published price: it costs like a new video of the same
+            # model, quality and length (README "Prices"); sound adds the model's audio row.
+            cost = self.video_credits(request.model, request.quality, request.duration, audio=request.has_sound)
         return self.off_peak(cost) if request.off_peak else cost
 
     def video_credits(self, model: str, quality: str, duration: int, *, audio: bool) -> int:

@@ -32,6 +32,7 @@ from bot.upstream.models import (
     CreateTransitionRequest,
     CreateVideoRequest,
     ExtendRequest,
+    LipSyncRequest,
     UpscaleRequest,
     VideoCreated,
     account_email_of,
@@ -76,7 +77,11 @@ class Scheduler:
         unknown_outcome_grace: float = 30.0,
         catalogue: Catalogue | None = None,
         may_send: Callable[[], Awaitable[bool]] | None = None,
+        cancel_requested: Callable[[Job], Awaitable[object]] | None = None,
     ) -> None:
+        # A job someone asked to cancel while it was being sent: called once it has moved on
+        # (back to the queue, or running) to cancel it there (bot/cancellation.py).
+        self._cancel_requested = cancel_requested
         self._catalogue = catalogue
         # Whether this process is the one that sends queued jobs now (several processes
         # on one database: see `bot.instances`); alone, it always is.
@@ -140,7 +145,7 @@ class Scheduler:
             if video_id:
                 await self._mark_submitted(job, video_id)
             else:
-                await self._jobs.transition(job.id, JobState.SUBMITTING, JobState.QUEUED)
+                await self._moved_on(await self._jobs.transition(job.id, JobState.SUBMITTING, JobState.QUEUED))
 
     # ------------------------------------------------------------------ the pass
 
@@ -334,6 +339,8 @@ class Scheduler:
             return await self._upstream.upscale_video(request)
         if isinstance(request, ExtendRequest):
             return await self._upstream.extend_video(request)
+        if isinstance(request, LipSyncRequest):
+            return await self._upstream.lipsync_video(request)
         if isinstance(request, CreateFramesRequest):
             return await self._upstream.create_frames(request)
         if isinstance(request, CreateTransitionRequest):
@@ -373,6 +380,9 @@ class Scheduler:
         )
         if done is not None:
             self._told_waiting.discard(job.id)
+            if done.cancel_requested_by:
+                await self._moved_on(done)
+                return
             await self._progress.report(done, Progress(ProgressStage.STARTED, elapsed_seconds=0))
 
     async def _handle_submit_error(self, job: Job, email: str, exc: Exception) -> None:
@@ -416,7 +426,15 @@ class Scheduler:
     async def _requeue(self, job: Job, delay: float = 0.0) -> None:
         self._release(job, job.account)
         not_before = utcnow() + timedelta(seconds=delay) if delay else None
-        await self._jobs.transition(job.id, JobState.SUBMITTING, JobState.QUEUED, not_before=not_before)
+        await self._moved_on(
+            await self._jobs.transition(job.id, JobState.SUBMITTING, JobState.QUEUED, not_before=not_before)
+        )
+
+    async def _moved_on(self, job: Job | None) -> None:
+        """A job left SUBMITTING: if a cancel was asked meanwhile, it is done now, before any
+        later pass could send the job again."""
+        if job is not None and job.cancel_requested_by and self._cancel_requested is not None:
+            await self._cancel_requested(job)
 
     async def _finish(self, job: Job, state: JobState, reason: str) -> None:
         self._left_queue.add(job.id)

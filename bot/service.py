@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from bot.audio import convert
 from bot.blobs import ImageStorageFull, check_image, new_blob_id
 from bot.catalogue import Catalogue, Feature
 from bot.commands import V1_PROMPT_MAX, RequestBuilder, random_seed
@@ -30,6 +31,7 @@ from bot.effects import EffectsCatalogue
 from bot.errors import ActionUnavailable, ButtonExpired, InvalidInput, JobNotFound, NotYourJob, TooManyOffPeakJobs
 from bot.kinds import ANIMATE, CREATE, GenerationKind, kind_of
 from bot.kinds.animate import Animate
+from bot.kinds.base import Lookups
 from bot.kinds.create import CreateSingle
 from bot.moderation.service import ModerationService
 from bot.ports import ImageStoreFull, JobAdmission, JobStore, NewImage, OffPeakLimitReached, Progress, ProgressStage
@@ -37,7 +39,9 @@ from bot.progress import ProgressReporter
 from bot.quota import QuotaService
 from bot.retention import RetentionPolicy
 from bot.submission import extend_model, validate_for_upstream, validate_request
+from bot.text_options import LIPSYNC_SPEECH_MAX_CHARS
 from bot.user_text import clean_user_text
+from bot.voices import VoiceCatalogue, VoiceInfo
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +64,12 @@ class GenerationService:
         max_off_peak_jobs_per_user: int,
         catalogue: Catalogue,
         effects: EffectsCatalogue,
+        voices: VoiceCatalogue,
     ) -> None:
         self._catalogue = catalogue
         self._effects = effects
+        self._voices = voices
+        self._lookups = Lookups(effects=effects, voices=voices)
         self._jobs = jobs
         self._admission = admission
         self._moderation = moderation
@@ -86,6 +93,11 @@ class GenerationService:
         """The effect templates on offer (/effects lists them; /effect applies one)."""
         return self._effects
 
+    @property
+    def voices(self) -> VoiceCatalogue:
+        """The lip-sync voices (/voices lists them; --voice names one)."""
+        return self._voices
+
     async def generate(
         self, requester: Requester, kind: GenerationKind, command: object, images: list[bytes] | tuple[()] = ()
     ) -> Job:
@@ -104,12 +116,12 @@ class GenerationService:
         return await self._accept(requester, request, images=checked)
 
     async def prepared(self, requester: Requester, kind: GenerationKind, command: object) -> object:
-        """`command` with what it names looked up (an effect by its name); unchanged for kinds
-        that look nothing up. What is looked up is moderated first: answers quote it."""
+        """`command` with what it names looked up (an effect by its name, a voice); unchanged for
+        kinds that look nothing up. What is looked up is moderated first: answers quote it."""
         if kind.prepare is None:
             return command
-        await self._moderation.check_texts(requester, [getattr(command, "prompt", None)])
-        return await kind.prepare(self._effects, command)
+        await self._moderation.check_texts(requester, [getattr(command, kind.looked_up, None)])
+        return await kind.prepare(self._lookups, command)
 
     def check(self, kind: GenerationKind, command: object, pictures: int) -> None:
         """Raise InvalidInput when `command` with this many pictures would be refused, so an
@@ -208,19 +220,87 @@ class GenerationService:
                 seed=request.seed,
                 source_video_id=parent.video_id,
             )
+        if action is ResultAction.LIPSYNC:
+            raise ActionUnavailable("Lip-sync needs words to speak or an audio track: use 🗣 or /lipsync.")
         # EXTEND: continue the video with the same prompt and settings, as far as extend has
-        # them: its own models, and no audio field (so none is shown, nor charged for).
+        # them: its own models, and no sound fields (so none is shown, nor charged for).
         return request.with_changes(
             kind=JobKind.EXTEND,
             source_video_id=parent.video_id,
             model=extend_model(request.model, self._catalogue),
             audio=False,
+            sound_effect=None,
+            auto_sound=None,
+            speech=None,
+            speaker_id=None,
+            voice_name=None,
             seed=random_seed(),
             # A transition extends as one clip: as long as its longest transition.
             duration=max(request.segment_durations or (request.duration,)),
             segment_durations=(),
             segment_prompts=(),
         ).with_images(())
+
+    async def lipsync(
+        self,
+        requester: Requester,
+        job_id: str,
+        *,
+        text: str | None = None,
+        voice: str | None = None,
+        audio: bytes | None = None,
+    ) -> Job:
+        """🗣 Lip-sync (and /lipsync): make the finished video `job_id` speak `text` (in `voice`,
+        a name /voices lists) or play `audio` (a voice note or audio file, at most 60 s).
+
+        Runs on the account that made the video (POST videos/lipsync, v5 videos only) and
+        costs like a new video of its model, quality and length.
+        """
+        parent = await self.button_target(requester, job_id)
+        if not parent.has_video:
+            raise ActionUnavailable(f"Job {job_id} has no finished video to lip-sync yet.")
+        if ResultAction.LIPSYNC not in result_buttons(parent, self._catalogue):
+            allowed = ", ".join(self._catalogue.having(Feature.LIPSYNC_VIDEO)) or "none"
+            raise ActionUnavailable(
+                f"Videos made with {parent.request.model or 'an effect'} cannot be lip-synced;"
+                f" only videos made with {allowed} can."
+            )
+        words = clean_user_text(text or "")
+        if audio is not None and words:
+            raise InvalidInput("text", "give words to speak or an audio track, not both")
+        if audio is None and not words:
+            raise InvalidInput(
+                "text",
+                f"is empty; give the words to speak (up to {LIPSYNC_SPEECH_MAX_CHARS} characters)"
+                " or send a voice note or audio file",
+            )
+        if len(words) > LIPSYNC_SPEECH_MAX_CHARS:
+            raise InvalidInput(
+                "text", f"is {len(words)} characters long; lip-sync speaks at most {LIPSYNC_SPEECH_MAX_CHARS}"
+            )
+        speaker: VoiceInfo | None = None
+        if voice:
+            if audio is not None:
+                raise InvalidInput("voice", "is for words to speak; an audio track speaks in its own voice")
+            await self._moderation.check_texts(requester, [voice])  # the refusal quotes it
+            speaker = await self._voices.find(voice)
+        track = await convert(audio) if audio is not None else None
+        source = parent.request
+        request = GenerationRequest(
+            kind=JobKind.LIPSYNC,
+            user_prompt=source.user_prompt,
+            model=source.model,
+            duration=max(source.segment_durations or (source.duration,)),
+            quality=source.quality,
+            aspect_ratio=source.aspect_ratio,
+            source_video_id=parent.video_id,
+            speech=words or None,
+            speaker_id=speaker.speaker_id if speaker else None,
+            voice_name=speaker.name if speaker else None,
+            image_blob_id=new_blob_id() if track else None,
+        )
+        images = [NewImage(track.data, track.content_type)] if track else None
+        return await self._accept(requester, request, parent=parent, action=ResultAction.LIPSYNC, images=images)
 
     async def recent_jobs(self, user: UserRef, limit: int = 10) -> list[Job]:
         return await self._jobs.recent_for_user(user, limit)
@@ -256,9 +336,18 @@ class GenerationService:
         )
         validate_for_upstream(job, self._catalogue)
         # Everything that reaches PixVerse is moderated: prompt, negative prompt, remix
-        # prompt, image caption (the /animate and /frames prompt), each transition's prompt.
+        # prompt, image caption (the /animate and /frames prompt), each transition's prompt,
+        # the sound effect and the words a video speaks.
         await self._moderation.check_texts(
-            requester, [request.user_prompt, request.negative_prompt, request.effect_name, *request.segment_prompts]
+            requester,
+            [
+                request.user_prompt,
+                request.negative_prompt,
+                request.effect_name,
+                *request.segment_prompts,
+                request.sound_effect,
+                request.speech,
+            ],
         )
         # One atomic unit records the reservation, keeps the image and inserts the job: a
         # refused request leaves nothing behind, and a caller cancelled while the unit is

@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     max_stored_image_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
 
     # --- scheduling and tracking (seconds)
+    # How long the lip-sync voice list (GET videos/voices) is kept before it is fetched again.
+    voices_cache_seconds: float = Field(default=3600.0, gt=0)
     max_jobs_in_flight_per_user: int = Field(default=2, ge=1)
     # Off-peak jobs hold no account slot and do not count above; they have their own cap
     # (unfinished off-peak jobs per user), checked when a request is accepted.

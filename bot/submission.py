@@ -70,6 +70,19 @@ def build_upstream_request(
             return up.UpscaleRequest.model_validate(
                 {"video_id": request.source_video_id or "", **routing}, context=context
             )
+        if request.kind is JobKind.LIPSYNC:
+            # Words in a voice, or the audio track the user sent (uploaded like a picture).
+            return up.LipSyncRequest.model_validate(
+                {
+                    "video_id": request.source_video_id,
+                    "prompt": request.speech,
+                    "speaker_id": request.speaker_id,
+                    "audio_path": request.image_path,
+                    "off_peak_mode": request.off_peak or None,
+                    **routing,
+                },
+                context=context,
+            )
         return up.ExtendRequest.model_validate(
             {
                 "email": email,

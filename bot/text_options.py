@@ -109,6 +109,32 @@ ANIMATE_OPTIONS = (
         choices=_yes_no,
     ),
 )
+# Speech on create (lip_sync_tts_prompt) and on lip-sync (prompt): the docs' limits.
+SPEECH_MAX_CHARS = 140
+LIPSYNC_SPEECH_MAX_CHARS = 200
+SOUND_EFFECT_MAX_CHARS = 2048
+VOICE_OPTION = Option(
+    "voice", ("voice",), value_hint="name", help="The voice that speaks the words (/voices lists and plays them)"
+)
+# Sound on create (v5's own parameters; v5.5 and v5.6 make sound with --audio instead).
+SOUND_OPTIONS = (
+    Option(
+        "sound_effect",
+        ("sfx", "sound_effect"),
+        value_hint='"text"',
+        help='A sound effect to add, e.g. "waves crashing" (v5)',
+        bounds=(1, SOUND_EFFECT_MAX_CHARS),
+    ),
+    Option("auto_sound", ("sound", "auto_sound"), flag=True, help="Let PixVerse add fitting sound (v5)"),
+    Option(
+        "speech",
+        ("say", "speech"),
+        value_hint='"words"',
+        help=f"Words the video speaks, up to {SPEECH_MAX_CHARS} characters (v5)",
+        bounds=(1, SPEECH_MAX_CHARS),
+    ),
+    VOICE_OPTION,
+)
 COMMON_OPTIONS = (
     Option(
         "seed_value",
@@ -122,7 +148,7 @@ COMMON_OPTIONS = (
     Option("model", ("model", "m"), help="PixVerse model (default: the operator's)", choices=_models),
     Option("duration", ("duration", "dur", "d"), value_hint="1-10", help="Length in seconds", value_type=int),
     Option("quality", ("quality", "q"), help="Resolution", choices=_qualities),
-    Option("audio", ("audio", "sound"), flag=True, help="Add a generated soundtrack (not every model has it)"),
+    Option("audio", ("audio",), flag=True, help="Add a generated soundtrack (not every model has it)"),
     Option("off_peak", ("offpeak", "off-peak", "off_peak"), flag=True, help="Cheaper, but may take up to a day"),
 )
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from enum import Enum
 
@@ -61,10 +61,13 @@ class Tracker:
         webhook_poll_interval: float,
         webhooks: bool,
         job_timeout: float,
+        cancel_requested: Callable[[Job], Awaitable[object]] | None = None,
         off_peak_job_timeout: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._jobs = jobs
+        # Running jobs marked to be cancelled whose cancel could not be sent yet (bot/cancellation.py).
+        self._cancel_requested = cancel_requested
         self._upstream = upstream
         self._progress = progress
         self._on_finished = on_finished
@@ -108,6 +111,10 @@ class Tracker:
         # The running jobs this process looks after: those it sent or took over (another
         # process on the same database tracks its own; see `bot.instances`).
         running = await self._jobs.claimable(RUNNING_STATES)
+        if self._cancel_requested is not None:
+            for job in running:
+                if job.cancel_requested_by:
+                    await self._cancel_requested(job)
         now = self._clock()
         by_pace: dict[_Pace, list[Job]] = defaultdict(list)
         for job in running:

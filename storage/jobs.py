@@ -52,7 +52,7 @@ def _states(states: JobState | Iterable[JobState]) -> tuple[JobState, ...]:
 
 def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
     """SQL column values for Job fields. The requester also fills the columns that
-    jobs are queried by (platform, chat_id, user_key)."""
+    jobs are queried by (platform, chat_id, user_key, group_key)."""
     columns: dict[str, Any] = {}
     for name, value in values.items():
         if name == "requester":
@@ -61,6 +61,7 @@ def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
                 platform=value.chat.platform.value,
                 chat_id=value.chat.chat_id,
                 user_key=value.user.key,
+                group_key=value.chat.group_key,
             )
         elif name == "request":
             columns["request"] = _REQUEST.dump_json(value).decode()
@@ -108,6 +109,7 @@ def _job(row: Row) -> Job:
         attempts=row["attempts"],
         delivery_attempts=row["delivery_attempts"],
         deliver_after=_optional(from_sql_time, row["deliver_after"]),
+        cancel_requested_by=row["cancel_requested_by"],
         owner=row["owner"],
     )
 
@@ -129,6 +131,8 @@ def _served_sql(last_served: datetime | None) -> str:
 # Queued jobs, in SQL. Written out, not bound: SQLite uses an index made for queued jobs
 # only (migration 0007) when the query itself says so.
 QUEUED_SQL = "state = 'queued'"
+# Jobs not finished yet, in SQL, word for word as the partial indexes of migration 0008 say it.
+UNFINISHED_SQL = "state IN ('queued', 'submitting', 'submitted', 'generating')"
 
 
 async def count_unfinished_off_peak(transaction: Transaction, user_key: str) -> int:
@@ -426,3 +430,76 @@ class SqlJobStore:
             params.append(int(off_peak))
         rows = await self._db.fetch_all(sql + " GROUP BY user_key", params)
         return {row["user_key"]: row["jobs"] for row in rows}
+
+    # --- a user's or a group's own jobs (/queue, /cancel: bot/cancellation.py)
+
+    async def unfinished(self, *, user_key: str | None = None, group_key: str | None = None, limit: int) -> list[Job]:
+        """The unfinished jobs (queued, being sent or running) of one user or of one group,
+        oldest first, at most `limit`. Exactly one of `user_key` and `group_key` is given."""
+        if (user_key is None) == (group_key is None):
+            raise ValueError("name a user or a group, not both")
+        column, key = ("user_key", user_key) if user_key is not None else ("group_key", group_key)
+        # The column is one of two fixed names; the key is bound.
+        rows = await self._db.fetch_all(
+            f"SELECT * FROM jobs WHERE {column} = ? AND {UNFINISHED_SQL} ORDER BY created_at, id LIMIT ?",
+            (key, max(limit, 0)),
+        )
+        return [_job(row) for row in rows]
+
+    async def queued_rank(self, job: Job) -> int:
+        """Which of its user's queued jobs `job` is: 1 for their oldest; 0 when it is not queued.
+        Counts only that user's queued jobs older than it (their own index)."""
+        row = await self._db.fetch_one(
+            "SELECT COUNT(*) AS older, EXISTS (SELECT 1 FROM jobs WHERE id = ? AND state = 'queued') AS queued"
+            f" FROM jobs{self._db.dialect.index_hint('jobs_queued_by_user')}"
+            f" WHERE user_key = ? AND {QUEUED_SQL} AND (created_at, id) < (?, ?)",
+            (job.id, job.user.key, to_sql_time(job.created_at), job.id),
+        )
+        assert row is not None  # an aggregate always answers one row
+        return int(row["older"]) + 1 if row["queued"] else 0
+
+    async def fair_ahead(self, user_key: str, rank: int) -> int:
+        """How many other users' queued jobs the scheduler's fair order sends before the
+        user's `rank`-th queued job: each user who comes before them in that order
+        (queue_users' last_served, oldest, user_key) sends up to `rank` jobs first, each
+        who comes after up to `rank - 1`. A sum over the users with queued jobs, not the jobs."""
+        # The limits are cast: PostgreSQL infers a bare parameter in a CASE as text.
+        sends = (
+            "CASE WHEN (others.last_served, others.oldest, others.user_key) < (me.last_served, me.oldest, me.user_key)"
+            " THEN CAST(? AS INTEGER) ELSE CAST(? AS INTEGER) END"
+        )
+        row = await self._db.fetch_one(
+            f"SELECT COALESCE(SUM({self._db.dialect.lesser('others.queued', sends)}), 0) AS ahead"
+            " FROM queue_users AS others, queue_users AS me"
+            " WHERE me.user_key = ? AND others.queued > 0 AND others.user_key <> me.user_key",
+            (rank, max(rank - 1, 0), user_key),
+        )
+        return int(row["ahead"]) if row else 0
+
+    async def queued_total(self) -> int:
+        """How many jobs are queued in all (a sum over the users with queued jobs)."""
+        row = await self._db.fetch_one("SELECT COALESCE(SUM(queued), 0) AS queued FROM queue_users WHERE queued > 0")
+        return int(row["queued"]) if row else 0
+
+    async def recent_run_seconds(self, limit: int) -> list[float]:
+        """How long the newest `limit` videos made took, from being sent to finishing (off-peak
+        ones left out: they wait for their hours), newest first."""
+        rows = await self._db.fetch_all(
+            f"SELECT submitted_at, finished_at FROM jobs{self._db.dialect.index_hint('jobs_completed_by_finish')}"
+            f" WHERE outcome = 'completed' AND submitted_at IS NOT NULL AND {self._db.dialect.off_peak} = 0"
+            " ORDER BY finished_at DESC LIMIT ?",
+            (max(limit, 0),),
+        )
+        return [
+            (from_sql_time(row["finished_at"]) - from_sql_time(row["submitted_at"])).total_seconds() for row in rows
+        ]
+
+    async def request_cancel(self, job_id: str, requested_by: str) -> Job | None:
+        """Mark a job being sent (SUBMITTING) to be cancelled once it moves on; None when it is
+        not being sent (any more). One guarded UPDATE: the scheduler's next move of the job
+        returns the mark with it."""
+        return await self._set(job_id, {"cancel_requested_by": requested_by}, only_in=(JobState.SUBMITTING,))
+
+    async def clear_cancel_request(self, job_id: str) -> None:
+        """Forget a cancel that can no longer be done (the upstream no longer tracks the job)."""
+        await self._db.write("UPDATE jobs SET cancel_requested_by = NULL WHERE id = ?", (job_id,))

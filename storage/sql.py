@@ -129,6 +129,8 @@ class Dialect:
     off_peak: str
     # The later of two times (fixed-width text): scalar MAX() in SQLite, GREATEST() in PostgreSQL.
     later_of: str
+    # The smaller of two numbers: scalar MIN() in SQLite, LEAST() in PostgreSQL.
+    lesser_of: str
     # An index hint after a table name ('' where the planner takes none).
     indexed_by: str
     # A column that names a row of any table, for "delete these rows" by a subquery.
@@ -139,6 +141,9 @@ class Dialect:
     def later(self, first: str, second: str) -> str:
         return self.later_of.format(first, second)
 
+    def lesser(self, first: str, second: str) -> str:
+        return self.lesser_of.format(first, second)
+
     def index_hint(self, index: str) -> str:
         return self.indexed_by.format(index) if self.indexed_by else ""
 
@@ -148,6 +153,7 @@ SQLITE = Dialect(
     # Word for word as in migration 0007's index: only then does SQLite use it.
     off_peak="COALESCE(json_extract(request, '$.off_peak'), 0)",
     later_of="MAX({}, {})",
+    lesser_of="MIN({}, {})",
     indexed_by=" INDEXED BY {}",
     row_id="rowid",
     request_names_blob=(
@@ -162,6 +168,7 @@ POSTGRESQL = Dialect(
     # Word for word as in migrations/postgresql/0007's index.
     off_peak="COALESCE(((request::jsonb ->> 'off_peak')::boolean)::int, 0)",
     later_of="GREATEST({}, {})",
+    lesser_of="LEAST({}, {})",
     indexed_by="",
     row_id="ctid",
     # ->> answers SQL NULL for a JSON null too, as json_extract does.

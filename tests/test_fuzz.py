@@ -129,7 +129,10 @@ async def test_forged_callbacks_are_refused_without_error(core, job_id, token, b
 @given(
     st.lists(
         st.one_of(
-            st.sampled_from(["/create_single", "/animate", "/reroll", "/remix", "/status", "/upscale"]), COMMAND_TEXT
+            st.sampled_from(
+                ["/create_single", "/animate", "/reroll", "/remix", "/status", "/upscale", "/cancel", "/queue"]
+            ),
+            COMMAND_TEXT,
         ),
         min_size=1,
         max_size=4,
@@ -139,6 +142,7 @@ async def test_console_lines_never_crash_and_refusals_charge_nothing(core, line)
     terminal = Terminal(io.StringIO(), interactive=False)
     session = ConsoleSession(
         core.service,
+        core.control,
         core.admin,
         core.gate,
         ConsoleNotifier(terminal, core.settings.console_output_dir),

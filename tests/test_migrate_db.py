@@ -14,12 +14,13 @@ import pytest
 from bot.commands import CreateSingle, parse_command
 from bot.domain import JobState
 from bot.quota import QuotaExceeded
-from storage import SqlBlobStore, SqlDatabase, SqlGovernanceStore, SqlQuotaStore, open_storage
+from storage import SqlBlobStore, SqlDatabase, SqlGovernanceStore, SqlJobStore, SqlQuotaStore, open_storage
 from tests.harness import RecordingNotifier, eventually, fast_settings, requester, running_core
 from tests.postgres_server import PostgresServer
 from tests.test_storage import START, admit_animate
 
 GROUP = "console:g1"
+GROUP_OF_ALICE = "console:c1"  # her chat's (tests.harness.requester)
 
 
 async def migrate_db(source: Path, target: str) -> tuple[int, str]:
@@ -43,13 +44,13 @@ async def migrate_db(source: Path, target: str) -> tuple[int, str]:
 
 async def state(db: SqlDatabase, user_key: str, job_ids: list[str], blob_id: str) -> dict[str, object]:
     """What an operator would check after the move, read through the stores."""
-    from storage import SqlJobStore
-
     jobs, governance = SqlJobStore(db), SqlGovernanceStore(db)
     found = [await jobs.get(job_id) for job_id in job_ids]
     return {
         "jobs": found,
         "positions": [await jobs.queue_position(job) for job in found if job is not None],
+        # Read by the group_key column (migration 0008), not by the requester's JSON.
+        "group's unfinished": [job.id for job in await jobs.unfinished(group_key=GROUP_OF_ALICE, limit=10)],
         "usage": await SqlQuotaStore(db).usage("user", user_key, None),
         "override": await SqlQuotaStore(db).get_override("user", user_key),
         "settings": await governance.all_group_settings(),
@@ -76,14 +77,18 @@ async def test_a_sqlite_deployment_moves_to_postgresql_and_the_bot_runs_on_it(
         await governance.add_filter(GROUP, "spam", "admin")
         await governance.add_strike(alice.user.key, GROUP, START, "spam")
         await SqlQuotaStore(db).set_override("user", "someone-else", 9)
-        job_ids = [job.id for job in queued] + [picture.id]
+        # Being sent when the bot stopped, with a cancel asked for meanwhile (/cancel).
+        being_sent = await admit_animate(db, b"\x89PNG", state=JobState.SUBMITTING, user=alice.user)
+        assert await SqlJobStore(db).request_cancel(being_sent.id, "Alice") is not None
+        job_ids = [job.id for job in queued] + [picture.id, being_sent.id]
         before = await state(db, alice.user.key, job_ids, picture.request.image_blob_id or "")
     assert before["usage"].reserved == 2  # type: ignore[attr-defined]
+    assert before["group's unfinished"] == [job.id for job in queued]
 
     url = postgres_server.database()
     code, out = await migrate_db(Path(settings.bot_database), url)
     assert code == 0, out
-    assert "jobs: 3 rows" in out and "quota_ledger: 3 rows" in out
+    assert "jobs: 4 rows" in out and "quota_ledger: 4 rows" in out
     async with await open_storage(url) as copied:
         assert await state(copied, alice.user.key, job_ids, picture.request.image_blob_id or "") == before
 
@@ -103,6 +108,13 @@ async def test_a_sqlite_deployment_moves_to_postgresql_and_the_bot_runs_on_it(
             return all(job is not None and job.state is JobState.DELIVERED for job in copied_jobs)
 
         await eventually(all_delivered, timeout=30, what="the copied jobs delivered on PostgreSQL")
+
+        async def cancelled_as_asked() -> bool:
+            job = await core.jobs.get(being_sent.id)
+            return job is not None and job.outcome is JobState.CANCELLED and job.cancel_requested_by == "Alice"
+
+        # Its cancel, asked before the move, is honoured on PostgreSQL (found not sent: cancelled).
+        await eventually(cancelled_as_asked, timeout=30, what="the marked job cancelled on PostgreSQL")
 
 
 async def test_migrate_db_refuses_a_target_that_is_not_postgresql(tmp_path: Path) -> None:

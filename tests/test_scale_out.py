@@ -68,9 +68,7 @@ class RoundRobinProxy:
                 ) as answer:
                     payload = await answer.read()
                     self.forwarded[backend] += 1
-                    return web.Response(
-                        status=answer.status, body=payload, content_type=answer.content_type or None
-                    )
+                    return web.Response(status=answer.status, body=payload, content_type=answer.content_type or None)
             except aiohttp.ClientConnectionError:
                 continue  # that backend is down: the next one
         return web.Response(status=502)
@@ -172,7 +170,9 @@ async def test_three_processes_one_killed_deliver_every_job_once(tmp_path, postg
             users = [FakeUser(id=7_000_000 + n, first_name=f"User{n}") for n in range(USERS)]
             for round_number in range(JOBS_PER_USER):
                 for user in users:
-                    await fake.user_sends_text(FakeChat.private(user), user, f"/create_single a fox, take {round_number}")
+                    await fake.user_sends_text(
+                        FakeChat.private(user), user, f"/create_single a fox, take {round_number}"
+                    )
             async with await open_storage(database) as db:
 
                 async def stored() -> bool:

@@ -24,21 +24,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from bot.admin import AdminService
+from bot.cancellation import JobControl
 from bot.commands import parse_command
-from bot.domain import ChatRef, Job, Platform, Requester, ResultAction, UserRef
+from bot.domain import ChatRef, Job, JobState, Platform, Requester, ResultAction, UserRef
 from bot.errors import BotError, InvalidInput
 from bot.gate import Gatekeeper
 from bot.kinds import GenerationKind, kind_named
 from bot.ports import UNLIMITED, ChatBudget, Progress, VideoDelivery
 from bot.ranges import MODLOG_ENTRIES, STATS_DAYS
 from bot.service import GenerationService
-from bot.text_options import parse_options
-from bot.texts import help_text, job_details, job_line, progress_text
+from bot.text_options import VOICE_OPTION, parse_options
+from bot.texts import help_text, job_details, job_line, progress_text, queue_text, voices_text
 
 if TYPE_CHECKING:
     from bot.bootstrap import Core
 
 BUTTON_COMMANDS = {f"/{action.value}": action for action in ResultAction}
+# What a button's command takes after the job id.
+_BUTTON_ARGUMENTS = {
+    ResultAction.REMIX: " <new prompt>",
+    ResultAction.LIPSYNC: " <words> [--voice NAME] | <audio file>",
+}
 ADMIN_COMMANDS = frozenset(
     {
         "/quota",
@@ -129,9 +135,7 @@ class ConsoleNotifier:
         return None
 
     async def deliver(self, job: Job, delivery: VideoDelivery) -> None:
-        buttons = " · ".join(
-            f"/{a.value} {job.id}" + (" <new prompt>" if a is ResultAction.REMIX else "") for a in delivery.buttons
-        )
+        buttons = " · ".join(f"/{a.value} {job.id}" + _BUTTON_ARGUMENTS.get(a, "") for a in delivery.buttons)
         if delivery.file is not None:
             target = self._output_dir / f"{job.id}.{delivery.extension}"
             if target.exists():
@@ -150,8 +154,11 @@ class ConsoleNotifier:
         self.settled.set()
 
     async def failed(self, job: Job, reason: str) -> None:
-        self._say(f"[{job.id}] ❌ {reason}")
-        self.failed_jobs += 1
+        if job.outcome is JobState.CANCELLED:
+            self._say(f"[{job.id}] ✖️ {reason}")  # asked for: not a failure of the run
+        else:
+            self._say(f"[{job.id}] ❌ {reason}")
+            self.failed_jobs += 1
         self.settled.set()
 
     async def alert_operator(self, text: str) -> None:
@@ -173,6 +180,7 @@ class ConsoleSession:
     def __init__(
         self,
         service: GenerationService,
+        control: JobControl,
         admin: AdminService,
         gate: Gatekeeper,
         notifier: ConsoleNotifier,
@@ -180,6 +188,7 @@ class ConsoleSession:
         user: str | None = None,
     ) -> None:
         self._service = service
+        self._control = control
         self._admin = admin
         self._gate = gate
         self._notifier = notifier
@@ -210,8 +219,12 @@ class ConsoleSession:
                 self._say(help_text(catalogue=self._service.catalogue) + "\n\n" + ADMIN_HELP)
             elif (kind := kind_named(command.removeprefix("/"))) is not None:
                 await self._generate(kind, rest)
+            elif command == "/lipsync":
+                await self._lipsync(rest)
             elif command in BUTTON_COMMANDS:
                 await self._press(BUTTON_COMMANDS[command], rest)
+            elif command == "/voices":
+                self._say(voices_text(await self._service.voices.all()))
             elif command == "/effects":
                 # A terminal scrolls: every match on one page.
                 effects = self._service.effects
@@ -225,6 +238,10 @@ class ConsoleSession:
                 job = await self._service.job_status(self._requester.user, rest)
                 file = self._notifier.video_file(job.id)
                 self._say(job_details(job, video=str(file) if file else None))
+            elif command == "/queue":
+                self._say(queue_text(await self._control.queue(self._requester)))
+            elif command == "/cancel":
+                self._say(await self._control.cancel(self._requester, rest))
             elif command in ADMIN_COMMANDS:
                 self._say(await self._admin_command(command, rest))
             else:
@@ -307,6 +324,25 @@ class ConsoleSession:
         job = await self._service.press(self._requester, job_id, action, prompt=prompt or None)
         self.started.append(job.id)
 
+    async def _lipsync(self, text: str) -> None:
+        """`/lipsync <job> <words> [--voice NAME]`, or `/lipsync <job> <audio file>`."""
+        job_id, _, rest = text.strip().partition(" ")
+        if not job_id:
+            raise InvalidInput("job", "is missing; e.g. /lipsync <job id> Hello there --voice Emily")
+        await self._service.job_status(self._requester.user, job_id)  # a mistyped id says "not found"
+        audio: bytes | None = None
+        first = rest.strip().split(" ", 1)[0]
+        if first and Path(first).expanduser().is_file():
+            audio = await _read_file(first, "audio")
+            rest = rest.strip()[len(first) :]
+        parsed = parse_options(rest, (VOICE_OPTION,))
+        with parsed.in_users_words():
+            voice = parsed.values.get("voice")
+            job = await self._service.lipsync(
+                self._requester, job_id, text=parsed.prompt, voice=str(voice) if voice else None, audio=audio
+            )
+        self.started.append(job.id)
+
     async def wait_until_settled(self, is_settled: Callable[[], Awaitable[bool]], timeout: float) -> bool:
         """Wait until `is_settled()` (re-checked whenever an outcome is shown), or the timeout."""
         loop = asyncio.get_running_loop()
@@ -331,11 +367,15 @@ def _looks_like_a_path(word: str, taken: int) -> bool:
 
 
 async def _read_picture(path_text: str) -> bytes:
+    return await _read_file(path_text, "image")
+
+
+async def _read_file(path_text: str, what: str) -> bytes:
     path = Path(path_text).expanduser()
     try:
         return await asyncio.to_thread(path.read_bytes)
     except OSError as exc:
-        raise InvalidInput("image", f"cannot read {path}: {exc.strerror}") from None
+        raise InvalidInput(what, f"cannot read {path}: {exc.strerror}") from None
 
 
 def _read_lines_in_background(stream: TextIO, interactive: bool) -> asyncio.Queue[str | None]:
@@ -396,7 +436,7 @@ async def run_console(
     notifier = ConsoleNotifier(terminal, core.settings.console_output_dir)
     core.notifiers.register(Platform.CONSOLE, notifier)
     await core.deliverer.deliver_pending()
-    session = ConsoleSession(core.service, core.admin, core.gate, notifier, terminal, user)
+    session = ConsoleSession(core.service, core.control, core.admin, core.gate, notifier, terminal, user)
     interrupted = asyncio.Event()
     loop = asyncio.get_running_loop()
     if handle_signals:

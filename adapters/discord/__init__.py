@@ -45,6 +45,7 @@ async def running_discord(
         raise SettingsError("DISCORD_BOT_TOKEN is not set")
     bot = PixverseBot(
         service=core.service,
+        control=core.control,
         admin=core.admin,
         gate=core.gate,
         settings=core.settings,

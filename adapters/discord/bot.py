@@ -14,8 +14,9 @@ from adapters.discord.cogs.admin import AdminCog
 from adapters.discord.cogs.generation import GenerationCog
 from adapters.discord.context import DEFAULT_TOKEN_LIFETIME
 from adapters.discord.responder import Responder
-from adapters.discord.views import ResultActions, ResultButton
+from adapters.discord.views import CancelButton, ResultActions, ResultButton
 from bot.admin import AdminService
+from bot.cancellation import JobControl
 from bot.gate import Gatekeeper
 from bot.service import GenerationService
 from bot.settings import Settings, SettingsError
@@ -59,6 +60,7 @@ class PixverseBot(commands.Bot):
         self,
         *,
         service: GenerationService,
+        control: JobControl,
         admin: AdminService,
         gate: Gatekeeper,
         settings: Settings,
@@ -75,16 +77,17 @@ class PixverseBot(commands.Bot):
             guild_ready_timeout=guild_ready_timeout,
         )
         self.service = service
+        self.control = control
         self.admin = admin
         self.settings = settings
         self.responder = Responder(gate, token_lifetime=token_lifetime)
-        self.result_actions = ResultActions(service, self.responder)
+        self.result_actions = ResultActions(service, control, self.responder)
 
     async def setup_hook(self) -> None:
-        await self.add_cog(GenerationCog(self.service, self.responder, self.settings, self.tree))
+        await self.add_cog(GenerationCog(self.service, self.control, self.responder, self.settings, self.tree))
         await self.add_cog(AdminCog(self.admin, self.responder))
         # Registered here, before any event: presses on buttons posted before a restart still work.
-        self.add_dynamic_items(ResultButton)
+        self.add_dynamic_items(ResultButton, CancelButton)
         await self.sync_commands()
 
     async def sync_commands(self) -> None:

@@ -25,8 +25,8 @@ import discord
 
 from adapters.discord.context import DEFAULT_UPLOAD_LIMIT, InteractionContext
 from adapters.discord.responder import CONTENT_LIMIT, fit
-from adapters.discord.views import result_view
-from bot.domain import ChatRef, Job, utcnow
+from adapters.discord.views import cancel_view, result_view
+from bot.domain import ChatRef, Job, JobState, utcnow
 from bot.ports import ChatBudget, DeliveryFailed, Progress, VideoDelivery
 from bot.texts import progress_text
 
@@ -81,7 +81,7 @@ class DiscordNotifier:
         if context is None or context.original_message_id is None or self._client.is_closed():
             return None  # the channel is not told of progress: only the requester was watching
         try:
-            await self._edit_original_if_there(context, progress_text(job, progress))
+            await self._edit_original_if_there(context, progress_text(job, progress), view=cancel_view(job.id))
         except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as exc:
             # Progress is a courtesy: the next update (or the outcome) will try again.
             log.warning("progress of job %s not shown: %s", job.id, exc)
@@ -116,6 +116,8 @@ class DiscordNotifier:
         asked = _short(job.request.user_prompt or job.request.kind.value)
         # A made video reaches here only when its posting was given up on: it is not "no video".
         text = f"⚠️ “{asked}”: {reason}" if job.has_video else f"❌ No video for “{asked}”: {reason}"
+        if job.outcome is JobState.CANCELLED:
+            text = f"✖️ “{asked}”: {reason}"
 
         async def via_interaction(_webhook: discord.Webhook, context: InteractionContext) -> None:
             await self._edit_original(context, fit(text))
@@ -192,13 +194,18 @@ class DiscordNotifier:
             int(chat.thread_id or chat.chat_id), guild_id=int(chat.group_id) if chat.group_id else None
         )
 
-    async def _edit_original(self, context: InteractionContext, text: str) -> None:
+    async def _edit_original(
+        self, context: InteractionContext, text: str, *, view: discord.ui.View | None = None
+    ) -> None:
+        """Edit the progress message; without a `view` its ✖️ Cancel button goes (the outcome is there)."""
         if context.original_message_id is not None:
-            await self._webhook(context).edit_message(context.original_message_id, content=text)
+            await self._webhook(context).edit_message(context.original_message_id, content=text, view=view)
 
-    async def _edit_original_if_there(self, context: InteractionContext, text: str) -> None:
+    async def _edit_original_if_there(
+        self, context: InteractionContext, text: str, *, view: discord.ui.View | None = None
+    ) -> None:
         try:
-            await self._edit_original(context, text)
+            await self._edit_original(context, text, view=view)
         except discord.NotFound:  # the user dismissed the ephemeral progress message: nothing to update
             pass
 

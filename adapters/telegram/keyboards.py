@@ -1,7 +1,9 @@
-"""The result buttons under a finished video and the data they carry back.
+"""The result buttons under a finished video, the ✖️ Cancel button under a progress
+message, and the data they carry back.
 
-`callback_data` must fit 64 bytes: `px:<action>:<job id>` (job ids are 8 characters),
-so every button keeps working after a restart — the job is looked up in the database.
+`callback_data` must fit 64 bytes: `px:<action>:<job id>` and `pxc:<job id>` (job ids are
+8 characters), so every button keeps working after a restart — the job is looked up in
+the database.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Sequence
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from adapters.telegram.texts import BUTTON_LABELS
+from adapters.telegram.texts import BUTTON_LABELS, CANCEL_LABEL
 from bot.domain import ResultAction
 
 BUTTONS_PER_ROW = 2
@@ -36,3 +38,15 @@ def result_keyboard(job_id: str, actions: Sequence[ResultAction]) -> InlineKeybo
         return None
     rows = [buttons[i : i + BUTTONS_PER_ROW] for i in range(0, len(buttons), BUTTONS_PER_ROW)]
     return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+class CancelButton(CallbackData, prefix="pxc"):
+    """A press of ✖️ Cancel under job `job_id`'s progress message."""
+
+    job_id: str
+
+
+def cancel_keyboard(job_id: str) -> InlineKeyboardMarkup:
+    """The ✖️ Cancel button a progress message carries until the job's outcome replaces it."""
+    button = InlineKeyboardButton(text=CANCEL_LABEL, callback_data=CancelButton(job_id=job_id).pack())
+    return InlineKeyboardMarkup(inline_keyboard=[[button]])

@@ -33,9 +33,10 @@ from aiogram.exceptions import (
 from aiogram.types import FSInputFile, InlineKeyboardMarkup
 
 from adapters.telegram.activity import Activity
-from adapters.telegram.keyboards import result_keyboard
+from adapters.telegram.keyboards import cancel_keyboard, result_keyboard
 from adapters.telegram.places import reply_kwargs
 from adapters.telegram.texts import (
+    CANCELLED_MARK,
     CAPTION_LIMIT,
     STATUS_DONE,
     STATUS_FAILED,
@@ -43,7 +44,7 @@ from adapters.telegram.texts import (
     TEXT_LIMIT,
     video_link_text,
 )
-from bot.domain import ChatRef, Job, MediaType
+from bot.domain import ChatRef, Job, JobState, MediaType
 from bot.ports import ChatBudget, DeliveryFailed, Progress, VideoDelivery
 from bot.texts import progress_text
 
@@ -130,6 +131,12 @@ class TelegramNotifier:
 
     async def failed(self, job: Job, reason: str) -> None:
         with self._active():
+            # A cancel is said by the progress message (its ✖️ button goes with the edit), not
+            # by a new message; only when that message cannot be edited is one posted.
+            if job.outcome is JobState.CANCELLED and await self._finish_status(
+                job, f"{CANCELLED_MARK} {reason}"[:TEXT_LIMIT]
+            ):
+                return
             text = f"❌ {reason}"[:TEXT_LIMIT]
             await self._call(partial(self._bot.send_message, text=text, **reply_kwargs(job.requester)))
             # A made video reaches here only when its posting was given up on.
@@ -150,13 +157,21 @@ class TelegramNotifier:
     # ------------------------------------------------------------ progress message
 
     async def _post_status(self, job: Job, text: str) -> str:
-        message = await self._call(partial(self._bot.send_message, text=text, **reply_kwargs(job.requester)))
+        message = await self._call(
+            partial(
+                self._bot.send_message, text=text, reply_markup=cancel_keyboard(job.id), **reply_kwargs(job.requester)
+            )
+        )
         return str(message.message_id)
 
     async def _edit_status(self, job: Job, message_id: str, text: str) -> bool:
-        """Edit the progress message (a 429 is waited out); False when it is gone."""
+        """Edit the progress message, keeping its ✖️ button (a 429 is waited out); False when it is gone."""
         edit = partial(
-            self._bot.edit_message_text, text=text, chat_id=int(job.chat.chat_id), message_id=int(message_id)
+            self._bot.edit_message_text,
+            text=text,
+            chat_id=int(job.chat.chat_id),
+            message_id=int(message_id),
+            reply_markup=cancel_keyboard(job.id),
         )
         try:
             await self._call(edit)
@@ -170,10 +185,11 @@ class TelegramNotifier:
             raise
         return True
 
-    async def _finish_status(self, job: Job, text: str) -> None:
-        """Mark the progress message final, once the outcome itself is posted."""
+    async def _finish_status(self, job: Job, text: str) -> bool:
+        """Mark the progress message final, once the outcome itself is posted (the edit carries
+        no keyboard, so its ✖️ Cancel button goes); False when there is none or it could not be edited."""
         if job.status_message_id is None:
-            return
+            return False
         edit = partial(
             self._bot.edit_message_text, text=text, chat_id=int(job.chat.chat_id), message_id=int(job.status_message_id)
         )
@@ -182,6 +198,8 @@ class TelegramNotifier:
         except DeliveryFailed as exc:
             # Failing here would make the core post the outcome a second time.
             log.info("progress message of job %s left as it was: %s", job.id, exc)
+            return False
+        return True
 
     # ------------------------------------------------------------ requests
 

@@ -20,6 +20,7 @@ from aiogram.utils.formatting import Text, TextMention
 from bot.user_text import clean_user_text
 
 _REMIX = re.compile(r"^🔀 Remix of job (?P<job_id>[A-Za-z0-9]+):")
+_LIPSYNC = re.compile(r"^🗣 Lip-sync of job (?P<job_id>[A-Za-z0-9]+):")
 _PROMPT = "✏️ What should the video show? Reply to this message with the prompt."
 _OPTIONS = re.compile(r"^Options so far: (?P<options>.+)$", re.MULTILINE)
 
@@ -66,15 +67,33 @@ def read_remix_question(text: str) -> dict[str, str] | None:
     return {"job_id": found["job_id"]} if found else None
 
 
+def lipsync_question(job_id: str, user: User, max_chars: int) -> dict[str, Any]:
+    """Asked after 🗣: message kwargs naming the presser (see `remix_question`)."""
+    return Text(
+        f"🗣 Lip-sync of job {job_id}: ",
+        TextMention(user.full_name, user=user),
+        f", reply to this message with the words to say (up to {max_chars} characters; add --voice NAME,"
+        " /voices lists them), or with a voice note or audio file (up to 60 seconds).",
+    ).as_kwargs()
+
+
+def read_lipsync_question(text: str) -> dict[str, str] | None:
+    """`{"job_id": …}` when `text` is a lip-sync question, else None."""
+    found = _LIPSYNC.match(text)
+    return {"job_id": found["job_id"]} if found else None
+
+
 class AnswerTo(Filter):
     """A text reply to one of the bot's own questions; the handler receives what the question carried."""
 
-    def __init__(self, read: QuestionReader) -> None:
+    def __init__(self, read: QuestionReader, *, sound: bool = False) -> None:
         self._read = read
+        self._sound = sound  # a voice note or audio file answers too
 
     async def __call__(self, message: Message, bot: Bot) -> bool | dict[str, str]:
         asked = message.reply_to_message
-        if message.text is None or asked is None or asked.text is None:
+        answered = message.text is not None or (self._sound and (message.voice or message.audio) is not None)
+        if not answered or asked is None or asked.text is None:
             return False
         if asked.from_user is None or asked.from_user.id != bot.id:
             return False

@@ -28,7 +28,11 @@ USER_COMMANDS = (
     BotCommand(command="fusion", description="Fuse up to 3 pictures (an album, /fusion @pic1 hugs @pic2 as caption)"),
     BotCommand(command="effects", description="Ready-made effects: /effects [words] lists and searches them"),
     BotCommand(command="effect", description="Apply an effect: a photo (or an album of two) with /effect <name>"),
+    BotCommand(command="lipsync", description="Make one of my v5 videos speak: reply to it with /lipsync <words>"),
+    BotCommand(command="voices", description="The voices for --voice and lip-sync, with samples"),
     BotCommand(command="jobs", description="Your recent jobs"),
+    BotCommand(command="queue", description="Your waiting jobs: place in line and when they may be ready"),
+    BotCommand(command="cancel", description="Stop a job: /cancel <job>"),
     BotCommand(command="status", description="One job's state: /status <job>"),
     BotCommand(command="quota", description="What you have left"),
     BotCommand(command="help", description="Commands and options"),
@@ -78,18 +82,22 @@ BUTTON_LABELS = {
     ResultAction.REMIX: "🔀 Remix",
     ResultAction.UPSCALE: "⬆️ Upscale",
     ResultAction.EXTEND: "➕ Extend",
+    ResultAction.LIPSYNC: "🗣 Lip-sync",
 }
 BUTTON_CONFIRMATIONS = {
     ResultAction.REROLL: "Rerolling…",
     ResultAction.UPSCALE: "Upscaling…",
     ResultAction.EXTEND: "Extending…",
 }
+CANCEL_LABEL = "✖️ Cancel"
 REMIX_ASKED = "Reply to my message with the new prompt."
+LIPSYNC_ASKED = "Reply to my message with the words to say, or a voice note."
 STALE_BUTTON = "This button no longer works."
 
 USAGE = {
     "create_single": "Usage: /create_single <prompt> [--style anime] [--ar 9:16] [--seed 42] … "
     "— /help lists every option.",
+    "cancel": "Usage: /cancel <job> — the job id /jobs and /queue show (e.g. /cancel abc123).",
     "animate": "Usage: send a picture with the caption /animate [prompt] [--motion 7] [--hd yes] …, "
     "or reply /animate to a picture — /help lists every option.",
 }
@@ -97,6 +105,7 @@ USAGE = {
 APOLOGY = "Sorry, something went wrong on my side. Please try again in a moment."
 STATUS_DONE = "✅ Done"
 STATUS_FAILED = "❌ Not made"
+CANCELLED_MARK = "✖️"
 # A video was made, but posting it kept failing (the core gave up; its message has the link).
 STATUS_NOT_POSTED = "⚠️ Video made, but not posted here"
 

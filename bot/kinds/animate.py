@@ -7,15 +7,16 @@ from typing import Any
 from pydantic import field_validator
 
 from bot.blobs import ALLOWED_IMAGE_TYPES
-from bot.commands import RequestBuilder, _Command, check_prompt, yes_no
+from bot.commands import RequestBuilder, check_prompt, yes_no
 from bot.domain import GenerationRequest, JobKind
 from bot.errors import InvalidInput
-from bot.kinds.base import GenerationKind, Pictures, common_body
-from bot.text_options import ANIMATE_OPTIONS, MOTION_DEFAULT, MOTION_MAX, MOTION_MIN
+from bot.kinds.base import GenerationKind, Pictures, common_body, sound_body
+from bot.kinds.sound import SoundCommand, prepare_voice, sound_fields
+from bot.text_options import ANIMATE_OPTIONS, MOTION_DEFAULT, MOTION_MAX, MOTION_MIN, SOUND_OPTIONS
 from bot.upstream.models import CreateVideoRequest
 
 
-class Animate(_Command):
+class Animate(SoundCommand):
     """v1 /animate: an image brought to life."""
 
     prompt: str | None = None
@@ -50,6 +51,7 @@ def build(builder: RequestBuilder, cmd: Animate, blobs: tuple[str, ...]) -> Gene
         hd_quality=cmd.hd_quality,
         image_blob_id=blobs[0],
         **common,
+        **sound_fields(cmd, common["model"], builder.catalogue),
     )
     return builder.checked(builder.recompose(request))
 
@@ -71,7 +73,7 @@ def _quality(builder: RequestBuilder, cmd: Animate) -> str:
 
 
 def _body(request: GenerationRequest) -> dict[str, Any]:
-    return common_body(request) | {"first_frame_path": request.image_path}
+    return common_body(request) | sound_body(request) | {"first_frame_path": request.image_path}
 
 
 ANIMATE = GenerationKind(
@@ -81,11 +83,13 @@ ANIMATE = GenerationKind(
     usage="[prompt] [options]",
     example="animate smiling and blinking --motion 7 --hd yes",
     command=Animate,
-    options=ANIMATE_OPTIONS,
+    options=ANIMATE_OPTIONS + SOUND_OPTIONS,
     build=build,
     request_type=CreateVideoRequest,
     body=_body,
     prompt_help="What should happen in the video",
     pictures=Pictures(roles=("the picture",), required=1),
     picture_help=(f"The picture to animate ({ALLOWED_IMAGE_TYPES})",),
+    prepare=prepare_voice,
+    looked_up="voice",
 )

@@ -26,11 +26,20 @@ from bot.upstream.models import SEED_MAX, SEED_MIN
 if TYPE_CHECKING:
     from bot.commands import RequestBuilder, _Command
     from bot.effects import EffectsCatalogue
+    from bot.voices import VoiceCatalogue
 
 # Routing fields every upstream request carries (email, replyRef, replyUrl).
 Routing = dict[str, str | None]
 # The stand-in path of a picture not uploaded yet, for validating a job at accept time.
 PENDING_UPLOAD = "upload/pending"
+
+
+@dataclass(frozen=True, slots=True)
+class Lookups:
+    """What a kind's `prepare` may look a typed name up in: effects, voices."""
+
+    effects: EffectsCatalogue
+    voices: VoiceCatalogue
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +102,8 @@ class GenerationKind:
     common_options: tuple[Option, ...] = COMMON_OPTIONS  # the shared options this kind takes
     # Looks up what the command names before it is built (an effect by its name), so
     # `build` stays a plain function of the command; None when there is nothing to look up.
-    prepare: Callable[[EffectsCatalogue, Any], Awaitable[Any]] | None = None
+    prepare: Callable[[Lookups, Any], Awaitable[Any]] | None = None
+    looked_up: str = "prompt"  # the command field `prepare` looks up (moderated first: answers quote it)
     prompt_name: str = "prompt"  # the Discord option the free text fills
     prompt_suggested: bool = False  # Discord: the free text is offered as you type (effect names)
 
@@ -137,4 +147,14 @@ def common_body(request: GenerationRequest) -> dict[str, Any]:
         "audio": request.audio or None,
         "seed": request.seed,
         "off_peak_mode": request.off_peak or None,
+    }
+
+
+def sound_body(request: GenerationRequest) -> dict[str, Any]:
+    """The sound fields of a `videos/create` request (v5's own; see bot/kinds/sound.py)."""
+    return {
+        "sound_effect_prompt": request.sound_effect,
+        "auto_sound": request.auto_sound,
+        "lip_sync_tts_prompt": request.speech,
+        "lip_sync_tts_speaker_id": request.speaker_id,
     }

@@ -6,17 +6,18 @@ from typing import Any
 
 from pydantic import field_validator
 
-from bot.commands import RequestBuilder, _Command, check_choice, check_prompt, one_of
+from bot.commands import RequestBuilder, check_choice, check_prompt, one_of
 from bot.domain import GenerationRequest, JobKind
 from bot.errors import InvalidInput
-from bot.kinds.base import GenerationKind, common_body
+from bot.kinds.base import GenerationKind, common_body, sound_body
+from bot.kinds.sound import SoundCommand, prepare_voice, sound_fields
 from bot.settings import V1_STYLES
-from bot.text_options import CREATE_OPTIONS
+from bot.text_options import CREATE_OPTIONS, SOUND_OPTIONS
 from bot.upstream import models as up
 from bot.upstream.models import CreateVideoRequest
 
 
-class CreateSingle(_Command):
+class CreateSingle(SoundCommand):
     """v1 /create_single: text to video."""
 
     prompt: str
@@ -56,6 +57,7 @@ def build(builder: RequestBuilder, cmd: CreateSingle, _blobs: tuple[str, ...] = 
         if style != "Anime":
             raise InvalidInput("character", f"only works with style Anime (the style here is {style})")
         cmd = cmd.model_copy(update={"character": check_choice("character", cmd.character, settings.anime_characters)})
+    common = builder.common(cmd)
     request = GenerationRequest(
         kind=JobKind.CREATE,
         user_prompt=cmd.prompt,
@@ -63,13 +65,14 @@ def build(builder: RequestBuilder, cmd: CreateSingle, _blobs: tuple[str, ...] = 
         character=cmd.character,
         negative_prompt=cmd.negative_prompt,
         aspect_ratio=cmd.aspect_ratio or settings.default_aspect_ratio.value,
-        **builder.common(cmd),
+        **common,
+        **sound_fields(cmd, common["model"], builder.catalogue),
     )
     return builder.checked(builder.recompose(request))
 
 
 def _body(request: GenerationRequest) -> dict[str, Any]:
-    return common_body(request) | {"aspect_ratio": request.aspect_ratio}
+    return common_body(request) | sound_body(request) | {"aspect_ratio": request.aspect_ratio}
 
 
 CREATE = GenerationKind(
@@ -79,9 +82,11 @@ CREATE = GenerationKind(
     usage="<prompt> [options]",
     example="create_single a fox running through snow --ar 9:16 --style anime",
     command=CreateSingle,
-    options=CREATE_OPTIONS,
+    options=CREATE_OPTIONS + SOUND_OPTIONS,
     build=build,
     request_type=CreateVideoRequest,
     body=_body,
     prompt_required=True,
+    prepare=prepare_voice,
+    looked_up="voice",
 )

@@ -15,9 +15,9 @@ from pydantic import field_validator
 from bot.blobs import ALLOWED_IMAGE_TYPES
 from bot.commands import RequestBuilder, _Command, random_seed
 from bot.domain import GenerationRequest, ImageRef, JobKind
-from bot.effects import EffectInfo, EffectsCatalogue
+from bot.effects import EffectInfo
 from bot.errors import InvalidInput
-from bot.kinds.base import GenerationKind, Pictures
+from bot.kinds.base import GenerationKind, Lookups, Pictures
 from bot.text_options import COMMON_OPTIONS
 from bot.upstream.models import CreateVideoRequest
 
@@ -42,8 +42,8 @@ class EffectCommand(_Command):
         return value
 
 
-async def _prepare(effects: EffectsCatalogue, command: EffectCommand) -> EffectCommand:
-    return command.model_copy(update={"effect": await effects.find(command.prompt)})
+async def _prepare(lookups: Lookups, command: EffectCommand) -> EffectCommand:
+    return command.model_copy(update={"effect": await lookups.effects.find(command.prompt)})
 
 
 def _build(_builder: RequestBuilder, command: EffectCommand, blobs: tuple[str, ...]) -> GenerationRequest:

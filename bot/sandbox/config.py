@@ -63,6 +63,12 @@ class SandboxConfig:
     # database starts past every earlier run (`numbers_after_earlier_runs`): PixVerse never
     # reuses a video id, so an old job's upscale or extend finds nothing, not another video.
     first_video_number: int = 1
+    # DELETE scheduler/{video_id}: the docs call it "cancel video currently being executed" yet
+    # describe it as "remove video_id generation tracking by the API", and do not say whether
+    # PixVerse stops. False: only tracking stops (no callbacks, the maxJobs slot is free) and
+    # PixVerse finishes the video, spending its credits. True: the generation stops too and
+    # the video ends FAILED (error `CANCELLED_ERROR`), its credits given back.
+    scheduler_delete_stops_video: bool = False
     # The models it accepts (the bot's MODELS_FILE when the bot runs it; None: the shipped ones).
     catalogue: Catalogue | None = None
 

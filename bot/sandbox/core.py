@@ -106,6 +106,21 @@ class Sandbox:
             raise KeyError(f"{video_id} is not generating")
         job.finish_now.set()
 
+    def stop_tracking(self, video_id: str) -> None:
+        """DELETE scheduler/{id}: useapi.net forgets a running job (no callbacks, its slot is
+        free); PixVerse finishes it, unless the config says the generation stops as well, in
+        which case it ends FAILED at once and its credits are given back."""
+        video = self.find(video_id)
+        if video is None or not video.in_scheduler:
+            raise ApiError(404, f"Unable to locate running video_id {video_id}")
+        video.untracked = True
+        job = self._jobs.get(video_id)
+        if self.config.scheduler_delete_stops_video and job is not None:
+            job.task.cancel()
+            video.cancelled = True
+            video.phase = VideoPhase.FAILED
+            self._refund(video)
+
     def delete(self, video_id: str) -> None:
         """Delete a video; one still generating stops (and never calls back)."""
         self.require(video_id).deleted = True

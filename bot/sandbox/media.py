@@ -10,11 +10,13 @@ import hashlib
 import io
 import struct
 from dataclasses import dataclass, replace
+from typing import Any
 
 import av
 import numpy as np
 
 FPS = 8
+AUDIO_RATE = 16_000  # soundtracks and voice samples: small, and enough for a tone
 BASE_FRAMES = 2 * FPS  # each generation (or extension) adds two seconds
 _SHORT_SIDE = 90  # pixels; small files keep tests fast
 _ASPECTS = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4)}
@@ -37,6 +39,8 @@ class Picture:
     height: int
     frames: int
     fingerprint: str
+    # What its soundtrack is drawn from (sound effects, speech, lip-sync); "" makes a silent clip.
+    sound: str = ""
 
     @classmethod
     def for_aspect(cls, aspect_ratio: str, fingerprint: str) -> Picture:
@@ -48,6 +52,10 @@ class Picture:
     def upscaled(self) -> Picture:
         """The same clip at twice the width and height."""
         return replace(self, width=self.width * 2, height=self.height * 2)
+
+    def with_sound(self, sound: str) -> Picture:
+        """The same clip with a soundtrack drawn from `sound` (a tone whose pitch it picks)."""
+        return replace(self, sound=sound)
 
     def extended(self, fingerprint: str) -> Picture:
         """The clip made two seconds longer, continuing with a new look."""
@@ -76,7 +84,7 @@ def render_gif(picture: Picture) -> bytes:
 def render(picture: Picture, pad_to: int = 0) -> RenderedVideo:
     """Encode the picture (CPU-bound: call it off the event loop)."""
     frames = [_draw(picture, index) for index in range(picture.frames)]
-    return RenderedVideo(_pad(_encode_mp4(frames), pad_to), _encode_jpeg(frames[0]))
+    return RenderedVideo(_pad(_encode_mp4(frames, picture.sound), pad_to), _encode_jpeg(frames[0]))
 
 
 def _draw(picture: Picture, index: int) -> np.ndarray:
@@ -93,15 +101,50 @@ def _draw(picture: Picture, index: int) -> np.ndarray:
     return frame
 
 
-def _encode_mp4(frames: list[np.ndarray]) -> bytes:
+def _encode_mp4(frames: list[np.ndarray], sound: str = "") -> bytes:
     height, width, _ = frames[0].shape
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=FPS, options=_X264_OPTIONS)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        # Every stream is added before the first packet: the header is written then.
+        soundtrack = _soundtrack_stream(container) if sound else None
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
+        if soundtrack is not None:
+            _encode_tone(container, soundtrack, sound, len(frames) / FPS)
+    return buffer.getvalue()
+
+
+def sine_tone(fingerprint: str, seconds: float, rate: int = AUDIO_RATE) -> np.ndarray:
+    """Mono 16-bit samples of a tone whose pitch `fingerprint` picks (shape 1 × samples)."""
+    pitch = 220 + hashlib.sha256(fingerprint.encode()).digest()[0] * 2  # 220 to 730 Hz
+    t = np.arange(int(rate * seconds)) / rate
+    return (np.sin(2 * np.pi * pitch * t) * 6000).astype(np.int16).reshape(1, -1)
+
+
+def _soundtrack_stream(container: Any) -> Any:
+    """An AAC track, so a video with sound has a real audio stream players (and tests) find."""
+    stream = container.add_stream("aac", rate=AUDIO_RATE)
+    stream.layout = "mono"
+    return stream
+
+
+def _encode_tone(container: Any, stream: Any, fingerprint: str, seconds: float) -> None:
+    frame = av.AudioFrame.from_ndarray(sine_tone(fingerprint, seconds), format="s16", layout="mono")
+    frame.sample_rate = AUDIO_RATE
+    container.mux(stream.encode(frame))
+    container.mux(stream.encode(None))
+
+
+def render_sample(fingerprint: str, seconds: float = 1.0) -> bytes:
+    """A short WAV of the tone `fingerprint` picks (the voices' samples)."""
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="wav") as container:
+        stream = container.add_stream("pcm_s16le", rate=AUDIO_RATE)
+        stream.layout = "mono"
+        _encode_tone(container, stream, fingerprint, seconds)
     return buffer.getvalue()
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.sandbox.errors import ApiError
-from bot.sandbox.media import Picture, render, render_gif
+from bot.sandbox.media import Picture, render, render_gif, render_sample
 from bot.sandbox.web_support import API_PREFIX, RouteGroup, on_both, origin, queried_account
 
 EFFECT_MEDIA_PREFIX = "/media/effects/"
@@ -103,10 +103,23 @@ def find_effect(template_id: int) -> SandboxEffect | None:
     return _BY_ID.get(template_id)
 
 
-_VOICES = [
-    {"speaker_id": str(number), "display_name": name, "url": ""}
-    for number, name in enumerate(("Emily", "James", "Isabella", "Liam"), start=1)
-]
+# The voices of the docs' sample answer; each sample is a short tone the sandbox serves.
+VOICE_NAMES = ("Emily", "James", "Isabella", "Liam", "Chloe", "Adrian")
+VOICE_MEDIA_PREFIX = "/media/voice/"
+_VOICE_IDS = {str(number): name for number, name in enumerate(VOICE_NAMES, start=1)}
+
+
+def require_voice(speaker_id: str, field: str) -> None:
+    """400 naming the voices when `speaker_id` is none of them."""
+    if str(speaker_id) not in _VOICE_IDS:
+        raise ApiError(400, f"{field}: {speaker_id!r} is not a voice; GET videos/voices lists them")
+
+
+@functools.cache
+def _voice_sample(speaker_id: str) -> bytes:
+    return render_sample(f"voice {speaker_id}")
+
+
 _PREVIEW_TYPES = {"gif": "image/gif", "mp4": "video/mp4", "jpg": "image/jpeg"}
 
 
@@ -126,6 +139,7 @@ class CatalogRoutes(RouteGroup):
         return [
             *on_both("GET", f"{API_PREFIX}/videos/effects", self.effects),
             *on_both("GET", f"{API_PREFIX}/videos/voices", self.voices),
+            web.get(f"{VOICE_MEDIA_PREFIX}{{name}}", self.voice_sample),
             web.get(f"{EFFECT_MEDIA_PREFIX}{{name}}", self.preview),
         ]
 
@@ -136,7 +150,23 @@ class CatalogRoutes(RouteGroup):
 
     async def voices(self, request: web.Request) -> web.Response:
         queried_account(self.sandbox, request)
-        return web.json_response({"tts_list": _VOICES})
+        voices = [
+            {
+                "speaker_id": voice,
+                "url": f"{origin(request)}{VOICE_MEDIA_PREFIX}{voice}.wav",
+                "display_name": name,
+            }
+            for voice, name in _VOICE_IDS.items()
+        ]
+        return web.json_response({"tts_list": voices})
+
+    async def voice_sample(self, request: web.Request) -> web.Response:
+        """`<speaker_id>.wav`: a second of the voice's tone."""
+        stem, _, extension = request.match_info["name"].partition(".")
+        if stem not in _VOICE_IDS or extension != "wav":
+            raise ApiError(404, f"No such file: {request.path}")
+        body = await asyncio.to_thread(_voice_sample, stem)
+        return web.Response(body=body, content_type="audio/wav")
 
     async def preview(self, request: web.Request) -> web.Response:
         """`<template_id>.gif`, `.mp4` or `.jpg`: a preview drawn from the template id."""

@@ -12,7 +12,7 @@ from bot.pricing import Pricing
 from bot.sandbox.admission import Admission, admit, planned_outcome
 from bot.sandbox.errors import ApiError
 from bot.sandbox.media import Picture
-from bot.sandbox.routes_catalog import IMAGE_TEMPLATE, SandboxEffect, find_effect
+from bot.sandbox.routes_catalog import IMAGE_TEMPLATE, SandboxEffect, find_effect, require_voice
 from bot.sandbox.videos import SandboxVideo, VideoPhase
 from bot.sandbox.web_support import API_PREFIX, RouteGroup, origin, read_body, validated
 from bot.upstream.models import (
@@ -30,6 +30,7 @@ from bot.upstream.models import (
     CreateTransitionRequest,
     CreateVideoRequest,
     ExtendRequest,
+    LipSyncRequest,
     Quality,
     RoutedRequest,
     UpscaleRequest,
@@ -47,7 +48,6 @@ DEFAULT_EXTEND_MODEL = UPSTREAM_DEFAULT_EXTEND_MODEL
 # simulate. They answer a 404 that says so: without a route of their own, aiohttp would
 # match them to GET videos/{video_id} and answer 405, which no client expects.
 UNSIMULATED_GENERATIONS = (
-    "videos/lipsync",
     "videos/modify",
     "videos/restyle",
 )
@@ -64,6 +64,7 @@ class GenerationRoutes(RouteGroup):
             web.post(f"{API_PREFIX}/videos/create-fusion", self.create_fusion),
             web.post(f"{API_PREFIX}/videos/upscale", self.upscale),
             web.post(f"{API_PREFIX}/videos/extend", self.extend),
+            web.post(f"{API_PREFIX}/videos/lipsync", self.lipsync),
             *(web.post(f"{API_PREFIX}/{path}", self.unsimulated) for path in UNSIMULATED_GENERATIONS),
         ]
 
@@ -89,7 +90,8 @@ class GenerationRoutes(RouteGroup):
         quality, duration = ask.quality or DEFAULT_QUALITY, ask.duration or DEFAULT_DURATION
         aspect_ratio, model = ask.aspect_ratio or DEFAULT_ASPECT_RATIO, ask.model or DEFAULT_CREATE_MODEL
         off_peak = bool(ask.off_peak_mode)
-        cost = self._video_cost(model, quality, duration, audio=bool(ask.audio), off_peak=off_peak)
+        # Any sound adds the model's audio row, as the bot's pricing has it.
+        cost = self._video_cost(model, quality, duration, audio=bool(_soundtrack(ask)), off_peak=off_peak)
         effect = self._template(ask)
         if effect is not None:
             # The template decides the length, the model and the price.
@@ -97,6 +99,12 @@ class GenerationRoutes(RouteGroup):
         fingerprint = "|".join((prompt, str(seed), model, ask.first_frame_path or "", str(ask.template_id or "")))
         if ask.last_frame_path:  # a two-picture effect: the second picture shows too
             fingerprint = f"{fingerprint}|{ask.last_frame_path}"
+        if ask.lip_sync_tts_speaker_id is not None:
+            require_voice(ask.lip_sync_tts_speaker_id, "lip_sync_tts_speaker_id")
+        picture = Picture.for_aspect(aspect_ratio, fingerprint)
+        sound = _soundtrack(ask)
+        if sound:
+            picture = picture.with_sound(f"{fingerprint}|{sound}")
         return await self._start(
             request,
             ask,
@@ -104,7 +112,7 @@ class GenerationRoutes(RouteGroup):
             prompt=prompt,
             off_peak=off_peak,
             cost=cost,
-            picture=Picture.for_aspect(aspect_ratio, fingerprint),
+            picture=picture,
             model=model,
             seed=seed,
             quality=quality,
@@ -277,6 +285,42 @@ class GenerationRoutes(RouteGroup):
             extended=True,
         )
 
+    async def lipsync(self, request: web.Request) -> web.Response:
+        """A finished video made to speak: a prompt in a voice, or an uploaded audio track."""
+        ask = validated(LipSyncRequest, await read_body(request))
+        if not ask.video_id:
+            raise ApiError(400, "video_path: the sandbox lip-syncs its own videos; give video_id")
+        source = self._completed_source(ask.video_id)
+        lipsyncs = self.sandbox.config.catalogue or shipped_catalogue()
+        if not lipsyncs.can_lipsync(source.model):
+            raise ApiError(400, f"video_id: {ask.video_id} was made with {source.model}; lipsync works with v5 videos")
+        if ask.audio_path:
+            self.sandbox.uploads.require(ask.audio_path, "audio", "audio_path")
+        if ask.speaker_id is not None:
+            require_voice(ask.speaker_id, "speaker_id")
+        sound = ask.audio_path or f"{ask.prompt}|{ask.speaker_id or ''}"
+        cost = self._video_cost(
+            source.model, source.quality, source.duration, audio=False, off_peak=bool(ask.off_peak_mode)
+        )
+        # Like an upscale, it runs on the account that made the source video.
+        return await self._start(
+            request,
+            ask,
+            email=source.email,
+            prompt=ask.prompt or "",
+            off_peak=bool(ask.off_peak_mode),
+            cost=cost,
+            picture=source.picture.with_sound(f"{source.picture.fingerprint}|lipsync|{sound}"),
+            model=source.model,
+            seed=source.seed,
+            quality=source.quality,
+            duration=source.duration,
+            video_duration=source.video_duration,
+            aspect_ratio=source.aspect_ratio,
+            original_video_id=source.video_id,
+            extended=source.extended,
+        )
+
     async def _start(
         self,
         request: web.Request,
@@ -336,3 +380,14 @@ class GenerationRoutes(RouteGroup):
             # The job runs, but the client only sees the connection close.
             request.transport.close()
         return web.json_response({video.id_key: video.video_id})
+
+
+def _soundtrack(ask: CreateVideoRequest) -> str:
+    """What a created video's sound is drawn from; "" when it is asked for none."""
+    parts = [
+        "audio" if ask.audio else "",
+        "auto" if ask.auto_sound else "",
+        ask.sound_effect_prompt or "",
+        ask.lip_sync_tts_prompt or "",
+    ]
+    return "|".join(parts) if any(parts) else ""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.sandbox.errors import ApiError
 from bot.sandbox.web_support import API_PREFIX, RouteGroup, on_both
 
 
@@ -41,11 +40,7 @@ class SchedulerRoutes(RouteGroup):
         return web.json_response({"executing": executing_jobs, "available": capacity})
 
     async def stop_tracking(self, request: web.Request) -> web.Response:
-        """Stop tracking a job: it frees a maxJobs slot and sends no more callbacks,
-        but PixVerse still generates it (and counts it against its own limit)."""
-        video_id = request.match_info["video_id"]
-        video = self.sandbox.find(video_id)
-        if video is None or not video.in_scheduler:
-            raise ApiError(404, f"Unable to locate running video_id {video_id}")
-        video.untracked = True
+        """Stop tracking a job: it frees a maxJobs slot and sends no more callbacks; PixVerse
+        still generates it unless the config says otherwise (`Sandbox.stop_tracking`)."""
+        self.sandbox.stop_tracking(request.match_info["video_id"])
         return web.Response(status=204)

@@ -52,6 +52,9 @@ class VideoPhase(Enum):
 
 # The `error` text of a video that ends in the FAILED fault.
 FAILURE_ERROR = "Generation failed (sandbox fault)"
+# The `error` text of a video whose generation DELETE scheduler stopped
+# (`SandboxConfig.scheduler_delete_stops_video`).
+CANCELLED_ERROR = "Generation cancelled (DELETE scheduler)"
 
 
 def account_id_of(email: str) -> int:
@@ -94,6 +97,7 @@ class SandboxVideo:
     phase: VideoPhase = VideoPhase.STARTING
     untracked: bool = False  # removed from useapi's scheduler (DELETE scheduler/{id})
     deleted: bool = False
+    cancelled: bool = False  # stopped by DELETE scheduler/{id} (when the config says it stops)
     media: RenderedVideo | None = None
 
     def __post_init__(self) -> None:
@@ -158,7 +162,7 @@ class SandboxVideo:
             "off_peak": int(self.off_peak),
         }
         if self.phase is VideoPhase.FAILED:
-            body["error"] = FAILURE_ERROR
+            body["error"] = CANCELLED_ERROR if self.cancelled else FAILURE_ERROR
         if self.reply_ref is not None:
             body["replyRef"] = self.reply_ref
         return body

@@ -55,6 +55,7 @@ from bot.upstream.models import (
     EffectPage,
     ExtendRequest,
     Features,
+    LipSyncRequest,
     SchedulerAvailability,
     SchedulerJob,
     UploadedFile,
@@ -85,6 +86,7 @@ PaidRequest = (
     | CreateFusionRequest
     | UpscaleRequest
     | ExtendRequest
+    | LipSyncRequest
 )
 
 
@@ -241,6 +243,9 @@ def _lookup_hints(request: PaidRequest) -> tuple[str | None, str | None, int | N
     if isinstance(request, UpscaleRequest):
         # An upscale runs on the account that owns the source video and has no prompt or seed.
         return account_email_of(request.video_id), None, None
+    if isinstance(request, LipSyncRequest):
+        # So does a lip-sync; its prompt is the speech, not a video prompt the listing shows.
+        return account_email_of(request.video_id or ""), None, None
     if isinstance(request, CreateTransitionRequest):
         # Its prompts are per transition: the listing's one prompt cannot be matched safely.
         return request.email, None, request.seed
@@ -341,6 +346,10 @@ class PixVerseClient:
     async def extend_video(self, request: ExtendRequest) -> VideoCreated:
         """POST videos/extend. Sent at most once; see `OutcomeUnknown` for a lost answer."""
         return await self._generate("videos/extend", request)
+
+    async def lipsync_video(self, request: LipSyncRequest) -> VideoCreated:
+        """POST videos/lipsync. Sent at most once; see `OutcomeUnknown` for a lost answer."""
+        return await self._generate("videos/lipsync", request)
 
     async def _generate(self, path: str, request: PaidRequest) -> VideoCreated:
         """Send a paid generation once; when its answer is lost, find it instead of resending.

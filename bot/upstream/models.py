@@ -18,6 +18,9 @@ from bot.catalogue import Catalogue, Feature, shipped_catalogue
 # Documented limits (seeds/v2/post-pixverse-videos-create-v4.md, model-capabilities.md).
 MAX_PROMPT_CHARS = 2048
 MAX_LIP_SYNC_TTS_CHARS = 140
+# POST videos/lipsync: its text prompt, and the longest audio track it takes.
+MAX_LIPSYNC_PROMPT_CHARS = 200
+MAX_LIPSYNC_AUDIO_SECONDS = 60
 MAX_REPLY_FIELD_CHARS = 1024
 SEED_MIN, SEED_MAX = 1, 2_147_483_647
 DURATION_MIN, DURATION_MAX = 1, 10
@@ -161,13 +164,12 @@ def _check_audio(
 ) -> None:
     if request.audio:
         request._require(info, Feature.AUDIO, "audio is only available on models", default_model)
-    if request.lip_sync_tts_prompt or request.sound_effect_prompt:
-        request._require(
-            info,
-            Feature.LIP_SYNC,
-            "lip_sync_tts_prompt and sound_effect_prompt are only available on models",
-            default_model,
-        )
+    if request.lip_sync_tts_prompt:
+        request._require(info, Feature.LIP_SYNC, "lip_sync_tts_prompt is only available on models", default_model)
+    if request.sound_effect_prompt:
+        request._require(info, Feature.SOUND_EFFECTS, "sound_effect_prompt is only available on models", default_model)
+    if request.auto_sound:
+        request._require(info, Feature.AUTO_SOUND, "auto_sound is only available on models", default_model)
 
 
 class CreateFramesRequest(_SoundRequest):
@@ -311,6 +313,31 @@ class ExtendRequest(_ModelRequest):
             raise ValueError("extend needs video_id or video_path")
         self._require(info, Feature.EXTEND, "extend works with models", UPSTREAM_DEFAULT_EXTEND_MODEL)
         _check_duration_quality(self.duration, self.quality)
+        return self
+
+
+class LipSyncRequest(RoutedRequest):
+    """POST videos/lipsync: a video made to speak `prompt` in a voice, or to an uploaded audio track.
+
+    No email: like upscale, it runs on the account that made `video_id` (v5 only).
+    """
+
+    video_id: str | None = None
+    video_path: str | None = None
+    audio_path: str | None = None
+    prompt: str | None = Field(default=None, max_length=MAX_LIPSYNC_PROMPT_CHARS)
+    speaker_id: str | None = None
+    original_sound_switch: bool | None = None
+    off_peak_mode: bool | None = None
+
+    @model_validator(mode="after")
+    def _source_and_sound(self) -> LipSyncRequest:
+        if not (self.video_id or self.video_path):
+            raise ValueError("lipsync needs video_id or video_path")
+        if not (self.audio_path or self.prompt):
+            raise ValueError("lipsync needs a prompt to speak or an audio_path")
+        if self.audio_path and self.prompt:
+            raise ValueError("lipsync takes a prompt or an audio_path, not both")
         return self
 
 

@@ -94,8 +94,15 @@ _MAX_TEXT = 4096
 _MAX_CAPTION = 1024
 _THUMBNAIL_SIDE = 90
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-_FILE_ID_PREFIXES = {"photos": "AgAC", "videos": "BAAC", "documents": "BQAC", "animations": "CgAC"}
-_MEDIA_KEYS = ("photo", "video", "document", "animation", "audio")
+_FILE_ID_PREFIXES = {
+    "photos": "AgAC",
+    "videos": "BAAC",
+    "documents": "BQAC",
+    "animations": "CgAC",
+    "voice": "AwAC",
+    "music": "CQAC",
+}
+_MEDIA_KEYS = ("photo", "video", "document", "animation", "audio", "voice")
 # Telegram marks a /command at the start of the text or after whitespace.
 _COMMAND = re.compile(r"(?<!\S)/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?")
 # aiogram 3.31 requires can_send_welcome_messages (Bot API 10.3), newer than the spec.
@@ -409,6 +416,8 @@ class FakeTelegram:
                 self._api_send_video,
                 self._api_send_animation,
                 self._api_send_document,
+                self._api_send_audio,
+                self._api_send_media_group,
                 self._api_send_chat_action,
                 self._api_edit_message_text,
                 self._api_edit_message_caption,
@@ -549,6 +558,42 @@ class FakeTelegram:
         animation = {**_document(stored), "width": width, "height": height, "duration": 1}
         content = {"animation": animation, "document": _document(stored), **_caption_content(caption)}
         return await self._user_posts(chat, user, content, None, reply_to)
+
+    async def user_sends_voice(
+        self,
+        chat: FakeChat,
+        user: FakeUser,
+        data: bytes,
+        *,
+        duration: int,
+        caption: str | None = None,
+        reply_to: JSON | int | None = None,
+        file_size: int | None = None,
+    ) -> JSON:
+        """Deliver a voice note (OGG/Opus, as Telegram records them); `file_size` overrides
+        the size Telegram reports (to stand for a file too big to fetch)."""
+        stored = self.register_file(data, folder="voice", file_name="voice.oga", mime_type="audio/ogg")
+        voice = {**stored.to_api(), "duration": duration, "mime_type": "audio/ogg"}
+        if file_size is not None:
+            voice["file_size"] = file_size
+        return await self._user_posts(chat, user, {"voice": voice, **_caption_content(caption)}, None, reply_to)
+
+    async def user_sends_audio(
+        self,
+        chat: FakeChat,
+        user: FakeUser,
+        data: bytes,
+        *,
+        duration: int,
+        file_name: str = "song.mp3",
+        mime_type: str = "audio/mpeg",
+        caption: str | None = None,
+        reply_to: JSON | int | None = None,
+    ) -> JSON:
+        """Deliver a music file (`audio`), e.g. an MP3 sent from the phone's files."""
+        stored = self.register_file(data, folder="music", file_name=file_name, mime_type=mime_type)
+        audio = {**_document(stored), "duration": duration}
+        return await self._user_posts(chat, user, {"audio": audio, **_caption_content(caption)}, None, reply_to)
 
     async def user_presses_button(
         self, chat: FakeChat, user: FakeUser, message: JSON | int, callback_data: str
@@ -1160,6 +1205,33 @@ class FakeTelegram:
     async def _api_send_document(self, params: JSON, files: dict[str, UploadedFile]) -> JSON:
         stored = await self._input_file(params, files, "document", "documents")
         return self._post_bot_message(params, {"document": _document(stored), **_bot_caption(params)})
+
+    async def _api_send_audio(self, params: JSON, files: dict[str, UploadedFile]) -> JSON:
+        stored = await self._input_file(params, files, "audio", "music")
+        audio = {**_document(stored), "duration": params.get("duration", 0)}
+        return self._post_bot_message(params, {"audio": audio, **_bot_caption(params)})
+
+    async def _api_send_media_group(self, params: JSON, files: dict[str, UploadedFile]) -> list[JSON]:
+        """An album: 2 to 10 items of one family (audio with audio), each posted as a message."""
+        media = params["media"]
+        items = json.loads(media) if isinstance(media, str) else media
+        if not 2 <= len(items) <= 10:
+            raise _ApiError(HTTPStatus.BAD_REQUEST, "Bad Request: wrong number of media in the group")
+        types = {item["type"] for item in items}
+        if "audio" in types and types != {"audio"}:
+            raise _ApiError(HTTPStatus.BAD_REQUEST, "Bad Request: audio can't be mixed with other media types")
+        group_id = f"album{next(self._file_numbers)}"
+        sent = []
+        for item in items:
+            value = item["media"]
+            name = value.removeprefix("attach://") if value.startswith("attach://") else "media"
+            stored = await self._input_file({"media": value} if name == "media" else {}, files, name, "music")
+            kind = item["type"]
+            content = {kind: {**_document(stored), "duration": 0}, "media_group_id": group_id}
+            if item.get("caption"):
+                content["caption"] = item["caption"]
+            sent.append(self._post_bot_message(params, content))
+        return sent
 
     async def _api_send_chat_action(self, params: JSON, _files: dict[str, UploadedFile]) -> bool:
         self._writable_chat(params["chat_id"])

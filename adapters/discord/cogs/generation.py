@@ -13,14 +13,18 @@ from adapters.discord.effects import effect_choices, show_listing
 from adapters.discord.kinds import slash_command
 from adapters.discord.responder import Responder, user_ref
 from adapters.discord.views import buttons_legend
+from bot.audio import MAX_AUDIO_BYTES, WHAT_TO_SEND
 from bot.blobs import ALLOWED_IMAGE_TYPES
+from bot.cancellation import JobControl
 from bot.commands import parse_command
 from bot.domain import Requester
 from bot.errors import BotError, InvalidInput
 from bot.kinds import KINDS, GenerationKind
 from bot.service import GenerationService
 from bot.settings import Settings
-from bot.texts import job_details, job_line
+from bot.text_options import LIPSYNC_SPEECH_MAX_CHARS
+from bot.texts import job_details, job_line, queue_text, voices_text
+from bot.upstream.models import MAX_LIPSYNC_AUDIO_SECONDS
 
 # Discord shows at most 25 autocomplete choices.
 MAX_CHOICES = 25
@@ -34,9 +38,15 @@ class GenerationCog(commands.Cog, name="Videos"):
     """Every generation kind as a slash command (adapters.discord.kinds), and the lookups."""
 
     def __init__(
-        self, service: GenerationService, responder: Responder, settings: Settings, tree: app_commands.CommandTree
+        self,
+        service: GenerationService,
+        control: JobControl,
+        responder: Responder,
+        settings: Settings,
+        tree: app_commands.CommandTree,
     ) -> None:
         self._service = service
+        self._control = control
         self._responder = responder
         self._settings = settings
         self._tree = tree
@@ -99,6 +109,56 @@ class GenerationCog(commands.Cog, name="Videos"):
 
         await self._responder.run(interaction, listing)
 
+    @app_commands.command(description="The voices for --voice and lip-sync, with a sample of each")
+    async def voices(self, interaction: discord.Interaction) -> None:
+        async def listing(_requester: Requester) -> str:
+            return voices_text(await self._service.voices.all())
+
+        await self._responder.run(interaction, listing)
+
+    @app_commands.command(description="Make one of your v5 videos speak: words in a voice, or your own audio")
+    @app_commands.describe(
+        job="The video's job id (from /jobs or under the video)",
+        text=f"Words to say, up to {LIPSYNC_SPEECH_MAX_CHARS} characters",
+        voice="A voice /voices lists (for the words)",
+        audio=f"Or an audio file to lip-sync to, up to {MAX_LIPSYNC_AUDIO_SECONDS} seconds",
+    )
+    async def lipsync(
+        self,
+        interaction: discord.Interaction,
+        job: Range[str, 1, 40],
+        text: Range[str, 1, LIPSYNC_SPEECH_MAX_CHARS] | None = None,
+        voice: Range[str, 1, 40] | None = None,
+        audio: discord.Attachment | None = None,
+    ) -> None:
+        async def speak(requester: Requester) -> None:
+            await self._service.job_status(requester.user, job)  # a mistyped id says "not found"
+            sound = await self._read_audio(audio) if audio is not None else None
+            await self._service.lipsync(requester, job, text=text, voice=voice, audio=sound)
+
+        await self._responder.run(interaction, speak)
+
+    @lipsync.autocomplete("voice")
+    async def _voice_names(self, interaction: discord.Interaction, current: str) -> list[Choice[str]]:
+        try:
+            voices = await self._service.voices.all()
+        except BotError:  # the list cannot be fetched now: no suggestions, the command says why
+            return []
+        wanted = current.strip().lower()
+        return _choices([voice.name for voice in voices if wanted in voice.name.lower()][:MAX_CHOICES])
+
+    async def _read_audio(self, audio: discord.Attachment) -> bytes:
+        """The attachment's bytes, once its declared type and size show it is worth downloading."""
+        declared = (audio.content_type or "").split(";")[0].strip()
+        if not declared.startswith(("audio/", "video/")):
+            raise InvalidInput("audio", f"is {declared or 'not audio'}; {WHAT_TO_SEND}")
+        if audio.size > MAX_AUDIO_BYTES:
+            raise InvalidInput("audio", f"is {audio.size / 2**20:.1f} MB; the limit is {MAX_AUDIO_BYTES // 2**20} MB")
+        try:
+            return await audio.read()
+        except discord.HTTPException:
+            raise InvalidInput("audio", "could not be fetched from Discord; please send it again") from None
+
     @app_commands.command(description="Your recent videos and how they are doing")
     async def jobs(self, interaction: discord.Interaction) -> None:
         async def recent(requester: Requester) -> str:
@@ -115,7 +175,25 @@ class GenerationCog(commands.Cog, name="Videos"):
 
         await self._responder.run(interaction, details)
 
+    @app_commands.command(description="Your waiting and running videos: place in line, when they may be ready")
+    async def queue(self, interaction: discord.Interaction) -> None:
+        async def listing(requester: Requester) -> str:
+            # A server admin (Manage Server, the responder's default) gets the server's queue.
+            return queue_text(await self._control.queue(requester))
+
+        await self._responder.run(interaction, listing)
+
+    @app_commands.command(description="Stop one of your videos (a server admin: anyone's in this server)")
+    @app_commands.describe(job="The job id (from /jobs, /queue or under the video)")
+    async def cancel(self, interaction: discord.Interaction, job: Range[str, 1, 40]) -> None:
+        async def cancel(requester: Requester) -> str:
+            return await self._control.cancel(requester, job)
+
+        await self._responder.run(interaction, cancel)
+
+    @cancel.autocomplete("job")
     @status.autocomplete("job")
+    @lipsync.autocomplete("job")
     async def _recent_job_ids(self, interaction: discord.Interaction, current: str) -> list[Choice[str]]:
         jobs = await self._service.recent_jobs(user_ref(interaction.user), limit=MAX_CHOICES)
         return [Choice(name=job_line(job)[:100], value=job.id) for job in jobs if current.strip() in job.id]

@@ -1,4 +1,4 @@
-"""/start, /help, /jobs, /status, /id — and a hint for anything else said to the bot in private."""
+"""/start, /help, /jobs, /status, /queue, /cancel, /id — and a hint for anything else said to the bot in private."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from adapters.telegram.texts import ADMIN_HELP, PRIVATE_FALLBACK
 from bot.bootstrap import Core
 from bot.domain import Requester
 from bot.errors import InvalidInput
-from bot.texts import help_text, job_details, job_line
+from bot.texts import help_text, job_details, job_line, queue_text
 
 
 def router() -> Router:
@@ -21,6 +21,8 @@ def router() -> Router:
     handlers.message.register(help_, Command("help"))
     handlers.message.register(jobs, Command("jobs"))
     handlers.message.register(status, Command("status"))
+    handlers.message.register(queue, Command("queue"))
+    handlers.message.register(cancel, Command("cancel"))
     handlers.message.register(ids, Command("id"))
     # Groups with privacy mode on send the bot only commands and replies to it; in a group,
     # a reply that is no command for the bot (say, "nice!" under a video) gets no answer.
@@ -43,6 +45,15 @@ async def status(message: Message, command: CommandObject, core: Core, requester
     if not job_id:
         raise InvalidInput("job", "is missing; e.g. /status abc123 (/jobs lists yours)")
     await message.reply(job_details(await core.service.job_status(requester.user, job_id)))
+
+
+async def queue(message: Message, core: Core, requester: Requester) -> None:
+    # In a group an admin gets the group's queue (requester.is_group_admin, from the admission middleware).
+    await message.reply(queue_text(await core.control.queue(requester)))
+
+
+async def cancel(message: Message, command: CommandObject, core: Core, requester: Requester) -> None:
+    await message.reply(await core.control.cancel(requester, command.args or ""))
 
 
 async def ids(message: Message, core: Core, requester: Requester) -> None:
