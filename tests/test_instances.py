@@ -6,6 +6,7 @@ and two whole cores sharing one PostgreSQL database in this process."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 import pytest
@@ -246,3 +247,77 @@ def _command(number: int):  # type: ignore[no-untyped-def]
     from bot.commands import CreateSingle, parse_command
 
     return parse_command(CreateSingle, prompt=f"a fox number {number}")
+
+
+async def test_one_process_polls_telegram_and_another_takes_over_when_it_stops(
+    tmp_path, sandbox: Sandbox, postgres_url: str
+) -> None:
+    from tests.fakes.telegram_api import FakeTelegram
+    from tests.fakes.telegram_fixtures import ALICE, ALICE_CHAT, running_bot, telegram_settings, wait_videos
+
+    async with FakeTelegram() as fake:
+        settings = telegram_settings(tmp_path, sandbox, fake, bot_database=postgres_url, instance_lease=1)
+        async with contextlib.AsyncExitStack() as stack:
+            first = await stack.enter_async_context(running_bot(settings))
+            async with running_bot(settings) as second:
+                assert first.adapter._polling is not None and second.adapter._polling is None  # one polls
+                await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a kite")
+                await wait_videos(fake, ALICE_CHAT, 1)
+                # The first stops: its session closes, and with it the polling lock.
+                await stack.aclose()
+                await eventually(lambda: second.adapter._polling is not None, what="the other process polls")
+                await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a second kite")
+                await wait_videos(fake, ALICE_CHAT, 2)
+        assert fake.spec_violations == []
+
+
+async def test_a_webhook_update_delivered_again_is_handled_once(tmp_path, sandbox: Sandbox, database_url: str) -> None:
+    from benchmarks.common import free_port
+    from bot.bootstrap import serving_http
+    from tests.fakes.telegram_api import FakeTelegram
+    from tests.fakes.telegram_fixtures import ALICE, ALICE_CHAT, running_bot, telegram_settings, user_ref
+
+    port = free_port()
+    async with FakeTelegram() as fake:
+        settings = telegram_settings(
+            tmp_path, sandbox, fake, bot_database=database_url, bot_public_url=f"http://127.0.0.1:{port}"
+        )
+        async with running_bot(settings) as bot, serving_http(bot.core.http_app, "127.0.0.1", port):
+            await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a fox in the snow")
+            assert fake.webhook is not None
+            # Telegram got no answer in time (say), and delivers the same update again.
+            again = await fake.post_update_to(
+                fake.webhook.url, fake.updates[-1], secret_token=fake.webhook.secret_token
+            )
+            assert again == 200
+            assert len(await bot.core.service.recent_jobs(user_ref(ALICE))) == 1
+
+
+async def test_a_job_another_live_process_is_sending_is_left_to_it_and_recovered_once_it_is_gone(
+    tmp_path, sandbox: Sandbox, postgres_url: str
+) -> None:
+    from bot.submission import build_upstream_request
+
+    settings = fast_settings(tmp_path, sandbox, bot_database=postgres_url, unknown_outcome_grace=0)
+    async with (
+        running_core(settings, RecordingNotifier(), start=False) as a,
+        running_core(settings, RecordingNotifier(), start=False) as b,
+    ):
+        await a.instance.join(alone=False)
+        await b.instance.join(alone=False)
+        job = await a.service.create_single(requester(), _command(1))
+        claimed = await a.jobs.transition(job.id, JobState.QUEUED, JobState.SUBMITTING, account="alice@sandbox.local")
+        assert claimed is not None
+        # A's create is under way (the upstream does not list it yet): B must not touch it.
+        await b.scheduler.recover()
+        left = await b.jobs.get(job.id)
+        assert left is not None and left.state is JobState.SUBMITTING and left.owner == a.instance.id
+        # A's request arrives; A dies before it records the answer.
+        request = build_upstream_request(claimed.request, email="alice@sandbox.local", reply_ref=job.id)
+        sent = await a.upstream.create_video(request)
+        await a.instance.leave()
+        await b.scheduler.recover()  # B takes the job over and finds it upstream by its replyRef
+        recovered = await b.jobs.get(job.id)
+        assert recovered is not None and recovered.state is JobState.SUBMITTED
+        assert recovered.video_id == sent.id and recovered.owner == b.instance.id
+    assert sandbox.count("POST", "/v2/pixverse/videos/create") == 1  # sent once, paid once

@@ -25,6 +25,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from benchmarks.common import free_port
 from bot.sandbox import SandboxConfig, running_sandbox
 from storage import open_storage
 from tests.fakes.telegram_api import FakeChat, FakeTelegram, FakeUser
@@ -87,14 +88,6 @@ class RoundRobinProxy:
         finally:
             await self._session.close()
             await runner.cleanup()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def start_process(env: dict[str, str], workdir: Path, number: int) -> tuple[asyncio.subprocess.Process, Path]:
