@@ -201,7 +201,7 @@ class Deliverer:
             job
             # Those this process is responsible for (see `bot.instances`): the others are
             # another live process's to post, and two posts of one video are one too many.
-            for job in await self._jobs.claimable(OUTCOME_STATES)
+            for job in await self._jobs.claimable(OUTCOME_STATES, platforms=self._notifiers.platforms())
             if job.deliver_after is None or job.deliver_after <= now
         ]
         await asyncio.gather(*(self.deliver(job) for job in due))
@@ -226,6 +226,9 @@ class Deliverer:
             notifier = self._notifiers.for_job(job)
             if notifier is None:
                 log.info("job %s waits: no %s adapter is running", job.id, job.chat.platform)
+                # Left to a process that runs one (several processes on one database may
+                # not all run every adapter); alone, this process claims it again later.
+                await self._jobs.release(job.id)
                 return False
             async with self._slots:
                 return await self._deliver_once(job.id, notifier)

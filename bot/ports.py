@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from bot.domain import IN_FLIGHT_STATES, ChatRef, Job, JobState, MediaType, ResultAction, UserRef
+from bot.domain import IN_FLIGHT_STATES, ChatRef, Job, JobState, MediaType, Platform, ResultAction, UserRef
 from bot.upstream import models as up
 
 
@@ -51,9 +51,13 @@ class JobStore(Protocol):
     async def in_states(self, states: Iterable[JobState]) -> list[Job]:
         """Jobs in any of `states`, oldest first."""
 
-    async def claimable(self, states: Iterable[JobState]) -> list[Job]:
+    async def claimable(self, states: Iterable[JobState], *, platforms: Iterable[Platform] | None = None) -> list[Job]:
         """Jobs in any of `states` this process is responsible for, oldest first: those it
-        owns, and those whose owner is gone (its lease ran out), taken over now."""
+        owns, and those whose owner is gone (its lease ran out), taken over now. With
+        `platforms`, only jobs of those chat platforms."""
+
+    async def release(self, job_id: str) -> None:
+        """Give up this process's ownership of the job (another process may claim it now)."""
 
     async def claim(self, job_id: str, states: Iterable[JobState]) -> Job | None:
         """The job, if it is in one of `states` and this process owns it or has just taken it

@@ -88,6 +88,10 @@ class Notifiers:
     def for_job(self, job: Job) -> Notifier | None:
         return self._by_platform.get(job.chat.platform)
 
+    def platforms(self) -> list[Platform]:
+        """The platforms whose adapter runs in this process."""
+        return list(self._by_platform)
+
     def all(self) -> list[Notifier]:
         return list(self._by_platform.values())
 

@@ -18,6 +18,7 @@ from bot.domain import (
     GenerationRequest,
     Job,
     JobState,
+    Platform,
     Requester,
     ResultAction,
     UserRef,
@@ -245,21 +246,28 @@ class SqlJobStore:
         )
         return [_job(row) for row in rows]
 
-    async def claimable(self, states: Iterable[JobState]) -> list[Job]:
+    async def claimable(self, states: Iterable[JobState], *, platforms: Iterable[Platform] | None = None) -> list[Job]:
         """Jobs in any of `states` this process owns, oldest first, after taking over those
         whose owner is gone (no owner, or one whose lease ran out: see `bot.instances`).
 
         Each take-over is a compare-and-set on the owner read, so of two processes taking
-        over the same job at once exactly one gets it.
+        over the same job at once exactly one gets it. With `platforms`, only jobs of those
+        chat platforms (a process delivers only where its adapters run).
         """
         wanted = _states(states)
         if not wanted:
             return []
+        sql = f"SELECT * FROM jobs WHERE state IN ({placeholders(len(wanted))})"
+        params: list[object] = [state.value for state in wanted]
+        if platforms is not None:
+            names = [Platform(platform).value for platform in platforms]
+            if not names:
+                return []
+            sql += f" AND platform IN ({placeholders(len(names))})"
+            params += names
         rows = await self._db.fetch_all(
-            f"SELECT * FROM jobs WHERE state IN ({placeholders(len(wanted))})"
-            f" AND (owner IS NULL OR owner = ? OR owner NOT IN ({LIVE_INSTANCES_SQL}))"
-            " ORDER BY created_at, id",
-            [*(state.value for state in wanted), self._owner, to_sql_time(self._clock())],
+            f"{sql} AND (owner IS NULL OR owner = ? OR owner NOT IN ({LIVE_INSTANCES_SQL})) ORDER BY created_at, id",
+            [*params, self._owner, to_sql_time(self._clock())],
         )
         mine: list[Job] = []
         for job in map(_job, rows):
@@ -284,6 +292,10 @@ class SqlJobStore:
             if row is not None:
                 return None  # its owner is alive and will see to it
         return await self._take_over(job)
+
+    async def release(self, job_id: str) -> None:
+        """Give the job up (no owner), if this process owns it: any process may claim it."""
+        await self._db.write("UPDATE jobs SET owner = NULL WHERE id = ? AND owner = ?", (job_id, self._owner))
 
     async def _take_over(self, job: Job) -> Job | None:
         """Make this process the owner of `job`, if no one changed its state or owner since it

@@ -321,3 +321,23 @@ async def test_a_job_another_live_process_is_sending_is_left_to_it_and_recovered
         assert recovered is not None and recovered.state is JobState.SUBMITTED
         assert recovered.video_id == sent.id and recovered.owner == b.instance.id
     assert sandbox.count("POST", "/v2/pixverse/videos/create") == 1  # sent once, paid once
+
+
+async def test_a_job_finished_in_a_process_without_its_chats_adapter_is_posted_by_one_with_it(
+    tmp_path, sandbox: Sandbox, postgres_url: str
+) -> None:
+    from bot.bootstrap import open_core
+
+    settings = fast_settings(tmp_path, sandbox, bot_database=postgres_url)
+    notifier = RecordingNotifier()
+    async with open_core(settings) as without, running_core(settings, notifier) as with_adapter:
+        # Sent and tracked by either process; `without` finishes some of them (its tracker
+        # or a callback), and has no console adapter to post them.
+        jobs = [await without.service.create_single(requester(f"u{n}"), _command(n)) for n in range(6)]
+
+        async def all_delivered() -> bool:
+            states = [(await with_adapter.jobs.get(job.id)).state for job in jobs]  # type: ignore[union-attr]
+            return all(state is JobState.DELIVERED for state in states)
+
+        await eventually(all_delivered, timeout=30, what="every job delivered by the process with the adapter")
+    assert {job.id: notifier.outcome_counts()[job.id] for job in jobs} == {job.id: 1 for job in jobs}
