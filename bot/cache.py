@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable, Iterator, MutableMapping, MutableSet
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, MutableMapping, MutableSet
+from typing import TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -101,8 +101,8 @@ class LruSet(MutableSet[K]):
         self._members.pop(value, None)
 
 
-class SharedCache(Generic[K, V]):
-    """A bounded cache of values other processes may change (several bot processes on one
+class SharedCache(Mapping[K, V]):
+    """A bounded cache (a read-only mapping) of values other processes may change (several bot processes on one
     database, `bot.ports.Coordinator`): `forget`, called when one announces a change,
     drops every entry, and a value read from the database while a `forget` came is
     returned but not kept (it may be the value from before the change)."""
@@ -111,7 +111,7 @@ class SharedCache(Generic[K, V]):
         self._entries: LruDict[K, V] = LruDict(max_size)
         self._generation = 0
 
-    async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+    async def get_or_load(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
         """The cached value of `key`, else `load()`'s (kept unless forgotten meanwhile)."""
         if key in self._entries:
             return self._entries[key]
@@ -120,6 +120,15 @@ class SharedCache(Generic[K, V]):
         if generation == self._generation:
             self._entries[key] = value
         return value
+
+    def __getitem__(self, key: K) -> V:
+        return self._entries[key]
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def put(self, key: K, value: V) -> None:
         """Keep `value`, just written by this process."""

@@ -131,7 +131,7 @@ class QuotaService:
     async def limit_for(self, scope: str, subject: str) -> int | None:
         # Overrides change only by admin commands (of this process, or of another that
         # announces it): cache them.
-        has_override, limit = await self._overrides.get(
+        has_override, limit = await self._overrides.get_or_load(
             (scope, subject), lambda: self._store.get_override(scope, subject)
         )
         if has_override:

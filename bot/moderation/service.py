@@ -166,7 +166,7 @@ class ModerationService:
         async def load() -> GroupSettings:
             return GroupSettings.from_stored(await self._store.group_settings(key), self._defaults, group_key=key)
 
-        return await self._settings.get(key, load)
+        return await self._settings.get_or_load(key, load)
 
     async def update_settings(self, group_key: str, **changes: Any) -> GroupSettings:
         updated = replace(await self.settings_for(group_key), **changes)
@@ -271,7 +271,7 @@ class ModerationService:
             own = Blocklist.from_lines(group_entries, allow_regex=False, source="group")
             return Blocklist.merged(self._global, extra, own)
 
-        return await self._lists.get(key, load)
+        return await self._lists.get_or_load(key, load)
 
     # --------------------------------------------------------------- lists
 
