@@ -6,7 +6,9 @@ small round-robin proxy of this test's own, as a load balancer in front of the b
 would (a dead backend is skipped, as nginx's `proxy_next_upstream error` does). 20
 users send 100 jobs; then, with jobs queued, running and being delivered, one process
 is killed. The other two take its jobs over once its lease runs out: every job is
-delivered exactly once, created upstream exactly once, and every quota is exact.
+created upstream exactly once, every quota is exact, and every job is posted once —
+except a video the killed process had posted but not yet recorded as posted when it
+died (the crash window of README "Known limits"), which is posted again.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ LEASE_SECONDS = 3
 KILL_AFTER_DELIVERED = 25
 # The log line of the process that sends queued jobs (it holds the scheduler's lock).
 SENDER_LOG = "this process now runs 'scheduler'"
+MAX_CONCURRENT_DELIVERIES = 4  # the default of MAX_CONCURRENT_DELIVERIES
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -184,12 +187,21 @@ async def test_three_processes_one_killed_deliver_every_job_once(tmp_path, postg
                 [victim_number] = [n for n, (_, log) in enumerate(processes) if SENDER_LOG in log.read_text()]
                 victim, victim_log = processes[victim_number]
                 os.kill(victim.pid, signal.SIGKILL)
+                killed_at = time.monotonic()
                 await victim.wait()
                 [victim_id] = re.findall(r"bot process (\S+) joined", victim_log.read_text())
                 row = await db.fetch_one(
                     "SELECT COUNT(*) AS n FROM jobs WHERE owner = ? AND state <> 'delivered'", (victim_id,)
                 )
                 assert row is not None and row["n"] > 0  # it died with work of its own under way
+                # Finished jobs it owned and had not recorded as delivered: it may have been
+                # posting them as it died (README "Known limits": the crash window).
+                in_its_hands = {
+                    row["id"]
+                    for row in await db.fetch_all(
+                        "SELECT id FROM jobs WHERE owner = ? AND state IN ('completed', 'failed')", (victim_id,)
+                    )
+                }
                 survivors = [entry for n, entry in enumerate(processes) if n != victim_number]
 
                 async def all_delivered() -> bool:
@@ -217,7 +229,19 @@ async def test_three_processes_one_killed_deliver_every_job_once(tmp_path, postg
         survivor_logs = "".join(log.read_text() for _, log in survivors)
         assert SENDER_LOG in survivor_logs  # another process sends now
         posted = delivered_videos(fake)
-        assert len(posted) == JOBS and set(posted.values()) == {1}, posted.most_common(3)
+        assert len(posted) == JOBS  # every job reached its chat
+        # Once each — but for the crash window, which no API of Telegram's can close: a
+        # video the killed process had posted and not yet recorded is posted again by the
+        # process that takes the job over. Only such jobs may appear twice, and only the
+        # few it was posting at that moment (its concurrent deliveries: 4 at most).
+        twice = {job_id for job_id, times in posted.items() if times > 1}
+        assert set(posted.values()) <= {1, 2}, posted.most_common(3)
+        assert twice <= in_its_hands and len(twice) <= MAX_CONCURRENT_DELIVERIES, (twice, in_its_hands)
+        for job_id in twice:
+            first_post = min(
+                call.at for call in fake.calls if call.method == "sendVideo" and job_id_of(call.result) == job_id
+            )
+            assert first_post <= killed_at  # posted by the killed process, before it died
         assert {row["outcome"]: row["n"] for row in outcomes} == {"completed": JOBS}
         assert sandbox.count("POST", "/v2/pixverse/videos/create") == JOBS  # one create per job
         assert {(row["user_key"], row["state"]): row["amount"] for row in ledger} == {
