@@ -308,7 +308,8 @@ class SqlJobStore:
         if not rows:
             return None
         if job.owner is not None:
-            log.warning("job %s (%s): taken over from bot process %s, which is gone", job.id, job.state, job.owner)
+            # INFO: after every restart a lone process takes over its predecessor's jobs.
+            log.info("job %s (%s): taken over from bot process %s, which is gone", job.id, job.state, job.owner)
         return _job(rows[0])
 
     async def recent_for_user(self, user: UserRef, limit: int = 10) -> list[Job]:
