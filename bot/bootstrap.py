@@ -26,6 +26,7 @@ from bot.commands import RequestBuilder
 from bot.delivery import Deliverer, DeliveryPolicy
 from bot.effects import EffectsCatalogue
 from bot.gate import Gatekeeper, RateLimiter
+from bot.media import VideoIntake, VideoLimits
 from bot.moderation.rules import Blocklist, load_default_blocklist
 from bot.moderation.service import ExternalModeration, FilterMode, GroupSettings, ModerationService
 from bot.outcomes import OutcomeSettler
@@ -40,7 +41,7 @@ from bot.service import GenerationService
 from bot.settings import Settings
 from bot.tracker import Tracker
 from bot.upstream.client import PixVerseClient
-from bot.upstream.models import EffectPage
+from bot.upstream.models import EffectPage, UploadedFile
 from bot.webhooks import CallbackHandler, CallbackSigner, build_http_app
 from storage import (
     SqliteBlobStore,
@@ -298,6 +299,13 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             emails = [slot.email for slot in accounts.accounts]
             return await upstream.effects(email=emails[0] if emails else None)
 
+        async def upload(data: bytes, content_type: str) -> UploadedFile:
+            # Any account will do: a file uploaded to one is reachable from all (POST files);
+            # with several, the upstream needs one named.
+            await accounts.refresh()
+            emails = [slot.email for slot in accounts.accounts]
+            return await upstream.upload_file(data, content_type, email=emails[0] if emails else None)
+
         admission = SqliteJobAdmission(db)
         service = GenerationService(
             jobs=jobs,
@@ -314,6 +322,7 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             max_off_peak_jobs_per_user=settings.max_off_peak_jobs_per_user,
             catalogue=catalogue,
             effects=EffectsCatalogue(fetch_effects, price=quotas.price_in_unit),
+            videos=VideoIntake(upload, VideoLimits(settings.max_video_bytes, settings.max_video_seconds)),
         )
         admin = AdminService(
             quotas=quotas,

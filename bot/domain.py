@@ -80,6 +80,7 @@ class JobKind(StrEnum):
     UPSCALE = "upscale"
     EXTEND = "extend"
     EFFECT = "effect"  # an effect template applied to one or two pictures (/effect, reroll of it)
+    MODIFY = "modify"  # a video changed as a prompt says (✏️ Modify, /modify on the user's own video)
 
 
 class MediaType(StrEnum):
@@ -96,6 +97,11 @@ class ResultAction(StrEnum):
     REMIX = "remix"
     UPSCALE = "upscale"
     EXTEND = "extend"
+    MODIFY = "modify"  # asks for the change to make, like remix asks for its prompt
+
+
+# The buttons that ask the presser for text first (the new prompt, the change to make).
+TEXT_ACTIONS = frozenset({ResultAction.REMIX, ResultAction.MODIFY})
 
 
 class JobState(StrEnum):
@@ -175,8 +181,12 @@ class GenerationRequest:
     # pictures); `duration` is their sum. No prompts: every transition takes `prompt`.
     segment_durations: tuple[int, ...] = ()
     segment_prompts: tuple[str, ...] = ()
-    # upscale/extend: the source video at the upstream.
+    # upscale/extend/modify: the source video at the upstream, a video PixVerse made
+    # (`source_video_id`) or one the user sent, uploaded with POST files (`source_video_path`).
     source_video_id: str | None = None
+    source_video_path: str | None = None
+    # create/animate --preview: a fast, cheaper draft (`preview_mode`); ⬆️ Upscale makes the full video.
+    preview: bool = False
     # /effect: the template (it chooses its own model), its name for captions, its price
     # in credits when asked (video_base_cost + fixed_cost) and what it makes.
     template_id: int | None = None

@@ -125,6 +125,8 @@ class Upstream(Protocol):
 
     async def extend_video(self, request: up.ExtendRequest) -> up.VideoCreated: ...
 
+    async def modify_video(self, request: up.ModifyRequest) -> up.VideoCreated: ...
+
     async def find_submitted(
         self,
         reply_ref: str,

@@ -32,6 +32,7 @@ from bot.upstream.models import (
     CreateTransitionRequest,
     CreateVideoRequest,
     ExtendRequest,
+    ModifyRequest,
     UpscaleRequest,
     VideoCreated,
     account_email_of,
@@ -326,6 +327,8 @@ class Scheduler:
             return await self._upstream.upscale_video(request)
         if isinstance(request, ExtendRequest):
             return await self._upstream.extend_video(request)
+        if isinstance(request, ModifyRequest):
+            return await self._upstream.modify_video(request)
         if isinstance(request, CreateFramesRequest):
             return await self._upstream.create_frames(request)
         if isinstance(request, CreateTransitionRequest):

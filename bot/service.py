@@ -15,6 +15,7 @@ from bot.catalogue import Catalogue, Feature
 from bot.commands import V1_PROMPT_MAX, RequestBuilder, random_seed
 from bot.delivery import result_buttons
 from bot.domain import (
+    TEXT_ACTIONS,
     GenerationRequest,
     Job,
     JobKind,
@@ -31,6 +32,8 @@ from bot.errors import ActionUnavailable, ButtonExpired, InvalidInput, JobNotFou
 from bot.kinds import ANIMATE, CREATE, GenerationKind, kind_of
 from bot.kinds.animate import Animate
 from bot.kinds.create import CreateSingle
+from bot.kinds.edit import modify_quality
+from bot.media import UserVideo, VideoIntake, VideoLimits
 from bot.moderation.service import ModerationService
 from bot.ports import ImageStoreFull, JobAdmission, JobStore, NewImage, OffPeakLimitReached, Progress, ProgressStage
 from bot.progress import ProgressReporter
@@ -60,8 +63,10 @@ class GenerationService:
         max_off_peak_jobs_per_user: int,
         catalogue: Catalogue,
         effects: EffectsCatalogue,
+        videos: VideoIntake,
     ) -> None:
         self._catalogue = catalogue
+        self._videos = videos
         self._effects = effects
         self._jobs = jobs
         self._admission = admission
@@ -82,26 +87,45 @@ class GenerationService:
         return self._catalogue
 
     @property
+    def video_limits(self) -> VideoLimits:
+        """How large and long a video users may send (adapters refuse larger ones before fetching)."""
+        return self._videos.limits
+
+    @property
     def effects(self) -> EffectsCatalogue:
         """The effect templates on offer (/effects lists them; /effect applies one)."""
         return self._effects
 
     async def generate(
-        self, requester: Requester, kind: GenerationKind, command: object, images: list[bytes] | tuple[()] = ()
+        self,
+        requester: Requester,
+        kind: GenerationKind,
+        command: object,
+        images: list[bytes] | tuple[()] = (),
+        video: bytes | None = None,
     ) -> Job:
-        """Queue a job of `kind` from its validated `command` and its pictures, in order.
+        """Queue a job of `kind` from its validated `command` and its pictures, in order, or
+        the user's own video for a kind that takes one (/modify, /extend).
 
-        Each picture is checked by its content; they are stored only if the job is admitted,
-        and only until the job has uploaded them.
+        Each picture and video is checked by its content; pictures are stored only if the job
+        is admitted, and only until the job has uploaded them. A video is uploaded once the
+        request has passed every check but the quota's (see `_accept`).
         """
         if kind.pictures is not None:
             kind.pictures.check(len(images), kind.name)
         elif images:
             raise InvalidInput("image", f"/{kind.name} takes no picture")
+        if kind.with_video is not None and video is None:
+            raise InvalidInput("video", f"is missing; send a video with the caption /{kind.name} …")
+        if kind.with_video is None and video is not None:
+            raise InvalidInput("video", f"/{kind.name} takes no video")
         checked = [NewImage(data, check_image(data, max_bytes=self._max_image_bytes)) for data in images]
+        sent = await self._videos.check(video) if video is not None else None
         command = await self.prepared(requester, kind, command)
         request = kind.build(self._builder, command, tuple(new_blob_id() for _ in checked))
-        return await self._accept(requester, request, images=checked)
+        if kind.with_video is not None and sent is not None:
+            request = kind.with_video(request, sent)
+        return await self._accept(requester, request, images=checked, video=sent)
 
     async def prepared(self, requester: Requester, kind: GenerationKind, command: object) -> object:
         """`command` with what it names looked up (an effect by its name); unchanged for kinds
@@ -136,7 +160,7 @@ class GenerationService:
         *,
         prompt: str | None = None,
     ) -> Job:
-        """A result button: reroll, remix (needs `prompt`), upscale or extend a finished video.
+        """A result button: reroll, remix or modify (need `prompt`), upscale or extend a finished video.
 
         Only the requester may press, or a chat admin of that chat when the operator allows it.
         """
@@ -181,12 +205,15 @@ class GenerationService:
             return request.with_changes(seed=seed)
         if request.makes is MediaType.PICTURE:
             raise ActionUnavailable("A picture made by an effect can only be made again (🔄 reroll).")
-        if action is ResultAction.REMIX:
+        if action in TEXT_ACTIONS:
             text = clean_user_text(prompt)
             if not text:
-                raise InvalidInput("prompt", "is empty; remix needs the new prompt to use")
+                wanted = "the new prompt to use" if action is ResultAction.REMIX else "the change to make"
+                raise InvalidInput("prompt", f"is empty; {action.value} needs {wanted}")
             if len(text) > V1_PROMPT_MAX:
                 raise InvalidInput("prompt", f"is {len(text)} characters long; at most {V1_PROMPT_MAX} are allowed")
+            if action is ResultAction.MODIFY:
+                return self._modify_request(parent, text)
             if kind is None or not kind.remixable:
                 raise ActionUnavailable("Remix works on videos made from a prompt, not on upscales or extensions.")
             return RequestBuilder.recompose(kind.remix(request, text).with_changes(seed=seed))
@@ -209,18 +236,44 @@ class GenerationService:
                 source_video_id=parent.video_id,
             )
         # EXTEND: continue the video with the same prompt and settings, as far as extend has
-        # them: its own models, and no audio field (so none is shown, nor charged for).
+        # them: its own models, no audio field (so none is shown, nor charged for), no preview.
+        model = extend_model(request.model, self._catalogue)
+        # A transition extends as one clip: as long as its longest transition; a modified
+        # long video by as much as extend makes.
+        longest = self._catalogue.get(model).max_duration(request.quality)
         return request.with_changes(
             kind=JobKind.EXTEND,
             source_video_id=parent.video_id,
-            model=extend_model(request.model, self._catalogue),
+            source_video_path=None,
+            model=model,
             audio=False,
+            preview=False,
             seed=random_seed(),
-            # A transition extends as one clip: as long as its longest transition.
-            duration=max(request.segment_durations or (request.duration,)),
+            duration=min(max(request.segment_durations or (request.duration,)), longest),
             segment_durations=(),
             segment_prompts=(),
         ).with_images(())
+
+    def _modify_request(self, parent: Job, change: str) -> GenerationRequest:
+        """✏️ Modify under `parent`'s video: its video changed as `change` says, on the account
+        that made it, at its quality where modify makes that (else modify's best)."""
+        models = self._catalogue.having(Feature.MODIFY)
+        if not models:
+            raise ActionUnavailable("No model this bot offers can modify videos.")
+        request = parent.request
+        return RequestBuilder.recompose(
+            GenerationRequest(
+                kind=JobKind.MODIFY,
+                user_prompt=change,
+                model=models[0],
+                # The result is as long as the video it changes.
+                duration=request.duration,
+                quality=modify_quality(request.quality),
+                aspect_ratio=request.aspect_ratio,
+                seed=random_seed(),
+                source_video_id=parent.video_id,
+            )
+        )
 
     async def recent_jobs(self, user: UserRef, limit: int = 10) -> list[Job]:
         return await self._jobs.recent_for_user(user, limit)
@@ -246,6 +299,7 @@ class GenerationService:
         parent: Job | None = None,
         action: ResultAction | None = None,
         images: list[NewImage] | None = None,
+        video: UserVideo | None = None,
     ) -> Job:
         job = Job(
             id=new_job_id(),
@@ -260,6 +314,10 @@ class GenerationService:
         await self._moderation.check_texts(
             requester, [request.user_prompt, request.negative_prompt, request.effect_name, *request.segment_prompts]
         )
+        if video is not None:
+            # The user's video goes up only now, checked and with its request accepted so far;
+            # an upload costs no credits, and a failed one leaves nothing charged or queued.
+            job = job.evolve(request=request.with_changes(source_video_path=await self._videos.upload(video)))
         # One atomic unit records the reservation, keeps the image and inserts the job: a
         # refused request leaves nothing behind, and a caller cancelled while the unit is
         # queued leaves all of it (the job runs, and is charged like any other).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ValidationError
 
 from bot.catalogue import Catalogue, Feature, shipped_catalogue
-from bot.domain import GenerationRequest, ImageRef, Job, JobKind
+from bot.domain import GenerationRequest, ImageRef, Job
 from bot.errors import ActionUnavailable
 from bot.kinds import kind_of
 from bot.kinds.base import PENDING_UPLOAD, upstream_refusal
@@ -31,9 +31,10 @@ def extend_model(model: str, catalogue: Catalogue | None = None) -> str:
 def source_account(request: GenerationRequest) -> str | None:
     """The account `request` must run on, or None when any will do.
 
-    An upscale or extend works on a video PixVerse keeps in the account that made it
-    (the video id names that account): upscale runs there implicitly, and extend is
-    refused by any other account.
+    An upscale, extend or modify works on a video PixVerse keeps in the account that made
+    it (the video id names that account): upscale runs there implicitly, and the others
+    are refused by any other account. A video the user uploaded (`source_video_path`)
+    is reachable from every account.
     """
     return up.account_email_of(request.source_video_id) if request.source_video_id else None
 
@@ -62,27 +63,10 @@ def build_upstream_request(
     kind = kind_of(request.kind)
     if kind is not None:
         return kind.to_upstream(request, {"email": email, **routing}, catalogue)
-    # Validated from plain values: pydantic turns the request's strings into the
-    # upstream's enums and checks every documented limit on the way.
-    context = {"catalogue": catalogue}
+    # An upscale has no kind (only its button makes one); pydantic checks its fields.
     try:
-        if request.kind is JobKind.UPSCALE:
-            return up.UpscaleRequest.model_validate(
-                {"video_id": request.source_video_id or "", **routing}, context=context
-            )
-        return up.ExtendRequest.model_validate(
-            {
-                "email": email,
-                "model": extend_model(request.model, catalogue),
-                "prompt": request.prompt or None,
-                "video_id": request.source_video_id,
-                "duration": request.duration,
-                "quality": request.quality,
-                "seed": request.seed,
-                "off_peak_mode": request.off_peak or None,
-                **routing,
-            },
-            context=context,
+        return up.UpscaleRequest.model_validate(
+            {"video_id": request.source_video_id or "", **routing}, context={"catalogue": catalogue}
         )
     except ValidationError as exc:
         raise upstream_refusal(exc) from None

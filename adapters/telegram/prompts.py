@@ -1,7 +1,7 @@
 """Questions the bot asks with ForceReply, and recognising the answers to them.
 
-Each question carries what the answer needs in its own text (the job to remix, the
-options given with an empty /create_single), so an answer that arrives after a
+Each question carries what the answer needs in its own text (the job to remix or modify,
+the options given with an empty /create_single), so an answer that arrives after a
 restart still finds it: the question is the record, read back from
 `reply_to_message.text`. Nothing is kept in memory.
 """
@@ -17,9 +17,18 @@ from aiogram.filters import Filter
 from aiogram.types import ForceReply, Message, User
 from aiogram.utils.formatting import Text, TextMention
 
+from bot.domain import ResultAction
 from bot.user_text import clean_user_text
 
-_REMIX = re.compile(r"^🔀 Remix of job (?P<job_id>[A-Za-z0-9]+):")
+# What a button that takes text asks (bot.domain.TEXT_ACTIONS): its opening, and what to reply.
+_ASKS: dict[ResultAction, tuple[str, str]] = {
+    ResultAction.REMIX: ("🔀 Remix", "the new prompt"),
+    ResultAction.MODIFY: ("✏️ Modify", "the change to make"),
+}
+_BY_OPENING = {opening: action for action, (opening, _) in _ASKS.items()}
+_TEXT_QUESTION = re.compile(
+    rf"^(?P<opening>{'|'.join(re.escape(o) for o in _BY_OPENING)}) of job (?P<job_id>[A-Za-z0-9]+):"
+)
 _PROMPT = "✏️ What should the video show? Reply to this message with the prompt."
 _OPTIONS = re.compile(r"^Options so far: (?P<options>.+)$", re.MULTILINE)
 
@@ -48,22 +57,28 @@ def read_prompt_question(text: str) -> dict[str, str] | None:
     return {"options": found["options"] if found else ""}
 
 
-def remix_question(job_id: str, user: User) -> dict[str, Any]:
-    """Asked after 🔀: message kwargs naming the presser, so `selective` opens their reply field.
+def asked_for(action: ResultAction) -> str:
+    """The short answer to the press: what to reply with."""
+    return f"Reply to my message with {_ASKS[action][1]}."
+
+
+def text_question(action: ResultAction, job_id: str, user: User) -> dict[str, Any]:
+    """Asked after 🔀 or ✏️: message kwargs naming the presser, so `selective` opens their reply field.
 
     (A ForceReply answering the bot's own video would otherwise target nobody.)
     """
+    opening, wanted = _ASKS[action]
     return Text(
-        f"🔀 Remix of job {job_id}: ",
+        f"{opening} of job {job_id}: ",
         TextMention(user.full_name, user=user),
-        ", reply to this message with the new prompt.",
+        f", reply to this message with {wanted}.",
     ).as_kwargs()
 
 
-def read_remix_question(text: str) -> dict[str, str] | None:
-    """`{"job_id": …}` when `text` is a remix question, else None."""
-    found = _REMIX.match(text)
-    return {"job_id": found["job_id"]} if found else None
+def read_text_question(text: str) -> dict[str, str] | None:
+    """`{"job_id": …, "action": …}` when `text` is a remix or modify question, else None."""
+    found = _TEXT_QUESTION.match(text)
+    return {"job_id": found["job_id"], "action": _BY_OPENING[found["opening"]].value} if found else None
 
 
 class AnswerTo(Filter):

@@ -78,13 +78,13 @@ BUTTON_LABELS = {
     ResultAction.REMIX: "🔀 Remix",
     ResultAction.UPSCALE: "⬆️ Upscale",
     ResultAction.EXTEND: "➕ Extend",
+    ResultAction.MODIFY: "✏️ Modify",
 }
 BUTTON_CONFIRMATIONS = {
     ResultAction.REROLL: "Rerolling…",
     ResultAction.UPSCALE: "Upscaling…",
     ResultAction.EXTEND: "Extending…",
 }
-REMIX_ASKED = "Reply to my message with the new prompt."
 STALE_BUTTON = "This button no longer works."
 
 USAGE = {

@@ -11,7 +11,7 @@ from bot.commands import RequestBuilder, _Command, check_prompt, yes_no
 from bot.domain import GenerationRequest, JobKind
 from bot.errors import InvalidInput
 from bot.kinds.base import GenerationKind, Pictures, common_body
-from bot.text_options import ANIMATE_OPTIONS, MOTION_DEFAULT, MOTION_MAX, MOTION_MIN
+from bot.text_options import ANIMATE_OPTIONS, MOTION_DEFAULT, MOTION_MAX, MOTION_MIN, PREVIEW_OPTION
 from bot.upstream.models import CreateVideoRequest
 
 
@@ -81,7 +81,7 @@ ANIMATE = GenerationKind(
     usage="[prompt] [options]",
     example="animate smiling and blinking --motion 7 --hd yes",
     command=Animate,
-    options=ANIMATE_OPTIONS,
+    options=(*ANIMATE_OPTIONS, PREVIEW_OPTION),
     build=build,
     request_type=CreateVideoRequest,
     body=_body,

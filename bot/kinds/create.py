@@ -11,7 +11,7 @@ from bot.domain import GenerationRequest, JobKind
 from bot.errors import InvalidInput
 from bot.kinds.base import GenerationKind, common_body
 from bot.settings import V1_STYLES
-from bot.text_options import CREATE_OPTIONS
+from bot.text_options import CREATE_OPTIONS, PREVIEW_OPTION
 from bot.upstream import models as up
 from bot.upstream.models import CreateVideoRequest
 
@@ -79,7 +79,7 @@ CREATE = GenerationKind(
     usage="<prompt> [options]",
     example="create_single a fox running through snow --ar 9:16 --style anime",
     command=CreateSingle,
-    options=CREATE_OPTIONS,
+    options=(*CREATE_OPTIONS, PREVIEW_OPTION),
     build=build,
     request_type=CreateVideoRequest,
     body=_body,

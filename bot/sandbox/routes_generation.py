@@ -1,17 +1,18 @@
-"""POST videos/create, create-frames, create-transition, create-fusion, upscale and extend."""
+"""POST videos/create, create-frames, create-transition, create-fusion, upscale, extend and modify."""
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from aiohttp import web
 
-from bot.catalogue import shipped_catalogue
+from bot.catalogue import Catalogue, shipped_catalogue
 from bot.pricing import Pricing
 from bot.sandbox.admission import Admission, admit, planned_outcome
 from bot.sandbox.errors import ApiError
-from bot.sandbox.media import Picture
+from bot.sandbox.media import Picture, probe
 from bot.sandbox.routes_catalog import IMAGE_TEMPLATE, SandboxEffect, find_effect
 from bot.sandbox.videos import SandboxVideo, VideoPhase
 from bot.sandbox.web_support import API_PREFIX, RouteGroup, origin, read_body, validated
@@ -23,6 +24,7 @@ from bot.upstream.models import (
     UPSTREAM_DEFAULT_EXTEND_MODEL,
     UPSTREAM_DEFAULT_FUSION_MODEL,
     UPSTREAM_DEFAULT_MODEL,
+    UPSTREAM_DEFAULT_MODIFY_MODEL,
     UPSTREAM_DEFAULT_MULTI_TRANSITION_MODEL,
     AspectRatio,
     CreateFramesRequest,
@@ -30,6 +32,7 @@ from bot.upstream.models import (
     CreateTransitionRequest,
     CreateVideoRequest,
     ExtendRequest,
+    ModifyRequest,
     Quality,
     RoutedRequest,
     UpscaleRequest,
@@ -48,7 +51,6 @@ DEFAULT_EXTEND_MODEL = UPSTREAM_DEFAULT_EXTEND_MODEL
 # match them to GET videos/{video_id} and answer 405, which no client expects.
 UNSIMULATED_GENERATIONS = (
     "videos/lipsync",
-    "videos/modify",
     "videos/restyle",
 )
 
@@ -64,12 +66,16 @@ class GenerationRoutes(RouteGroup):
             web.post(f"{API_PREFIX}/videos/create-fusion", self.create_fusion),
             web.post(f"{API_PREFIX}/videos/upscale", self.upscale),
             web.post(f"{API_PREFIX}/videos/extend", self.extend),
+            web.post(f"{API_PREFIX}/videos/modify", self.modify),
             *(web.post(f"{API_PREFIX}/{path}", self.unsimulated) for path in UNSIMULATED_GENERATIONS),
         ]
 
-    def _pricing(self) -> Pricing:
+    def _pricing_catalogue(self) -> Catalogue:
         # The sandbox charges what the bot's catalogue says (the shipped one unless set).
-        return Pricing(self.sandbox.config.catalogue or shipped_catalogue())
+        return self.sandbox.config.catalogue or shipped_catalogue()
+
+    def _pricing(self) -> Pricing:
+        return Pricing(self._pricing_catalogue())
 
     def _video_cost(self, model: str, quality: str, duration: int, *, audio: bool, off_peak: bool) -> int:
         pricing = self._pricing()
@@ -88,8 +94,10 @@ class GenerationRoutes(RouteGroup):
         prompt, seed = ask.prompt or "", self._seed(ask.seed)
         quality, duration = ask.quality or DEFAULT_QUALITY, ask.duration or DEFAULT_DURATION
         aspect_ratio, model = ask.aspect_ratio or DEFAULT_ASPECT_RATIO, ask.model or DEFAULT_CREATE_MODEL
-        off_peak = bool(ask.off_peak_mode)
-        cost = self._video_cost(model, quality, duration, audio=bool(ask.audio), off_peak=off_peak)
+        off_peak, preview = bool(ask.off_peak_mode), bool(ask.preview_mode)
+        # A preview is a draft at the catalogue's preview quality, and costs as one.
+        charged_quality = self._pricing_catalogue().preview_quality if preview else quality
+        cost = self._video_cost(model, charged_quality, duration, audio=bool(ask.audio), off_peak=off_peak)
         effect = self._template(ask)
         if effect is not None:
             # The template decides the length, the model and the price.
@@ -97,6 +105,7 @@ class GenerationRoutes(RouteGroup):
         fingerprint = "|".join((prompt, str(seed), model, ask.first_frame_path or "", str(ask.template_id or "")))
         if ask.last_frame_path:  # a two-picture effect: the second picture shows too
             fingerprint = f"{fingerprint}|{ask.last_frame_path}"
+        picture = Picture.for_aspect(aspect_ratio, fingerprint)
         return await self._start(
             request,
             ask,
@@ -104,7 +113,8 @@ class GenerationRoutes(RouteGroup):
             prompt=prompt,
             off_peak=off_peak,
             cost=cost,
-            picture=Picture.for_aspect(aspect_ratio, fingerprint),
+            # A preview is a smaller draft: its upscale has the full video's size.
+            picture=picture.previewed() if preview else picture,
             model=model,
             seed=seed,
             quality=quality,
@@ -275,6 +285,43 @@ class GenerationRoutes(RouteGroup):
             aspect_ratio=aspect_ratio,
             original_video_id=original_id,
             extended=True,
+        )
+
+    async def modify(self, request: web.Request) -> web.Response:
+        """A video changed as the prompt says: one PixVerse made (on the account that holds
+        it) or one uploaded with POST files; the result is as long as the source."""
+        ask = validated(ModifyRequest, await read_body(request), self.sandbox.config.catalogue)
+        email: str | None
+        if ask.video_id:
+            source = self._completed_source(ask.video_id, on_account=ask.email)
+            email, aspect_ratio, original_id = ask.email or source.email, source.aspect_ratio, source.video_id
+            base, seconds = source.picture, source.video_duration
+        else:
+            upload = self.sandbox.uploads.require(ask.video_path or "", "video", "video_path")
+            probed = probe(upload.data)
+            if probed is None:
+                raise ApiError(400, f"video_path: {upload.path} is not a video PixVerse can read")
+            email, aspect_ratio, original_id = ask.email, DEFAULT_ASPECT_RATIO, ""
+            seconds = max(1, math.ceil(probed.seconds))
+            base = Picture.like(probed.width, probed.height, probed.seconds, upload.path)
+        prompt, seed = ask.prompt, self._seed(ask.seed)
+        quality, model = ask.quality or DEFAULT_QUALITY, ask.model or UPSTREAM_DEFAULT_MODIFY_MODEL
+        off_peak = bool(ask.off_peak_mode)
+        cost = self._video_cost(model, quality, seconds, audio=False, off_peak=off_peak)
+        return await self._start(
+            request,
+            ask,
+            email=email,
+            prompt=prompt,
+            off_peak=off_peak,
+            cost=cost,
+            picture=base.modified(f"{base.fingerprint}|modify|{prompt}|{seed}"),
+            model=model,
+            seed=seed,
+            quality=quality,
+            duration=seconds,
+            aspect_ratio=aspect_ratio,
+            original_video_id=original_id,
         )
 
     async def _start(

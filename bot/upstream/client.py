@@ -55,6 +55,7 @@ from bot.upstream.models import (
     EffectPage,
     ExtendRequest,
     Features,
+    ModifyRequest,
     SchedulerAvailability,
     SchedulerJob,
     UploadedFile,
@@ -85,6 +86,7 @@ PaidRequest = (
     | CreateFusionRequest
     | UpscaleRequest
     | ExtendRequest
+    | ModifyRequest
 )
 
 
@@ -341,6 +343,10 @@ class PixVerseClient:
     async def extend_video(self, request: ExtendRequest) -> VideoCreated:
         """POST videos/extend. Sent at most once; see `OutcomeUnknown` for a lost answer."""
         return await self._generate("videos/extend", request)
+
+    async def modify_video(self, request: ModifyRequest) -> VideoCreated:
+        """POST videos/modify. Sent at most once; see `OutcomeUnknown` for a lost answer."""
+        return await self._generate("videos/modify", request)
 
     async def _generate(self, path: str, request: PaidRequest) -> VideoCreated:
         """Send a paid generation once; when its answer is lost, find it instead of resending.
