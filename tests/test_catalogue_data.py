@@ -159,12 +159,12 @@ async def test_extend_follows_the_fallback_and_upscales_and_extensions_offer_no_
     # v5.6 has no extend of its own; the shipped catalogue's extend_fallback (v5.5) extends it.
     await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a fox --model v5.6")
     [first] = await wait_videos(fake, ALICE_CHAT)
-    assert pressable(first) == ["reroll", "remix", "upscale", "extend"]
+    assert pressable(first) == ["reroll", "remix", "upscale", "extend", "modify"]
 
     assert (await press(fake, first, "upscale"))["text"] == "Upscaling…"
     upscaled = (await wait_videos(fake, ALICE_CHAT, 2))[-1]
-    assert pressable(upscaled) == ["reroll", "extend"]  # not upscaled twice; no prompt of its own to remix
+    assert pressable(upscaled) == ["reroll", "extend", "modify"]  # not upscaled twice; no prompt of its own to remix
 
     assert (await press(fake, first, "extend"))["text"] == "Extending…"
     extended = (await wait_videos(fake, ALICE_CHAT, 3))[-1]
-    assert pressable(extended) == ["reroll", "upscale", "extend"]  # an extension is not remixed
+    assert pressable(extended) == ["reroll", "upscale", "extend", "modify"]  # an extension is not remixed

@@ -197,7 +197,7 @@ async def test_each_button_works_also_after_a_restart(world: World) -> None:
         upscaled = await world.video(await fake.click(first, f"px:upscale:{parent.id}", by=world.alice))
         upscale_job = await world.job_of(upscaled)
         assert upscale_job.request.kind.value == "upscale" and upscale_job.parent_id == parent.id
-        assert [c.split(":")[1] for c in upscaled.custom_ids] == ["reroll", "extend"]
+        assert [c.split(":")[1] for c in upscaled.custom_ids] == ["reroll", "extend", "modify"]
 
     async with world.running():  # a new process: no view objects, same database
         press = await fake.click(first, f"px:extend:{parent.id}", by=world.alice)

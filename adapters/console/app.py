@@ -348,6 +348,8 @@ async def _read_file(path_text: str, field: str) -> bytes:
         return await asyncio.to_thread(path.read_bytes)
     except OSError as exc:
         raise InvalidInput(field, f"cannot read {path}: {exc.strerror}") from None
+    except ValueError:  # a NUL in the path: no file has such a name
+        raise InvalidInput(field, f"cannot read {path!r}: no file has such a name") from None
 
 
 def _read_lines_in_background(stream: TextIO, interactive: bool) -> asyncio.Queue[str | None]:

@@ -26,6 +26,8 @@ USER_COMMANDS = (
         description="A video through 2-7 pictures (an album, /transition --durations 3,2 as caption)",
     ),
     BotCommand(command="fusion", description="Fuse up to 3 pictures (an album, /fusion @pic1 hugs @pic2 as caption)"),
+    BotCommand(command="modify", description="Change your own video (send it with /modify <the change> as caption)"),
+    BotCommand(command="extend", description="Make your own video longer (send it with /extend [prompt] as caption)"),
     BotCommand(command="effects", description="Ready-made effects: /effects [words] lists and searches them"),
     BotCommand(command="effect", description="Apply an effect: a photo (or an album of two) with /effect <name>"),
     BotCommand(command="jobs", description="Your recent jobs"),
