@@ -342,3 +342,39 @@ async def test_discord_modify_button_opens_a_dialog_and_modifies_the_video(
             "make it stormy",
         )
         assert sent_body(sandbox, job.video_id)["video_id"] == parent.video_id
+
+
+async def test_the_change_is_moderated_before_the_video_is_uploaded(tmp_path, sandbox_and_settings) -> None:
+    sandbox, settings = sandbox_and_settings
+    house_rules = tmp_path / "blocklist.txt"
+    house_rules.write_text("pineapple\n", "utf-8")
+    settings = settings.model_copy(update={"blocklist_file": house_rules})
+    (tmp_path / "clip.mp4").write_bytes(clip(2))
+    async with open_core(settings) as core:
+        code, text = await console(core, f"/modify {tmp_path / 'clip.mp4'} add a pineapple\n")
+        assert code == 1 and "blocked term “pineapple”" in text, text
+        code, text = await console(core, "/create_single a beach\n")
+        [parent_id] = done_jobs(text)
+        code, text = await console(core, f"/modify {parent_id} add a pineapple\n")
+        assert code == 1 and "blocked term “pineapple”" in text, text
+        assert sandbox.count("POST", FILES) == 0 and sandbox.count("POST", MODIFIES) == 0
+        assert [job.request.kind for job in await core.jobs.recent_for_user(CONSOLE_USER)] == [JobKind.CREATE]
+        assert await credits_used(core) == 30  # the 5 s 540p video only
+
+
+async def test_discord_preview_option_makes_a_draft_whose_upscale_is_the_full_video(
+    world: World,  # noqa: F811
+    sandbox: Sandbox,
+) -> None:
+    fake = world.fake
+    async with world.running():
+        command = next(c for c in fake.commands[fake.guild_id] if c["name"] == "create_single")
+        assert any(o["name"] == "preview" and o["type"] == 5 for o in command["options"])  # a boolean
+        draft = await world.video(await fake.slash("create_single", by=world.alice, prompt="a kite", preview=True))
+        job = await world.job_of(draft)
+        assert job.request.preview and sent_body(sandbox, job.video_id)["preview_mode"] is True
+        assert "preview (⬆️ Upscale for the full video)" in draft.content
+
+        full = await world.video(await fake.click(draft, f"px:upscale:{job.id}", by=world.alice))
+        upscale = await world.job_of(full)
+        assert (upscale.request.kind, upscale.parent_id, upscale.request.preview) == (JobKind.UPSCALE, job.id, False)
