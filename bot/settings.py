@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     # All /animate images kept at once, waiting for their jobs to upload them. Past it a new
     # /animate is refused ("try again later") instead of letting the database grow unbounded.
     max_stored_image_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    # Videos users send for /modify and /extend. POST files takes up to 5 GB; the bot holds
+    # a video in memory while it checks and uploads it, so it keeps a smaller cap. Telegram's
+    # cloud Bot API hands bots files up to 20 MB (more with TELEGRAM_API_BASE, a local server).
+    max_video_bytes: int = Field(default=100_000_000, gt=0, le=5 * 1000**3)
+    # The upstream documents no length limit for a source video; this is the bot's.
+    max_video_seconds: int = Field(default=30, ge=1, le=600)
 
     # --- scheduling and tracking (seconds)
     # How long the lip-sync voice list (GET videos/voices) is kept before it is fetched again.

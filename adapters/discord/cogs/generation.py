@@ -14,7 +14,7 @@ from adapters.discord.kinds import slash_command
 from adapters.discord.responder import Responder, user_ref
 from adapters.discord.views import buttons_legend
 from bot.audio import MAX_AUDIO_BYTES, WHAT_TO_SEND
-from bot.blobs import ALLOWED_IMAGE_TYPES
+from bot.blobs import ALLOWED_IMAGE_TYPES, human_size
 from bot.cancellation import JobControl
 from bot.commands import parse_command
 from bot.domain import Requester
@@ -77,13 +77,31 @@ class GenerationCog(commands.Cog, name="Videos"):
         kind: GenerationKind,
         fields: dict[str, Any],
         attachments: list[discord.Attachment],
+        video: discord.Attachment | None,
     ) -> None:
         async def generate(requester: Requester) -> None:
             command = parse_command(kind.command, self._service.catalogue, **fields)
+            if video is not None:
+                # Refused before the download when the options or the request cannot pass.
+                self._service.check(kind, command, 0)
+                data = await self._read_video(video)
+                await self._service.generate(requester, kind, command, video=data)
+                return
             images = [await self._read_image(attachment) for attachment in attachments]
             await self._service.generate(requester, kind, command, images)
 
         await self._responder.run(interaction, generate)
+
+    async def _read_video(self, video: discord.Attachment) -> bytes:
+        """The attachment's bytes, unless its size alone shows it cannot pass (the core checks
+        the bytes themselves: the container, its video stream, its length)."""
+        limits = self._service.video_limits
+        if video.size > limits.max_bytes:
+            raise InvalidInput("video", f"is {human_size(video.size)}; the limit is {human_size(limits.max_bytes)}")
+        try:
+            return await video.read()
+        except discord.HTTPException:
+            raise InvalidInput("video", "could not be fetched from Discord; please send it again") from None
 
     async def _read_image(self, image: discord.Attachment) -> bytes:
         """The attachment's bytes, once its declared type and size show it is worth downloading.

@@ -12,11 +12,10 @@ from __future__ import annotations
 import logging
 import re
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject
 from aiogram.types import (
-    CallbackQuery,
     InputMediaAudio,
     InputMediaDocument,
     InputMediaLivePhoto,
@@ -25,17 +24,15 @@ from aiogram.types import (
     Message,
 )
 
-from adapters.telegram.files import CLOUD_DOWNLOAD_LIMIT, download_image
-from adapters.telegram.keyboards import ResultButton
+from adapters.telegram.files import CLOUD_DOWNLOAD_LIMIT, download_file
 from adapters.telegram.parsing import ImageFile
-from adapters.telegram.places import reply_kwargs
-from adapters.telegram.prompts import AnswerTo, force_reply, lipsync_question, read_lipsync_question
-from adapters.telegram.texts import LIPSYNC_ASKED, TEXT_LIMIT
+from adapters.telegram.prompts import AnswerTo, text_question_of
+from adapters.telegram.texts import TEXT_LIMIT
 from bot.audio import MAX_AUDIO_BYTES
 from bot.bootstrap import Core
 from bot.domain import Requester, ResultAction
 from bot.errors import InvalidInput
-from bot.text_options import LIPSYNC_SPEECH_MAX_CHARS, VOICE_OPTION, parse_options
+from bot.text_options import VOICE_OPTION, parse_options
 from bot.texts import voices_text
 from bot.upstream.models import MAX_LIPSYNC_AUDIO_SECONDS
 
@@ -51,12 +48,12 @@ _ALBUM_MAX = 10
 
 
 def router() -> Router:
-    """This module's handlers on a fresh Router (it must come before the generic button router)."""
+    """This module's handlers on a fresh Router."""
     handlers = Router(name=__name__)
     handlers.message.register(voices, Command("voices"))
     handlers.message.register(lipsync_command, Command("lipsync"))
-    handlers.callback_query.register(lipsync_pressed, ResultButton.filter(F.action == ResultAction.LIPSYNC))
-    handlers.message.register(lipsync_answered, AnswerTo(read_lipsync_question, sound=True))
+    # The 🗣 button asks like 🔀 and ✏️ do (handlers.buttons); its answer may be a voice note.
+    handlers.message.register(lipsync_answered, AnswerTo(text_question_of(ResultAction.LIPSYNC), sound=True))
     return handlers
 
 
@@ -87,19 +84,6 @@ async def lipsync_command(message: Message, command: CommandObject, bot: Bot, co
     if job_id is None:
         raise InvalidInput("video", NOT_A_RESULT)
     await _lipsync(message, command.args or "", job_id, bot, core, requester)
-
-
-async def lipsync_pressed(
-    query: CallbackQuery, callback_data: ResultButton, bot: Bot, core: Core, requester: Requester
-) -> None:
-    # Turn strangers away before asking them anything.
-    await core.service.button_target(requester, callback_data.job_id)
-    await bot.send_message(
-        reply_markup=force_reply(),
-        **reply_kwargs(requester),
-        **lipsync_question(callback_data.job_id, query.from_user, LIPSYNC_SPEECH_MAX_CHARS),
-    )
-    await query.answer(LIPSYNC_ASKED)
 
 
 async def lipsync_answered(message: Message, job_id: str, bot: Bot, core: Core, requester: Requester) -> None:
@@ -145,4 +129,4 @@ async def _audio_of(message: Message, bot: Bot) -> bytes | None:
         raise InvalidInput(
             "audio", f"is {sent.file_size / 2**20:.1f} MB; Telegram lets a bot download at most {limit // 2**20} MB"
         )
-    return await download_image(bot, ImageFile(sent.file_id, sent.file_size), limit, what="audio")
+    return await download_file(bot, ImageFile(sent.file_id, sent.file_size), limit, "audio")
