@@ -32,7 +32,7 @@ from bot.effects import EffectsCatalogue
 from bot.errors import ActionUnavailable, ButtonExpired, InvalidInput, JobNotFound, NotYourJob, TooManyOffPeakJobs
 from bot.kinds import ANIMATE, CREATE, GenerationKind, kind_of
 from bot.kinds.animate import Animate
-from bot.kinds.base import Lookups
+from bot.kinds.base import PENDING_UPLOAD, Lookups
 from bot.kinds.create import CreateSingle
 from bot.kinds.edit import modify_quality
 from bot.media import UserVideo, VideoIntake, VideoLimits
@@ -274,34 +274,21 @@ class GenerationService:
             segment_prompts=(),
         ).with_images(())
 
-    async def lipsync(
-        self,
-        requester: Requester,
-        job_id: str,
-        *,
-        text: str | None = None,
-        voice: str | None = None,
-        audio: bytes | None = None,
-    ) -> Job:
-        """🗣 Lip-sync (and /lipsync): make the finished video `job_id` speak `text` (in `voice`,
-        a name /voices lists) or play `audio` (a voice note or audio file, at most 60 s).
-
-        Runs on the account that made the video (POST videos/lipsync, v5 videos only) and
-        costs like a new video of its model, quality and length.
-        """
-        parent = await self.button_target(requester, job_id)
-        if not parent.has_video:
-            raise ActionUnavailable(f"Job {job_id} has no finished video to lip-sync yet.")
-        if ResultAction.LIPSYNC not in result_buttons(parent, self._catalogue):
-            allowed = ", ".join(self._catalogue.having(Feature.LIPSYNC_VIDEO)) or "none"
-            raise ActionUnavailable(
-                f"Videos made with {parent.request.model or 'an effect'} cannot be lip-synced;"
-                f" only videos made with {allowed} can."
+    def check_lipsync(self, job_id: str | None, *, video: bool, text: str | None, audio: bool) -> str:
+        """The words a lip-sync speaks, cleaned. InvalidInput unless there is one video (one of
+        the bot's by `job_id`, or the user's own) and words (at most 200 characters) or an audio
+        track, not both. Adapters call it before fetching anything."""
+        if (job_id is None) != video:
+            raise InvalidInput(
+                "video",
+                "is one too many; lip-sync one of my videos (its job) or your own, not both"
+                if video
+                else "is missing; lip-sync one of my videos (its job) or your own (MP4 or MOV)",
             )
         words = clean_user_text(text or "")
-        if audio is not None and words:
+        if audio and words:
             raise InvalidInput("text", "give words to speak or an audio track, not both")
-        if audio is None and not words:
+        if not audio and not words:
             raise InvalidInput(
                 "text",
                 f"is empty; give the words to speak (up to {LIPSYNC_SPEECH_MAX_CHARS} characters)"
@@ -311,6 +298,41 @@ class GenerationService:
             raise InvalidInput(
                 "text", f"is {len(words)} characters long; lip-sync speaks at most {LIPSYNC_SPEECH_MAX_CHARS}"
             )
+        return words
+
+    async def lipsync(
+        self,
+        requester: Requester,
+        job_id: str | None = None,
+        *,
+        video: bytes | None = None,
+        text: str | None = None,
+        voice: str | None = None,
+        audio: bytes | None = None,
+    ) -> Job:
+        """🗣 Lip-sync (and /lipsync): make a video speak `text` (in `voice`, a name /voices
+        lists) or play `audio` (a voice note or audio file, at most 60 s).
+
+        The video is the finished one of job `job_id` (v5 videos only), which runs on the
+        account that made it and costs like a new video of its model, quality and length;
+        or `video`, the user's own, checked by content like /modify's and uploaded with
+        POST files once the request has passed every other check (`video_path`): it runs on
+        any account and costs like a new video of the lip-sync model at the default quality,
+        as long as the video.
+        """
+        words = self.check_lipsync(job_id, video=video is not None, text=text, audio=audio is not None)
+        parent: Job | None = None
+        sent: UserVideo | None = None
+        if job_id is not None:
+            parent = await self.button_target(requester, job_id)
+            if not parent.has_video:
+                raise ActionUnavailable(f"Job {job_id} has no finished video to lip-sync yet.")
+            if ResultAction.LIPSYNC not in result_buttons(parent, self._catalogue):
+                allowed = ", ".join(self._catalogue.having(Feature.LIPSYNC_VIDEO)) or "none"
+                raise ActionUnavailable(
+                    f"Videos made with {parent.request.model or 'an effect'} cannot be lip-synced;"
+                    f" only videos made with {allowed} can."
+                )
         speaker: VoiceInfo | None = None
         if voice:
             if audio is not None:
@@ -318,22 +340,46 @@ class GenerationService:
             await self._moderation.check_texts(requester, [voice])  # the refusal quotes it
             speaker = await self._voices.find(voice)
         track = await convert(audio) if audio is not None else None
-        source = parent.request
+        if parent is not None:
+            source = parent.request
+            target = source.with_changes(
+                duration=max(source.segment_durations or (source.duration,)), source_video_id=parent.video_id
+            )
+        else:
+            sent = await self._videos.check(video or b"")
+            target = self._own_video_to_lipsync(sent)
         request = GenerationRequest(
             kind=JobKind.LIPSYNC,
-            user_prompt=source.user_prompt,
-            model=source.model,
-            duration=max(source.segment_durations or (source.duration,)),
-            quality=source.quality,
-            aspect_ratio=source.aspect_ratio,
-            source_video_id=parent.video_id,
+            user_prompt=target.user_prompt,
+            model=target.model,
+            duration=target.duration,
+            quality=target.quality,
+            aspect_ratio=target.aspect_ratio,
+            source_video_id=target.source_video_id,
+            source_video_path=target.source_video_path,
             speech=words or None,
             speaker_id=speaker.speaker_id if speaker else None,
             voice_name=speaker.name if speaker else None,
             image_blob_id=new_blob_id() if track else None,
         )
         images = [NewImage(track.data, track.content_type)] if track else None
-        return await self._accept(requester, request, parent=parent, action=ResultAction.LIPSYNC, images=images)
+        action = ResultAction.LIPSYNC if parent is not None else None
+        return await self._accept(requester, request, parent=parent, action=action, images=images, video=sent)
+
+    def _own_video_to_lipsync(self, video: UserVideo) -> GenerationRequest:
+        """What a lip-sync of the user's own video is priced and described by: the lip-sync
+        model (no model made it here) at the default quality, as long as the video. Its
+        upstream path is filled in once it is uploaded."""
+        models = self._catalogue.having(Feature.LIPSYNC_VIDEO)
+        if not models:
+            raise ActionUnavailable("No model this bot offers can lip-sync videos.")
+        return GenerationRequest(
+            kind=JobKind.LIPSYNC,
+            model=models[0],
+            duration=video.whole_seconds,
+            quality=self._builder.settings.default_quality.value,
+            source_video_path=PENDING_UPLOAD,
+        )
 
     def _modify_request(self, parent: Job, change: str) -> GenerationRequest:
         """✏️ Modify under `parent`'s video: its video changed as `change` says, on the account

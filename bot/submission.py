@@ -31,9 +31,9 @@ def extend_model(model: str, catalogue: Catalogue | None = None) -> str:
 def source_account(request: GenerationRequest) -> str | None:
     """The account `request` must run on, or None when any will do.
 
-    An upscale, extend or modify works on a video PixVerse keeps in the account that made
-    it (the video id names that account): upscale runs there implicitly, and the others
-    are refused by any other account. A video the user uploaded (`source_video_path`)
+    An upscale, extend, modify or lip-sync works on a video PixVerse keeps in the account
+    that made it (the video id names that account): upscale and lip-sync run there
+    implicitly, and the others are refused by any other account. A video the user uploaded (`source_video_path`)
     is reachable from every account.
     """
     return up.account_email_of(request.source_video_id) if request.source_video_id else None
@@ -68,10 +68,15 @@ def build_upstream_request(
     context = {"catalogue": catalogue}
     try:
         if request.kind is JobKind.LIPSYNC:
-            # Words in a voice, or the audio track the user sent (uploaded like a picture).
+            # One of the bot's videos (on the account that made it), or the user's own
+            # (uploaded; it runs on the account the scheduler chose, so that one is named).
+            # Words in a voice, or the audio track the user sent: it travels as the request's
+            # first media file, uploaded like a picture (`image_path`).
             return up.LipSyncRequest.model_validate(
                 {
+                    "email": None if request.source_video_id else email,
                     "video_id": request.source_video_id,
+                    "video_path": request.source_video_path,
                     "prompt": request.speech,
                     "speaker_id": request.speaker_id,
                     "audio_path": request.image_path,

@@ -143,7 +143,7 @@ Models: {models}
 
 Under each finished video: 🔄 Reroll (new seed), 🔀 Remix (new prompt), ⬆️ Upscale, ➕ Extend,
 ✏️ Modify (say what to change), 🗣 Lip-sync (v5 videos: words to speak, or a voice note / audio file up to 60 s).
-{p}lipsync <words> [--voice NAME] — in reply to one of my videos: the same as 🗣
+{p}lipsync <words> [--voice NAME] — in reply to one of my videos (the same as 🗣), or with your own video (MP4 or MOV)
 {p}voices — the voices for --voice, with a sample of each
 {p}effects [words] — the ready-made effects for {p}effect, with what each takes and costs
 {p}jobs — your recent jobs · {p}status <job> — one job's state · {p}help — this text

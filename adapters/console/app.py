@@ -333,21 +333,31 @@ class ConsoleSession:
         self.started.append(job.id)
 
     async def _lipsync(self, text: str) -> None:
-        """`/lipsync <job> <words> [--voice NAME]`, or `/lipsync <job> <audio file>`."""
-        job_id, _, rest = text.strip().partition(" ")
-        if not job_id:
+        """`/lipsync <job | video file> <words> [--voice NAME]`, or `… <audio file>`: one of
+        the bot's videos by its job id, or the user's own video by its path."""
+        target, _, rest = text.strip().partition(" ")
+        if not target:
             raise InvalidInput("job", "is missing; e.g. /lipsync <job id> Hello there --voice Emily")
-        await self._service.job_status(self._requester.user, job_id)  # a mistyped id says "not found"
-        audio: bytes | None = None
-        first = rest.strip().split(" ", 1)[0]
-        if first and Path(first).expanduser().is_file():
-            audio = await _read_file(first, "audio")
-            rest = rest.strip()[len(first) :]
+        job_id: str | None = None if _names_a_file(target) else target
+        audio_path = rest.strip().split(" ", 1)[0]
+        has_audio = bool(audio_path) and _names_a_file(audio_path)
+        if has_audio:
+            rest = rest.strip()[len(audio_path) :]
         parsed = parse_options(rest, (VOICE_OPTION,))
         with parsed.in_users_words():
+            self._service.check_lipsync(job_id, video=job_id is None, text=parsed.prompt, audio=has_audio)
+            if job_id is not None:
+                await self._service.job_status(self._requester.user, job_id)  # a mistyped id says "not found"
+            video = await _read_file(target, "video") if job_id is None else None
+            audio = await _read_file(audio_path, "audio") if has_audio else None
             voice = parsed.values.get("voice")
             job = await self._service.lipsync(
-                self._requester, job_id, text=parsed.prompt, voice=str(voice) if voice else None, audio=audio
+                self._requester,
+                job_id,
+                video=video,
+                text=parsed.prompt,
+                voice=str(voice) if voice else None,
+                audio=audio,
             )
         self.started.append(job.id)
 

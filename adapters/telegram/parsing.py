@@ -105,10 +105,11 @@ def image_of(message: Message) -> ImageFile | None:
     return None
 
 
-def video_of(message: Message) -> ImageFile | None:
-    """The video on the message itself, else on the message it replies to: a video, a video
-    sent as a file, or a GIF Telegram turned into an MP4. Its content is the core's to check."""
-    for candidate in (message, message.reply_to_message):
+def video_of(message: Message, *, or_replied: bool = True) -> ImageFile | None:
+    """The video on the message itself, else (`or_replied`) on the message it replies to: a
+    video, a video sent as a file, or a GIF Telegram turned into an MP4. Its content is the
+    core's to check."""
+    for candidate in (message, message.reply_to_message if or_replied else None):
         if candidate is None:
             continue
         if candidate.video is not None:

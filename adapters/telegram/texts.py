@@ -30,7 +30,7 @@ USER_COMMANDS = (
     BotCommand(command="extend", description="Make your own video longer (send it with /extend [prompt] as caption)"),
     BotCommand(command="effects", description="Ready-made effects: /effects [words] lists and searches them"),
     BotCommand(command="effect", description="Apply an effect: a photo (or an album of two) with /effect <name>"),
-    BotCommand(command="lipsync", description="Make one of my v5 videos speak: reply to it with /lipsync <words>"),
+    BotCommand(command="lipsync", description="Make a video speak: /lipsync <words> on one of my v5 videos or yours"),
     BotCommand(command="voices", description="The voices for --voice and lip-sync, with samples"),
     BotCommand(command="jobs", description="Your recent jobs"),
     BotCommand(command="queue", description="Your waiting jobs: place in line and when they may be ready"),

@@ -294,7 +294,8 @@ class GenerationRoutes(RouteGroup):
 
     async def lipsync(self, request: web.Request) -> web.Response:
         """A video made to speak a prompt in a voice, or to an uploaded audio track: a v5 video
-        PixVerse made (on the account that made it) or one uploaded with POST files (on any)."""
+        PixVerse made (on the account that made it) or one uploaded with POST files (on `email`,
+        else any)."""
         ask = validated(LipSyncRequest, await read_body(request))
         if ask.audio_path:
             self.sandbox.uploads.require(ask.audio_path, "audio", "audio_path")
@@ -311,7 +312,7 @@ class GenerationRoutes(RouteGroup):
             return await self._start(
                 request,
                 ask,
-                email=None,
+                email=ask.email,
                 prompt=ask.prompt or "",
                 off_peak=off_peak,
                 cost=self._video_cost(model, DEFAULT_QUALITY, seconds, audio=False, off_peak=off_peak),
@@ -322,7 +323,7 @@ class GenerationRoutes(RouteGroup):
                 duration=seconds,
                 aspect_ratio=DEFAULT_ASPECT_RATIO,
             )
-        source = self._completed_source(ask.video_id)
+        source = self._completed_source(ask.video_id, on_account=ask.email)
         if not catalogue.can_lipsync(source.model):
             raise ApiError(400, f"video_id: {ask.video_id} was made with {source.model}; lipsync works with v5 videos")
         cost = self._video_cost(source.model, source.quality, source.duration, audio=False, off_peak=off_peak)

@@ -322,9 +322,11 @@ class ExtendRequest(_ModelRequest):
 class LipSyncRequest(RoutedRequest):
     """POST videos/lipsync: a video made to speak `prompt` in a voice, or to an uploaded audio track.
 
-    No email: like upscale, it runs on the account that made `video_id` (v5 only).
+    Without `email` it runs on the account that made `video_id` (v5 only), like an
+    upscale; a `video_path` (an upload, reachable from every account) runs on `email`.
     """
 
+    email: str | None = None
     video_id: str | None = None
     video_path: str | None = None
     audio_path: str | None = None

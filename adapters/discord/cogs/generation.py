@@ -134,9 +134,10 @@ class GenerationCog(commands.Cog, name="Videos"):
 
         await self._responder.run(interaction, listing)
 
-    @app_commands.command(description="Make one of your v5 videos speak: words in a voice, or your own audio")
+    @app_commands.command(description="Make a video speak: words in a voice, or your own audio")
     @app_commands.describe(
-        job="The video's job id (from /jobs or under the video)",
+        job="One of my v5 videos: its job id (from /jobs or under the video)",
+        video="Or your own video (MP4 or MOV) instead of a job",
         text=f"Words to say, up to {LIPSYNC_SPEECH_MAX_CHARS} characters",
         voice="A voice /voices lists (for the words)",
         audio=f"Or an audio file to lip-sync to, up to {MAX_LIPSYNC_AUDIO_SECONDS} seconds",
@@ -144,15 +145,20 @@ class GenerationCog(commands.Cog, name="Videos"):
     async def lipsync(
         self,
         interaction: discord.Interaction,
-        job: Range[str, 1, 40],
+        job: Range[str, 1, 40] | None = None,
+        video: discord.Attachment | None = None,
         text: Range[str, 1, LIPSYNC_SPEECH_MAX_CHARS] | None = None,
         voice: Range[str, 1, 40] | None = None,
         audio: discord.Attachment | None = None,
     ) -> None:
         async def speak(requester: Requester) -> None:
-            await self._service.job_status(requester.user, job)  # a mistyped id says "not found"
+            # Nothing is downloaded for a lip-sync that cannot go ahead.
+            self._service.check_lipsync(job, video=video is not None, text=text, audio=audio is not None)
+            if job is not None:
+                await self._service.job_status(requester.user, job)  # a mistyped id says "not found"
             sound = await self._read_audio(audio) if audio is not None else None
-            await self._service.lipsync(requester, job, text=text, voice=voice, audio=sound)
+            data = await self._read_video(video) if video is not None else None
+            await self._service.lipsync(requester, job, video=data, text=text, voice=voice, audio=sound)
 
         await self._responder.run(interaction, speak)
 
