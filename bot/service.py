@@ -342,8 +342,11 @@ class GenerationService:
         track = await convert(audio) if audio is not None else None
         if parent is not None:
             source = parent.request
+            # The video PixVerse made, by its id: never the upload it may have been made from.
             target = source.with_changes(
-                duration=max(source.segment_durations or (source.duration,)), source_video_id=parent.video_id
+                duration=max(source.segment_durations or (source.duration,)),
+                source_video_id=parent.video_id,
+                source_video_path=None,
             )
         else:
             sent = await self._videos.check(video or b"")

@@ -152,3 +152,26 @@ async def test_console_lipsync_of_a_video_file_with_words_or_an_audio_file(tmp_p
             assert all(upload_of(sandbox, b["video_path"]).content_type == "video/quicktime" for b in bodies)
             assert upload_of(sandbox, played["audio_path"]).content_type == "audio/wav"
             assert all(stream_types(Path(p).read_bytes()) == ["video", "audio"] for _, p in done)
+
+
+async def test_lipsync_of_a_result_made_from_an_upload_names_only_the_result(tmp_path: Path) -> None:
+    # An extension of the user's own video on v5 takes 🗣 too; its lip-sync is of the
+    # extension (video_id), not of the upload the extension started from.
+    (tmp_path / "clip.mp4").write_bytes(clip(2))
+    async with running_sandbox(SandboxConfig(generation_seconds=0.2)) as sandbox:
+        async with open_core(fast_settings(tmp_path, sandbox)) as core:
+            out = io.StringIO()
+            script = f"/extend {tmp_path / 'clip.mp4'} the tide comes in --model v5 --duration 5\n"
+            assert await run_console(core, stdin=io.StringIO(script), out=out, user="tester") == 0, out.getvalue()
+            [extended] = re.findall(r"\[(\w+)\] ✅ Done: \S+\.mp4", out.getvalue())
+            assert f"/lipsync {extended} <words>" in out.getvalue()
+
+            out = io.StringIO()
+            script = f"/lipsync {extended} Here it comes\n"
+            assert await run_console(core, stdin=io.StringIO(script), out=out, user="tester") == 0, out.getvalue()
+            [spoken] = re.findall(r"\[(\w+)\] ✅ Done: \S+\.mp4", out.getvalue())
+            parent, job = await core.jobs.get(extended), await core.jobs.get(spoken)
+            assert parent is not None and job is not None
+            body = sandbox.bodies[job.video_id or ""]
+            assert body["video_id"] == parent.video_id and "video_path" not in body
+            assert job.request.source_video_path is None
