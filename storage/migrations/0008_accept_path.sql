@@ -17,12 +17,14 @@ CREATE INDEX quota_ledger_by_group ON quota_ledger (group_key, created_at, state
 -- storage.jobs._columns): the index of queued off-peak jobs was keyed by an expression
 -- that parsed the request's JSON on every insert, off-peak or not. Now the index holds
 -- only queued off-peak jobs, and an ordinary job's insert skips it at the cost of
--- comparing one integer.
+-- comparing one integer. Its first column is still the off-peak flag: an equality on it
+-- is what makes SQLite prefer this index to jobs_by_state (which would walk every queued
+-- job to find the off-peak ones).
 ALTER TABLE jobs ADD COLUMN off_peak INTEGER NOT NULL DEFAULT 0;
 UPDATE jobs SET off_peak = 1
     WHERE request LIKE '%off_peak%' AND COALESCE(json_extract(request, '$.off_peak'), 0) = 1;
 DROP INDEX jobs_queued_off_peak;
-CREATE INDEX jobs_queued_off_peak ON jobs (created_at, id) WHERE state = 'queued' AND off_peak = 1;
+CREATE INDEX jobs_queued_off_peak ON jobs (off_peak, created_at, id) WHERE state = 'queued' AND off_peak = 1;
 
 -- 3. How many jobs are queued, kept by triggers like queue_users: a queue position is this
 -- less the jobs behind (storage.jobs.queue_position), and summing queue_users instead cost
