@@ -52,7 +52,7 @@ def _placeholders(count: int) -> str:
 
 def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
     """SQL column values for Job fields. The requester also fills the columns that
-    jobs are queried by (platform, chat_id, user_key)."""
+    jobs are queried by (platform, chat_id, user_key), the request `off_peak`."""
     columns: dict[str, Any] = {}
     for name, value in values.items():
         if name == "requester":
@@ -64,7 +64,7 @@ def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
                 group_key=value.chat.group_key,
             )
         elif name == "request":
-            columns["request"] = _REQUEST.dump_json(value).decode()
+            columns.update(request=_REQUEST.dump_json(value).decode(), off_peak=int(value.off_peak))
         elif isinstance(value, datetime):
             columns[name] = to_sql_time(value)
         elif isinstance(value, Enum):
@@ -132,8 +132,9 @@ def _served_sql(last_served: datetime | None) -> str:
 QUEUED_SQL = "state = 'queued'"
 # Jobs not finished yet, in SQL, word for word as the partial indexes of migration 0008 say it.
 UNFINISHED_SQL = "state IN ('queued', 'submitting', 'submitted', 'generating')"
-# Whether a row's request is off-peak (1) or not (0), in SQL; the request is a JSON document.
-OFF_PEAK_SQL = "COALESCE(json_extract(request, '$.off_peak'), 0)"
+# Whether a row's request is off-peak (1) or not (0), in SQL: a copy of the request's field
+# (migration 0009), so that no query or index has to read the request's JSON for it.
+OFF_PEAK_SQL = "off_peak"
 
 
 def count_unfinished_off_peak(connection: sqlite3.Connection, user_key: str) -> int:
@@ -256,12 +257,11 @@ class SqliteJobStore:
         """1-based position of a queued job among all queued jobs (oldest first, ties
         by id); 0 when the job is no longer queued.
 
-        Counted from the back — every queued job, less those behind it — so that a new
-        job, last in line, costs a sum over the users with queued jobs (queue_users) and
-        no walk along the queue.
+        Counted from the back — every queued job (kept by triggers in queue_length), less
+        those behind it — so that a new job, last in line, costs no walk along the queue.
         """
         row = await self._db.fetch_one(
-            "SELECT (SELECT COALESCE(SUM(queued), 0) FROM queue_users)"
+            "SELECT (SELECT queued FROM queue_length WHERE only = 1)"
             f" - (SELECT COUNT(*) FROM jobs WHERE {QUEUED_SQL} AND (created_at, id) >"
             f" (SELECT created_at, id FROM jobs WHERE id = ? AND {QUEUED_SQL})) AS position,"
             f" EXISTS (SELECT 1 FROM jobs WHERE id = ? AND {QUEUED_SQL}) AS queued",
@@ -300,8 +300,8 @@ class SqliteJobStore:
     ) -> list[Job]:
         """The user's queued jobs that may be sent at `now` (not_before passed), oldest first,
         after `after`; at most `limit`. `off_peak` True or False: only off-peak jobs or only the others."""
-        # Named: with the off-peak condition, SQLite would otherwise pick the off-peak index,
-        # which holds every queued job, over this one, which holds the user's.
+        # Named, so that SQLite never prefers another index of queued jobs to this one,
+        # which holds the user's only.
         sql = (
             "SELECT * FROM jobs INDEXED BY jobs_queued_by_user"
             f" WHERE user_key = ? AND {QUEUED_SQL} AND (not_before IS NULL OR not_before <= ?)"
