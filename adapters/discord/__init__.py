@@ -60,7 +60,9 @@ async def running_discord(
             gateway.add_done_callback(_report_gateway_end)
             try:
                 await _until_ready(bot, gateway, ready_timeout)
-                log.info("connected to Discord as %s", bot.user)
+                log.info(
+                    "connected to Discord as %s, running shards %s of %s", bot.user, sorted(bot.shards), bot.shard_count
+                )
                 core.notifiers.register(Platform.DISCORD, notifier)
                 # Results that finished while the bot was away go out now, not at the next retry tick.
                 await core.deliverer.deliver_pending()
