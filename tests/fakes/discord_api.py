@@ -4,8 +4,9 @@
 `/oauth2/applications/@me`, `/gateway/bot`), command sync, interaction callbacks,
 webhook followups and original-response edits, channel messages (JSON and multipart
 with files), DMs, and attachment downloads; its gateway says HELLO, answers IDENTIFY
-with READY and one GUILD_CREATE (a guild with channels, a role and members), acks
-heartbeats, and then dispatches the INTERACTION_CREATE payloads a test builds as a
+with READY and a GUILD_CREATE per guild (with channels, a role and members) of the
+shard identified (`shard: [id, count]`, routed as Discord does), acks heartbeats,
+and then dispatches the INTERACTION_CREATE payloads a test builds as a
 user would cause them: a slash command (options typed by the commands the bot synced,
 attachments and users resolved), an autocomplete, a button click, a modal submit.
 
