@@ -8,6 +8,7 @@ started after the one that accepted the job stopped) delivers it all the same.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from bot.bootstrap import Core, open_core
 from bot.domain import Job, JobState, Platform, UserRef
 from bot.sandbox import Sandbox, SandboxAccount, SandboxConfig
 from bot.settings import Settings, SettingsError, load_settings
+from tests import patience
 from tests.fakes.discord_api import FakeChannel, FakeDiscord, FakeInteraction, FakeMessage, FakeUser, shard_of
 from tests.harness import eventually, fast_settings
 
@@ -196,3 +198,39 @@ def test_shard_settings_default_to_all_of_discords_count_and_may_be_left_empty()
     assert (empty.discord_shard_count, empty.discord_shard_ids) == (None, [])
     split = load_settings(_env_file=None, discord_shard_count="4", discord_shard_ids=" 3, 1 ")
     assert (split.discord_shard_count, split.discord_shard_ids) == (4, [3, 1])
+
+
+async def test_one_process_runs_every_shard_discord_recommends_however_long_they_take_to_connect(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    # discord.py connects shards 5 s apart: three take about 10 s, more than the deadline for one.
+    async with FakeDiscord(recommended_shards=3) as fake:
+        settings = fast_settings(tmp_path, sandbox, discord_bot_token=SecretStr(fake.token))
+        async with (
+            open_core(settings) as core,
+            running_discord(core, guild_ready_timeout=0.05, ready_timeout=8.0) as bot,
+        ):
+            assert (bot.shard_count, sorted(bot.shards)) == (3, [0, 1, 2])
+            assert fake.connected_shards == [(0, 3), (1, 3), (2, 3)]
+            guild = bot.get_guild(fake.guild_id)
+            assert guild is not None and guild.shard_id == shard_of(fake.guild_id, 3)
+        assert fake.spec_violations == []
+
+
+async def test_stopping_while_shards_are_still_connecting_ends_at_once(
+    tmp_path: Path, sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The second shard would connect 5 s after the first: the deadline ends the start before.
+    async with FakeDiscord(recommended_shards=2) as fake:
+        settings = fast_settings(tmp_path, sandbox, discord_bot_token=SecretStr(fake.token))
+        async with open_core(settings) as core:
+
+            async def start() -> None:
+                async with running_discord(core, guild_ready_timeout=0.05, ready_timeout=1.0):
+                    raise AssertionError("ready with one shard of two")
+
+            with pytest.raises(TimeoutError, match="for 1 s no shard connected or got ready"):
+                await asyncio.wait_for(start(), timeout=patience.deadline(15.0))
+        assert fake.connected_shards == []  # the connected shard was closed, the other never opened
+    assert [t for t in asyncio.all_tasks() if t.get_name() == "discord-gateway" and not t.done()] == []
+    assert "Session is closed" not in caplog.text  # no shard launched on the closed connection
