@@ -4,8 +4,9 @@ ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
-# `--build-arg EXTRAS=sandbox` adds the offline sandbox (PyAV/FFmpeg, numpy); a bot that
-# talks to useapi.net does not need them.
+# `--build-arg EXTRAS=sandbox` adds what the offline sandbox draws with (numpy); a bot that
+# talks to useapi.net does not need it. PyAV (with its FFmpeg) is always in: it checks the
+# videos users send and converts voice notes for lip-sync.
 ARG EXTRAS=""
 # Dependencies first, from pyproject.toml alone: this layer is rebuilt when they change,
 # not on every source or README edit.

@@ -28,6 +28,7 @@ from bot.delivery import Deliverer, DeliveryPolicy
 from bot.effects import EffectsCatalogue
 from bot.gate import Gatekeeper, RateLimiter
 from bot.instances import Instance, new_instance_id, run_alone
+from bot.media import VideoIntake, VideoLimits
 from bot.moderation.rules import Blocklist, load_default_blocklist
 from bot.moderation.service import ExternalModeration, FilterMode, GroupSettings, ModerationService
 from bot.outcomes import OutcomeSettler
@@ -42,7 +43,7 @@ from bot.service import GenerationService
 from bot.settings import Settings
 from bot.tracker import Tracker
 from bot.upstream.client import PixVerseClient
-from bot.upstream.models import EffectPage, VoiceList
+from bot.upstream.models import EffectPage, UploadedFile, VoiceList
 from bot.voices import VoiceCatalogue
 from bot.webhooks import CallbackHandler, CallbackSigner, build_http_app
 from storage import (
@@ -372,16 +373,21 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             cancel_requested=control.settle_requested,
         )
 
-        async def fetch_effects() -> EffectPage:
-            # The list is the same on every account; with several, the upstream needs one named.
+        async def any_account() -> str | None:
+            # For what is the same on every account (effects, voices, an uploaded file is
+            # reachable from all); with several, the upstream needs one named.
             await accounts.refresh()
             emails = [slot.email for slot in accounts.accounts]
-            return await upstream.effects(email=emails[0] if emails else None)
+            return emails[0] if emails else None
+
+        async def fetch_effects() -> EffectPage:
+            return await upstream.effects(email=await any_account())
 
         async def fetch_voices() -> VoiceList:
-            await accounts.refresh()
-            emails = [slot.email for slot in accounts.accounts]
-            return await upstream.voices(email=emails[0] if emails else None)
+            return await upstream.voices(email=await any_account())
+
+        async def upload(data: bytes, content_type: str) -> UploadedFile:
+            return await upstream.upload_file(data, content_type, email=await any_account())
 
         admission = SqlJobAdmission(db)
         service = GenerationService(
@@ -400,6 +406,7 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             catalogue=catalogue,
             effects=EffectsCatalogue(fetch_effects, price=quotas.price_in_unit),
             voices=VoiceCatalogue(fetch_voices, refresh_seconds=settings.voices_cache_seconds),
+            videos=VideoIntake(upload, VideoLimits(settings.max_video_bytes, settings.max_video_seconds)),
         )
         admin = AdminService(
             quotas=quotas,

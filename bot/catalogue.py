@@ -38,6 +38,7 @@ class Feature(StrEnum):
     FUSION = "fusion"
     MODIFY = "modify"
     OFF_PEAK = "off_peak"
+    PREVIEW = "preview"  # preview_mode: a fast, lower-quality draft
     UPSCALE = "upscale"
 
 
@@ -95,6 +96,9 @@ class Catalogue:
             # Upscale costs the same whatever model made the video (useapi.net overview, "Other").
             self.upscale_prices: CreditsByDuration = _by_duration("upscale", shared["upscale"])
             self.off_peak_discount = float(shared.get("off_peak_discount", 0.0))
+            # A --preview draft is charged as the same video at this quality (useapi.net
+            # publishes no preview price; the shipped file says the lowest quality).
+            self.preview_quality: str = str(shared.get("preview_quality", ""))
         except (KeyError, TypeError, ValueError) as exc:
             raise CatalogueError(f"models file is malformed: {exc!r}") from None
         if not self._models:
@@ -104,6 +108,8 @@ class Catalogue:
         longest = self.duration_range[1]
         if max(self.upscale_prices) < longest:
             raise CatalogueError(f"prices.upscale lists no price for a {longest}s video")
+        if self.having(Feature.PREVIEW) and not self.preview_quality:
+            raise CatalogueError("prices.preview_quality is missing: models offer preview, so say what one costs")
         if self.extend_fallback and not self.get(self.extend_fallback).has(Feature.EXTEND):
             raise CatalogueError(f"extend_fallback {self.extend_fallback!r} is not a model that extends")
 

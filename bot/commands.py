@@ -79,6 +79,8 @@ class _Command(BaseModel):
     audio: bool | None = None
     off_peak: bool | None = None
     seed_value: int | None = None
+    # --preview (only the kinds whose endpoint has `preview_mode` offer it: create, animate).
+    preview: bool | None = None
 
     @field_validator("*", mode="before")
     @classmethod
@@ -199,7 +201,7 @@ class RequestBuilder:
 
     @property
     def catalogue(self) -> Catalogue:
-        """The models requests are checked against."""
+        """The models the requests are checked against."""
         return self._catalogue
 
     def common(self, cmd: _Command, feature: Feature | None = None) -> dict[str, Any]:
@@ -216,8 +218,11 @@ class RequestBuilder:
             having = self._catalogue.having(feature) if feature is not None else []
             if feature is not None and not self._catalogue.get(model).has(feature) and having:
                 model = having[0]
+        if cmd.preview:
+            self._catalogue.require(model, Feature.PREVIEW, "--preview")
         return {
             "model": model,
+            "preview": bool(cmd.preview),
             "duration": cmd.duration or s.default_duration,
             "quality": cmd.quality or s.default_quality.value,
             "audio": self._audio(cmd.audio, model),

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from bot.catalogue import Catalogue, shipped_catalogue
+from bot.catalogue import Catalogue, Feature, shipped_catalogue
 from bot.domain import OUTCOME_STATES, Job, JobKind, JobState, MediaType, ResultAction, utcnow
 from bot.kinds import kind_of
 from bot.ports import DeliveryFailed, JobStore, Notifier, Upstream, VideoDelivery
@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 def result_buttons(job: Job, catalogue: Catalogue) -> tuple[ResultAction, ...]:
     """The buttons a finished video gets: reroll always; remix where its kind takes a
     prompt to change; upscale, extend and lip-sync where the catalogue allows them for its
-    model (an upscaled video is not upscaled again); a picture can only be made again."""
+    model (an upscaled video is not upscaled again; a preview's upscale is its full version);
+    modify where some model modifies videos; a picture can only be made again."""
     request = job.request
     kind = kind_of(request.kind)
     if request.makes is MediaType.PICTURE:
@@ -47,6 +48,7 @@ def result_buttons(job: Job, catalogue: Catalogue) -> tuple[ResultAction, ...]:
         ResultAction.REMIX: kind is not None and kind.remixable,
         ResultAction.UPSCALE: request.kind is not JobKind.UPSCALE and catalogue.can_upscale(request.model),
         ResultAction.EXTEND: catalogue.extend_model_for(request.model) is not None,
+        ResultAction.MODIFY: bool(catalogue.having(Feature.MODIFY)),
         ResultAction.LIPSYNC: catalogue.can_lipsync(request.model),
     }
     return tuple(action for action, shown in offered.items() if shown)
@@ -69,7 +71,7 @@ def describe_settings(job: Job) -> str:
             )
             if p
         )
-    parts = [r.kind.value if r.kind in {JobKind.UPSCALE, JobKind.EXTEND, JobKind.LIPSYNC} else None]
+    parts = [r.kind.value if r.kind in {JobKind.UPSCALE, JobKind.EXTEND, JobKind.MODIFY, JobKind.LIPSYNC} else None]
     if r.kind is JobKind.LIPSYNC:
         # Its length and quality are the lip-synced video's: what it speaks is what it adds.
         said = f"says “{_short(r.speech)}”" if r.speech else "your audio"
@@ -92,6 +94,8 @@ def describe_settings(job: Job) -> str:
             parts.append(f"says “{_short(r.speech)}”" + (f" ({r.voice_name})" if r.voice_name else ""))
         if r.off_peak:
             parts.append("off-peak")
+        if r.preview:
+            parts.append("preview (⬆️ Upscale for the full video)")
         parts.append(f"seed {r.seed}")
     return " · ".join(p for p in parts if p)
 

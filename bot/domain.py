@@ -81,6 +81,7 @@ class JobKind(StrEnum):
     EXTEND = "extend"
     EFFECT = "effect"  # an effect template applied to one or two pictures (/effect, reroll of it)
     LIPSYNC = "lipsync"  # one of the bot's videos made to speak (🗣 button, /lipsync)
+    MODIFY = "modify"  # a video changed as a prompt says (✏️ Modify, /modify on the user's own video)
 
 
 class MediaType(StrEnum):
@@ -97,7 +98,13 @@ class ResultAction(StrEnum):
     REMIX = "remix"
     UPSCALE = "upscale"
     EXTEND = "extend"
-    LIPSYNC = "lipsync"
+    MODIFY = "modify"  # asks for the change to make, like remix asks for its prompt
+    LIPSYNC = "lipsync"  # asks for the words to say (or a voice note, an audio file)
+
+
+# The buttons that ask the presser for text first (the new prompt, the change to make, the
+# words to say; lip-sync also takes a voice note or audio file instead where the chat can send one).
+TEXT_ACTIONS = frozenset({ResultAction.REMIX, ResultAction.MODIFY, ResultAction.LIPSYNC})
 
 
 class JobState(StrEnum):
@@ -177,8 +184,12 @@ class GenerationRequest:
     # pictures); `duration` is their sum. No prompts: every transition takes `prompt`.
     segment_durations: tuple[int, ...] = ()
     segment_prompts: tuple[str, ...] = ()
-    # upscale/extend: the source video at the upstream.
+    # upscale/extend/modify: the source video at the upstream, a video PixVerse made
+    # (`source_video_id`) or one the user sent, uploaded with POST files (`source_video_path`).
     source_video_id: str | None = None
+    source_video_path: str | None = None
+    # create/animate --preview: a fast, cheaper draft (`preview_mode`); ⬆️ Upscale makes the full video.
+    preview: bool = False
     # /effect: the template (it chooses its own model), its name for captions, its price
     # in credits when asked (video_base_cost + fixed_cost) and what it makes.
     template_id: int | None = None

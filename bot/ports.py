@@ -165,6 +165,8 @@ class Upstream(Protocol):
     async def voices(self, *, email: str | None = None) -> up.VoiceList:
         """GET videos/voices: the lip-sync voices."""
 
+    async def modify_video(self, request: up.ModifyRequest) -> up.VideoCreated: ...
+
     async def find_submitted(
         self,
         reply_ref: str,

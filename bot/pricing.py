@@ -2,8 +2,9 @@
 
 Each model in bot/data/models.json (or MODELS_FILE) carries its prices, after the
 useapi.net overview's cost tables (quality × duration, plus audio); upscale costs the
-same for every model and extend costs like a new video of the same settings.
-Off-peak jobs get the catalogue's discount.
+same for every model and extend costs like a new video of the same settings; a modify
+costs like a new video as long as its source. A --preview draft costs like the same
+video at the catalogue's `preview_quality`. Off-peak jobs get the catalogue's discount.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ class Pricing:
         else:
             # A lip-sync has no published price: it costs like a new video of the same
             # model, quality and length (README "Prices"); sound adds the model's audio row.
-            cost = self.video_credits(request.model, request.quality, request.duration, audio=request.has_sound)
+            # A preview costs as its draft quality does.
+            quality = self._catalogue.preview_quality if request.preview else request.quality
+            cost = self.video_credits(request.model, quality, request.duration, audio=request.has_sound)
         return self.off_peak(cost) if request.off_peak else cost
 
     def video_credits(self, model: str, quality: str, duration: int, *, audio: bool) -> int:
@@ -80,4 +83,7 @@ def _lookup(row: CreditsByDuration, duration: int) -> int:
     for seconds in sorted(row):
         if duration <= seconds:
             return row[seconds]
-    return row[max(row)]
+    # Longer than the table (a modify of a long video the user sent): the longest row
+    # once per started stretch of its length.
+    longest = max(row)
+    return row[longest] * math.ceil(duration / longest)

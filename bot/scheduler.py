@@ -33,6 +33,7 @@ from bot.upstream.models import (
     CreateVideoRequest,
     ExtendRequest,
     LipSyncRequest,
+    ModifyRequest,
     UpscaleRequest,
     VideoCreated,
     account_email_of,
@@ -341,6 +342,8 @@ class Scheduler:
             return await self._upstream.extend_video(request)
         if isinstance(request, LipSyncRequest):
             return await self._upstream.lipsync_video(request)
+        if isinstance(request, ModifyRequest):
+            return await self._upstream.modify_video(request)
         if isinstance(request, CreateFramesRequest):
             return await self._upstream.create_frames(request)
         if isinstance(request, CreateTransitionRequest):

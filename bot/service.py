@@ -16,6 +16,7 @@ from bot.catalogue import Catalogue, Feature
 from bot.commands import V1_PROMPT_MAX, RequestBuilder, random_seed
 from bot.delivery import result_buttons
 from bot.domain import (
+    TEXT_ACTIONS,
     GenerationRequest,
     Job,
     JobKind,
@@ -31,8 +32,10 @@ from bot.effects import EffectsCatalogue
 from bot.errors import ActionUnavailable, ButtonExpired, InvalidInput, JobNotFound, NotYourJob, TooManyOffPeakJobs
 from bot.kinds import ANIMATE, CREATE, GenerationKind, kind_of
 from bot.kinds.animate import Animate
-from bot.kinds.base import Lookups
+from bot.kinds.base import PENDING_UPLOAD, Lookups
 from bot.kinds.create import CreateSingle
+from bot.kinds.edit import modify_quality
+from bot.media import UserVideo, VideoIntake, VideoLimits
 from bot.moderation.service import ModerationService
 from bot.ports import ImageStoreFull, JobAdmission, JobStore, NewImage, OffPeakLimitReached, Progress, ProgressStage
 from bot.progress import ProgressReporter
@@ -65,8 +68,10 @@ class GenerationService:
         catalogue: Catalogue,
         effects: EffectsCatalogue,
         voices: VoiceCatalogue,
+        videos: VideoIntake,
     ) -> None:
         self._catalogue = catalogue
+        self._videos = videos
         self._effects = effects
         self._voices = voices
         self._lookups = Lookups(effects=effects, voices=voices)
@@ -89,6 +94,11 @@ class GenerationService:
         return self._catalogue
 
     @property
+    def video_limits(self) -> VideoLimits:
+        """How large and long a video users may send (adapters refuse larger ones before fetching)."""
+        return self._videos.limits
+
+    @property
     def effects(self) -> EffectsCatalogue:
         """The effect templates on offer (/effects lists them; /effect applies one)."""
         return self._effects
@@ -99,21 +109,35 @@ class GenerationService:
         return self._voices
 
     async def generate(
-        self, requester: Requester, kind: GenerationKind, command: object, images: list[bytes] | tuple[()] = ()
+        self,
+        requester: Requester,
+        kind: GenerationKind,
+        command: object,
+        images: list[bytes] | tuple[()] = (),
+        video: bytes | None = None,
     ) -> Job:
-        """Queue a job of `kind` from its validated `command` and its pictures, in order.
+        """Queue a job of `kind` from its validated `command` and its pictures, in order, or
+        the user's own video for a kind that takes one (/modify, /extend).
 
-        Each picture is checked by its content; they are stored only if the job is admitted,
-        and only until the job has uploaded them.
+        Each picture and video is checked by its content; pictures are stored only if the job
+        is admitted, and only until the job has uploaded them. A video is uploaded once the
+        request has passed every check but the quota's (see `_accept`).
         """
         if kind.pictures is not None:
             kind.pictures.check(len(images), kind.name)
         elif images:
             raise InvalidInput("image", f"/{kind.name} takes no picture")
+        if kind.with_video is not None and video is None:
+            raise InvalidInput("video", f"is missing; send a video with the caption /{kind.name} …")
+        if kind.with_video is None and video is not None:
+            raise InvalidInput("video", f"/{kind.name} takes no video")
         checked = [NewImage(data, check_image(data, max_bytes=self._max_image_bytes)) for data in images]
+        sent = await self._videos.check(video) if video is not None else None
         command = await self.prepared(requester, kind, command)
         request = kind.build(self._builder, command, tuple(new_blob_id() for _ in checked))
-        return await self._accept(requester, request, images=checked)
+        if kind.with_video is not None and sent is not None:
+            request = kind.with_video(request, sent)
+        return await self._accept(requester, request, images=checked, video=sent)
 
     async def prepared(self, requester: Requester, kind: GenerationKind, command: object) -> object:
         """`command` with what it names looked up (an effect by its name, a voice); unchanged for
@@ -148,7 +172,7 @@ class GenerationService:
         *,
         prompt: str | None = None,
     ) -> Job:
-        """A result button: reroll, remix (needs `prompt`), upscale or extend a finished video.
+        """A result button: reroll, remix or modify (need `prompt`), upscale or extend a finished video.
 
         Only the requester may press, or a chat admin of that chat when the operator allows it.
         """
@@ -193,12 +217,18 @@ class GenerationService:
             return request.with_changes(seed=seed)
         if request.makes is MediaType.PICTURE:
             raise ActionUnavailable("A picture made by an effect can only be made again (🔄 reroll).")
-        if action is ResultAction.REMIX:
+        if action is ResultAction.LIPSYNC:
+            # Its text comes with a voice or an audio track instead: `lipsync` takes those.
+            raise ActionUnavailable("Lip-sync needs words to speak or an audio track: use 🗣 or /lipsync.")
+        if action in TEXT_ACTIONS:
             text = clean_user_text(prompt)
             if not text:
-                raise InvalidInput("prompt", "is empty; remix needs the new prompt to use")
+                wanted = "the new prompt to use" if action is ResultAction.REMIX else "the change to make"
+                raise InvalidInput("prompt", f"is empty; {action.value} needs {wanted}")
             if len(text) > V1_PROMPT_MAX:
                 raise InvalidInput("prompt", f"is {len(text)} characters long; at most {V1_PROMPT_MAX} are allowed")
+            if action is ResultAction.MODIFY:
+                return self._modify_request(parent, text)
             if kind is None or not kind.remixable:
                 raise ActionUnavailable("Remix works on videos made from a prompt, not on upscales or extensions.")
             return RequestBuilder.recompose(kind.remix(request, text).with_changes(seed=seed))
@@ -220,55 +250,45 @@ class GenerationService:
                 seed=request.seed,
                 source_video_id=parent.video_id,
             )
-        if action is ResultAction.LIPSYNC:
-            raise ActionUnavailable("Lip-sync needs words to speak or an audio track: use 🗣 or /lipsync.")
         # EXTEND: continue the video with the same prompt and settings, as far as extend has
-        # them: its own models, and no sound fields (so none is shown, nor charged for).
+        # them: its own models, no audio or sound fields (so none is shown, nor charged for), no preview.
+        model = extend_model(request.model, self._catalogue)
+        # A transition extends as one clip: as long as its longest transition; a modified
+        # long video by as much as extend makes.
+        longest = self._catalogue.get(model).max_duration(request.quality)
         return request.with_changes(
             kind=JobKind.EXTEND,
             source_video_id=parent.video_id,
-            model=extend_model(request.model, self._catalogue),
+            source_video_path=None,
+            model=model,
             audio=False,
             sound_effect=None,
             auto_sound=None,
             speech=None,
             speaker_id=None,
             voice_name=None,
+            preview=False,
             seed=random_seed(),
-            # A transition extends as one clip: as long as its longest transition.
-            duration=max(request.segment_durations or (request.duration,)),
+            duration=min(max(request.segment_durations or (request.duration,)), longest),
             segment_durations=(),
             segment_prompts=(),
         ).with_images(())
 
-    async def lipsync(
-        self,
-        requester: Requester,
-        job_id: str,
-        *,
-        text: str | None = None,
-        voice: str | None = None,
-        audio: bytes | None = None,
-    ) -> Job:
-        """🗣 Lip-sync (and /lipsync): make the finished video `job_id` speak `text` (in `voice`,
-        a name /voices lists) or play `audio` (a voice note or audio file, at most 60 s).
-
-        Runs on the account that made the video (POST videos/lipsync, v5 videos only) and
-        costs like a new video of its model, quality and length.
-        """
-        parent = await self.button_target(requester, job_id)
-        if not parent.has_video:
-            raise ActionUnavailable(f"Job {job_id} has no finished video to lip-sync yet.")
-        if ResultAction.LIPSYNC not in result_buttons(parent, self._catalogue):
-            allowed = ", ".join(self._catalogue.having(Feature.LIPSYNC_VIDEO)) or "none"
-            raise ActionUnavailable(
-                f"Videos made with {parent.request.model or 'an effect'} cannot be lip-synced;"
-                f" only videos made with {allowed} can."
+    def check_lipsync(self, job_id: str | None, *, video: bool, text: str | None, audio: bool) -> str:
+        """The words a lip-sync speaks, cleaned. InvalidInput unless there is one video (one of
+        the bot's by `job_id`, or the user's own) and words (at most 200 characters) or an audio
+        track, not both. Adapters call it before fetching anything."""
+        if (job_id is None) != video:
+            raise InvalidInput(
+                "video",
+                "is one too many; lip-sync one of my videos (its job) or your own, not both"
+                if video
+                else "is missing; lip-sync one of my videos (its job) or your own (MP4 or MOV)",
             )
         words = clean_user_text(text or "")
-        if audio is not None and words:
+        if audio and words:
             raise InvalidInput("text", "give words to speak or an audio track, not both")
-        if audio is None and not words:
+        if not audio and not words:
             raise InvalidInput(
                 "text",
                 f"is empty; give the words to speak (up to {LIPSYNC_SPEECH_MAX_CHARS} characters)"
@@ -278,6 +298,41 @@ class GenerationService:
             raise InvalidInput(
                 "text", f"is {len(words)} characters long; lip-sync speaks at most {LIPSYNC_SPEECH_MAX_CHARS}"
             )
+        return words
+
+    async def lipsync(
+        self,
+        requester: Requester,
+        job_id: str | None = None,
+        *,
+        video: bytes | None = None,
+        text: str | None = None,
+        voice: str | None = None,
+        audio: bytes | None = None,
+    ) -> Job:
+        """🗣 Lip-sync (and /lipsync): make a video speak `text` (in `voice`, a name /voices
+        lists) or play `audio` (a voice note or audio file, at most 60 s).
+
+        The video is the finished one of job `job_id` (v5 videos only), which runs on the
+        account that made it and costs like a new video of its model, quality and length;
+        or `video`, the user's own, checked by content like /modify's and uploaded with
+        POST files once the request has passed every other check (`video_path`): it runs on
+        any account and costs like a new video of the lip-sync model at the default quality,
+        as long as the video.
+        """
+        words = self.check_lipsync(job_id, video=video is not None, text=text, audio=audio is not None)
+        parent: Job | None = None
+        sent: UserVideo | None = None
+        if job_id is not None:
+            parent = await self.button_target(requester, job_id)
+            if not parent.has_video:
+                raise ActionUnavailable(f"Job {job_id} has no finished video to lip-sync yet.")
+            if ResultAction.LIPSYNC not in result_buttons(parent, self._catalogue):
+                allowed = ", ".join(self._catalogue.having(Feature.LIPSYNC_VIDEO)) or "none"
+                raise ActionUnavailable(
+                    f"Videos made with {parent.request.model or 'an effect'} cannot be lip-synced;"
+                    f" only videos made with {allowed} can."
+                )
         speaker: VoiceInfo | None = None
         if voice:
             if audio is not None:
@@ -285,22 +340,70 @@ class GenerationService:
             await self._moderation.check_texts(requester, [voice])  # the refusal quotes it
             speaker = await self._voices.find(voice)
         track = await convert(audio) if audio is not None else None
-        source = parent.request
+        if parent is not None:
+            source = parent.request
+            # The video PixVerse made, by its id: never the upload it may have been made from.
+            target = source.with_changes(
+                duration=max(source.segment_durations or (source.duration,)),
+                source_video_id=parent.video_id,
+                source_video_path=None,
+            )
+        else:
+            sent = await self._videos.check(video or b"")
+            target = self._own_video_to_lipsync(sent)
         request = GenerationRequest(
             kind=JobKind.LIPSYNC,
-            user_prompt=source.user_prompt,
-            model=source.model,
-            duration=max(source.segment_durations or (source.duration,)),
-            quality=source.quality,
-            aspect_ratio=source.aspect_ratio,
-            source_video_id=parent.video_id,
+            user_prompt=target.user_prompt,
+            model=target.model,
+            duration=target.duration,
+            quality=target.quality,
+            aspect_ratio=target.aspect_ratio,
+            source_video_id=target.source_video_id,
+            source_video_path=target.source_video_path,
             speech=words or None,
             speaker_id=speaker.speaker_id if speaker else None,
             voice_name=speaker.name if speaker else None,
             image_blob_id=new_blob_id() if track else None,
         )
         images = [NewImage(track.data, track.content_type)] if track else None
-        return await self._accept(requester, request, parent=parent, action=ResultAction.LIPSYNC, images=images)
+        action = ResultAction.LIPSYNC if parent is not None else None
+        return await self._accept(requester, request, parent=parent, action=action, images=images, video=sent)
+
+    def _own_video_to_lipsync(self, video: UserVideo) -> GenerationRequest:
+        """What a lip-sync of the user's own video is priced and described by: the lip-sync
+        model (no model made it here) at the default quality, as long as the video. Its
+        upstream path is filled in once it is uploaded."""
+        models = self._catalogue.having(Feature.LIPSYNC_VIDEO)
+        if not models:
+            raise ActionUnavailable("No model this bot offers can lip-sync videos.")
+        return GenerationRequest(
+            kind=JobKind.LIPSYNC,
+            model=models[0],
+            duration=video.whole_seconds,
+            quality=self._builder.settings.default_quality.value,
+            source_video_path=PENDING_UPLOAD,
+        )
+
+    def _modify_request(self, parent: Job, change: str) -> GenerationRequest:
+        """✏️ Modify under `parent`'s video: its video changed as `change` says, on the account
+        that made it, at its quality where modify makes that (else modify's best)."""
+        models = self._catalogue.having(Feature.MODIFY)
+        if not models:
+            raise ActionUnavailable("No model this bot offers can modify videos.")
+        request = parent.request
+        return RequestBuilder.recompose(
+            GenerationRequest(
+                kind=JobKind.MODIFY,
+                user_prompt=change,
+                model=models[0],
+                # The result is as long as the video it changes.
+                duration=request.duration,
+                quality=modify_quality(request.quality),
+                aspect_ratio=request.aspect_ratio,
+                seed=random_seed(),
+                source_video_id=parent.video_id,
+            )
+        )
 
     async def recent_jobs(self, user: UserRef, limit: int = 10) -> list[Job]:
         return await self._jobs.recent_for_user(user, limit)
@@ -326,6 +429,7 @@ class GenerationService:
         parent: Job | None = None,
         action: ResultAction | None = None,
         images: list[NewImage] | None = None,
+        video: UserVideo | None = None,
     ) -> Job:
         job = Job(
             id=new_job_id(),
@@ -349,6 +453,10 @@ class GenerationService:
                 request.speech,
             ],
         )
+        if video is not None:
+            # The user's video goes up only now, checked and with its request accepted so far;
+            # an upload costs no credits, and a failed one leaves nothing charged or queued.
+            job = job.evolve(request=request.with_changes(source_video_path=await self._videos.upload(video)))
         # One atomic unit records the reservation, keeps the image and inserts the job: a
         # refused request leaves nothing behind, and a caller cancelled while the unit is
         # queued leaves all of it (the job runs, and is charged like any other).

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # Discord's REST API base (a proxy); empty: discord.py's own (https://discord.com/api/v10).
     discord_api_base: str | None = None
     discord_guild_ids: CsvList = Field(default_factory=list)
+    # Discord shards: how many the bot has in all (None: as many as Discord recommends) and
+    # which of them this process runs (empty: all), so shards can be split across processes.
+    discord_shard_count: int | None = Field(default=None, ge=1)
+    discord_shard_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     # Operator ids per platform, e.g. "telegram:123,discord:456".
     bot_admin_ids: CsvList = Field(default_factory=list)
 
@@ -93,6 +97,12 @@ class Settings(BaseSettings):
     # All /animate images kept at once, waiting for their jobs to upload them. Past it a new
     # /animate is refused ("try again later") instead of letting the database grow unbounded.
     max_stored_image_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    # Videos users send for /modify and /extend. POST files takes up to 5 GB; the bot holds
+    # a video in memory while it checks and uploads it, so it keeps a smaller cap. Telegram's
+    # cloud Bot API hands bots files up to 20 MB (more with TELEGRAM_API_BASE, a local server).
+    max_video_bytes: int = Field(default=100_000_000, gt=0, le=5 * 1000**3)
+    # The upstream documents no length limit for a source video; this is the bot's.
+    max_video_seconds: int = Field(default=30, ge=1, le=600)
 
     # --- scheduling and tracking (seconds)
     # How long the lip-sync voice list (GET videos/voices) is kept before it is fetched again.
@@ -179,6 +189,46 @@ class Settings(BaseSettings):
     def _database(cls, value: object) -> object:
         # A path given in code (tests, benchmarks) is a file name like any other.
         return str(value) if isinstance(value, PurePath) else value
+
+    @field_validator("discord_shard_count", mode="before")
+    @classmethod
+    def _shard_count(cls, value: object) -> object:
+        # `DISCORD_SHARD_COUNT=` (left empty in an .env or a compose file) means "not set".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("discord_shard_ids", mode="before")
+    @classmethod
+    def _shard_id_numbers(cls, value: object) -> object:
+        parts = _split_csv(value)
+        if not isinstance(parts, list):
+            return parts
+        numbers = []
+        for part in parts:
+            if isinstance(part, str) and not part.isdigit():
+                raise ValueError(f"{part!r} is not a shard number; list shard numbers like 0,1")
+            numbers.append(int(part))
+        return numbers
+
+    @field_validator("discord_shard_ids")
+    @classmethod
+    def _shard_ids(cls, value: list[int], info: ValidationInfo) -> list[int]:
+        if not value or "discord_shard_count" not in info.data:  # none given, or the count is itself wrong
+            return value
+        count = info.data["discord_shard_count"]
+        if count is None:
+            raise ValueError(
+                "needs DISCORD_SHARD_COUNT, the number of shards across all the bot's processes "
+                "(the shards are numbered 0 to DISCORD_SHARD_COUNT - 1)"
+            )
+        for shard_id in value:
+            if shard_id >= count:
+                raise ValueError(
+                    f"shard {shard_id} does not exist: with DISCORD_SHARD_COUNT={count} they are 0–{count - 1}"
+                )
+        repeated = sorted({shard_id for shard_id in value if value.count(shard_id) > 1})
+        if repeated:
+            raise ValueError(f"lists shard {repeated[0]} twice; list each shard once")
+        return value
 
     @field_validator("max_stored_image_bytes")
     @classmethod

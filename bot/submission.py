@@ -31,9 +31,10 @@ def extend_model(model: str, catalogue: Catalogue | None = None) -> str:
 def source_account(request: GenerationRequest) -> str | None:
     """The account `request` must run on, or None when any will do.
 
-    An upscale or extend works on a video PixVerse keeps in the account that made it
-    (the video id names that account): upscale runs there implicitly, and extend is
-    refused by any other account.
+    An upscale, extend, modify or lip-sync works on a video PixVerse keeps in the account
+    that made it (the video id names that account): upscale and lip-sync run there
+    implicitly, and the others are refused by any other account. A video the user uploaded (`source_video_path`)
+    is reachable from every account.
     """
     return up.account_email_of(request.source_video_id) if request.source_video_id else None
 
@@ -62,19 +63,20 @@ def build_upstream_request(
     kind = kind_of(request.kind)
     if kind is not None:
         return kind.to_upstream(request, {"email": email, **routing}, catalogue)
-    # Validated from plain values: pydantic turns the request's strings into the
-    # upstream's enums and checks every documented limit on the way.
+    # An upscale or a lip-sync has no kind (only a button or /lipsync makes one); pydantic
+    # checks its fields.
     context = {"catalogue": catalogue}
     try:
-        if request.kind is JobKind.UPSCALE:
-            return up.UpscaleRequest.model_validate(
-                {"video_id": request.source_video_id or "", **routing}, context=context
-            )
         if request.kind is JobKind.LIPSYNC:
-            # Words in a voice, or the audio track the user sent (uploaded like a picture).
+            # One of the bot's videos (on the account that made it), or the user's own
+            # (uploaded; it runs on the account the scheduler chose, so that one is named).
+            # Words in a voice, or the audio track the user sent: it travels as the request's
+            # first media file, uploaded like a picture (`image_path`).
             return up.LipSyncRequest.model_validate(
                 {
+                    "email": None if request.source_video_id else email,
                     "video_id": request.source_video_id,
+                    "video_path": request.source_video_path,
                     "prompt": request.speech,
                     "speaker_id": request.speaker_id,
                     "audio_path": request.image_path,
@@ -83,20 +85,7 @@ def build_upstream_request(
                 },
                 context=context,
             )
-        return up.ExtendRequest.model_validate(
-            {
-                "email": email,
-                "model": extend_model(request.model, catalogue),
-                "prompt": request.prompt or None,
-                "video_id": request.source_video_id,
-                "duration": request.duration,
-                "quality": request.quality,
-                "seed": request.seed,
-                "off_peak_mode": request.off_peak or None,
-                **routing,
-            },
-            context=context,
-        )
+        return up.UpscaleRequest.model_validate({"video_id": request.source_video_id or "", **routing}, context=context)
     except ValidationError as exc:
         raise upstream_refusal(exc) from None
 

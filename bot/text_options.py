@@ -135,6 +135,10 @@ SOUND_OPTIONS = (
     ),
     VOICE_OPTION,
 )
+# create and animate (videos/create has `preview_mode`); where the catalogue's model has it.
+PREVIEW_OPTION = Option(
+    "preview", ("preview",), flag=True, help="A fast, cheaper draft; ⬆️ Upscale it for the full video"
+)
 COMMON_OPTIONS = (
     Option(
         "seed_value",

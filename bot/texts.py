@@ -10,6 +10,7 @@ from bot.catalogue import Catalogue, shipped_catalogue
 from bot.delivery import describe_settings
 from bot.domain import Job, JobState, utcnow
 from bot.kinds import KINDS, GenerationKind
+from bot.media import ALLOWED_VIDEO_TYPES
 from bot.ports import Progress, ProgressStage
 from bot.text_options import COMMON_OPTIONS, usage
 from bot.voices import VoiceInfo
@@ -141,8 +142,8 @@ Options for all:
 Models: {models}
 
 Under each finished video: 🔄 Reroll (new seed), 🔀 Remix (new prompt), ⬆️ Upscale, ➕ Extend,
-🗣 Lip-sync (v5 videos: words to speak, or a voice note / audio file up to 60 s).
-{p}lipsync <words> [--voice NAME] — in reply to one of my videos: the same as 🗣
+✏️ Modify (say what to change), 🗣 Lip-sync (v5 videos: words to speak, or a voice note / audio file up to 60 s).
+{p}lipsync <words> [--voice NAME] — in reply to one of my videos (the same as 🗣), or with your own video (MP4 or MOV)
 {p}voices — the voices for --voice, with a sample of each
 {p}effects [words] — the ready-made effects for {p}effect, with what each takes and costs
 {p}jobs — your recent jobs · {p}status <job> — one job's state · {p}help — this text
@@ -158,6 +159,10 @@ def _kind_help(kind: GenerationKind, p: str, catalogue: Catalogue) -> str:
         lines.append(f"  with {kind.pictures.describe()}{together} (console: their file paths first)")
     if kind.options:
         lines.append(usage(kind.options, catalogue))
+    if kind.takes_video:
+        lines.append(f"  with your video, {ALLOWED_VIDEO_TYPES} (console: its file path first)")
+        # An edit takes only some of the options for all.
+        lines.append("  options: " + ", ".join(f"--{o.names[0]}" for o in kind.common_options))
     return "\n".join(lines)
 
 

@@ -53,7 +53,7 @@ def _states(states: JobState | Iterable[JobState]) -> tuple[JobState, ...]:
 
 def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
     """SQL column values for Job fields. The requester also fills the columns that
-    jobs are queried by (platform, chat_id, user_key, group_key)."""
+    jobs are queried by (platform, chat_id, user_key, group_key), the request `off_peak`."""
     columns: dict[str, Any] = {}
     for name, value in values.items():
         if name == "requester":
@@ -65,7 +65,7 @@ def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
                 group_key=value.chat.group_key,
             )
         elif name == "request":
-            columns["request"] = _REQUEST.dump_json(value).decode()
+            columns.update(request=_REQUEST.dump_json(value).decode(), off_peak=int(value.off_peak))
         elif isinstance(value, datetime):
             columns[name] = to_sql_time(value)
         elif isinstance(value, Enum):
@@ -134,6 +134,9 @@ def _served_sql(last_served: datetime | None) -> str:
 QUEUED_SQL = "state = 'queued'"
 # Jobs not finished yet, in SQL, word for word as the partial indexes of migration 0008 say it.
 UNFINISHED_SQL = "state IN ('queued', 'submitting', 'submitted', 'generating')"
+# Whether a row's request is off-peak (1) or not (0), in SQL: a copy of the request's field
+# (migration 0009 on both backends), so that no query or index has to read the request's JSON for it.
+OFF_PEAK_SQL = "off_peak"
 
 
 async def count_unfinished_off_peak(transaction: Transaction, user_key: str) -> int:
@@ -141,7 +144,7 @@ async def count_unfinished_off_peak(transaction: Transaction, user_key: str) -> 
     unfinished = [state.value for state in JobState if state not in OUTCOME_STATES and state is not JobState.DELIVERED]
     row = await transaction.fetch_one(
         f"SELECT COUNT(*) FROM jobs WHERE user_key = ? AND state IN ({placeholders(len(unfinished))}) "
-        f"AND {transaction.dialect.off_peak} = 1",
+        f"AND {OFF_PEAK_SQL} = 1",
         [user_key, *unfinished],
     )
     assert row is not None  # an aggregate always answers one row
@@ -332,12 +335,12 @@ class SqlJobStore:
         """1-based position of a queued job among all queued jobs (oldest first, ties
         by id); 0 when the job is no longer queued.
 
-        Counted from the back — every queued job, less those behind it — so that a new
-        job, last in line, costs a sum over the users with queued jobs (queue_users) and
-        no walk along the queue.
+        Counted from the back — every queued job (kept by triggers in queue_length), less
+        those behind it — so that a new job, last in line, costs no walk along the queue.
         """
         row = await self._db.fetch_one(
-            "SELECT (SELECT COALESCE(SUM(queued), 0) FROM queue_users)"
+            # "only" quoted: a reserved word in PostgreSQL (its one row, by primary key).
+            """SELECT (SELECT queued FROM queue_length WHERE "only" = 1)"""
             f" - (SELECT COUNT(*) FROM jobs WHERE {QUEUED_SQL} AND (created_at, id) >"
             f" (SELECT created_at, id FROM jobs WHERE id = ? AND {QUEUED_SQL})) AS position,"
             f" EXISTS (SELECT 1 FROM jobs WHERE id = ? AND {QUEUED_SQL}) AS queued",
@@ -376,15 +379,15 @@ class SqlJobStore:
     ) -> list[Job]:
         """The user's queued jobs that may be sent at `now` (not_before passed), oldest first,
         after `after`; at most `limit`. `off_peak` True or False: only off-peak jobs or only the others."""
-        # Named: with the off-peak condition, SQLite would otherwise pick the off-peak index,
-        # which holds every queued job, over this one, which holds the user's.
+        # Named, so that SQLite never prefers another index of queued jobs to this one,
+        # which holds the user's only.
         sql = (
             f"SELECT * FROM jobs{self._db.dialect.index_hint('jobs_queued_by_user')}"
             f" WHERE user_key = ? AND {QUEUED_SQL} AND (not_before IS NULL OR not_before <= ?)"
         )
         params: list[object] = [user_key, to_sql_time(now)]
         if off_peak is not None:
-            sql += f" AND {self._db.dialect.off_peak} = ?"
+            sql += f" AND {OFF_PEAK_SQL} = ?"
             params.append(int(off_peak))
         if after is not None:
             sql += " AND (created_at, id) > (?, ?)"
@@ -395,8 +398,7 @@ class SqlJobStore:
     async def queued_off_peak(self, *, now: datetime, after: Job | None = None, limit: int) -> list[Job]:
         """Queued off-peak jobs that may be sent at `now`, oldest first, after `after`; at most `limit`."""
         sql = (
-            f"SELECT * FROM jobs WHERE {QUEUED_SQL} AND {self._db.dialect.off_peak} = 1"
-            " AND (not_before IS NULL OR not_before <= ?)"
+            f"SELECT * FROM jobs WHERE {QUEUED_SQL} AND {OFF_PEAK_SQL} = 1 AND (not_before IS NULL OR not_before <= ?)"
         )
         params: list[object] = [to_sql_time(now)]
         if after is not None:
@@ -439,7 +441,7 @@ class SqlJobStore:
         sql = f"SELECT user_key, COUNT(*) AS jobs FROM jobs WHERE state IN ({placeholders(len(wanted))})"
         params: list[object] = [state.value for state in wanted]
         if off_peak is not None:
-            sql += f" AND {self._db.dialect.off_peak} = ?"
+            sql += f" AND {OFF_PEAK_SQL} = ?"
             params.append(int(off_peak))
         rows = await self._db.fetch_all(sql + " GROUP BY user_key", params)
         return {row["user_key"]: row["jobs"] for row in rows}
@@ -499,7 +501,7 @@ class SqlJobStore:
         ones left out: they wait for their hours), newest first."""
         rows = await self._db.fetch_all(
             f"SELECT submitted_at, finished_at FROM jobs{self._db.dialect.index_hint('jobs_completed_by_finish')}"
-            f" WHERE outcome = 'completed' AND submitted_at IS NOT NULL AND {self._db.dialect.off_peak} = 0"
+            f" WHERE outcome = 'completed' AND submitted_at IS NOT NULL AND {OFF_PEAK_SQL} = 0"
             " ORDER BY finished_at DESC LIMIT ?",
             (max(limit, 0),),
         )

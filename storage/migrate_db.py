@@ -20,8 +20,8 @@ from storage.postgres import is_postgresql, open_postgres, without_password
 from storage.sql import SQLITE, load_migrations
 
 # Every table that holds state, parents before children (jobs name their parent job).
-# queue_users comes last: the jobs triggers fill it as jobs arrive, then the source's
-# rows replace it, since they also carry when each user was last served.
+# The tables the jobs triggers keep come last: the triggers fill them as jobs arrive,
+# then the source's rows replace them (queue_users' also say when each user was last served).
 TABLES = (
     "meta",
     "jobs",
@@ -36,7 +36,9 @@ TABLES = (
     "bans",
     "moderation_log",
     "queue_users",
+    "queue_length",
 )
+_KEPT_BY_TRIGGERS = ("queue_users", "queue_length")
 # Tables whose ids PostgreSQL numbers itself: its counter moves past the copied ids.
 _NUMBERED = ("strikes", "moderation_log")
 # Rows in source order where order matters (a job after its parent).
@@ -73,7 +75,9 @@ async def copy_sqlite_to_postgres(source: Path, target: str) -> Copied:
         async with database, database.connection() as connection, connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", _COPY_LOCK)
             for table in TABLES:
-                if table != "queue_users" and await connection.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})"):
+                if table not in _KEPT_BY_TRIGGERS and await connection.fetchval(
+                    f"SELECT EXISTS (SELECT 1 FROM {table})"
+                ):
                     raise MigrateError(
                         f"the PostgreSQL database {without_password(target)} already holds {table}: "
                         "migrate-db copies into an empty database only (nothing was written)"
@@ -82,8 +86,8 @@ async def copy_sqlite_to_postgres(source: Path, target: str) -> Copied:
             for table in TABLES:
                 cursor = snapshot.execute(f"SELECT * FROM {table}{_ORDER.get(table, '')}")
                 columns = [column[0] for column in cursor.description]
-                if table == "queue_users":
-                    await connection.execute("DELETE FROM queue_users")
+                if table in _KEPT_BY_TRIGGERS:
+                    await connection.execute(f"DELETE FROM {table}")
                 await connection.copy_records_to_table(table, columns=columns, records=cursor)
                 copied[table] = await connection.fetchval(f"SELECT COUNT(*) FROM {table}")
             for table in _NUMBERED:

@@ -125,8 +125,6 @@ class Dialect:
     write once."""
 
     name: str
-    # 1 when a jobs row's request (a JSON document) is off-peak, else 0.
-    off_peak: str
     # The later of two times (fixed-width text): scalar MAX() in SQLite, GREATEST() in PostgreSQL.
     later_of: str
     # The smaller of two numbers: scalar MIN() in SQLite, LEAST() in PostgreSQL.
@@ -150,8 +148,6 @@ class Dialect:
 
 SQLITE = Dialect(
     name="sqlite",
-    # Word for word as in migration 0007's index: only then does SQLite use it.
-    off_peak="COALESCE(json_extract(request, '$.off_peak'), 0)",
     later_of="MAX({}, {})",
     lesser_of="MIN({}, {})",
     indexed_by=" INDEXED BY {}",
@@ -165,8 +161,6 @@ SQLITE = Dialect(
 
 POSTGRESQL = Dialect(
     name="postgresql",
-    # Word for word as in migrations/postgresql/0007's index.
-    off_peak="COALESCE(((request::jsonb ->> 'off_peak')::boolean)::int, 0)",
     later_of="GREATEST({}, {})",
     lesser_of="LEAST({}, {})",
     indexed_by="",

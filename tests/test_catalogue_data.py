@@ -141,7 +141,7 @@ async def test_a_video_from_a_model_without_extend_or_upscale_gets_neither_butto
     async with running_bot(settings) as bot:
         await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a fox --model v7")
         [video] = await wait_videos(fake, ALICE_CHAT)
-        assert pressable(video) == ["reroll", "remix"]
+        assert pressable(video) == ["reroll", "remix", "modify"]  # modify runs on v5.5, whoever made it
         # Asked for anyway (a button under a message older than the catalogue): refused, naming who can.
         job = await bot.job(job_id_of(video))
         with pytest.raises(ActionUnavailable, match="made with v7 cannot be extended; models that extend: v5.5, v5"):
@@ -159,12 +159,12 @@ async def test_extend_follows_the_fallback_and_upscales_and_extensions_offer_no_
     # v5.6 has no extend of its own; the shipped catalogue's extend_fallback (v5.5) extends it.
     await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a fox --model v5.6")
     [first] = await wait_videos(fake, ALICE_CHAT)
-    assert pressable(first) == ["reroll", "remix", "upscale", "extend"]
+    assert pressable(first) == ["reroll", "remix", "upscale", "extend", "modify"]
 
     assert (await press(fake, first, "upscale"))["text"] == "Upscaling…"
     upscaled = (await wait_videos(fake, ALICE_CHAT, 2))[-1]
-    assert pressable(upscaled) == ["reroll", "extend"]  # not upscaled twice; no prompt of its own to remix
+    assert pressable(upscaled) == ["reroll", "extend", "modify"]  # not upscaled twice; no prompt of its own to remix
 
     assert (await press(fake, first, "extend"))["text"] == "Extending…"
     extended = (await wait_videos(fake, ALICE_CHAT, 3))[-1]
-    assert pressable(extended) == ["reroll", "upscale", "extend"]  # an extension is not remixed
+    assert pressable(extended) == ["reroll", "upscale", "extend", "modify"]  # an extension is not remixed

@@ -165,8 +165,8 @@ async def test_healthcheck_follows_bot_http_port(tmp_path):
 async def test_without_the_sandbox_extra_the_sandbox_says_how_to_get_it(tmp_path):
     import sys
 
-    # As if installed with `pip install .` alone: numpy cannot be imported (PyAV is a
-    # main dependency: the bot converts voice notes with it).
+    # As if installed with `pip install .` alone: numpy cannot be imported (PyAV is a main
+    # dependency: the bot checks the videos users send and converts voice notes with it).
     hide_numpy = "import sys; sys.modules['numpy'] = None; from bot.__main__ import main; sys.exit(main(sys.argv[1:]))"
     for args in (("console", "--sandbox"), ("sandbox", "--port", "0")):
         process = await asyncio.create_subprocess_exec(

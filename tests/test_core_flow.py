@@ -44,7 +44,13 @@ async def test_create_single_from_command_to_delivered_video(env):
     assert decode_frames(video.file_bytes) > 0
     assert video.caption.startswith("a fox running through snow")
     assert f"seed {done.request.seed}" in video.caption and "9:16" in video.caption
-    assert video.buttons == (ResultAction.REROLL, ResultAction.REMIX, ResultAction.UPSCALE, ResultAction.EXTEND)
+    assert video.buttons == (
+        ResultAction.REROLL,
+        ResultAction.REMIX,
+        ResultAction.UPSCALE,
+        ResultAction.EXTEND,
+        ResultAction.MODIFY,
+    )
     stages = [p.stage for job_id, p in notifier.progress_events if job_id == job.id]
     assert stages[0] is ProgressStage.QUEUED and ProgressStage.STARTED in stages
     # The v1 style reached PixVerse inside the prompt (v2 has no style field).

@@ -137,7 +137,7 @@ async def test_create_single_from_slash_command_to_video_with_buttons(
         job = await world.job_of(video)
         assert video.content.startswith("a fox in the snow\n") and f"job {job.id}" in video.content
         assert "9:16" in video.content and "seed 42" in video.content
-        assert video.custom_ids == [f"px:{a}:{job.id}" for a in ("reroll", "remix", "upscale", "extend")]
+        assert video.custom_ids == [f"px:{a}:{job.id}" for a in ("reroll", "remix", "upscale", "extend", "modify")]
         assert job.state is JobState.DELIVERED
         edits = fake.requests_to("PATCH /webhooks/{webhook_id}/{webhook_token}/messages/{message_id}")
         shown = [(r.body or {}).get("content", "") for r in edits]
@@ -197,7 +197,7 @@ async def test_each_button_works_also_after_a_restart(world: World) -> None:
         upscaled = await world.video(await fake.click(first, f"px:upscale:{parent.id}", by=world.alice))
         upscale_job = await world.job_of(upscaled)
         assert upscale_job.request.kind.value == "upscale" and upscale_job.parent_id == parent.id
-        assert [c.split(":")[1] for c in upscaled.custom_ids] == ["reroll", "extend"]
+        assert [c.split(":")[1] for c in upscaled.custom_ids] == ["reroll", "extend", "modify"]
 
     async with world.running():  # a new process: no view objects, same database
         press = await fake.click(first, f"px:extend:{parent.id}", by=world.alice)
@@ -251,7 +251,7 @@ async def test_result_after_the_token_lifetime_is_posted_where_it_was_asked(worl
         assert (job.chat.chat_id, job.chat.thread_id) == (str(fake.channel.id), str(thread.id))
         assert posted.content.startswith(f"{world.alice.mention}\n@everyone a slow sunrise")
         assert posted.mentions == [world.alice.id]  # the requester is pinged, @everyone is not
-        assert posted.attachments[0].data[4:8] == b"ftyp" and len(posted.custom_ids) == 4
+        assert posted.attachments[0].data[4:8] == b"ftyp" and len(posted.custom_ids) == 5
         assert fake.followups(asked) == []
 
 

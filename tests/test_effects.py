@@ -139,8 +139,8 @@ async def test_telegram_effect_on_a_photo_sends_its_template_and_no_model_and_ch
         assert fake.file(video["video"]["file_id"]).data[4:8] == b"ftyp"
         assert "effect Sandbox Spin" in video["caption"]
         # No prompt: no remix. The template's model is not in the catalogue: no upscale; extend
-        # runs on the catalogue's extend_fallback.
-        assert [b.split(":")[1] for b in buttons(video)] == ["reroll", "extend"]
+        # runs on the catalogue's extend_fallback, modify on the models that modify.
+        assert [b.split(":")[1] for b in buttons(video)] == ["reroll", "extend", "modify"]
         status, _ = await bot.core.quotas.status(user_ref(ALICE))
         assert status.unit is QuotaUnit.CREDITS and status.used == SPIN.credits == 20
         assert await bot.core.blobs.total_bytes() == 0

@@ -9,18 +9,21 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import discord
 import pytest
 from discord import app_commands
 from discord.ext import commands
 
 from tests.fakes.discord_api import (
+    CLOSE_INVALID_SHARD,
     DEFERRED_CHANNEL_MESSAGE,
     MODERATOR_PERMISSIONS,
     FakeDiscord,
     FakeUser,
+    shard_of,
 )
-from tests.fakes.discord_spec import check_request
+from tests.fakes.discord_spec import check_request, check_response
 
 
 class Knock(discord.ui.DynamicItem[discord.ui.Button], template=r"knock:(?P<n>\d+)"):
@@ -227,3 +230,54 @@ def test_spec_checker_knows_routes_and_limits() -> None:
     assert check_request("POST", "/nowhere") == ["POST /nowhere: no such path in the Discord API"]
     assert check_request("GET", "/users/@me") == []
     assert FakeUser(5, "x").mention == "<@5>"
+
+
+class ShardedMiniBot(commands.AutoShardedBot):
+    """A bot in shards, as discord.py runs them; the fake has no IDENTIFY rate limit to wait for."""
+
+    def __init__(self, **shards: Any) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents(guilds=True),
+            guild_ready_timeout=0.05,
+            **shards,
+        )
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        pass  # discord.py waits 5 s between two shards' IDENTIFYs for the real Discord's sake
+
+
+async def test_gateway_bot_recommends_the_shards_and_each_shard_gets_its_own_guilds() -> None:
+    async with FakeDiscord(recommended_shards=2) as fake:
+        on_shard = {shard: fake.add_guild(on_shard=(shard, 2)) for shard in (0, 1)}
+        assert [shard_of(on_shard[shard], 2) for shard in (0, 1)] == [0, 1]
+        async with ShardedMiniBot() as bot:  # no shard count: discord.py asks GET /gateway/bot
+            await bot.login(fake.token)
+            connection = asyncio.create_task(bot.connect())
+            try:
+                await asyncio.wait_for(bot.wait_until_ready(), 10)
+                assert bot.shard_count == 2 and fake.connected_shards == [(0, 2), (1, 2)]
+                for guild_id in fake.guild_ids:
+                    guild = bot.get_guild(guild_id)
+                    assert guild is not None and guild.shard_id == shard_of(guild_id, 2)
+            finally:
+                await bot.close()
+                await connection
+        [asked] = fake.requests_to("GET /gateway/bot")
+        answer = fake._gateway_info()
+        assert answer["shards"] == 2 and check_response("GET", asked.path, 200, answer) == []
+        assert sorted(fake.shards_identified) == [(0, 2), (1, 2)]
+        assert fake.spec_violations == []
+
+
+@pytest.mark.parametrize("shard", [[2, 2], [0, 0], [-1, 2], "0,1"])
+async def test_an_identify_with_an_impossible_shard_is_closed_as_discord_does(fake: FakeDiscord, shard: Any) -> None:
+    async with aiohttp.ClientSession() as session, session.ws_connect(fake.gateway_url) as socket:
+        hello = await socket.receive_json()
+        assert hello["op"] == 10
+        identify = {"token": fake.token, "intents": 1, "properties": {}, "shard": shard}
+        await socket.send_json({"op": 2, "d": identify})
+        closed = await socket.receive()
+        assert closed.type is aiohttp.WSMsgType.CLOSE and closed.data == CLOSE_INVALID_SHARD
+    assert fake.identified == 0 and fake.connected_shards == []
+    assert len(fake.spec_violations) == 1 and f"shard {shard!r}" in fake.spec_violations[0]

@@ -17,7 +17,7 @@ from bot.quota import QuotaExceeded
 from storage import SqlBlobStore, SqlDatabase, SqlGovernanceStore, SqlJobStore, SqlQuotaStore, open_storage
 from tests.harness import RecordingNotifier, eventually, fast_settings, requester, running_core
 from tests.postgres_server import PostgresServer
-from tests.test_storage import START, admit_animate
+from tests.test_storage import BOB, START, admit_animate, make_job
 
 GROUP = "console:g1"
 GROUP_OF_ALICE = "console:c1"  # her chat's (tests.harness.requester)
@@ -46,6 +46,7 @@ async def state(db: SqlDatabase, user_key: str, job_ids: list[str], blob_id: str
     """What an operator would check after the move, read through the stores."""
     jobs, governance = SqlJobStore(db), SqlGovernanceStore(db)
     found = [await jobs.get(job_id) for job_id in job_ids]
+    length = await db.fetch_one("SELECT queued FROM queue_length")
     return {
         "jobs": found,
         "positions": [await jobs.queue_position(job) for job in found if job is not None],
@@ -58,6 +59,9 @@ async def state(db: SqlDatabase, user_key: str, job_ids: list[str], blob_id: str
         "strikes": await governance.count_strikes(user_key, GROUP, START - timedelta(days=1)),
         "picture": await SqlBlobStore(db).get(blob_id),
         "secret": await db.get_meta("webhook_secret"),
+        # Read by the off_peak column (migration 0009), not by the request's JSON.
+        "off-peak": [job.id for job in await jobs.queued_off_peak(now=START + timedelta(days=1), limit=10)],
+        "queue length": None if length is None else int(length[0]),
     }
 
 
@@ -80,15 +84,21 @@ async def test_a_sqlite_deployment_moves_to_postgresql_and_the_bot_runs_on_it(
         # Being sent when the bot stopped, with a cancel asked for meanwhile (/cancel).
         being_sent = await admit_animate(db, b"\x89PNG", state=JobState.SUBMITTING, user=alice.user)
         assert await SqlJobStore(db).request_cancel(being_sent.id, "Alice") is not None
-        job_ids = [job.id for job in queued] + [picture.id, being_sent.id]
+        # Queued for off-peak hours, by someone else.
+        off_peak = make_job(BOB)
+        off_peak = off_peak.evolve(request=off_peak.request.with_changes(off_peak=True))
+        await SqlJobStore(db).add(off_peak)
+        job_ids = [job.id for job in queued] + [picture.id, being_sent.id, off_peak.id]
         before = await state(db, alice.user.key, job_ids, picture.request.image_blob_id or "")
     assert before["usage"].reserved == 2  # type: ignore[attr-defined]
     assert before["group's unfinished"] == [job.id for job in queued]
+    assert before["off-peak"] == [off_peak.id]
+    assert before["queue length"] == 3
 
     url = postgres_server.database()
     code, out = await migrate_db(Path(settings.bot_database), url)
     assert code == 0, out
-    assert "jobs: 4 rows" in out and "quota_ledger: 4 rows" in out
+    assert "jobs: 5 rows" in out and "quota_ledger: 4 rows" in out and "queue_length: 1 rows" in out
     async with await open_storage(url) as copied:
         assert await state(copied, alice.user.key, job_ids, picture.request.image_blob_id or "") == before
 

@@ -522,7 +522,6 @@ async def test_a_video_is_extended_and_upscaled_only_on_the_account_that_made_it
     [
         # Documented, not simulated: without their own routes they met GET videos/{video_id} (405).
         ("POST", "videos/restyle"),
-        ("POST", "videos/modify"),
         # Not endpoints at all, whether or not another method has the path.
         ("POST", "videos/user:1000-pixverse:alice@sandbox.local-video:1"),
         ("PUT", "videos/create"),

@@ -62,7 +62,7 @@ async def test_lipsync_button_opens_a_dialog_whose_words_make_a_speaking_video(
         opened = await fake.click(first, f"px:lipsync:{parent.id}", by=world.alice)
         dialog = await fake.wait_for(lambda: opened.modal, what="the lip-sync dialog")
         assert dialog["title"] == "🗣 Lip-sync: what should it say?"
-        submitted = await fake.submit_modal(opened, {"words": "Ahoy there", "voice": "liam"}, by=world.alice)
+        submitted = await fake.submit_modal(opened, {"prompt": "Ahoy there", "voice": "liam"}, by=world.alice)
         spoken = await world.video(submitted)
         job = await world.job_of(spoken)
         assert (job.request.kind, job.action, job.parent_id) == (JobKind.LIPSYNC, ResultAction.LIPSYNC, parent.id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import sqlite3
 import threading
@@ -12,6 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from bot import ports
@@ -31,6 +33,7 @@ from bot.domain import (
 from storage import (
     INTEGRITY_ERRORS,
     Database,
+    PostgresDatabase,
     SqlBlobStore,
     SqlDatabase,
     SqlJobAdmission,
@@ -38,7 +41,18 @@ from storage import (
     open_database,
     open_storage,
 )
-from storage.database import Migration, load_migrations, to_sql_time
+from storage.database import (
+    BACKSTOP_AUTOCHECKPOINT_PAGES,
+    Migration,
+    _statements,
+    load_migrations,
+    to_sql_time,
+)
+from storage.governance import _fits
+from storage.jobs import _columns
+from storage.postgres import is_postgresql
+from storage.sql import _CREATE_MIGRATIONS_TABLE, POSTGRESQL, SQLITE, Params, Transaction
+from tests.postgres_server import PostgresServer
 
 START = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 ALICE = UserRef(Platform.TELEGRAM, "42", "Alice")
@@ -117,6 +131,22 @@ async def test_pragmas(db: Database, db_path: Path) -> None:
         settings[pragma] = row[0]
     assert settings == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "busy_timeout": 5000}
     assert db_path.with_name(db_path.name + "-wal").exists()
+
+
+async def test_the_log_is_checkpointed_in_the_background_not_by_a_commit(db: Database, db_path: Path) -> None:
+    """A commit never copies the log back itself (it did every ~1000 pages, holding up every
+    unit queued behind it): the checkpointer thread does it soon after writes."""
+    row = await db.fetch_one("PRAGMA wal_autocheckpoint")
+    assert row is not None and row[0] == BACKSTOP_AUTOCHECKPOINT_PAGES
+    await db.write("CREATE TABLE filler (data BLOB)")
+    size_before = db_path.stat().st_size
+    # 1 MiB: some 260 pages, fewer than SQLite's automatic threshold (1000), so before the
+    # checkpointer nothing reached the database file until many more commits.
+    await db.write("INSERT INTO filler VALUES (zeroblob(1048576))")
+    deadline = asyncio.get_running_loop().time() + 10
+    while db_path.stat().st_size < size_before + 1048576:
+        assert asyncio.get_running_loop().time() < deadline, "the log was not checkpointed"
+        await asyncio.sleep(0.01)
 
 
 async def test_a_failing_migration_applies_nothing(db: Database) -> None:
@@ -531,6 +561,14 @@ async def queue_rows_recounted(db: SqlDatabase) -> dict[str, tuple[int, str | No
     return {row["user_key"]: (row["queued"], row["oldest"]) for row in rows}
 
 
+async def queue_length(db: SqlDatabase) -> tuple[int, int]:
+    """The queue's length as the triggers keep it, and recounted."""
+    kept = await db.fetch_one("SELECT queued FROM queue_length")
+    recounted = await db.fetch_one("SELECT COUNT(*) FROM jobs WHERE state = 'queued'")
+    assert kept is not None and recounted is not None
+    return kept[0], recounted[0]
+
+
 async def test_queue_users_follow_every_change_of_the_queue(store_db: SqlDatabase, jobs: SqlJobStore) -> None:
     carol = UserRef(Platform.TELEGRAM, "99", "Carol")
     alice_jobs = [make_job(ALICE, created_at=START + timedelta(seconds=i)) for i in range(3)]
@@ -539,12 +577,15 @@ async def test_queue_users_follow_every_change_of_the_queue(store_db: SqlDatabas
         await jobs.add(job)
     expected = {ALICE.key: (3, to_sql_time(START)), BOB.key: (1, to_sql_time(START - timedelta(seconds=5)))}
     assert await queue_rows(store_db) == expected == await queue_rows_recounted(store_db)
+    assert await queue_length(store_db) == (4, 4)
 
     # Sent, failed, back in the queue (keeping its place), handed to another user, deleted.
     await jobs.transition(alice_jobs[0].id, JobState.QUEUED, JobState.SUBMITTING)
     assert (await queue_rows(store_db))[ALICE.key] == (2, to_sql_time(START + timedelta(seconds=1)))
+    assert await queue_length(store_db) == (3, 3)
     await jobs.transition(alice_jobs[0].id, JobState.SUBMITTING, JobState.QUEUED)
     assert (await queue_rows(store_db))[ALICE.key] == (3, to_sql_time(START))
+    assert await queue_length(store_db) == (4, 4)
     await jobs.transition(alice_jobs[1].id, JobState.QUEUED, JobState.FAILED, failure="timed out")
     await jobs.update(alice_jobs[2].id, requester=Requester(user=carol, chat=ChatRef(carol.platform, "chat-1")))
     await jobs.update(alice_jobs[0].id, attempts=2)  # not a change of the queue
@@ -557,6 +598,67 @@ async def test_queue_users_follow_every_change_of_the_queue(store_db: SqlDatabas
             carol.key: (1, to_sql_time(START + timedelta(seconds=2))),
         }
     )
+    assert await queue_length(store_db) == (2, 2)
+
+
+async def write_at_version(database_url: str, version: int, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+    """A new database of either backend brought to `version` (no further), with `statements`
+    run on it as that version of the bot would have."""
+    if is_postgresql(database_url):
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+        async with PostgresDatabase(pool) as older:
+            await older.migrate(load_migrations(POSTGRESQL)[:version])
+            for sql, params in statements:
+                await older.write(sql, params)
+        return
+    path = Path(database_url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute(_CREATE_MIGRATIONS_TABLE)
+    for migration in load_migrations()[:version]:
+        for statement in _statements(migration.sql):
+            connection.execute(statement)
+        connection.execute(
+            "INSERT INTO schema_migrations VALUES (?, ?, ?)", (migration.version, migration.name, to_sql_time(START))
+        )
+    for sql, params in statements:
+        connection.execute(sql, params)
+    connection.close()
+
+
+async def test_migration_9_carries_the_queue_and_off_peak_jobs_over(database_url: str) -> None:
+    """A database of the version before (migrations 1-8) with jobs in it answers the same
+    after migration 9: its off-peak jobs are found as such, queue positions count them all."""
+    ordinary = make_job(created_at=START)
+    off_peak = make_job(BOB, created_at=START + timedelta(seconds=1))
+    off_peak = off_peak.evolve(request=off_peak.request.with_changes(off_peak=True))
+    running = make_job(created_at=START - timedelta(seconds=1), state=JobState.GENERATING)
+    inserts = []
+    for job in (ordinary, off_peak, running):
+        # As version 8 wrote a job: no off_peak column, the request's JSON says it.
+        columns = {
+            name: value
+            for name, value in _columns({f.name: getattr(job, f.name) for f in dataclasses.fields(job)}).items()
+            if name != "off_peak"
+        }
+        inserts.append(
+            (
+                f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                tuple(columns.values()),
+            )
+        )
+    await write_at_version(database_url, 8, inserts)
+
+    async with await open_storage(database_url) as db:
+        assert await db.schema_version() == 9
+        jobs = SqlJobStore(db)
+        now = START + timedelta(hours=1)
+        assert [job.id for job in await jobs.queued_off_peak(now=now, limit=10)] == [off_peak.id]
+        assert [job.id for job in await jobs.next_queued(BOB.key, now=now, limit=10, off_peak=False)] == []
+        assert [job.id for job in await jobs.next_queued(BOB.key, now=now, limit=10, off_peak=True)] == [off_peak.id]
+        assert await jobs.count_in_flight_by_user([JobState.GENERATING], off_peak=False) == {ALICE.key: 1}
+        assert [await jobs.queue_position(job) for job in (ordinary, off_peak, running)] == [1, 2, 0]
+        assert await queue_length(db) == (2, 2)
 
 
 async def test_queued_users_come_in_fair_order_a_page_at_a_time(jobs: SqlJobStore, clock: FakeClock) -> None:
@@ -675,10 +777,7 @@ async def test_job_queries_use_indexes(db: Database, clock: FakeClock) -> None:
         plan = [row["detail"] for row in await db.fetch_all(f"EXPLAIN QUERY PLAN {statement}")]
         # A walk along an index in its order is fine when a LIMIT stops it.
         walks = " LIMIT " in statement and all("USING" in step and "INDEX" in step for step in plan)
-        # queue_users has a row per user with queued jobs: the queue's length is a sum over it.
-        scans = [
-            step for step in plan if step.startswith("SCAN") and step not in {"SCAN queue_users", "SCAN CONSTANT ROW"}
-        ]
+        scans = [step for step in plan if step.startswith("SCAN") and step != "SCAN CONSTANT ROW"]
         assert walks or not scans, (statement, plan)
     # The triggers that keep queue_users in step find a user's oldest queued job by a seek.
     plan = await db.fetch_all(
@@ -686,6 +785,64 @@ async def test_job_queries_use_indexes(db: Database, clock: FakeClock) -> None:
     )
     [step] = [row["detail"] for row in plan]
     assert step.startswith("SEARCH jobs USING") and "jobs_queued_by_user (user_key=?)" in step, step
+
+
+async def test_queued_off_peak_jobs_are_read_from_their_own_index(db: Database) -> None:
+    """Not by a walk along every queued job (jobs_by_state) looking for the off-peak ones:
+    with 100,000 queued, that walk held the database thread for some 60 ms each pass."""
+    traced: list[str] = []
+    await db.run(lambda connection: connection.set_trace_callback(traced.append))
+    await SqlJobStore(db).queued_off_peak(now=utcnow(), limit=4)
+    await db.run(lambda connection: connection.set_trace_callback(None))
+    [statement] = [statement for statement in traced if not statement.endswith("-- batch")]
+    plan = [row["detail"] for row in await db.fetch_all(f"EXPLAIN QUERY PLAN {statement}")]
+    assert any("INDEX jobs_queued_off_peak" in step for step in plan), plan
+
+
+async def test_the_quota_check_reads_the_ledger_index_alone(db: Database) -> None:
+    """Every accepted command sums a user's (and group's) counted ledger rows: from the index
+    alone, not row by row from the table (milliseconds for a busy user)."""
+    for scope in ("user", "group"):
+        sql, params = _fits(SQLITE, ports.QuotaCharge(scope, "someone", 10, START), 1)
+        plan = [row["detail"] for row in await db.fetch_all(f"EXPLAIN QUERY PLAN SELECT {sql}", params)]
+        assert any(f"COVERING INDEX quota_ledger_by_{scope}" in step for step in plan), plan
+
+
+async def test_on_postgresql_off_peak_and_quota_reads_use_their_indexes(postgres_server: PostgresServer) -> None:
+    """PostgreSQL's twin of the two tests above: the queued off-peak jobs are read from the
+    partial index (its condition is the query's), the quota sums from the ledger indexes alone."""
+    statements: list[str] = []
+
+    class Recorded(PostgresDatabase):
+        async def fetch_all(self, sql: str, params: Params = ()) -> list[asyncpg.Record]:
+            statements.append(sql)
+            return await super().fetch_all(sql, params)
+
+    async with await open_storage(postgres_server.database()) as db:
+        assert isinstance(db, PostgresDatabase)
+        await SqlJobStore(Recorded(db._pool)).queued_off_peak(now=utcnow(), limit=4)
+        [off_peak_sql] = statements
+        quota_checks = [
+            _fits(POSTGRESQL, ports.QuotaCharge(scope, "someone", 10, START), 1) for scope in ("user", "group")
+        ]
+
+        async def plans(transaction: Transaction) -> list[str]:
+            # An empty table is read whole more cheaply than by any index: asked not to,
+            # the planner shows which index can answer.
+            await transaction.execute("SET LOCAL enable_seqscan = off")
+            found = []
+            for sql, params in [
+                (off_peak_sql, (to_sql_time(START), 4)),
+                *((f"SELECT {sql}", p) for sql, p in quota_checks),
+            ]:
+                rows = await transaction.fetch_all(f"EXPLAIN {sql}", params)
+                found.append("\n".join(row[0] for row in rows))
+            return found
+
+        off_peak_plan, *quota_plans = await db.transaction(plans)
+    assert "jobs_queued_off_peak" in off_peak_plan, off_peak_plan
+    for scope, plan in zip(("user", "group"), quota_plans, strict=True):
+        assert f"Index Only Scan using quota_ledger_by_{scope}" in plan, plan
 
 
 # --- blobs and persistence

@@ -56,7 +56,11 @@ async def test_reroll_upscale_and_extend_each_make_a_new_video_under_the_pressed
     reroll, upscale, extend = (await wait_videos(fake, ALICE_CHAT, 4))[1:]
     assert "seed 42" not in reroll["caption"]  # a reroll takes a new seed
     assert upscale["caption"].startswith("a fox in the snow\nupscale")
-    assert [b.split(":")[1] for b in buttons(upscale)] == ["reroll", "extend"]  # an upscale is not upscaled again
+    assert [b.split(":")[1] for b in buttons(upscale)] == [
+        "reroll",
+        "extend",
+        "modify",
+    ]  # an upscale is not upscaled again
     assert extend["caption"].startswith("a fox in the snow\nextend")
     assert fake.spec_violations == []
 

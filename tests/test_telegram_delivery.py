@@ -74,7 +74,7 @@ async def test_a_video_telegram_finds_too_large_goes_out_as_a_link_with_the_butt
     job = await bot.delivered((await only_job(bot)).id)
     assert outcomes(fake, "sendVideo") == [413]
     assert link["text"].startswith("a fox in the snow\n") and job.result_url in link["text"]
-    assert buttons(link) == [f"px:{action}:{job.id}" for action in ("reroll", "remix", "upscale", "extend")]
+    assert buttons(link) == [f"px:{action}:{job.id}" for action in ("reroll", "remix", "upscale", "extend", "modify")]
     assert status_message(fake, ALICE_CHAT, sent)["text"] == "✅ Done"
     assert fake.spec_violations == []
 

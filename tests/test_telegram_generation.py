@@ -38,7 +38,7 @@ async def test_create_single_ends_as_a_video_replying_to_the_command_with_its_bu
     [video] = await wait_videos(fake, ALICE_CHAT)
     job_id = job_id_of(video)
     assert video["reply_to_message"]["message_id"] == sent["message_id"]
-    assert buttons(video) == [f"px:{action}:{job_id}" for action in ("reroll", "remix", "upscale", "extend")]
+    assert buttons(video) == [f"px:{action}:{job_id}" for action in ("reroll", "remix", "upscale", "extend", "modify")]
     assert video["caption"].startswith("a fox running through snow\n") and "9:16" in video["caption"]
     [send_video] = fake.calls_to("sendVideo")
     assert send_video.params["reply_parameters"]["allow_sending_without_reply"] is True

@@ -150,7 +150,7 @@ async def test_a_transitions_buttons_reroll_and_remix_it_one_prompt_per_transiti
     [first] = await wait_videos(fake, ALICE_CHAT)
     assert first["caption"].startswith("rain | sun\n")  # each transition's prompt shows
     # Three pictures run on v5, whose videos take 🗣 lip-sync too.
-    assert [b.split(":")[1] for b in buttons(first)] == ["reroll", "remix", "upscale", "extend", "lipsync"]
+    assert [b.split(":")[1] for b in buttons(first)] == ["reroll", "remix", "upscale", "extend", "modify", "lipsync"]
 
     await fake.user_presses_button(ALICE_CHAT, ALICE, first, f"px:remix:{job_id_of(first)}")
     question = await wait_text_reply(fake, ALICE_CHAT, first, "Remix of job")

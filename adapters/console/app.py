@@ -40,9 +40,10 @@ if TYPE_CHECKING:
     from bot.bootstrap import Core
 
 BUTTON_COMMANDS = {f"/{action.value}": action for action in ResultAction}
-# What a button's command takes after the job id.
-_BUTTON_ARGUMENTS = {
+# What a button that takes text wants after the job id, as the buttons line shows it.
+TEXT_WANTED = {
     ResultAction.REMIX: " <new prompt>",
+    ResultAction.MODIFY: " <the change>",
     ResultAction.LIPSYNC: " <words> [--voice NAME] | <audio file>",
 }
 ADMIN_COMMANDS = frozenset(
@@ -135,7 +136,7 @@ class ConsoleNotifier:
         return None
 
     async def deliver(self, job: Job, delivery: VideoDelivery) -> None:
-        buttons = " · ".join(f"/{a.value} {job.id}" + _BUTTON_ARGUMENTS.get(a, "") for a in delivery.buttons)
+        buttons = " · ".join(f"/{a.value} {job.id}" + TEXT_WANTED.get(a, "") for a in delivery.buttons)
         if delivery.file is not None:
             target = self._output_dir / f"{job.id}.{delivery.extension}"
             if target.exists():
@@ -217,12 +218,13 @@ class ConsoleSession:
             await self._gate.admit(self._requester, admin_command=command in ADMIN_COMMANDS, rate_limited=False)
             if command in {"/help", "/start"}:
                 self._say(help_text(catalogue=self._service.catalogue) + "\n\n" + ADMIN_HELP)
+            elif command == "/lipsync":  # a button too, but with words or an audio file
+                await self._lipsync(rest)
+            elif command in BUTTON_COMMANDS and not _names_a_file(rest):
+                # /extend and /modify are buttons (a job id) and commands (a video file) both.
+                await self._press(BUTTON_COMMANDS[command], rest)
             elif (kind := kind_named(command.removeprefix("/"))) is not None:
                 await self._generate(kind, rest)
-            elif command == "/lipsync":
-                await self._lipsync(rest)
-            elif command in BUTTON_COMMANDS:
-                await self._press(BUTTON_COMMANDS[command], rest)
             elif command == "/voices":
                 self._say(voices_text(await self._service.voices.all()))
             elif command == "/effects":
@@ -303,7 +305,13 @@ class ConsoleSession:
                     "image", f"is missing; e.g. /{kind.name} {examples} {kind.example.partition(' ')[2]}"
                 )
             kind.pictures.check(len(paths), kind.name)
-            images = [await _read_picture(path) for path in paths]
+            images = [await _read_file(path, "image") for path in paths]
+        video: bytes | None = None
+        if kind.takes_video:
+            path, _, text = text.strip().partition(" ")
+            if not path:
+                raise InvalidInput("video", f"is missing; e.g. /{kind.name} clip.mp4 {kind.example.partition(' ')[2]}")
+            video = await _read_file(path, "video")
         parsed = parse_options(text, kind.all_options)
         if kind.prompt_required and not parsed.prompt:
             raise InvalidInput("prompt", f"is missing; e.g. /{kind.example}")
@@ -311,7 +319,7 @@ class ConsoleSession:
             command = parse_command(
                 kind.command, self._service.catalogue, prompt=parsed.prompt or None, **parsed.values
             )
-            job = await self._service.generate(self._requester, kind, command, images)
+            job = await self._service.generate(self._requester, kind, command, images, video)
         self.started.append(job.id)
 
     async def _press(self, action: ResultAction, text: str) -> None:
@@ -325,21 +333,31 @@ class ConsoleSession:
         self.started.append(job.id)
 
     async def _lipsync(self, text: str) -> None:
-        """`/lipsync <job> <words> [--voice NAME]`, or `/lipsync <job> <audio file>`."""
-        job_id, _, rest = text.strip().partition(" ")
-        if not job_id:
+        """`/lipsync <job | video file> <words> [--voice NAME]`, or `… <audio file>`: one of
+        the bot's videos by its job id, or the user's own video by its path."""
+        target, _, rest = text.strip().partition(" ")
+        if not target:
             raise InvalidInput("job", "is missing; e.g. /lipsync <job id> Hello there --voice Emily")
-        await self._service.job_status(self._requester.user, job_id)  # a mistyped id says "not found"
-        audio: bytes | None = None
-        first = rest.strip().split(" ", 1)[0]
-        if first and Path(first).expanduser().is_file():
-            audio = await _read_file(first, "audio")
-            rest = rest.strip()[len(first) :]
+        job_id: str | None = None if _names_a_file(target) else target
+        audio_path = rest.strip().split(" ", 1)[0]
+        has_audio = bool(audio_path) and _names_a_file(audio_path)
+        if has_audio:
+            rest = rest.strip()[len(audio_path) :]
         parsed = parse_options(rest, (VOICE_OPTION,))
         with parsed.in_users_words():
+            self._service.check_lipsync(job_id, video=job_id is None, text=parsed.prompt, audio=has_audio)
+            if job_id is not None:
+                await self._service.job_status(self._requester.user, job_id)  # a mistyped id says "not found"
+            video = await _read_file(target, "video") if job_id is None else None
+            audio = await _read_file(audio_path, "audio") if has_audio else None
             voice = parsed.values.get("voice")
             job = await self._service.lipsync(
-                self._requester, job_id, text=parsed.prompt, voice=str(voice) if voice else None, audio=audio
+                self._requester,
+                job_id,
+                video=video,
+                text=parsed.prompt,
+                voice=str(voice) if voice else None,
+                audio=audio,
             )
         self.started.append(job.id)
 
@@ -366,16 +384,19 @@ def _looks_like_a_path(word: str, taken: int) -> bool:
     return taken == 0 or Path(word).expanduser().is_file()
 
 
-async def _read_picture(path_text: str) -> bytes:
-    return await _read_file(path_text, "image")
+def _names_a_file(text: str) -> bool:
+    first = text.strip().partition(" ")[0]
+    return bool(first) and Path(first).expanduser().is_file()
 
 
-async def _read_file(path_text: str, what: str) -> bytes:
+async def _read_file(path_text: str, field: str) -> bytes:
     path = Path(path_text).expanduser()
     try:
         return await asyncio.to_thread(path.read_bytes)
     except OSError as exc:
-        raise InvalidInput(what, f"cannot read {path}: {exc.strerror}") from None
+        raise InvalidInput(field, f"cannot read {path}: {exc.strerror}") from None
+    except ValueError:  # a NUL in the path: no file has such a name
+        raise InvalidInput(field, f"cannot read {path!r}: no file has such a name") from None
 
 
 def _read_lines_in_background(stream: TextIO, interactive: bool) -> asyncio.Queue[str | None]:

@@ -35,7 +35,7 @@ async def running_discord(
     ready_timeout: float = 60.0,
     guild_ready_timeout: float = 2.0,
 ) -> AsyncIterator[PixverseBot]:
-    """Log in, connect and wait until ready (at most `ready_timeout` s); disconnect on exit.
+    """Log in, connect and wait until ready (at most `ready_timeout` s per shard); disconnect on exit.
 
     The gateway runs as a task on the caller's loop (not `bot.run`, which would own the
     loop and the signals). The bot's notifier is registered with the core once ready.
@@ -60,7 +60,9 @@ async def running_discord(
             gateway.add_done_callback(_report_gateway_end)
             try:
                 await _until_ready(bot, gateway, ready_timeout)
-                log.info("connected to Discord as %s", bot.user)
+                log.info(
+                    "connected to Discord as %s, running shards %s of %s", bot.user, sorted(bot.shards), bot.shard_count
+                )
                 core.notifiers.register(Platform.DISCORD, notifier)
                 # Results that finished while the bot was away go out now, not at the next retry tick.
                 await core.deliverer.deliver_pending()
@@ -69,20 +71,49 @@ async def running_discord(
                 core.notifiers.unregister(Platform.DISCORD)
                 await notifier.close()
                 await bot.close()
+                # Stopped while shards were still connecting, discord.py would go on launching the
+                # rest on the closed session, retrying every 5 s for ever: nothing is left to wait for.
+                gateway.cancel()
                 await asyncio.gather(gateway, return_exceptions=True)
 
 
 async def _until_ready(bot: PixverseBot, gateway: asyncio.Task[None], timeout: float) -> None:
+    """Wait until every shard of this process is ready, giving up after `timeout` s without progress.
+
+    discord.py connects a process's shards one after another, 5 s apart (Discord's limit
+    on new sessions), so a process with many shards needs longer than any fixed deadline:
+    each shard that connects or gets ready starts the clock again.
+    """
+    progress = asyncio.Event()
+
+    async def on_progress(_shard_id: int) -> None:
+        progress.set()
+
+    events = ("on_shard_connect", "on_shard_ready")
+    for event in events:
+        bot.add_listener(on_progress, event)
     ready = asyncio.create_task(bot.wait_until_ready())
     try:
-        done, _ = await asyncio.wait({ready, gateway}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        while True:
+            progress.clear()
+            moved = asyncio.create_task(progress.wait())
+            try:
+                done, _ = await asyncio.wait(
+                    {ready, gateway, moved}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                moved.cancel()
+            if gateway in done:
+                gateway.result()  # raises what ended the connection
+                raise ConnectionError("the Discord gateway closed before the bot was ready")
+            if ready in done:
+                return
+            if not done:
+                raise TimeoutError(f"Discord did not get ready: for {timeout:g} s no shard connected or got ready")
     finally:
         ready.cancel()
-    if gateway in done:
-        gateway.result()  # raises what ended the connection
-        raise ConnectionError("the Discord gateway closed before the bot was ready")
-    if ready not in done:
-        raise TimeoutError(f"Discord did not get ready within {timeout:g} s")
+        for event in events:
+            bot.remove_listener(on_progress, event)
 
 
 def _report_gateway_end(task: asyncio.Task[None]) -> None:

@@ -55,7 +55,15 @@ def operator_ids(settings: Settings) -> list[int]:
     return [int(key.partition(":")[2]) for key in settings.bot_admin_ids if key.startswith("discord:")]
 
 
-class PixverseBot(commands.Bot):
+class PixverseBot(commands.AutoShardedBot):
+    """The bot on the shards DISCORD_SHARD_IDS of DISCORD_SHARD_COUNT (by default all of Discord's count).
+
+    Discord sends a server's events, its interactions included, only to the shard that
+    server belongs to, so each interaction is answered by the process running that shard.
+    Everything said later about a job (progress, the video, a failure) goes out over
+    REST by the ids the job keeps, so any process may deliver any job.
+    """
+
     def __init__(
         self,
         *,
@@ -75,6 +83,9 @@ class PixverseBot(commands.Bot):
             # Captions carry users' prompts: nothing in them may ping anyone unless a post says so.
             allowed_mentions=discord.AllowedMentions.none(),
             guild_ready_timeout=guild_ready_timeout,
+            shard_count=settings.discord_shard_count,
+            # None runs every shard of the count; discord.py reads it so, though its stubs say a list.
+            shard_ids=settings.discord_shard_ids or None,  # type: ignore[arg-type]
         )
         self.service = service
         self.control = control

@@ -1,7 +1,8 @@
 """Slash commands made from the generation kinds' declarations (bot.kinds).
 
 Each kind becomes an `app_commands.Command` whose callback signature is generated from
-the declaration: one attachment option per picture role, the prompt, and each option
+the declaration: one attachment option per picture role (or `video` for a kind that
+takes the user's own video), the prompt, and each option
 typed (text, whole number within its range, yes/no), described and offering its
 choices (models and qualities from the catalogue). discord.py reads the signature as it
 reads any typed callback, so Discord validates types and ranges before the bot sees them.
@@ -21,8 +22,13 @@ from bot.catalogue import Catalogue
 from bot.kinds import GenerationKind
 from bot.text_options import V1_PROMPT_MAX, Option
 
-# What the command does with the filled-in values: the core's field names and the pictures, in order.
-Run = Callable[[discord.Interaction, GenerationKind, dict[str, Any], list[discord.Attachment]], Awaitable[None]]
+# What the command does with the filled-in values: the core's field names, the pictures in
+# order, and the video (for a kind that takes one).
+Run = Callable[
+    [discord.Interaction, GenerationKind, dict[str, Any], list[discord.Attachment], discord.Attachment | None],
+    Awaitable[None],
+]
+VIDEO_OPTION = "video"
 Suggest = Callable[[discord.Interaction, str], Coroutine[Any, Any, list[Choice[str]]]]
 
 
@@ -64,6 +70,9 @@ def slash_command(
             P(name, P.POSITIONAL_OR_KEYWORD, annotation=annotation, default=P.empty if needed else None)
         )
         descriptions[name] = kind.picture_help[n] if n < len(kind.picture_help) else kind.pictures.roles[n]
+    if kind.takes_video:
+        required.append(P(VIDEO_OPTION, P.POSITIONAL_OR_KEYWORD, annotation=discord.Attachment))
+        descriptions[VIDEO_OPTION] = kind.video_help
     prompt = Range[str, 1, V1_PROMPT_MAX]
     prompt_name = kind.prompt_name
     if kind.prompt_required:
@@ -85,8 +94,9 @@ def slash_command(
 
     async def callback(interaction: discord.Interaction, **values: Any) -> None:
         images = [values.pop(name) for name in pictures if values.get(name) is not None]
+        video = values.pop(VIDEO_OPTION, None)
         fields = {by_slash_name.get(name, name): value for name, value in values.items() if name not in pictures}
-        await run(interaction, kind, fields, images)
+        await run(interaction, kind, fields, images, video)
 
     callback.__signature__ = inspect.Signature(required + optional)  # type: ignore[attr-defined]
     callback.__name__ = callback.__qualname__ = kind.name

@@ -1,4 +1,5 @@
-"""The buttons under a finished video, the remix and lip-sync dialogs, and ✖️ Cancel under a job's progress.
+"""The buttons under a finished video, the dialogs of remix, modify and lip-sync, and ✖️ Cancel
+under a job's progress.
 
 The buttons are `DynamicItem`s: their custom_id (`px:<action>:<job id>`) carries
 everything a press needs, so a bot that restarted — and so lost every view object —
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import discord
@@ -16,7 +18,7 @@ import discord
 from adapters.discord.responder import MESSAGE_MODERATOR, Responder
 from bot.cancellation import JobControl
 from bot.commands import V1_PROMPT_MAX
-from bot.domain import Requester, ResultAction
+from bot.domain import TEXT_ACTIONS, Requester, ResultAction
 from bot.service import GenerationService
 from bot.text_options import LIPSYNC_SPEECH_MAX_CHARS
 
@@ -25,17 +27,45 @@ BUTTON_LOOKS: dict[ResultAction, tuple[str, str]] = {
     ResultAction.REMIX: ("🔀", "Remix"),
     ResultAction.UPSCALE: ("⬆️", "Upscale"),
     ResultAction.EXTEND: ("➕", "Extend"),
+    ResultAction.MODIFY: ("✏️", "Modify"),
     ResultAction.LIPSYNC: ("🗣", "Lip-sync"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DialogLooks:
+    """The dialog a button that takes text opens (bot.domain.TEXT_ACTIONS)."""
+
+    title: str
+    label: str  # the text field's label and description
+    description: str
+    starts_with_prompt: bool = False  # a remix edits the video's prompt; the others start blank
+    max_length: int = V1_PROMPT_MAX
+    asks_voice: bool = False  # lip-sync: a second, optional field for the voice's name
+
+
+DIALOG_LOOKS: dict[ResultAction, DialogLooks] = {
+    ResultAction.REMIX: DialogLooks(
+        "🔀 Remix with a new prompt", "New prompt", "Same settings, new seed, this text.", starts_with_prompt=True
+    ),
+    ResultAction.MODIFY: DialogLooks("✏️ Modify this video", "The change", "What to change, e.g. make it snow."),
+    ResultAction.LIPSYNC: DialogLooks(
+        "🗣 Lip-sync: what should it say?",
+        "Words to say",
+        f"Up to {LIPSYNC_SPEECH_MAX_CHARS} characters. For your own audio, use /lipsync.",
+        max_length=LIPSYNC_SPEECH_MAX_CHARS,
+        asks_voice=True,
+    ),
 }
 # Job ids are short and alphanumeric (bot.domain.new_job_id), so a custom_id stays far below 100 chars.
 CUSTOM_ID_TEMPLATE = rf"px:(?P<action>{'|'.join(a.value for a in ResultAction)}):(?P<job>[A-Za-z0-9]+)"
 CANCEL_CUSTOM_ID_TEMPLATE = r"px:cancel:(?P<job>[A-Za-z0-9]+)"
 # The dialog waits as long as Discord lets us answer what it submits.
-REMIX_DIALOG_TIMEOUT = 15 * 60.0
+TEXT_DIALOG_TIMEOUT = 15 * 60.0
 
 
 class ResultActions:
-    """What the result buttons and the remix dialog do: the core's `press`, through the responder."""
+    """What the result buttons and their dialogs do: the core's `press` (or `lipsync`), through the responder."""
 
     def __init__(self, service: GenerationService, control: JobControl, responder: Responder) -> None:
         self._service = service
@@ -51,34 +81,32 @@ class ResultActions:
         await self._responder.run(interaction, cancel)
 
     async def pressed(self, interaction: discord.Interaction, job_id: str, action: ResultAction) -> None:
-        if action is ResultAction.REMIX:
+        if action in TEXT_ACTIONS:
             # A modal must be the interaction's first answer, so no deferral here; the
             # permission check runs first, so strangers get a note instead of a dialog.
             async def open_dialog(requester: Requester) -> None:
                 parent = await self._service.button_target(requester, job_id)
-                await interaction.response.send_modal(RemixDialog(self, job_id, parent.request.user_prompt))
+                await interaction.response.send_modal(TextDialog(self, action, job_id, parent.request.user_prompt))
 
             await self._responder.run(interaction, open_dialog, admin_if=MESSAGE_MODERATOR, acknowledge=False)
-        elif action is ResultAction.LIPSYNC:
-
-            async def open_lipsync_dialog(requester: Requester) -> None:
-                await self._service.button_target(requester, job_id)
-                await interaction.response.send_modal(LipsyncDialog(self, job_id))
-
-            await self._responder.run(interaction, open_lipsync_dialog, admin_if=MESSAGE_MODERATOR, acknowledge=False)
         else:
-            await self._press(interaction, job_id, action)
+            await self.press(interaction, job_id, action)
 
-    async def lipsync(self, interaction: discord.Interaction, job_id: str, text: str, voice: str | None) -> None:
+    async def answered(
+        self, interaction: discord.Interaction, job_id: str, action: ResultAction, text: str, voice: str | None
+    ) -> None:
+        """A dialog's text: the remix prompt or the change go to `press`; lip-sync's words, in
+        the voice named, to the core's `lipsync`."""
+        if action is not ResultAction.LIPSYNC:
+            await self.press(interaction, job_id, action, prompt=text)
+            return
+
         async def speak(requester: Requester) -> None:
             await self._service.lipsync(requester, job_id, text=text, voice=voice)
 
         await self._responder.run(interaction, speak, admin_if=MESSAGE_MODERATOR)
 
-    async def remix(self, interaction: discord.Interaction, job_id: str, prompt: str) -> None:
-        await self._press(interaction, job_id, ResultAction.REMIX, prompt=prompt)
-
-    async def _press(
+    async def press(
         self, interaction: discord.Interaction, job_id: str, action: ResultAction, *, prompt: str | None = None
     ) -> None:
         async def press(requester: Requester) -> None:
@@ -141,53 +169,33 @@ def cancel_view(job_id: str) -> discord.ui.View:
     return view
 
 
-class RemixDialog(discord.ui.Modal, title="🔀 Remix with a new prompt"):
-    def __init__(self, actions: ResultActions, job_id: str, previous_prompt: str) -> None:
-        super().__init__(custom_id=f"px:remix-prompt:{job_id}", timeout=REMIX_DIALOG_TIMEOUT)
+class TextDialog(discord.ui.Modal):
+    """The text 🔀 Remix (the new prompt), ✏️ Modify (the change) or 🗣 Lip-sync (the words,
+    and optionally a voice) asks for."""
+
+    def __init__(self, actions: ResultActions, action: ResultAction, job_id: str, previous_prompt: str) -> None:
+        looks = DIALOG_LOOKS[action]
+        super().__init__(title=looks.title, custom_id=f"px:{action.value}-prompt:{job_id}", timeout=TEXT_DIALOG_TIMEOUT)
         self._actions = actions
+        self._action = action
         self._job_id = job_id
-        self.prompt: discord.ui.TextInput[RemixDialog] = discord.ui.TextInput(
+        self.prompt: discord.ui.TextInput[TextDialog] = discord.ui.TextInput(
             custom_id="prompt",
             style=discord.TextStyle.paragraph,
-            max_length=V1_PROMPT_MAX,
-            default=previous_prompt[:V1_PROMPT_MAX] or None,
+            max_length=looks.max_length,
+            default=(previous_prompt[: looks.max_length] or None) if looks.starts_with_prompt else None,
         )
-        self.add_item(
-            discord.ui.Label(
-                text="New prompt", description="Same settings, new seed, this text.", component=self.prompt
+        self.add_item(discord.ui.Label(text=looks.label, description=looks.description, component=self.prompt))
+        self.voice: discord.ui.TextInput[TextDialog] | None = None
+        if looks.asks_voice:
+            self.voice = discord.ui.TextInput(custom_id="voice", required=False, max_length=40)
+            self.add_item(
+                discord.ui.Label(text="Voice", description="A name /voices lists (optional)", component=self.voice)
             )
-        )
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        await self._actions.remix(interaction, self._job_id, self.prompt.value)
-
-
-class LipsyncDialog(discord.ui.Modal, title="🗣 Lip-sync: what should it say?"):
-    """The words and the voice; an audio track comes with the /lipsync command instead."""
-
-    def __init__(self, actions: ResultActions, job_id: str) -> None:
-        super().__init__(custom_id=f"px:lipsync-words:{job_id}", timeout=REMIX_DIALOG_TIMEOUT)
-        self._actions = actions
-        self._job_id = job_id
-        self.words: discord.ui.TextInput[LipsyncDialog] = discord.ui.TextInput(
-            custom_id="words", style=discord.TextStyle.paragraph, max_length=LIPSYNC_SPEECH_MAX_CHARS
-        )
-        self.voice: discord.ui.TextInput[LipsyncDialog] = discord.ui.TextInput(
-            custom_id="voice", required=False, max_length=40
-        )
-        self.add_item(
-            discord.ui.Label(
-                text="Words to say",
-                description=f"Up to {LIPSYNC_SPEECH_MAX_CHARS} characters. For your own audio, use /lipsync.",
-                component=self.words,
-            )
-        )
-        self.add_item(
-            discord.ui.Label(text="Voice", description="A name /voices lists (optional)", component=self.voice)
-        )
-
-    async def on_submit(self, interaction: discord.Interaction) -> None:
-        await self._actions.lipsync(interaction, self._job_id, self.words.value, self.voice.value.strip() or None)
+        voice = (self.voice.value.strip() or None) if self.voice is not None else None
+        await self._actions.answered(interaction, self._job_id, self._action, self.prompt.value, voice)
 
 
 def result_view(job_id: str, actions: Sequence[ResultAction]) -> discord.ui.View:

@@ -56,7 +56,7 @@ def build_bot(settings: Settings) -> Bot:
 
     aiogram's `is_local` stays off: it would make *every* download a disk read. A
     server run with `--local` answers getFile with an absolute path, which
-    `files.download_image` reads from disk itself; other paths are downloaded over HTTP.
+    `files.download_file` reads from disk itself; other paths are downloaded over HTTP.
     """
     if settings.telegram_bot_token is None:
         raise SettingsError("TELEGRAM_BOT_TOKEN is not set: the Telegram adapter cannot start.")

@@ -77,7 +77,8 @@ ANIMATION_AS_VIDEO = "is an animation Telegram delivers as an MP4 video, and /an
 
 @dataclass(frozen=True, slots=True)
 class ImageFile:
-    """A picture a user sent: its Telegram id and the size Telegram reported (if any)."""
+    """A file a user sent (a picture, or a video for /modify and /extend): its Telegram id and
+    the size Telegram reported (if any)."""
 
     file_id: str
     size: int | None
@@ -100,6 +101,22 @@ def image_of(message: Message) -> ImageFile | None:
         if animation is not None and not (animation.mime_type or "").startswith("image/"):
             raise InvalidInput("image", f"{ANIMATION_AS_VIDEO}; send a {ALLOWED_IMAGE_TYPES} picture")
         if candidate.document is not None:
+            return ImageFile(candidate.document.file_id, candidate.document.file_size)
+    return None
+
+
+def video_of(message: Message, *, or_replied: bool = True) -> ImageFile | None:
+    """The video on the message itself, else (`or_replied`) on the message it replies to: a
+    video, a video sent as a file, or a GIF Telegram turned into an MP4. Its content is the
+    core's to check."""
+    for candidate in (message, message.reply_to_message if or_replied else None):
+        if candidate is None:
+            continue
+        if candidate.video is not None:
+            return ImageFile(candidate.video.file_id, candidate.video.file_size)
+        if candidate.animation is not None:
+            return ImageFile(candidate.animation.file_id, candidate.animation.file_size)
+        if candidate.document is not None:  # sent "as a file": whatever it is, the core says
             return ImageFile(candidate.document.file_id, candidate.document.file_size)
     return None
 

@@ -1,7 +1,7 @@
 """Questions the bot asks with ForceReply, and recognising the answers to them.
 
-Each question carries what the answer needs in its own text (the job to remix, the
-options given with an empty /create_single), so an answer that arrives after a
+Each question carries what the answer needs in its own text (the job to remix, modify
+or lip-sync, the options given with an empty /create_single), so an answer that arrives after a
 restart still finds it: the question is the record, read back from
 `reply_to_message.text`. Nothing is kept in memory.
 """
@@ -17,10 +17,27 @@ from aiogram.filters import Filter
 from aiogram.types import ForceReply, Message, User
 from aiogram.utils.formatting import Text, TextMention
 
+from bot.domain import ResultAction
+from bot.text_options import LIPSYNC_SPEECH_MAX_CHARS
+from bot.upstream.models import MAX_LIPSYNC_AUDIO_SECONDS
 from bot.user_text import clean_user_text
 
-_REMIX = re.compile(r"^🔀 Remix of job (?P<job_id>[A-Za-z0-9]+):")
-_LIPSYNC = re.compile(r"^🗣 Lip-sync of job (?P<job_id>[A-Za-z0-9]+):")
+# What a button that takes text asks (bot.domain.TEXT_ACTIONS): its opening, what to reply
+# with, and that in short (the answer to the press; Telegram shows at most 200 characters).
+_ASKS: dict[ResultAction, tuple[str, str, str]] = {
+    ResultAction.REMIX: ("🔀 Remix", "the new prompt", "the new prompt"),
+    ResultAction.MODIFY: ("✏️ Modify", "the change to make", "the change to make"),
+    ResultAction.LIPSYNC: (
+        "🗣 Lip-sync",
+        f"the words to say (up to {LIPSYNC_SPEECH_MAX_CHARS} characters; add --voice NAME, /voices lists them),"
+        f" or with a voice note or audio file (up to {MAX_LIPSYNC_AUDIO_SECONDS} seconds)",
+        "the words to say, or a voice note",
+    ),
+}
+_BY_OPENING = {opening: action for action, (opening, _, _) in _ASKS.items()}
+_TEXT_QUESTION = re.compile(
+    rf"^(?P<opening>{'|'.join(re.escape(o) for o in _BY_OPENING)}) of job (?P<job_id>[A-Za-z0-9]+):"
+)
 _PROMPT = "✏️ What should the video show? Reply to this message with the prompt."
 _OPTIONS = re.compile(r"^Options so far: (?P<options>.+)$", re.MULTILINE)
 
@@ -49,38 +66,36 @@ def read_prompt_question(text: str) -> dict[str, str] | None:
     return {"options": found["options"] if found else ""}
 
 
-def remix_question(job_id: str, user: User) -> dict[str, Any]:
-    """Asked after 🔀: message kwargs naming the presser, so `selective` opens their reply field.
+def asked_for(action: ResultAction) -> str:
+    """The short answer to the press: what to reply with."""
+    return f"Reply to my message with {_ASKS[action][2]}."
+
+
+def text_question(action: ResultAction, job_id: str, user: User) -> dict[str, Any]:
+    """Asked after 🔀, ✏️ or 🗣: message kwargs naming the presser, so `selective` opens their
+    reply field.
 
     (A ForceReply answering the bot's own video would otherwise target nobody.)
     """
+    opening, wanted, _ = _ASKS[action]
     return Text(
-        f"🔀 Remix of job {job_id}: ",
+        f"{opening} of job {job_id}: ",
         TextMention(user.full_name, user=user),
-        ", reply to this message with the new prompt.",
+        f", reply to this message with {wanted}.",
     ).as_kwargs()
 
 
-def read_remix_question(text: str) -> dict[str, str] | None:
-    """`{"job_id": …}` when `text` is a remix question, else None."""
-    found = _REMIX.match(text)
-    return {"job_id": found["job_id"]} if found else None
+def text_question_of(*actions: ResultAction) -> QuestionReader:
+    """A reader of the questions `text_question` asks for these buttons: `{"job_id": …,
+    "action": …}` when the text is one, else None."""
 
+    def read(text: str) -> dict[str, str] | None:
+        found = _TEXT_QUESTION.match(text)
+        if found is None or _BY_OPENING[found["opening"]] not in actions:
+            return None
+        return {"job_id": found["job_id"], "action": _BY_OPENING[found["opening"]].value}
 
-def lipsync_question(job_id: str, user: User, max_chars: int) -> dict[str, Any]:
-    """Asked after 🗣: message kwargs naming the presser (see `remix_question`)."""
-    return Text(
-        f"🗣 Lip-sync of job {job_id}: ",
-        TextMention(user.full_name, user=user),
-        f", reply to this message with the words to say (up to {max_chars} characters; add --voice NAME,"
-        " /voices lists them), or with a voice note or audio file (up to 60 seconds).",
-    ).as_kwargs()
-
-
-def read_lipsync_question(text: str) -> dict[str, str] | None:
-    """`{"job_id": …}` when `text` is a lip-sync question, else None."""
-    found = _LIPSYNC.match(text)
-    return {"job_id": found["job_id"]} if found else None
+    return read
 
 
 class AnswerTo(Filter):

@@ -26,9 +26,11 @@ USER_COMMANDS = (
         description="A video through 2-7 pictures (an album, /transition --durations 3,2 as caption)",
     ),
     BotCommand(command="fusion", description="Fuse up to 3 pictures (an album, /fusion @pic1 hugs @pic2 as caption)"),
+    BotCommand(command="modify", description="Change your own video (send it with /modify <the change> as caption)"),
+    BotCommand(command="extend", description="Make your own video longer (send it with /extend [prompt] as caption)"),
     BotCommand(command="effects", description="Ready-made effects: /effects [words] lists and searches them"),
     BotCommand(command="effect", description="Apply an effect: a photo (or an album of two) with /effect <name>"),
-    BotCommand(command="lipsync", description="Make one of my v5 videos speak: reply to it with /lipsync <words>"),
+    BotCommand(command="lipsync", description="Make a video speak: /lipsync <words> on one of my v5 videos or yours"),
     BotCommand(command="voices", description="The voices for --voice and lip-sync, with samples"),
     BotCommand(command="jobs", description="Your recent jobs"),
     BotCommand(command="queue", description="Your waiting jobs: place in line and when they may be ready"),
@@ -82,6 +84,7 @@ BUTTON_LABELS = {
     ResultAction.REMIX: "🔀 Remix",
     ResultAction.UPSCALE: "⬆️ Upscale",
     ResultAction.EXTEND: "➕ Extend",
+    ResultAction.MODIFY: "✏️ Modify",
     ResultAction.LIPSYNC: "🗣 Lip-sync",
 }
 BUTTON_CONFIRMATIONS = {
@@ -90,8 +93,6 @@ BUTTON_CONFIRMATIONS = {
     ResultAction.EXTEND: "Extending…",
 }
 CANCEL_LABEL = "✖️ Cancel"
-REMIX_ASKED = "Reply to my message with the new prompt."
-LIPSYNC_ASKED = "Reply to my message with the words to say, or a voice note."
 STALE_BUTTON = "This button no longer works."
 
 USAGE = {

@@ -12,7 +12,7 @@ from bot.domain import GenerationRequest, JobKind
 from bot.errors import InvalidInput
 from bot.kinds.base import GenerationKind, Pictures, common_body, sound_body
 from bot.kinds.sound import SoundCommand, prepare_voice, sound_fields
-from bot.text_options import ANIMATE_OPTIONS, MOTION_DEFAULT, MOTION_MAX, MOTION_MIN, SOUND_OPTIONS
+from bot.text_options import ANIMATE_OPTIONS, MOTION_DEFAULT, MOTION_MAX, MOTION_MIN, PREVIEW_OPTION, SOUND_OPTIONS
 from bot.upstream.models import CreateVideoRequest
 
 
@@ -83,7 +83,7 @@ ANIMATE = GenerationKind(
     usage="[prompt] [options]",
     example="animate smiling and blinking --motion 7 --hd yes",
     command=Animate,
-    options=ANIMATE_OPTIONS + SOUND_OPTIONS,
+    options=(*ANIMATE_OPTIONS, *SOUND_OPTIONS, PREVIEW_OPTION),
     build=build,
     request_type=CreateVideoRequest,
     body=_body,

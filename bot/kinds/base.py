@@ -26,6 +26,7 @@ from bot.upstream.models import SEED_MAX, SEED_MIN
 if TYPE_CHECKING:
     from bot.commands import RequestBuilder, _Command
     from bot.effects import EffectsCatalogue
+    from bot.media import UserVideo
     from bot.voices import VoiceCatalogue
 
 # Routing fields every upstream request carries (email, replyRef, replyUrl).
@@ -106,6 +107,15 @@ class GenerationKind:
     looked_up: str = "prompt"  # the command field `prepare` looks up (moderated first: answers quote it)
     prompt_name: str = "prompt"  # the Discord option the free text fills
     prompt_suggested: bool = False  # Discord: the free text is offered as you type (effect names)
+    # Set on a kind that takes one video of the user's own (/modify, /extend): the request
+    # once that video is checked (its length known); the video's upstream path is filled in
+    # when it is uploaded. None: the kind takes no video.
+    with_video: Callable[[GenerationRequest, UserVideo], GenerationRequest] | None = None
+    video_help: str = ""  # what the video is for, for Discord's attachment option and help
+
+    @property
+    def takes_video(self) -> bool:
+        return self.with_video is not None
 
     @property
     def all_options(self) -> tuple[Option, ...]:
@@ -147,6 +157,8 @@ def common_body(request: GenerationRequest) -> dict[str, Any]:
         "audio": request.audio or None,
         "seed": request.seed,
         "off_peak_mode": request.off_peak or None,
+        # Only create and animate offer --preview (their endpoint has `preview_mode`).
+        **({"preview_mode": True} if request.preview else {}),
     }
 
 

@@ -12,7 +12,7 @@ from bot.errors import InvalidInput
 from bot.kinds.base import GenerationKind, common_body, sound_body
 from bot.kinds.sound import SoundCommand, prepare_voice, sound_fields
 from bot.settings import V1_STYLES
-from bot.text_options import CREATE_OPTIONS, SOUND_OPTIONS
+from bot.text_options import CREATE_OPTIONS, PREVIEW_OPTION, SOUND_OPTIONS
 from bot.upstream import models as up
 from bot.upstream.models import CreateVideoRequest
 
@@ -82,7 +82,7 @@ CREATE = GenerationKind(
     usage="<prompt> [options]",
     example="create_single a fox running through snow --ar 9:16 --style anime",
     command=CreateSingle,
-    options=CREATE_OPTIONS + SOUND_OPTIONS,
+    options=(*CREATE_OPTIONS, *SOUND_OPTIONS, PREVIEW_OPTION),
     build=build,
     request_type=CreateVideoRequest,
     body=_body,

@@ -275,8 +275,12 @@ class _Pipeline:
         """Every reading: ``first_form`` first, then with separators inside words read
         away, each toward every script the text mixes, each way of reading leetspeak."""
         readings: dict[str, None] = {}
+        read: set[str] = set()
         for joined in (False, True):
             cleaned = _clean(text, join_inside_words=joined)
+            if cleaned in read:
+                continue  # no separator inside a word (most texts): the same readings again
+            read.add(cleaned)
             for script in _scripts_to_fold_toward(cleaned):
                 first = self._read(cleaned, _LEET_AS_I, script)
                 readings[first] = None

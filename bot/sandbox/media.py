@@ -49,6 +49,13 @@ class Picture:
         scale = _SHORT_SIDE / min(wide, tall)
         return cls(_even(wide * scale), _even(tall * scale), BASE_FRAMES, fingerprint)
 
+    @classmethod
+    def like(cls, width: int, height: int, seconds: float, fingerprint: str) -> Picture:
+        """A clip shaped like a `width`×`height` video `seconds` long (an uploaded one), drawn small."""
+        scale = _SHORT_SIDE / max(1, min(width, height))
+        frames = max(BASE_FRAMES, round(seconds * FPS))
+        return cls(_even(width * scale), _even(height * scale), frames, fingerprint)
+
     def upscaled(self) -> Picture:
         """The same clip at twice the width and height."""
         return replace(self, width=self.width * 2, height=self.height * 2)
@@ -56,6 +63,14 @@ class Picture:
     def with_sound(self, sound: str) -> Picture:
         """The same clip with a soundtrack drawn from `sound` (a tone whose pitch it picks)."""
         return replace(self, sound=sound)
+
+    def previewed(self) -> Picture:
+        """The clip as a draft: half the width and height (its upscale is the full size)."""
+        return replace(self, width=_even(self.width / 2), height=_even(self.height / 2))
+
+    def modified(self, fingerprint: str) -> Picture:
+        """The same clip (size and length) with a new look."""
+        return replace(self, fingerprint=fingerprint)
 
     def extended(self, fingerprint: str) -> Picture:
         """The clip made two seconds longer, continuing with a new look."""
@@ -66,6 +81,28 @@ class Picture:
 class RenderedVideo:
     mp4: bytes
     first_frame_jpeg: bytes
+
+
+@dataclass(frozen=True)
+class ProbedVideo:
+    """What the sandbox reads from an uploaded video: its shape and its length."""
+
+    width: int
+    height: int
+    seconds: float
+
+
+def probe(data: bytes) -> ProbedVideo | None:
+    """The shape and length of an uploaded video; None when it is no video PyAV can read."""
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if not container.streams.video:
+                return None
+            stream = container.streams.video[0]
+            seconds = container.duration / av.time_base if container.duration is not None else 0.0
+            return ProbedVideo(stream.codec_context.width, stream.codec_context.height, seconds)
+    except (av.FFmpegError, ValueError, OSError):
+        return None
 
 
 def render_gif(picture: Picture) -> bytes:

@@ -1,17 +1,18 @@
-"""POST videos/create, create-frames, create-transition, create-fusion, upscale and extend."""
+"""POST videos/create, create-frames, create-transition, create-fusion, upscale, extend and modify."""
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from aiohttp import web
 
-from bot.catalogue import shipped_catalogue
+from bot.catalogue import Catalogue, Feature, shipped_catalogue
 from bot.pricing import Pricing
 from bot.sandbox.admission import Admission, admit, planned_outcome
 from bot.sandbox.errors import ApiError
-from bot.sandbox.media import Picture
+from bot.sandbox.media import Picture, probe
 from bot.sandbox.routes_catalog import IMAGE_TEMPLATE, SandboxEffect, find_effect, require_voice
 from bot.sandbox.videos import SandboxVideo, VideoPhase
 from bot.sandbox.web_support import API_PREFIX, RouteGroup, origin, read_body, validated
@@ -23,6 +24,7 @@ from bot.upstream.models import (
     UPSTREAM_DEFAULT_EXTEND_MODEL,
     UPSTREAM_DEFAULT_FUSION_MODEL,
     UPSTREAM_DEFAULT_MODEL,
+    UPSTREAM_DEFAULT_MODIFY_MODEL,
     UPSTREAM_DEFAULT_MULTI_TRANSITION_MODEL,
     AspectRatio,
     CreateFramesRequest,
@@ -31,6 +33,7 @@ from bot.upstream.models import (
     CreateVideoRequest,
     ExtendRequest,
     LipSyncRequest,
+    ModifyRequest,
     Quality,
     RoutedRequest,
     UpscaleRequest,
@@ -47,10 +50,7 @@ DEFAULT_EXTEND_MODEL = UPSTREAM_DEFAULT_EXTEND_MODEL
 # Documented POST endpoints (seeds/v2/post-pixverse-videos-*.md) the sandbox does not
 # simulate. They answer a 404 that says so: without a route of their own, aiohttp would
 # match them to GET videos/{video_id} and answer 405, which no client expects.
-UNSIMULATED_GENERATIONS = (
-    "videos/modify",
-    "videos/restyle",
-)
+UNSIMULATED_GENERATIONS = ("videos/restyle",)
 
 
 class GenerationRoutes(RouteGroup):
@@ -65,12 +65,16 @@ class GenerationRoutes(RouteGroup):
             web.post(f"{API_PREFIX}/videos/upscale", self.upscale),
             web.post(f"{API_PREFIX}/videos/extend", self.extend),
             web.post(f"{API_PREFIX}/videos/lipsync", self.lipsync),
+            web.post(f"{API_PREFIX}/videos/modify", self.modify),
             *(web.post(f"{API_PREFIX}/{path}", self.unsimulated) for path in UNSIMULATED_GENERATIONS),
         ]
 
-    def _pricing(self) -> Pricing:
+    def _pricing_catalogue(self) -> Catalogue:
         # The sandbox charges what the bot's catalogue says (the shipped one unless set).
-        return Pricing(self.sandbox.config.catalogue or shipped_catalogue())
+        return self.sandbox.config.catalogue or shipped_catalogue()
+
+    def _pricing(self) -> Pricing:
+        return Pricing(self._pricing_catalogue())
 
     def _video_cost(self, model: str, quality: str, duration: int, *, audio: bool, off_peak: bool) -> int:
         pricing = self._pricing()
@@ -89,9 +93,11 @@ class GenerationRoutes(RouteGroup):
         prompt, seed = ask.prompt or "", self._seed(ask.seed)
         quality, duration = ask.quality or DEFAULT_QUALITY, ask.duration or DEFAULT_DURATION
         aspect_ratio, model = ask.aspect_ratio or DEFAULT_ASPECT_RATIO, ask.model or DEFAULT_CREATE_MODEL
-        off_peak = bool(ask.off_peak_mode)
-        # Any sound adds the model's audio row, as the bot's pricing has it.
-        cost = self._video_cost(model, quality, duration, audio=bool(_soundtrack(ask)), off_peak=off_peak)
+        off_peak, preview = bool(ask.off_peak_mode), bool(ask.preview_mode)
+        # A preview is a draft at the catalogue's preview quality, and costs as one; any
+        # sound adds the model's audio row, as the bot's pricing has it.
+        charged_quality = self._pricing_catalogue().preview_quality if preview else quality
+        cost = self._video_cost(model, charged_quality, duration, audio=bool(_soundtrack(ask)), off_peak=off_peak)
         effect = self._template(ask)
         if effect is not None:
             # The template decides the length, the model and the price.
@@ -112,7 +118,8 @@ class GenerationRoutes(RouteGroup):
             prompt=prompt,
             off_peak=off_peak,
             cost=cost,
-            picture=picture,
+            # A preview is a smaller draft: its upscale has the full video's size.
+            picture=picture.previewed() if preview else picture,
             model=model,
             seed=seed,
             quality=quality,
@@ -286,29 +293,47 @@ class GenerationRoutes(RouteGroup):
         )
 
     async def lipsync(self, request: web.Request) -> web.Response:
-        """A finished video made to speak: a prompt in a voice, or an uploaded audio track."""
+        """A video made to speak a prompt in a voice, or to an uploaded audio track: a v5 video
+        PixVerse made (on the account that made it) or one uploaded with POST files (on `email`,
+        else any)."""
         ask = validated(LipSyncRequest, await read_body(request))
-        if not ask.video_id:
-            raise ApiError(400, "video_path: the sandbox lip-syncs its own videos; give video_id")
-        source = self._completed_source(ask.video_id)
-        lipsyncs = self.sandbox.config.catalogue or shipped_catalogue()
-        if not lipsyncs.can_lipsync(source.model):
-            raise ApiError(400, f"video_id: {ask.video_id} was made with {source.model}; lipsync works with v5 videos")
         if ask.audio_path:
             self.sandbox.uploads.require(ask.audio_path, "audio", "audio_path")
         if ask.speaker_id is not None:
             require_voice(ask.speaker_id, "speaker_id")
         sound = ask.audio_path or f"{ask.prompt}|{ask.speaker_id or ''}"
-        cost = self._video_cost(
-            source.model, source.quality, source.duration, audio=False, off_peak=bool(ask.off_peak_mode)
-        )
+        off_peak = bool(ask.off_peak_mode)
+        catalogue = self.sandbox.config.catalogue or shipped_catalogue()
+        if not ask.video_id:
+            # Any readable upload will do; it is priced like a new video of the lip-sync
+            # model at the default quality, as long as the upload.
+            base, seconds = self._uploaded_video(ask.video_path or "")
+            model = catalogue.having(Feature.LIPSYNC_VIDEO)[0]
+            return await self._start(
+                request,
+                ask,
+                email=ask.email,
+                prompt=ask.prompt or "",
+                off_peak=off_peak,
+                cost=self._video_cost(model, DEFAULT_QUALITY, seconds, audio=False, off_peak=off_peak),
+                picture=base.with_sound(f"{base.fingerprint}|lipsync|{sound}"),
+                model=model,
+                seed=self._seed(None),
+                quality=DEFAULT_QUALITY,
+                duration=seconds,
+                aspect_ratio=DEFAULT_ASPECT_RATIO,
+            )
+        source = self._completed_source(ask.video_id, on_account=ask.email)
+        if not catalogue.can_lipsync(source.model):
+            raise ApiError(400, f"video_id: {ask.video_id} was made with {source.model}; lipsync works with v5 videos")
+        cost = self._video_cost(source.model, source.quality, source.duration, audio=False, off_peak=off_peak)
         # Like an upscale, it runs on the account that made the source video.
         return await self._start(
             request,
             ask,
             email=source.email,
             prompt=ask.prompt or "",
-            off_peak=bool(ask.off_peak_mode),
+            off_peak=off_peak,
             cost=cost,
             picture=source.picture.with_sound(f"{source.picture.fingerprint}|lipsync|{sound}"),
             model=source.model,
@@ -319,6 +344,38 @@ class GenerationRoutes(RouteGroup):
             aspect_ratio=source.aspect_ratio,
             original_video_id=source.video_id,
             extended=source.extended,
+        )
+
+    async def modify(self, request: web.Request) -> web.Response:
+        """A video changed as the prompt says: one PixVerse made (on the account that holds
+        it) or one uploaded with POST files; the result is as long as the source."""
+        ask = validated(ModifyRequest, await read_body(request), self.sandbox.config.catalogue)
+        email: str | None
+        if ask.video_id:
+            source = self._completed_source(ask.video_id, on_account=ask.email)
+            email, aspect_ratio, original_id = ask.email or source.email, source.aspect_ratio, source.video_id
+            base, seconds = source.picture, source.video_duration
+        else:
+            email, aspect_ratio, original_id = ask.email, DEFAULT_ASPECT_RATIO, ""
+            base, seconds = self._uploaded_video(ask.video_path or "")
+        prompt, seed = ask.prompt, self._seed(ask.seed)
+        quality, model = ask.quality or DEFAULT_QUALITY, ask.model or UPSTREAM_DEFAULT_MODIFY_MODEL
+        off_peak = bool(ask.off_peak_mode)
+        cost = self._video_cost(model, quality, seconds, audio=False, off_peak=off_peak)
+        return await self._start(
+            request,
+            ask,
+            email=email,
+            prompt=prompt,
+            off_peak=off_peak,
+            cost=cost,
+            picture=base.modified(f"{base.fingerprint}|modify|{prompt}|{seed}"),
+            model=model,
+            seed=seed,
+            quality=quality,
+            duration=seconds,
+            aspect_ratio=aspect_ratio,
+            original_video_id=original_id,
         )
 
     async def _start(
@@ -357,6 +414,14 @@ class GenerationRoutes(RouteGroup):
 
     def _seed(self, requested: int | None) -> int:
         return requested or self.sandbox.rng.randint(SEED_MIN, SEED_MAX)
+
+    def _uploaded_video(self, path: str) -> tuple[Picture, int]:
+        """A video uploaded with POST files, as the clip a job starts from and its whole seconds."""
+        upload = self.sandbox.uploads.require(path, "video", "video_path")
+        probed = probe(upload.data)
+        if probed is None:
+            raise ApiError(400, f"video_path: {upload.path} is not a video PixVerse can read")
+        return Picture.like(probed.width, probed.height, probed.seconds, upload.path), max(1, math.ceil(probed.seconds))
 
     def _completed_source(self, video_id: str, *, on_account: str | None = None) -> SandboxVideo:
         """The finished video a job starts from; 404 when `on_account` is not the account that holds it.

@@ -11,6 +11,8 @@ from bot.sandbox.errors import ApiError
 
 UPLOAD_MEDIA_PREFIX = "/media/upload/"
 _PATH_PREFIX = "upload/"
+# POST files takes files up to 5 GB (seeds/v2/post-pixverse-files.md).
+MAX_UPLOAD_BYTES = 5 * 1000**3
 
 # The Content-Type table of seeds/v2/post-pixverse-files.md (compared in lower case).
 _EXTENSIONS = {
@@ -82,6 +84,8 @@ class UploadStore:
             raise ApiError(400, f"Content-Type: {content_type or 'missing'} is not supported; use one of {allowed}")
         if not data:
             raise ApiError(400, "file: the request body is empty")
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise ApiError(400, f"file: {len(data)} bytes is over the 5 GB limit")
         upload = Upload(next(self._ids), f"{uuid.uuid4()}.{extension}", content_type, data, origin)
         self._by_name[upload.name] = upload
         return upload

@@ -56,6 +56,7 @@ from bot.upstream.models import (
     ExtendRequest,
     Features,
     LipSyncRequest,
+    ModifyRequest,
     SchedulerAvailability,
     SchedulerJob,
     UploadedFile,
@@ -87,6 +88,7 @@ PaidRequest = (
     | UpscaleRequest
     | ExtendRequest
     | LipSyncRequest
+    | ModifyRequest
 )
 
 
@@ -350,6 +352,10 @@ class PixVerseClient:
     async def lipsync_video(self, request: LipSyncRequest) -> VideoCreated:
         """POST videos/lipsync. Sent at most once; see `OutcomeUnknown` for a lost answer."""
         return await self._generate("videos/lipsync", request)
+
+    async def modify_video(self, request: ModifyRequest) -> VideoCreated:
+        """POST videos/modify. Sent at most once; see `OutcomeUnknown` for a lost answer."""
+        return await self._generate("videos/modify", request)
 
     async def _generate(self, path: str, request: PaidRequest) -> VideoCreated:
         """Send a paid generation once; when its answer is lost, find it instead of resending.

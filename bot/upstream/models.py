@@ -53,6 +53,9 @@ UPLOAD_CONTENT_TYPES = frozenset(
 # The model each endpoint uses when none is named (its doc page).
 UPSTREAM_DEFAULT_MODEL = "v5.6"
 UPSTREAM_DEFAULT_EXTEND_MODEL = "v5.5"
+# videos/modify runs on v5.5 only, up to 720p (seeds/v2/post-pixverse-videos-modify.md).
+UPSTREAM_DEFAULT_MODIFY_MODEL = "v5.5"
+MODIFY_QUALITIES = ("360p", "540p", "720p")
 
 
 class Quality(StrEnum):
@@ -319,9 +322,11 @@ class ExtendRequest(_ModelRequest):
 class LipSyncRequest(RoutedRequest):
     """POST videos/lipsync: a video made to speak `prompt` in a voice, or to an uploaded audio track.
 
-    No email: like upscale, it runs on the account that made `video_id` (v5 only).
+    Without `email` it runs on the account that made `video_id` (v5 only), like an
+    upscale; a `video_path` (an upload, reachable from every account) runs on `email`.
     """
 
+    email: str | None = None
     video_id: str | None = None
     video_path: str | None = None
     audio_path: str | None = None
@@ -338,6 +343,24 @@ class LipSyncRequest(RoutedRequest):
             raise ValueError("lipsync needs a prompt to speak or an audio_path")
         if self.audio_path and self.prompt:
             raise ValueError("lipsync takes a prompt or an audio_path, not both")
+        return self
+
+
+class ModifyRequest(_ModelRequest):
+    """POST videos/modify: a PixVerse video (`video_id`) or an uploaded one (`video_path`)
+    changed as `prompt` says; no duration (the result is as long as the source)."""
+
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    video_id: str | None = None
+    video_path: str | None = None
+
+    @model_validator(mode="after")
+    def _source_model_quality(self, info: ValidationInfo) -> ModifyRequest:
+        if not (self.video_id or self.video_path):
+            raise ValueError("modify needs video_id or video_path")
+        if self.quality is not None and self.quality not in MODIFY_QUALITIES:
+            raise ValueError(f"quality {self.quality} is not supported by modify; use {', '.join(MODIFY_QUALITIES)}")
+        self._require(info, Feature.MODIFY, "modify works with models", UPSTREAM_DEFAULT_MODIFY_MODEL)
         return self
 
 

@@ -4,8 +4,9 @@
 `/oauth2/applications/@me`, `/gateway/bot`), command sync, interaction callbacks,
 webhook followups and original-response edits, channel messages (JSON and multipart
 with files), DMs, and attachment downloads; its gateway says HELLO, answers IDENTIFY
-with READY and one GUILD_CREATE (a guild with channels, a role and members), acks
-heartbeats, and then dispatches the INTERACTION_CREATE payloads a test builds as a
+with READY and a GUILD_CREATE per guild (with channels, a role and members) of the
+shard identified (`shard: [id, count]`, routed as Discord does), acks heartbeats,
+and then dispatches the INTERACTION_CREATE payloads a test builds as a
 user would cause them: a slash command (options typed by the commands the bot synced,
 attachments and users resolved), an autocomplete, a button click, a modal submit.
 
@@ -60,6 +61,8 @@ EPHEMERAL = 1 << 6
 LOADING = 1 << 7
 
 # Gateway opcodes and interaction / callback / option types, as Discord numbers them.
+# The gateway's close code for an IDENTIFY whose `shard` is not [id, count] with 0 <= id < count.
+CLOSE_INVALID_SHARD = 4010
 OP_DISPATCH, OP_HEARTBEAT, OP_IDENTIFY, OP_RESUME, OP_INVALID_SESSION, OP_HELLO, OP_HEARTBEAT_ACK = (
     0,
     1,
@@ -100,6 +103,11 @@ MEMBER_PERMISSIONS = discord.Permissions(
 )
 MODERATOR_PERMISSIONS = MEMBER_PERMISSIONS | discord.Permissions(manage_messages=True)
 ADMIN_PERMISSIONS = MODERATOR_PERMISSIONS | discord.Permissions(manage_guild=True)
+
+
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard Discord sends a server's events to (its documented formula)."""
+    return (guild_id >> 22) % shard_count
 
 
 def _now_iso() -> str:
@@ -362,7 +370,13 @@ class _Fault:
 
 
 class FakeDiscord:
-    """Discord's REST API and gateway for one application, one bot and one guild."""
+    """Discord's REST API and gateway for one application and one bot, in one guild or more.
+
+    The bot may connect in shards (IDENTIFY with `shard: [id, count]`, several sockets):
+    each socket gets READY and GUILD_CREATE for its own shard's guilds only, and a guild's
+    events go only to the socket of its shard (DMs to shard 0), as Discord routes them.
+    `GET /gateway/bot` recommends `recommended_shards`.
+    """
 
     def __init__(
         self,
@@ -371,15 +385,18 @@ class FakeDiscord:
         attachment_size_limit: int = DEFAULT_UPLOAD_LIMIT,
         token_lifetime: float = TOKEN_LIFETIME,
         ack_deadline: float = ACK_DEADLINE,
+        recommended_shards: int = 1,
     ) -> None:
         self.token = token
         self.attachment_size_limit = attachment_size_limit
         self.token_lifetime = token_lifetime
         self.ack_deadline = ack_deadline
+        self.recommended_shards = recommended_shards
         self._ids = itertools.count(1)
         self.application_id = self._snowflake()
         self.bot_user = FakeUser(self.application_id, "PixVerse Bot", bot=True)
         self.guild_id = self._snowflake()
+        self.guild_ids = [self.guild_id]  # every guild the bot is in; each member is in all of them
         self.owner = FakeUser(self._snowflake(), "owner")
         self.members: dict[int, FakeMember] = {}
         self.channels: dict[int, FakeChannel] = {}
@@ -393,11 +410,12 @@ class FakeDiscord:
         self.downloads: list[int] = []  # ids of the attachments fetched, in order
         self.requests: list[CapturedRequest] = []
         self.spec_violations: list[str] = []
-        self.identified = 0  # IDENTIFYs seen (one per bot start)
+        self.identified = 0  # IDENTIFYs seen (one per bot start and shard)
+        self.shards_identified: list[tuple[int, int]] = []  # (shard id, shard count) of each IDENTIFY
         self._by_token: dict[str, FakeInteraction] = {}
         self._dm_channels: dict[int, FakeChannel] = {}
         self._faults: list[_Fault] = []
-        self._sockets: set[web.WebSocketResponse] = set()
+        self._sockets: dict[web.WebSocketResponse, tuple[int, int]] = {}  # identified socket → (shard id, count)
         self._sequence = itertools.count(1)
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -457,12 +475,27 @@ class FakeDiscord:
         self.members[user.id] = FakeMember(user, permissions)
         return user
 
-    def add_channel(self, name: str, *, thread_of: FakeChannel | None = None) -> FakeChannel:
-        """A text channel, or a public thread in `thread_of`."""
+    def add_guild(self, *, on_shard: tuple[int, int] | None = None) -> int:
+        """Another guild the bot is in (its id); `on_shard=(id, count)` picks an id on that shard."""
+        guild_id = self._snowflake()
+        if on_shard is not None:
+            shard_id, shard_count = on_shard
+            # The shard is read from the id's timestamp: move it forward to the wanted remainder.
+            guild_id += ((shard_id - shard_of(guild_id, shard_count)) % shard_count) << 22
+        self.guild_ids.append(guild_id)
+        return guild_id
+
+    def add_channel(
+        self, name: str, *, thread_of: FakeChannel | None = None, guild_id: int | None = None
+    ) -> FakeChannel:
+        """A text channel (in the first guild unless `guild_id` says), or a public thread in `thread_of`."""
         if thread_of is None:
-            channel = FakeChannel(self._snowflake(), name, self.guild_id)
+            channel = FakeChannel(self._snowflake(), name, guild_id or self.guild_id)
         else:
-            channel = FakeChannel(self._snowflake(), name, self.guild_id, type=PUBLIC_THREAD, parent_id=thread_of.id)
+            assert thread_of.guild_id is not None, "threads are in guild channels"
+            channel = FakeChannel(
+                self._snowflake(), name, thread_of.guild_id, type=PUBLIC_THREAD, parent_id=thread_of.id
+            )
         self.channels[channel.id] = channel
         return channel
 
@@ -524,6 +557,11 @@ class FakeDiscord:
         """Wait until a bot has identified on the gateway (and received READY)."""
         await self.wait_for(lambda: self._sockets, timeout=timeout, what="a bot to identify on the gateway")
 
+    @property
+    def connected_shards(self) -> list[tuple[int, int]]:
+        """(shard id, shard count) of each identified gateway connection."""
+        return sorted(self._sockets.values())
+
     def fail_next(self, route: str, status: int, *, code: int = 0, message: str = "", times: int = 1) -> None:
         """Answer the next `times` requests to `route` ("POST /channels/{channel_id}/messages") with an error."""
         self._add_fault(route, DiscordError(status, code, message or f"injected {status}"), times)
@@ -556,15 +594,17 @@ class FakeDiscord:
         **options: Any,
     ) -> FakeInteraction:
         """`by` runs `/name` with `options` (values as typed; FakeUser and FakeFile are resolved)."""
-        command_data = self._command_data(name, options, focused=None)
-        return await self._interact(APPLICATION_COMMAND, by, channel or self.channel, command_data)
+        channel = channel or self.channel
+        command_data = self._command_data(name, options, focused=None, guild_id=channel.guild_id)
+        return await self._interact(APPLICATION_COMMAND, by, channel, command_data)
 
     async def autocomplete(
         self, name: str, /, *, by: FakeUser, focused: str, channel: FakeChannel | None = None, **options: Any
     ) -> FakeInteraction:
         """`by` is typing option `focused` of `/name`; the bot's choices land in `.choices`."""
-        command_data = self._command_data(name, options, focused=focused)
-        return await self._interact(AUTOCOMPLETE, by, channel or self.channel, command_data)
+        channel = channel or self.channel
+        command_data = self._command_data(name, options, focused=focused, guild_id=channel.guild_id)
+        return await self._interact(AUTOCOMPLETE, by, channel, command_data)
 
     async def click(self, message: FakeMessage, custom_id: str, *, by: FakeUser) -> FakeInteraction:
         """`by` presses the button `custom_id` under `message`."""
@@ -597,16 +637,17 @@ class FakeDiscord:
             return {"type": TEXT_INPUT, "custom_id": component["custom_id"], "value": value}
         return {"type": component["type"]}
 
-    def _command(self, name: str) -> JSON:
-        for scope in (self.guild_id, None):
+    def _command(self, name: str, guild_id: int | None) -> JSON:
+        """The command as the bot synced it where it is used: in that guild, else globally."""
+        for scope in (guild_id, None):
             for command in self.commands.get(scope, []):
                 if command["name"] == name:
                     return command
         raise ValueError(f"the bot has not synced a command named {name!r}")
 
-    def _command_data(self, name: str, options: dict[str, Any], *, focused: str | None) -> JSON:
+    def _command_data(self, name: str, options: dict[str, Any], *, focused: str | None, guild_id: int | None) -> JSON:
         """An application command's `data`, typed and resolved the way Discord sends it."""
-        command = self._command(name)
+        command = self._command(name, guild_id)
         declared = {o["name"]: o for o in command.get("options", [])}
         # While the user types (autocomplete) the options filled so far are sent, required or not.
         missing = [n for n, o in declared.items() if o.get("required") and n not in options]
@@ -674,12 +715,12 @@ class FakeDiscord:
         else:
             member = self.members.get(user.id) or FakeMember(user, MEMBER_PERMISSIONS)
             payload |= {
-                "guild_id": str(self.guild_id),
-                "guild": {"id": str(self.guild_id), "locale": "en-US", "features": []},
+                "guild_id": str(channel.guild_id),
+                "guild": {"id": str(channel.guild_id), "locale": "en-US", "features": []},
                 "guild_locale": "en-US",
                 "member": member.to_api(with_permissions=True),
                 "context": 0,
-                "authorizing_integration_owners": {"0": str(self.guild_id)},
+                "authorizing_integration_owners": {"0": str(channel.guild_id)},
             }
         if message is not None:
             payload["message"] = message.to_api(self.base_url)
@@ -701,10 +742,17 @@ class FakeDiscord:
     # ------------------------------------------------------------------ gateway
 
     async def dispatch(self, event: str, data: JSON) -> None:
-        """Send a gateway event to every connected bot."""
-        if not self._sockets:
-            raise AssertionError(f"no bot is connected to the gateway to receive {event}")
-        for socket in list(self._sockets):
+        """Send a gateway event to the shard its guild belongs to (DMs: shard 0) on every connected bot."""
+        guild_id = int(data["guild_id"]) if data.get("guild_id") else None
+        receivers = [
+            socket
+            for socket, (shard_id, shard_count) in self._sockets.items()
+            if shard_id == (0 if guild_id is None else shard_of(guild_id, shard_count))
+        ]
+        if not receivers:
+            where = f"guild {guild_id}" if guild_id else "direct messages"
+            raise AssertionError(f"no bot runs the shard of {where} (connected: {self.connected_shards}) for {event}")
+        for socket in receivers:
             await socket.send_str(json.dumps({"op": OP_DISPATCH, "t": event, "s": next(self._sequence), "d": data}))
         self._changed.set()
 
@@ -724,7 +772,7 @@ class FakeDiscord:
                 elif frame["op"] == OP_RESUME:  # sessions are not kept: start afresh
                     await socket.send_str(json.dumps({"op": OP_INVALID_SESSION, "d": False}))
         finally:
-            self._sockets.discard(socket)
+            self._sockets.pop(socket, None)
             self._changed.set()
         return socket
 
@@ -732,26 +780,37 @@ class FakeDiscord:
         if data.get("token") != self.token:
             await socket.close(code=4004, message=b"Authentication failed.")
             return
+        shard = data.get("shard", [0, 1])
+        valid = isinstance(shard, list) and len(shard) == 2 and all(type(n) is int for n in shard)
+        if not valid or not 0 <= shard[0] < shard[1]:
+            self._violation(f"IDENTIFY with shard {shard!r}: Discord wants [shard_id, shard_count], 0 <= id < count")
+            await socket.close(code=CLOSE_INVALID_SHARD, message=b"Invalid shard.")
+            return
+        shard_id, shard_count = shard
         self.identified += 1
+        self.shards_identified.append((shard_id, shard_count))
+        guilds = [g for g in self.guild_ids if shard_of(g, shard_count) == shard_id]
         ready = {
             "v": 10,
             "user": self.bot_user.to_api(),
-            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+            "guilds": [{"id": str(g), "unavailable": True} for g in guilds],
             "session_id": secrets.token_hex(16),
             "resume_gateway_url": self.gateway_url,
-            "shard": [0, 1],
+            "shard": [shard_id, shard_count],
             "application": {"id": str(self.application_id), "flags": 0},
             "private_channels": [],
             "relationships": [],
         }
-        for event, payload in (("READY", ready), ("GUILD_CREATE", self._guild_payload())):
+        events = [("READY", ready)] + [("GUILD_CREATE", self._guild_payload(g)) for g in guilds]
+        for event, payload in events:
             await socket.send_str(json.dumps({"op": OP_DISPATCH, "t": event, "s": next(self._sequence), "d": payload}))
-        self._sockets.add(socket)
+        self._sockets[socket] = (shard_id, shard_count)
         self._changed.set()
 
-    def _guild_payload(self) -> JSON:
+    def _guild_payload(self, guild_id: int) -> JSON:
+        channels = [c for c in self.channels.values() if c.guild_id == guild_id]
         everyone = {
-            "id": str(self.guild_id),
+            "id": str(guild_id),
             "name": "@everyone",
             "permissions": str(MEMBER_PERMISSIONS.value),
             "position": 0,
@@ -762,13 +821,13 @@ class FakeDiscord:
             "flags": 0,
         }
         return {
-            "id": str(self.guild_id),
-            "name": "Test Server",
+            "id": str(guild_id),
+            "name": "Test Server" if guild_id == self.guild_id else f"Server {guild_id}",
             "icon": None,
             "owner_id": str(self.owner.id),
             "roles": [everyone],
-            "channels": [c.to_api() for c in self.channels.values() if c.type != PUBLIC_THREAD],
-            "threads": [c.to_api() for c in self.channels.values() if c.type == PUBLIC_THREAD],
+            "channels": [c.to_api() for c in channels if c.type != PUBLIC_THREAD],
+            "threads": [c.to_api() for c in channels if c.type == PUBLIC_THREAD],
             "members": [m.to_api() for m in self.members.values()],
             "member_count": len(self.members),
             "large": False,
@@ -913,7 +972,7 @@ class FakeDiscord:
 
     def _gateway_info(self) -> JSON:
         limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
-        return {"url": self.gateway_url, "shards": 1, "session_start_limit": limit}
+        return {"url": self.gateway_url, "shards": self.recommended_shards, "session_start_limit": limit}
 
     def _put_commands(
         self, params: dict[str, str], _query: dict[str, str], body: Any, _files: list[FakeFile]

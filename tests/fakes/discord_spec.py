@@ -114,6 +114,24 @@ def check_request(method: str, path: str, body: Any = None, *, media_type: str =
     return problems + [f"{where}: {problem}" for problem in check_limits(body)]
 
 
+def check_response(method: str, path: str, status: int, body: Any) -> list[str]:
+    """Every way an answer of the fake breaks the spec's schema for that route and status."""
+    method = method.lower()
+    where = f"{method.upper()} {path} → {status}"
+    template = find_route(path)
+    responses = load_spec()["paths"].get(template or "", {}).get(method, {}).get("responses", {})
+    if str(status) not in responses:
+        return [f"{where}: the spec has no such answer"]
+    pointer = _pointer(
+        "paths", template or "", method, "responses", str(status), "content", "application/json", "schema"
+    )
+    validator = Draft202012Validator({"$ref": f"{_SPEC_URI}#/{pointer}"}, registry=_registry())
+    return [
+        f"{where}: {'/'.join(map(str, e.absolute_path)) or 'body'}: {e.message[:300]}"
+        for e in validator.iter_errors(body)
+    ]
+
+
 def _explain(error: ValidationError) -> ValidationError:
     """The error that tells what is wrong: inside a union, the branch the value meant to be.
 

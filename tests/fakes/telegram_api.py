@@ -537,6 +537,22 @@ class FakeTelegram:
         content = {"document": _document(stored), **_caption_content(caption)}
         return await self._user_posts(chat, user, content, thread_id, reply_to)
 
+    async def user_sends_video(
+        self,
+        chat: FakeChat,
+        user: FakeUser,
+        data: bytes,
+        *,
+        mime_type: str = "video/mp4",
+        file_name: str = "clip.mp4",
+        caption: str | None = None,
+        reply_to: JSON | int | None = None,
+    ) -> JSON:
+        """Deliver a video as Telegram does (`video`: its size, shape, length and MIME type)."""
+        stored = self.register_file(data, folder="videos", file_name=file_name, mime_type=mime_type)
+        video = {**_document(stored), "width": 160, "height": 90, "duration": 2}
+        return await self._user_posts(chat, user, {"video": video, **_caption_content(caption)}, None, reply_to)
+
     async def user_sends_animation(
         self,
         chat: FakeChat,

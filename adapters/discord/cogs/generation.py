@@ -14,7 +14,7 @@ from adapters.discord.kinds import slash_command
 from adapters.discord.responder import Responder, user_ref
 from adapters.discord.views import buttons_legend
 from bot.audio import MAX_AUDIO_BYTES, WHAT_TO_SEND
-from bot.blobs import ALLOWED_IMAGE_TYPES
+from bot.blobs import ALLOWED_IMAGE_TYPES, human_size
 from bot.cancellation import JobControl
 from bot.commands import parse_command
 from bot.domain import Requester
@@ -77,13 +77,31 @@ class GenerationCog(commands.Cog, name="Videos"):
         kind: GenerationKind,
         fields: dict[str, Any],
         attachments: list[discord.Attachment],
+        video: discord.Attachment | None,
     ) -> None:
         async def generate(requester: Requester) -> None:
             command = parse_command(kind.command, self._service.catalogue, **fields)
+            if video is not None:
+                # Refused before the download when the options or the request cannot pass.
+                self._service.check(kind, command, 0)
+                data = await self._read_video(video)
+                await self._service.generate(requester, kind, command, video=data)
+                return
             images = [await self._read_image(attachment) for attachment in attachments]
             await self._service.generate(requester, kind, command, images)
 
         await self._responder.run(interaction, generate)
+
+    async def _read_video(self, video: discord.Attachment) -> bytes:
+        """The attachment's bytes, unless its size alone shows it cannot pass (the core checks
+        the bytes themselves: the container, its video stream, its length)."""
+        limits = self._service.video_limits
+        if video.size > limits.max_bytes:
+            raise InvalidInput("video", f"is {human_size(video.size)}; the limit is {human_size(limits.max_bytes)}")
+        try:
+            return await video.read()
+        except discord.HTTPException:
+            raise InvalidInput("video", "could not be fetched from Discord; please send it again") from None
 
     async def _read_image(self, image: discord.Attachment) -> bytes:
         """The attachment's bytes, once its declared type and size show it is worth downloading.
@@ -116,9 +134,10 @@ class GenerationCog(commands.Cog, name="Videos"):
 
         await self._responder.run(interaction, listing)
 
-    @app_commands.command(description="Make one of your v5 videos speak: words in a voice, or your own audio")
+    @app_commands.command(description="Make a video speak: words in a voice, or your own audio")
     @app_commands.describe(
-        job="The video's job id (from /jobs or under the video)",
+        job="One of my v5 videos: its job id (from /jobs or under the video)",
+        video="Or your own video (MP4 or MOV) instead of a job",
         text=f"Words to say, up to {LIPSYNC_SPEECH_MAX_CHARS} characters",
         voice="A voice /voices lists (for the words)",
         audio=f"Or an audio file to lip-sync to, up to {MAX_LIPSYNC_AUDIO_SECONDS} seconds",
@@ -126,15 +145,20 @@ class GenerationCog(commands.Cog, name="Videos"):
     async def lipsync(
         self,
         interaction: discord.Interaction,
-        job: Range[str, 1, 40],
+        job: Range[str, 1, 40] | None = None,
+        video: discord.Attachment | None = None,
         text: Range[str, 1, LIPSYNC_SPEECH_MAX_CHARS] | None = None,
         voice: Range[str, 1, 40] | None = None,
         audio: discord.Attachment | None = None,
     ) -> None:
         async def speak(requester: Requester) -> None:
-            await self._service.job_status(requester.user, job)  # a mistyped id says "not found"
+            # Nothing is downloaded for a lip-sync that cannot go ahead.
+            self._service.check_lipsync(job, video=video is not None, text=text, audio=audio is not None)
+            if job is not None:
+                await self._service.job_status(requester.user, job)  # a mistyped id says "not found"
             sound = await self._read_audio(audio) if audio is not None else None
-            await self._service.lipsync(requester, job, text=text, voice=voice, audio=sound)
+            data = await self._read_video(video) if video is not None else None
+            await self._service.lipsync(requester, job, video=data, text=text, voice=voice, audio=sound)
 
         await self._responder.run(interaction, speak)
 

@@ -2,7 +2,9 @@
 
 A kind with pictures takes them from the message (a photo with the command as caption,
 or an album whose caption holds it) or from the message it replies to. A kind may take the
-album's other captions as a command field (/transition: each transition's prompt).
+album's other captions as a command field (/transition: each transition's prompt). A kind
+that takes the user's own video (/modify, /extend) takes it the same way: the command as
+the video's caption, or replied to it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
 from adapters.telegram.albums import Albums
-from adapters.telegram.files import CLOUD_DOWNLOAD_LIMIT, download_image
+from adapters.telegram.files import download_file, download_limit
+from adapters.telegram.parsing import video_of
 from adapters.telegram.prompts import AnswerTo, force_reply, prompt_question, read_prompt_question
 from bot.bootstrap import Core
 from bot.commands import parse_command
@@ -23,6 +26,7 @@ from bot.text_options import parse_options
 
 NO_IMAGE = "is missing; send a picture with the caption /{name} …, or reply /{name} to a picture"
 NO_ALBUM = "is missing; send {pictures} as one album with the caption /{name} …"
+NO_VIDEO = "is missing; send a video ({allowed}) with the caption /{example}, or reply /{name} … to a video"
 
 
 def router() -> Router:
@@ -33,6 +37,8 @@ def router() -> Router:
     for kind in KINDS:
         if kind.pictures is not None:
             handlers.message.register(_with_pictures(kind), Command(kind.name))
+        elif kind.takes_video:
+            handlers.message.register(_with_video(kind), Command(kind.name))
     return handlers
 
 
@@ -85,11 +91,32 @@ def _with_pictures(kind: GenerationKind):  # type: ignore[no-untyped-def]
                 typed = parse_command(kind.command, core.service.catalogue, prompt=parsed.prompt or None, **values)
             typed = await core.service.prepared(requester, kind, typed)  # an effect looked up by its name
             core.service.check(kind, typed, len(images))
-            limit = core.settings.max_image_bytes
-            if not core.settings.telegram_api_base:
-                limit = min(limit, CLOUD_DOWNLOAD_LIMIT)
-            data = [await download_image(bot, image, limit) for image in images]
+            limit = download_limit(core.settings, core.settings.max_image_bytes)
+            data = [await download_file(bot, image, limit) for image in images]
             await core.service.generate(requester, kind, typed, data)
+
+    handle.__name__ = handle.__qualname__ = f"{kind.name}_command"
+    return handle
+
+
+def _with_video(kind: GenerationKind):  # type: ignore[no-untyped-def]
+    """The handler of a kind that takes the user's own video."""
+
+    async def handle(message: Message, command: CommandObject, bot: Bot, core: Core, requester: Requester) -> None:
+        parsed = parse_options(command.args or "", kind.all_options)
+        with parsed.in_users_words():
+            if kind.prompt_required and not parsed.prompt:
+                raise InvalidInput(kind.prompt_name, f"is missing; e.g. /{kind.example}")
+            # Validate the options before fetching anything: a typo should not cost a download.
+            typed = parse_command(kind.command, core.service.catalogue, prompt=parsed.prompt or None, **parsed.values)
+            core.service.check(kind, typed, 0)
+            video = video_of(message)
+            if video is None:
+                allowed = core.service.video_limits.describe()
+                raise InvalidInput("video", NO_VIDEO.format(name=kind.name, example=kind.example, allowed=allowed))
+            limit = download_limit(core.settings, core.service.video_limits.max_bytes)
+            data = await download_file(bot, video, limit, "video")
+            await core.service.generate(requester, kind, typed, video=data)
 
     handle.__name__ = handle.__qualname__ = f"{kind.name}_command"
     return handle

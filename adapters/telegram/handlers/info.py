@@ -7,7 +7,7 @@ from aiogram.enums import ChatType
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import Message
 
-from adapters.telegram.texts import ADMIN_HELP, PRIVATE_FALLBACK
+from adapters.telegram.texts import ADMIN_HELP, PRIVATE_FALLBACK, split_message
 from bot.bootstrap import Core
 from bot.domain import Requester
 from bot.errors import InvalidInput
@@ -32,7 +32,9 @@ def router() -> Router:
 
 
 async def help_(message: Message, core: Core) -> None:
-    await message.reply(f"{help_text(catalogue=core.service.catalogue)}\n\n{ADMIN_HELP}")
+    # Every command's usage outgrows one message (4096 characters): sent in parts, at line breaks.
+    for part in split_message(f"{help_text(catalogue=core.service.catalogue)}\n\n{ADMIN_HELP}"):
+        await message.reply(part)
 
 
 async def jobs(message: Message, core: Core, requester: Requester) -> None:

@@ -1,9 +1,11 @@
 """/voices, /lipsync, and the 🗣 Lip-sync button with the words or voice note answered to it.
 
-A lip-sync targets one of the bot's own videos: the one the button sits under, or the one
-`/lipsync` replies to (its caption ends with `job <id>`). The speech is text (with an
-optional `--voice NAME`) or a voice note / audio file — on the /lipsync message itself
-(its caption holds the command) or as the answer to the 🗣 question. Telegram lets a bot
+A lip-sync targets one of the bot's own videos — the one the button sits under, or the one
+`/lipsync` replies to (its caption ends with `job <id>`) — or the user's own video: the one
+`/lipsync` is the caption of, or replies to (fetched, then checked and uploaded by the
+core). The speech is text (with an optional `--voice NAME`) or a voice note / audio file —
+on the /lipsync message itself (its caption holds the command) or as the answer to the 🗣
+question. Telegram lets a bot
 fetch at most 20 MB (CLOUD_DOWNLOAD_LIMIT) unless a local Bot API server is used.
 """
 
@@ -12,11 +14,10 @@ from __future__ import annotations
 import logging
 import re
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject
 from aiogram.types import (
-    CallbackQuery,
     InputMediaAudio,
     InputMediaDocument,
     InputMediaLivePhoto,
@@ -25,17 +26,15 @@ from aiogram.types import (
     Message,
 )
 
-from adapters.telegram.files import CLOUD_DOWNLOAD_LIMIT, download_image
-from adapters.telegram.keyboards import ResultButton
-from adapters.telegram.parsing import ImageFile
-from adapters.telegram.places import reply_kwargs
-from adapters.telegram.prompts import AnswerTo, force_reply, lipsync_question, read_lipsync_question
-from adapters.telegram.texts import LIPSYNC_ASKED, TEXT_LIMIT
+from adapters.telegram.files import CLOUD_DOWNLOAD_LIMIT, download_file, download_limit
+from adapters.telegram.parsing import ImageFile, video_of
+from adapters.telegram.prompts import AnswerTo, text_question_of
+from adapters.telegram.texts import TEXT_LIMIT
 from bot.audio import MAX_AUDIO_BYTES
 from bot.bootstrap import Core
 from bot.domain import Requester, ResultAction
 from bot.errors import InvalidInput
-from bot.text_options import LIPSYNC_SPEECH_MAX_CHARS, VOICE_OPTION, parse_options
+from bot.text_options import VOICE_OPTION, parse_options
 from bot.texts import voices_text
 from bot.upstream.models import MAX_LIPSYNC_AUDIO_SECONDS
 
@@ -45,18 +44,21 @@ MediaGroupItem = InputMediaAudio | InputMediaDocument | InputMediaLivePhoto | In
 
 # The last line of every result caption (bot.delivery.build_caption).
 _JOB_LINE = re.compile(r"^job (?P<job_id>[A-Za-z0-9]+)$", re.MULTILINE)
-NOT_A_RESULT = "is missing; reply /lipsync <words> [--voice NAME] to one of my videos (one with the 🗣 button)"
+NOT_A_RESULT = (
+    "is missing; reply /lipsync <words> [--voice NAME] to one of my videos (one with the 🗣 button),"
+    " or send your own video (MP4 or MOV) with the caption /lipsync <words> [--voice NAME]"
+)
 # sendMediaGroup takes 2 to 10 items.
 _ALBUM_MAX = 10
 
 
 def router() -> Router:
-    """This module's handlers on a fresh Router (it must come before the generic button router)."""
+    """This module's handlers on a fresh Router."""
     handlers = Router(name=__name__)
     handlers.message.register(voices, Command("voices"))
     handlers.message.register(lipsync_command, Command("lipsync"))
-    handlers.callback_query.register(lipsync_pressed, ResultButton.filter(F.action == ResultAction.LIPSYNC))
-    handlers.message.register(lipsync_answered, AnswerTo(read_lipsync_question, sound=True))
+    # The 🗣 button asks like 🔀 and ✏️ do (handlers.buttons); its answer may be a voice note.
+    handlers.message.register(lipsync_answered, AnswerTo(text_question_of(ResultAction.LIPSYNC), sound=True))
     return handlers
 
 
@@ -82,37 +84,43 @@ async def voices(message: Message, bot: Bot, core: Core) -> None:
 
 
 async def lipsync_command(message: Message, command: CommandObject, bot: Bot, core: Core, requester: Requester) -> None:
-    video = message.reply_to_message
-    job_id = _job_of(video, bot)
-    if job_id is None:
+    # The video is the message's own, else one of this bot's results it replies to (by its
+    # job: nothing to upload), else the user's video it replies to.
+    own = video_of(message, or_replied=False)
+    job_id = _job_of(message.reply_to_message, bot) if own is None else None
+    video = video_of(message) if job_id is None else None
+    if job_id is None and video is None:
         raise InvalidInput("video", NOT_A_RESULT)
-    await _lipsync(message, command.args or "", job_id, bot, core, requester)
-
-
-async def lipsync_pressed(
-    query: CallbackQuery, callback_data: ResultButton, bot: Bot, core: Core, requester: Requester
-) -> None:
-    # Turn strangers away before asking them anything.
-    await core.service.button_target(requester, callback_data.job_id)
-    await bot.send_message(
-        reply_markup=force_reply(),
-        **reply_kwargs(requester),
-        **lipsync_question(callback_data.job_id, query.from_user, LIPSYNC_SPEECH_MAX_CHARS),
-    )
-    await query.answer(LIPSYNC_ASKED)
+    await _lipsync(message, command.args or "", bot, core, requester, job_id=job_id, video=video)
 
 
 async def lipsync_answered(message: Message, job_id: str, bot: Bot, core: Core, requester: Requester) -> None:
-    await _lipsync(message, message.text or message.caption or "", job_id, bot, core, requester)
+    await _lipsync(message, message.text or message.caption or "", bot, core, requester, job_id=job_id)
 
 
-async def _lipsync(message: Message, text: str, job_id: str, bot: Bot, core: Core, requester: Requester) -> None:
+async def _lipsync(
+    message: Message,
+    text: str,
+    bot: Bot,
+    core: Core,
+    requester: Requester,
+    *,
+    job_id: str | None = None,
+    video: ImageFile | None = None,
+) -> None:
     parsed = parse_options(text, (VOICE_OPTION,))
     with parsed.in_users_words():
         audio = await _audio_of(message, bot)
+        # A video is fetched only for a lip-sync that can go ahead (words or audio, not both).
+        core.service.check_lipsync(job_id, video=video is not None, text=parsed.prompt, audio=audio is not None)
+        data = None
+        if video is not None:
+            data = await download_file(
+                bot, video, download_limit(core.settings, core.service.video_limits.max_bytes), "video"
+            )
         voice = parsed.values.get("voice")
         await core.service.lipsync(
-            requester, job_id, text=parsed.prompt, voice=str(voice) if voice else None, audio=audio
+            requester, job_id, video=data, text=parsed.prompt, voice=str(voice) if voice else None, audio=audio
         )
 
 
@@ -145,4 +153,4 @@ async def _audio_of(message: Message, bot: Bot) -> bytes | None:
         raise InvalidInput(
             "audio", f"is {sent.file_size / 2**20:.1f} MB; Telegram lets a bot download at most {limit // 2**20} MB"
         )
-    return await download_image(bot, ImageFile(sent.file_id, sent.file_size), limit, what="audio")
+    return await download_file(bot, ImageFile(sent.file_id, sent.file_size), limit, "audio")
