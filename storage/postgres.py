@@ -106,8 +106,9 @@ class PostgresDatabase(SchemaAndMeta):
 
     dialect = POSTGRESQL
 
-    def __init__(self, pool: asyncpg.Pool, connect: Callable[[], Awaitable[asyncpg.Connection]]) -> None:
+    def __init__(self, pool: asyncpg.Pool, connect: Callable[[], Awaitable[asyncpg.Connection]] | None = None) -> None:
         self._pool = pool
+        # Opens a connection outside the pool (`open_session`); `open_postgres` gives one.
         self._connect = connect
 
     async def close(self) -> None:
@@ -135,6 +136,8 @@ class PostgresDatabase(SchemaAndMeta):
     async def open_session(self) -> asyncpg.Connection:
         """A new connection of its own, outside the pool, that the caller closes: a session
         whose locks and LISTENs live as long as it does (`storage.coordination`)."""
+        if self._connect is None:
+            raise RuntimeError("this PostgreSQL database was opened without a way to open sessions")
         return await self._connect()
 
     def connection(self) -> Any:

@@ -182,18 +182,16 @@ async def test_three_processes_one_killed_deliver_every_job_once(tmp_path, postg
                     deadline(60),
                     f"{KILL_AFTER_DELIVERED} videos delivered",
                 )
-                # The process that sends (it holds the scheduler's lock): it owns every job sent
-                # and not yet finished, and some being posted.
+                # The process that sends (it holds the scheduler's lock), and owns the jobs it
+                # sent until a callback to another process moves them on.
                 [victim_number] = [n for n, (_, log) in enumerate(processes) if SENDER_LOG in log.read_text()]
                 victim, victim_log = processes[victim_number]
                 os.kill(victim.pid, signal.SIGKILL)
                 killed_at = time.monotonic()
                 await victim.wait()
                 [victim_id] = re.findall(r"bot process (\S+) joined", victim_log.read_text())
-                row = await db.fetch_one(
-                    "SELECT COUNT(*) AS n FROM jobs WHERE owner = ? AND state <> 'delivered'", (victim_id,)
-                )
-                assert row is not None and row["n"] > 0  # it died with work of its own under way
+                row = await db.fetch_one("SELECT COUNT(*) AS n FROM jobs WHERE state <> 'delivered'")
+                assert row is not None and row["n"] > 0  # killed mid-run: jobs queued, running, being posted
                 # Finished jobs it owned and had not recorded as delivered: it may have been
                 # posting them as it died (README "Known limits": the crash window).
                 in_its_hands = {
