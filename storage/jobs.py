@@ -147,6 +147,75 @@ def count_unfinished_off_peak(connection: sqlite3.Connection, user_key: str) -> 
     return int(row[0])
 
 
+def _queued_through_round(connection: sqlite3.Connection, rounds: int) -> int:
+    """How many places the fair order's first `rounds` rounds hold: each user's first
+    `rounds` queued jobs at most."""
+    row = connection.execute(
+        "SELECT COALESCE(SUM(CASE WHEN queued < ? THEN queued ELSE ? END), 0) FROM queue_users WHERE queued > 0",
+        (rounds, rounds),
+    ).fetchone()
+    return int(row[0])
+
+
+def _round_users(connection: sqlite3.Connection, round_: int, *, skip: int, limit: int) -> list[tuple[str, int]]:
+    """(user_key, queued) of the users in round `round_` of the fair order (those with at
+    least that many queued jobs), in order, `limit` of them after the first `skip`."""
+    rows = connection.execute(
+        # `queued > 0` as the fair-order index says it, so that the walk in order uses it.
+        "SELECT user_key, queued FROM queue_users WHERE queued > 0 AND queued >= ?"
+        " ORDER BY last_served, oldest, user_key LIMIT ? OFFSET ?",
+        (max(round_, 1), limit, skip),
+    ).fetchall()
+    return [(row[0], int(row[1])) for row in rows]
+
+
+def _fair_slice(connection: sqlite3.Connection, offset: int, limit: int) -> list[Job]:
+    """JobStore.fair_slice, on the database thread (one consistent read)."""
+    row = connection.execute("SELECT COALESCE(MAX(queued), 0) FROM queue_users").fetchone()
+    low, high = 1, int(row[0])
+    if high == 0 or _queued_through_round(connection, high) <= offset:
+        return []
+    # The round holding place `offset + 1`: the first whose rounds so far hold more than `offset`.
+    while low < high:
+        middle = (low + high) // 2
+        if _queued_through_round(connection, middle) > offset:
+            high = middle
+        else:
+            low = middle + 1
+    round_ = low
+    skip = offset - _queued_through_round(connection, round_ - 1)
+    users = _round_users(connection, round_, skip=skip, limit=limit)
+    whole_round = skip == 0 and len(users) < limit  # every user of this round was read
+    picks: list[tuple[str, int]] = [(user_key, round_) for user_key, _ in users]
+    while len(picks) < limit:
+        round_ += 1
+        wanted = limit - len(picks)
+        if whole_round:
+            # A later round's users are this round's with enough jobs left: no read needed.
+            users = [(user_key, queued) for user_key, queued in users if queued >= round_]
+        else:
+            users = _round_users(connection, round_, skip=0, limit=wanted)
+            whole_round = len(users) < wanted
+        if not users:
+            break
+        picks += [(user_key, round_) for user_key, _ in users[:wanted]]
+    # Each user's picks are consecutive ranks: one read along their queued jobs each.
+    first_rank: dict[str, int] = {}
+    last_rank: dict[str, int] = {}
+    for user_key, rank in picks:
+        first_rank.setdefault(user_key, rank)
+        last_rank[user_key] = rank
+    by_place: dict[tuple[str, int], Job] = {}
+    for user_key, first in first_rank.items():
+        rows = connection.execute(
+            f"SELECT * FROM jobs WHERE user_key = ? AND {QUEUED_SQL} ORDER BY created_at, id LIMIT ? OFFSET ?",
+            (user_key, last_rank[user_key] - first + 1, first - 1),
+        ).fetchall()
+        for rank, job_row in enumerate(rows, start=first):
+            by_place[user_key, rank] = _job(job_row)
+    return [by_place[pick] for pick in picks if pick in by_place]
+
+
 def insert_job(connection: sqlite3.Connection, job: Job) -> None:
     """Insert `job` in the caller's unit of work (see `SqliteJobStore.add`)."""
     columns = _columns({name: getattr(job, name) for name in _JOB_FIELDS})
@@ -251,24 +320,6 @@ class SqliteJobStore:
             "SELECT * FROM jobs WHERE video_id = ? ORDER BY created_at DESC LIMIT 1", (video_id,)
         )
         return _optional(_job, row)
-
-    async def queue_position(self, job: Job) -> int:
-        """1-based position of a queued job among all queued jobs (oldest first, ties
-        by id); 0 when the job is no longer queued.
-
-        Counted from the back — every queued job, less those behind it — so that a new
-        job, last in line, costs a sum over the users with queued jobs (queue_users) and
-        no walk along the queue.
-        """
-        row = await self._db.fetch_one(
-            "SELECT (SELECT COALESCE(SUM(queued), 0) FROM queue_users)"
-            f" - (SELECT COUNT(*) FROM jobs WHERE {QUEUED_SQL} AND (created_at, id) >"
-            f" (SELECT created_at, id FROM jobs WHERE id = ? AND {QUEUED_SQL})) AS position,"
-            f" EXISTS (SELECT 1 FROM jobs WHERE id = ? AND {QUEUED_SQL}) AS queued",
-            (job.id, job.id),
-        )
-        assert row is not None  # an aggregate always answers one row
-        return int(row["position"]) if row["queued"] else 0
 
     # --- the queue, as the scheduler reads it: in pieces, never whole (bot/scheduler.py)
 
@@ -408,6 +459,26 @@ class SqliteJobStore:
             (rank, max(rank - 1, 0), user_key),
         )
         return int(row["ahead"]) if row else 0
+
+    async def fair_place(self, job: Job) -> int:
+        """1-based place of a queued job in the scheduler's fair order — the place /queue
+        shows and progress messages say; 0 when it is not queued. Its user's older queued
+        jobs plus a sum over the users with queued jobs (fair_ahead), no walk along the queue."""
+        rank = await self.queued_rank(job)
+        return rank + await self.fair_ahead(job.user.key, rank) if rank else 0
+
+    async def fair_slice(self, *, offset: int, limit: int) -> list[Job]:
+        """Queued jobs in the scheduler's fair order, `limit` of them from 0-based place
+        `offset`: the place `fair_place` gives the first is `offset + 1`.
+
+        The fair order goes in rounds: round r holds each user's r-th queued job, the
+        users in queue_users' order (fair_ahead counts the same). So it reads queue_users
+        — sums over it to find the round of `offset`, then the users of the rounds the
+        slice crosses — and of each user met only their jobs in the slice, never the queue.
+        """
+        if limit <= 0:
+            return []
+        return await self._db.run(lambda connection: _fair_slice(connection, offset, limit))
 
     async def queued_total(self) -> int:
         """How many jobs are queued in all (a sum over the users with queued jobs)."""
