@@ -147,14 +147,19 @@ def count_unfinished_off_peak(connection: sqlite3.Connection, user_key: str) -> 
     return int(row[0])
 
 
-def _queued_through_round(connection: sqlite3.Connection, rounds: int) -> int:
+def _queue_lengths(connection: sqlite3.Connection) -> list[tuple[int, int]]:
+    """(queued, how many users have that many queued) for the users with queued jobs: at
+    most √(2 × queued jobs) rows, however many users there are."""
+    rows = connection.execute(
+        "SELECT queued, COUNT(*) FROM queue_users WHERE queued > 0 GROUP BY queued ORDER BY queued"
+    ).fetchall()
+    return [(int(row[0]), int(row[1])) for row in rows]
+
+
+def _places_through_round(lengths: list[tuple[int, int]], rounds: int) -> int:
     """How many places the fair order's first `rounds` rounds hold: each user's first
     `rounds` queued jobs at most."""
-    row = connection.execute(
-        "SELECT COALESCE(SUM(CASE WHEN queued < ? THEN queued ELSE ? END), 0) FROM queue_users WHERE queued > 0",
-        (rounds, rounds),
-    ).fetchone()
-    return int(row[0])
+    return sum(users * min(queued, rounds) for queued, users in lengths)
 
 
 def _round_users(connection: sqlite3.Connection, round_: int, *, skip: int, limit: int) -> list[tuple[str, int]]:
@@ -171,19 +176,19 @@ def _round_users(connection: sqlite3.Connection, round_: int, *, skip: int, limi
 
 def _fair_slice(connection: sqlite3.Connection, offset: int, limit: int) -> list[Job]:
     """JobStore.fair_slice, on the database thread (one consistent read)."""
-    row = connection.execute("SELECT COALESCE(MAX(queued), 0) FROM queue_users").fetchone()
-    low, high = 1, int(row[0])
-    if high == 0 or _queued_through_round(connection, high) <= offset:
+    lengths = _queue_lengths(connection)
+    if not lengths or _places_through_round(lengths, lengths[-1][0]) <= offset:
         return []
     # The round holding place `offset + 1`: the first whose rounds so far hold more than `offset`.
+    low, high = 1, lengths[-1][0]
     while low < high:
         middle = (low + high) // 2
-        if _queued_through_round(connection, middle) > offset:
+        if _places_through_round(lengths, middle) > offset:
             high = middle
         else:
             low = middle + 1
     round_ = low
-    skip = offset - _queued_through_round(connection, round_ - 1)
+    skip = offset - _places_through_round(lengths, round_ - 1)
     users = _round_users(connection, round_, skip=skip, limit=limit)
     whole_round = skip == 0 and len(users) < limit  # every user of this round was read
     picks: list[tuple[str, int]] = [(user_key, round_) for user_key, _ in users]

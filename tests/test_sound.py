@@ -118,6 +118,8 @@ async def test_a_plain_video_has_no_sound_track(fake, bot: RunningBot) -> None:
         ),
         ("--model v5 --voice Emily", '--voice: needs words to speak: add --say "…"'),
         (f'--model v5 --say "{"x" * 141}"', "--say: is 141 characters long; at most 140 are allowed"),
+        # The upstream's own limit, refused in the words typed (not as sound_effect_prompt).
+        (f'--model v5 --sfx "{"w" * 2049}"', "--sfx: is 2049 characters long; at most 2048 are allowed"),
         ("--audio --model v5", "audio is only available on models v5.5, v5.6, not v5"),
     ],
 )

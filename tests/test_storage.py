@@ -660,7 +660,7 @@ async def test_job_queries_use_indexes(db: Database, jobs: SqliteJobStore) -> No
     # Each unit of work runs in a transaction of its own; the queries are the rest (a statement
     # that fires triggers is traced again for each trigger program).
     statements = list(dict.fromkeys(statement for statement in traced if not statement.endswith("-- batch")))
-    assert len(statements) == 22, traced
+    assert len(statements) == 20, traced
     for statement in statements:
         plan = [row["detail"] for row in await db.fetch_all(f"EXPLAIN QUERY PLAN {statement}")]
         # A walk along an index in its order is fine when a LIMIT stops it.
