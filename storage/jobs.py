@@ -127,6 +127,8 @@ def _served_sql(last_served: datetime | None) -> str:
     return "" if last_served is None else to_sql_time(last_served)
 
 
+# Per-user reads joined into one statement by JobStore.fair_slice (SQLite allows 500).
+USERS_PER_UNION = 64
 # Queued jobs, in SQL. Written out, not bound: SQLite uses an index made for queued jobs
 # only (migration 0007) when the query itself says so.
 QUEUED_SQL = "state = 'queued'"
@@ -147,39 +149,17 @@ def count_unfinished_off_peak(connection: sqlite3.Connection, user_key: str) -> 
     return int(row[0])
 
 
-def _queue_lengths(connection: sqlite3.Connection) -> list[tuple[int, int]]:
-    """(queued, how many users have that many queued) for the users with queued jobs: at
-    most √(2 × queued jobs) rows, however many users there are."""
-    rows = connection.execute(
-        "SELECT queued, COUNT(*) FROM queue_users WHERE queued > 0 GROUP BY queued ORDER BY queued"
-    ).fetchall()
-    return [(int(row[0]), int(row[1])) for row in rows]
-
-
 def _places_through_round(lengths: list[tuple[int, int]], rounds: int) -> int:
-    """How many places the fair order's first `rounds` rounds hold: each user's first
-    `rounds` queued jobs at most."""
+    """How many places the fair order's first `rounds` rounds hold (`lengths`: how many
+    users have each number of queued jobs): each user's first `rounds` jobs at most."""
     return sum(users * min(queued, rounds) for queued, users in lengths)
 
 
-def _round_users(connection: sqlite3.Connection, round_: int, *, skip: int, limit: int) -> list[tuple[str, int]]:
-    """(user_key, queued) of the users in round `round_` of the fair order (those with at
-    least that many queued jobs), in order, `limit` of them after the first `skip`."""
-    rows = connection.execute(
-        # `queued > 0` as the fair-order index says it, so that the walk in order uses it.
-        "SELECT user_key, queued FROM queue_users WHERE queued > 0 AND queued >= ?"
-        " ORDER BY last_served, oldest, user_key LIMIT ? OFFSET ?",
-        (max(round_, 1), limit, skip),
-    ).fetchall()
-    return [(row[0], int(row[1])) for row in rows]
-
-
-def _fair_slice(connection: sqlite3.Connection, offset: int, limit: int) -> list[Job]:
-    """JobStore.fair_slice, on the database thread (one consistent read)."""
-    lengths = _queue_lengths(connection)
+def _first_round_holding(lengths: list[tuple[int, int]], offset: int) -> int:
+    """The round of the fair order that holds place `offset + 1`: the first whose rounds so
+    far hold more than `offset` (a binary search over the rounds); 0 when none does."""
     if not lengths or _places_through_round(lengths, lengths[-1][0]) <= offset:
-        return []
-    # The round holding place `offset + 1`: the first whose rounds so far hold more than `offset`.
+        return 0
     low, high = 1, lengths[-1][0]
     while low < high:
         middle = (low + high) // 2
@@ -187,38 +167,7 @@ def _fair_slice(connection: sqlite3.Connection, offset: int, limit: int) -> list
             high = middle
         else:
             low = middle + 1
-    round_ = low
-    skip = offset - _places_through_round(lengths, round_ - 1)
-    users = _round_users(connection, round_, skip=skip, limit=limit)
-    whole_round = skip == 0 and len(users) < limit  # every user of this round was read
-    picks: list[tuple[str, int]] = [(user_key, round_) for user_key, _ in users]
-    while len(picks) < limit:
-        round_ += 1
-        wanted = limit - len(picks)
-        if whole_round:
-            # A later round's users are this round's with enough jobs left: no read needed.
-            users = [(user_key, queued) for user_key, queued in users if queued >= round_]
-        else:
-            users = _round_users(connection, round_, skip=0, limit=wanted)
-            whole_round = len(users) < wanted
-        if not users:
-            break
-        picks += [(user_key, round_) for user_key, _ in users[:wanted]]
-    # Each user's picks are consecutive ranks: one read along their queued jobs each.
-    first_rank: dict[str, int] = {}
-    last_rank: dict[str, int] = {}
-    for user_key, rank in picks:
-        first_rank.setdefault(user_key, rank)
-        last_rank[user_key] = rank
-    by_place: dict[tuple[str, int], Job] = {}
-    for user_key, first in first_rank.items():
-        rows = connection.execute(
-            f"SELECT * FROM jobs WHERE user_key = ? AND {QUEUED_SQL} ORDER BY created_at, id LIMIT ? OFFSET ?",
-            (user_key, last_rank[user_key] - first + 1, first - 1),
-        ).fetchall()
-        for rank, job_row in enumerate(rows, start=first):
-            by_place[user_key, rank] = _job(job_row)
-    return [by_place[pick] for pick in picks if pick in by_place]
+    return low
 
 
 def insert_job(connection: sqlite3.Connection, job: Job) -> None:
@@ -483,7 +432,73 @@ class SqliteJobStore:
         """
         if limit <= 0:
             return []
-        return await self._db.run(lambda connection: _fair_slice(connection, offset, limit))
+        # At most √(2 × queued jobs) rows, however many users there are.
+        rows = await self._db.fetch_all(
+            "SELECT queued, COUNT(*) AS users FROM queue_users WHERE queued > 0 GROUP BY queued ORDER BY queued"
+        )
+        lengths = [(int(row["queued"]), int(row["users"])) for row in rows]
+        round_ = _first_round_holding(lengths, offset)
+        if round_ == 0:
+            return []
+        skip = offset - _places_through_round(lengths, round_ - 1)
+        users = await self._round_users(round_, skip=skip, limit=limit)
+        whole_round = skip == 0 and len(users) < limit  # every user of this round was read
+        picks: list[tuple[str, int]] = [(user_key, round_) for user_key, _ in users]
+        while len(picks) < limit:
+            round_ += 1
+            wanted = limit - len(picks)
+            if whole_round:
+                # A later round's users are this round's with enough jobs left: no read needed.
+                users = [(user_key, queued) for user_key, queued in users if queued >= round_]
+            else:
+                users = await self._round_users(round_, skip=0, limit=wanted)
+                whole_round = len(users) < wanted
+            if not users:
+                break
+            picks += [(user_key, round_) for user_key, _ in users[:wanted]]
+        return await self._jobs_at(picks)
+
+    async def _round_users(self, round_: int, *, skip: int, limit: int) -> list[tuple[str, int]]:
+        """(user_key, queued) of the users in round `round_` of the fair order (those with at
+        least that many queued jobs), in order, `limit` of them after the first `skip`."""
+        rows = await self._db.fetch_all(
+            # `queued > 0` as the fair-order index says it, so that the walk in order uses it.
+            "SELECT user_key, queued FROM queue_users WHERE queued > 0 AND queued >= ?"
+            " ORDER BY last_served, oldest, user_key LIMIT ? OFFSET ?",
+            (max(round_, 1), limit, skip),
+        )
+        return [(row["user_key"], int(row["queued"])) for row in rows]
+
+    async def _jobs_at(self, picks: list[tuple[str, int]]) -> list[Job]:
+        """The queued jobs named by (user_key, rank: 1 for their oldest), in the order given.
+
+        A user's picks are consecutive ranks: one walk along their queued jobs each, all in one
+        statement (a UNION ALL of per-user reads, plain SQL)."""
+        first_rank: dict[str, int] = {}
+        last_rank: dict[str, int] = {}
+        for user_key, rank in picks:
+            first_rank.setdefault(user_key, rank)
+            last_rank[user_key] = rank
+        by_place: dict[tuple[str, int], Job] = {}
+        users = list(first_rank)
+        for start in range(0, len(users), USERS_PER_UNION):
+            reads, params = [], []
+            for number, user_key in enumerate(users[start : start + USERS_PER_UNION]):
+                reads.append(
+                    f"SELECT * FROM (SELECT * FROM jobs WHERE user_key = ? AND {QUEUED_SQL}"
+                    f" ORDER BY created_at, id LIMIT ? OFFSET ?) AS user_{number}"
+                )
+                params += [user_key, last_rank[user_key] - first_rank[user_key] + 1, first_rank[user_key] - 1]
+            found: dict[str, list[Job]] = {}
+            for row in await self._db.fetch_all(" UNION ALL ".join(reads), params):
+                job = _job(row)
+                found.setdefault(job.user.key, []).append(job)
+            for user_key, jobs in found.items():
+                # A UNION ALL promises no order: each user's jobs are put back in theirs.
+                jobs.sort(key=lambda job: (job.created_at, job.id))
+                for rank, job in enumerate(jobs, start=first_rank[user_key]):
+                    by_place[user_key, rank] = job
+        return [by_place[pick] for pick in picks if pick in by_place]
 
     async def queued_total(self) -> int:
         """How many jobs are queued in all (a sum over the users with queued jobs)."""

@@ -666,10 +666,15 @@ async def test_job_queries_use_indexes(db: Database, jobs: SqliteJobStore) -> No
         # A walk along an index in its order is fine when a LIMIT stops it.
         walks = " LIMIT " in statement and all("USING" in step and "INDEX" in step for step in plan)
         # queue_users has a row per user with queued jobs: the queue's length is a sum over it.
+        # A subquery's own rows (a co-routine: fair_slice's per-user reads) are what it read.
+        subqueries = {f"SCAN {step.split()[1]}" for step in plan if step.startswith("CO-ROUTINE")}
         scans = [
             step
             for step in plan
-            if step.startswith("SCAN") and "queue_users" not in step and step != "SCAN CONSTANT ROW"
+            if step.startswith("SCAN")
+            and "queue_users" not in step
+            and step != "SCAN CONSTANT ROW"
+            and step not in subqueries
         ]
         assert walks or not scans, (statement, plan)
     # The triggers that keep queue_users in step find a user's oldest queued job by a seek.
