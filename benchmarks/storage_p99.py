@@ -79,7 +79,7 @@ def _operations(core: Core, population: Population, rng: random.Random) -> dict[
         await core.jobs.next_queued(f"{population.platform}:{active_user().user_id}", now=utcnow(), limit=4)
 
     async def position_band() -> None:
-        await core.jobs.queued_slice(offset=rng.randrange(population.queued // 2), limit=64)
+        await core.jobs.fair_slice(offset=rng.randrange(population.queued // 2), limit=64)
 
     async def submitting() -> None:
         await core.jobs.in_states([JobState.SUBMITTING])
@@ -90,10 +90,10 @@ def _operations(core: Core, population: Population, rng: random.Random) -> dict[
     async def running() -> None:
         await core.jobs.in_states(RUNNING_STATES)
 
-    async def queue_position() -> None:
+    async def fair_place() -> None:
         job = await core.jobs.get(ids[-1 - rng.randrange(population.queued // 2)])
         assert job is not None
-        await core.jobs.queue_position(job)
+        await core.jobs.fair_place(job)
 
     async def get() -> None:
         assert await core.jobs.get(rng.choice(ids)) is not None
@@ -105,11 +105,11 @@ def _operations(core: Core, population: Population, rng: random.Random) -> dict[
         "accept: admission (quota + job) + settle": admit_and_settle,
         "scheduler: queued_users (a page of the fair order)": fair_order_page,
         "scheduler: next_queued (a user's next jobs)": users_next_jobs,
-        "scheduler: queued_slice (a band of queue positions)": position_band,
+        "scheduler: fair_slice (a band of queue places)": position_band,
         "scheduler: in_states(SUBMITTING)": submitting,
         "scheduler: count_in_flight_by_user": in_flight,
         "tracker: in_states(RUNNING)": running,
-        "accept: queue_position": queue_position,
+        "accept: fair_place": fair_place,
         "get": get,
         "recent_for_user": recent_for_user,
     }

@@ -352,11 +352,14 @@ async def open_core(settings: Settings, *, start: bool = True, serves_chats: boo
             coordinator.signal(SLOTS_TOPIC)  # the process that sends may be another one
 
         def job_queued() -> None:
-            scheduler.wake()
+            scheduler.job_queued()
             coordinator.signal(QUEUE_TOPIC)
 
         coordinator.subscribe(SLOTS_TOPIC, capacity_changed)
-        coordinator.subscribe(QUEUE_TOPIC, scheduler.wake)
+        # Another process's arrival moves places too (the sending process retells them). A
+        # process hears its own announcement as well; counting an arrival twice only makes
+        # the next pass retell places a little sooner.
+        coordinator.subscribe(QUEUE_TOPIC, scheduler.job_queued)
 
         tracker = Tracker(
             jobs=jobs,

@@ -159,8 +159,7 @@ class JobControl:
                 elapsed = (utcnow() - (job.submitted_at or job.created_at)).total_seconds()
                 ready_in = max(0.0, estimate.typical_run - elapsed)
             return QueueEntry(job, place=None, ahead=0, ready_in=ready_in)
-        rank = await self._jobs.queued_rank(job)
-        ahead = (rank - 1) + await self._jobs.fair_ahead(job.user.key, rank) if rank else 0
+        ahead = max(await self._jobs.fair_place(job) - 1, 0)
         starts_in = estimate.starts_in(ahead)
         ready_in = None
         if starts_in is not None and estimate.typical_run is not None and not job.request.off_peak:

@@ -68,9 +68,6 @@ class JobStore(Protocol):
 
     async def find_by_video_id(self, video_id: str) -> Job | None: ...
 
-    async def queue_position(self, job: Job) -> int:
-        """1-based position of a queued job among all queued jobs (oldest first); 0 when not queued."""
-
     async def count_in_flight_by_user(
         self, states: Iterable[JobState] = IN_FLIGHT_STATES, *, off_peak: bool | None = None
     ) -> dict[str, int]:
@@ -112,6 +109,14 @@ class JobStore(Protocol):
 
     async def fair_ahead(self, user_key: str, rank: int) -> int:
         """Other users' queued jobs the fair order sends before the user's `rank`-th queued job."""
+
+    async def fair_place(self, job: Job) -> int:
+        """1-based place of a queued job in the scheduler's fair order (users take turns): the
+        place /queue shows and progress messages say; 0 when it is not queued."""
+
+    async def fair_slice(self, *, offset: int, limit: int) -> list[Job]:
+        """Queued jobs in the fair order, `limit` from 0-based place `offset` (the first is at
+        fair_place `offset + 1`); reads the users with queued jobs, not the queue."""
 
     async def queued_total(self) -> int:
         """How many jobs are queued in all."""

@@ -108,6 +108,9 @@ class Scheduler:
         self._waiting_told = 0
         self._submitting: set[str] = set()
         self._left_queue: set[str] = set()
+        # Jobs queued since the last pass: in the fair order a newcomer may go ahead of
+        # jobs queued earlier (a user's first job goes before others' second), moving them back.
+        self._joined_queue = 0
         # How long a submission with an unknown outcome (answer lost, or the process died)
         # waits before it is looked up: the upstream lists a just-accepted video late.
         self._unknown_outcome_grace = timedelta(seconds=unknown_outcome_grace)
@@ -115,6 +118,11 @@ class Scheduler:
     def wake(self) -> None:
         """Something changed: do a pass now."""
         self._loop.wake()
+
+    def job_queued(self) -> None:
+        """A job joined the queue: send it if it can go, and retell the places it moved."""
+        self._joined_queue += 1
+        self.wake()
 
     async def run(self) -> None:
         await self._loop.run()
@@ -464,31 +472,32 @@ class Scheduler:
     async def _report_positions(self) -> None:
         """Tell queued users their place, reading only the places that may have changed.
 
-        A place changes only when jobs ahead leave the queue, and the progress pipeline
+        Places are in the fair order, as /queue shows them (`JobStore.fair_place`). A place
+        changes only when a job leaves the queue or joins it ahead (users take turns: a
+        newcomer's first job goes before others' second), and the progress pipeline
         shows a move only near the front or once it is a fifth of the way
         (`bot.progress.worth_showing`). So the queue is cut in bands of doubling length
-        (`_PositionBands`); a band is read and reported once enough jobs have left since
-        its last report to move its jobs by a fifth. A pass reads the front every time
-        something left, a band of n places every n/10 departures: the cost follows the
-        departures, not the queue.
+        (`_PositionBands`); a band is read and reported once enough jobs have left or
+        joined since its last report to move its jobs by a fifth. A pass reads the front
+        every time something moved, a band of n places every n/10 moves: the cost
+        follows the moves, not the queue.
         """
-        self._bands.departed(len(self._left_queue))
+        self._bands.moved(len(self._left_queue) + self._joined_queue)
+        self._joined_queue = 0
         note = self._waiting_note()
         if note is not None:
             await self._tell_waiting(note)
             return
         self._waiting_after, self._waiting_told = None, 0
         for offset, size in self._bands.due():
-            # The band's start is found by a walk along the index; the rest follows on from there.
-            last: Job | None = None
+            # Places in the fair order, the ones /queue shows (JobStore.fair_place).
             for start in range(offset, offset + size, REPORT_CHUNK):
                 wanted = min(REPORT_CHUNK, offset + size - start)
-                chunk = await self._jobs.queued_slice(offset=0 if last else offset, after=last, limit=wanted)
+                chunk = await self._jobs.fair_slice(offset=start, limit=wanted)
                 for place, job in enumerate(chunk, start=start + 1):
                     await self._progress.report(job, Progress(ProgressStage.QUEUED, queue_position=place))
                 if len(chunk) < wanted:
                     return  # the end of the queue: later bands are empty
-                last = chunk[-1]
 
     def _waiting_note(self) -> str | None:
         """Why no job can be sent now, for the people waiting; None when jobs can go."""
@@ -553,18 +562,19 @@ class _Turn:
 
 
 class _PositionBands:
-    """Which stretches of the queue to report positions for, after how many departures.
+    """Which stretches of the queue to report positions for, after how many moves.
 
-    Band 0 is the first `2 × TOP_OF_QUEUE` places, reported whenever a job left; band b
-    is the places from TOP_OF_QUEUE·2^b on, as many again, reported once a fifth of
-    its first place has left since (`QUEUE_MOVE_FRACTION`), which is when its jobs have
+    Band 0 is the first `2 × TOP_OF_QUEUE` places, reported whenever a job left or
+    joined; band b is the places from TOP_OF_QUEUE·2^b on, as many again, reported once
+    a fifth of its first place has left or joined since (`QUEUE_MOVE_FRACTION`), which is when its jobs have
     moved far enough to be shown.
     """
 
     def __init__(self) -> None:
         self._since: list[int] = [0] * POSITION_BANDS
 
-    def departed(self, count: int) -> None:
+    def moved(self, count: int) -> None:
+        """`count` jobs left or joined the queue: each may have moved the places behind it by one."""
         self._since = [since + count for since in self._since]
 
     def due(self) -> list[tuple[int, int]]:

@@ -477,7 +477,7 @@ class GenerationService:
         if refused is not None:
             raise self._quotas.exceeded(refused, reservation)
         log.info("job %s queued for %s (%s)", job.id, requester.user.key, request.kind)
-        position = await self._jobs.queue_position(job)
+        position = await self._jobs.fair_place(job)
         await self._progress.report(job, Progress(ProgressStage.QUEUED, queue_position=position))
         self._on_queued()
         return job

@@ -129,6 +129,8 @@ def _served_sql(last_served: datetime | None) -> str:
     return "" if last_served is None else to_sql_time(last_served)
 
 
+# Per-user reads joined into one statement by JobStore.fair_slice (SQLite allows 500).
+USERS_PER_UNION = 64
 # Queued jobs, in SQL. Written out, not bound: SQLite uses an index made for queued jobs
 # only (migration 0007) when the query itself says so.
 QUEUED_SQL = "state = 'queued'"
@@ -149,6 +151,27 @@ async def count_unfinished_off_peak(transaction: Transaction, user_key: str) -> 
     )
     assert row is not None  # an aggregate always answers one row
     return int(row[0])
+
+
+def _places_through_round(lengths: list[tuple[int, int]], rounds: int) -> int:
+    """How many places the fair order's first `rounds` rounds hold (`lengths`: how many
+    users have each number of queued jobs): each user's first `rounds` jobs at most."""
+    return sum(users * min(queued, rounds) for queued, users in lengths)
+
+
+def _first_round_holding(lengths: list[tuple[int, int]], offset: int) -> int:
+    """The round of the fair order that holds place `offset + 1`: the first whose rounds so
+    far hold more than `offset` (a binary search over the rounds); 0 when none does."""
+    if not lengths or _places_through_round(lengths, lengths[-1][0]) <= offset:
+        return 0
+    low, high = 1, lengths[-1][0]
+    while low < high:
+        middle = (low + high) // 2
+        if _places_through_round(lengths, middle) > offset:
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 async def insert_job(transaction: Transaction, job: Job) -> None:
@@ -331,24 +354,6 @@ class SqlJobStore:
         )
         return _optional(_job, row)
 
-    async def queue_position(self, job: Job) -> int:
-        """1-based position of a queued job among all queued jobs (oldest first, ties
-        by id); 0 when the job is no longer queued.
-
-        Counted from the back — every queued job (kept by triggers in queue_length), less
-        those behind it — so that a new job, last in line, costs no walk along the queue.
-        """
-        row = await self._db.fetch_one(
-            # "only" quoted: a reserved word in PostgreSQL (its one row, by primary key).
-            """SELECT (SELECT queued FROM queue_length WHERE "only" = 1)"""
-            f" - (SELECT COUNT(*) FROM jobs WHERE {QUEUED_SQL} AND (created_at, id) >"
-            f" (SELECT created_at, id FROM jobs WHERE id = ? AND {QUEUED_SQL})) AS position,"
-            f" EXISTS (SELECT 1 FROM jobs WHERE id = ? AND {QUEUED_SQL}) AS queued",
-            (job.id, job.id),
-        )
-        assert row is not None  # an aggregate always answers one row
-        return int(row["position"]) if row["queued"] else 0
-
     # --- the queue, as the scheduler reads it: in pieces, never whole (bot/scheduler.py)
 
     async def queued_users(self, *, after: QueueUser | None = None, limit: int) -> list[QueueUser]:
@@ -490,6 +495,92 @@ class SqlJobStore:
             (rank, max(rank - 1, 0), user_key),
         )
         return int(row["ahead"]) if row else 0
+
+    async def fair_place(self, job: Job) -> int:
+        """1-based place of a queued job in the scheduler's fair order — the place /queue
+        shows and progress messages say; 0 when it is not queued. Its user's older queued
+        jobs plus a sum over the users with queued jobs (fair_ahead), no walk along the queue."""
+        rank = await self.queued_rank(job)
+        return rank + await self.fair_ahead(job.user.key, rank) if rank else 0
+
+    async def fair_slice(self, *, offset: int, limit: int) -> list[Job]:
+        """Queued jobs in the scheduler's fair order, `limit` of them from 0-based place
+        `offset`: the place `fair_place` gives the first is `offset + 1`.
+
+        The fair order goes in rounds: round r holds each user's r-th queued job, the
+        users in queue_users' order (fair_ahead counts the same). So it reads queue_users
+        — sums over it to find the round of `offset`, then the users of the rounds the
+        slice crosses — and of each user met only their jobs in the slice, never the queue.
+        """
+        if limit <= 0:
+            return []
+        # At most √(2 × queued jobs) rows, however many users there are.
+        rows = await self._db.fetch_all(
+            "SELECT queued, COUNT(*) AS users FROM queue_users WHERE queued > 0 GROUP BY queued ORDER BY queued"
+        )
+        lengths = [(int(row["queued"]), int(row["users"])) for row in rows]
+        round_ = _first_round_holding(lengths, offset)
+        if round_ == 0:
+            return []
+        skip = offset - _places_through_round(lengths, round_ - 1)
+        users = await self._round_users(round_, skip=skip, limit=limit)
+        whole_round = skip == 0 and len(users) < limit  # every user of this round was read
+        picks: list[tuple[str, int]] = [(user_key, round_) for user_key, _ in users]
+        while len(picks) < limit:
+            round_ += 1
+            wanted = limit - len(picks)
+            if whole_round:
+                # A later round's users are this round's with enough jobs left: no read needed.
+                users = [(user_key, queued) for user_key, queued in users if queued >= round_]
+            else:
+                users = await self._round_users(round_, skip=0, limit=wanted)
+                whole_round = len(users) < wanted
+            if not users:
+                break
+            picks += [(user_key, round_) for user_key, _ in users[:wanted]]
+        return await self._jobs_at(picks)
+
+    async def _round_users(self, round_: int, *, skip: int, limit: int) -> list[tuple[str, int]]:
+        """(user_key, queued) of the users in round `round_` of the fair order (those with at
+        least that many queued jobs), in order, `limit` of them after the first `skip`."""
+        rows = await self._db.fetch_all(
+            # `queued > 0` as the fair-order index says it, so that the walk in order uses it.
+            "SELECT user_key, queued FROM queue_users WHERE queued > 0 AND queued >= ?"
+            " ORDER BY last_served, oldest, user_key LIMIT ? OFFSET ?",
+            (max(round_, 1), limit, skip),
+        )
+        return [(row["user_key"], int(row["queued"])) for row in rows]
+
+    async def _jobs_at(self, picks: list[tuple[str, int]]) -> list[Job]:
+        """The queued jobs named by (user_key, rank: 1 for their oldest), in the order given.
+
+        A user's picks are consecutive ranks: one walk along their queued jobs each, all in one
+        statement (a UNION ALL of per-user reads, plain SQL)."""
+        first_rank: dict[str, int] = {}
+        last_rank: dict[str, int] = {}
+        for user_key, rank in picks:
+            first_rank.setdefault(user_key, rank)
+            last_rank[user_key] = rank
+        by_place: dict[tuple[str, int], Job] = {}
+        users = list(first_rank)
+        for start in range(0, len(users), USERS_PER_UNION):
+            reads, params = [], []
+            for number, user_key in enumerate(users[start : start + USERS_PER_UNION]):
+                reads.append(
+                    f"SELECT * FROM (SELECT * FROM jobs WHERE user_key = ? AND {QUEUED_SQL}"
+                    f" ORDER BY created_at, id LIMIT ? OFFSET ?) AS user_{number}"
+                )
+                params += [user_key, last_rank[user_key] - first_rank[user_key] + 1, first_rank[user_key] - 1]
+            found: dict[str, list[Job]] = {}
+            for row in await self._db.fetch_all(" UNION ALL ".join(reads), params):
+                job = _job(row)
+                found.setdefault(job.user.key, []).append(job)
+            for user_key, jobs in found.items():
+                # A UNION ALL promises no order: each user's jobs are put back in theirs.
+                jobs.sort(key=lambda job: (job.created_at, job.id))
+                for rank, job in enumerate(jobs, start=first_rank[user_key]):
+                    by_place[user_key, rank] = job
+        return [by_place[pick] for pick in picks if pick in by_place]
 
     async def queued_total(self) -> int:
         """How many jobs are queued in all (a sum over the users with queued jobs)."""

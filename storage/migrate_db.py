@@ -36,9 +36,8 @@ TABLES = (
     "bans",
     "moderation_log",
     "queue_users",
-    "queue_length",
 )
-_KEPT_BY_TRIGGERS = ("queue_users", "queue_length")
+_KEPT_BY_TRIGGERS = ("queue_users",)
 # Tables whose ids PostgreSQL numbers itself: its counter moves past the copied ids.
 _NUMBERED = ("strikes", "moderation_log")
 # Rows in source order where order matters (a job after its parent).

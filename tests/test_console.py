@@ -381,3 +381,29 @@ async def test_a_mistyped_job_id_is_not_found_not_called_deleted(tmp_path):
             assert await run_console(core, stdin=io.StringIO("/reroll nosuchjob\n"), out=out, user="t") == 1
             assert "No job 'nosuchjob' found. /jobs lists your recent jobs." in out.getvalue()
             assert "older than" not in out.getvalue()
+
+
+async def test_a_mistyped_video_or_audio_file_is_refused_as_unreadable_never_spoken_or_taken_for_a_job(tmp_path):
+    from tests.videos import clip
+
+    (tmp_path / "clip.mp4").write_bytes(clip(2))
+    missing_video, missing_audio = tmp_path / "clp.mp4", tmp_path / "speeh.ogg"
+    async with running_sandbox(SandboxConfig(generation_seconds=0.1)) as sandbox:
+        async with open_core(fast_settings(tmp_path, sandbox)) as core:
+            script = (
+                f"/modify {missing_video} make it snow\n"
+                f"/extend {missing_video} the camera pulls back\n"
+                f"/lipsync {missing_video} Ahoy there\n"
+                f"/lipsync {tmp_path / 'clip.mp4'} {missing_audio}\n"
+                f"/modify {tmp_path / 'clip.mp4'}\n"
+            )
+            out = io.StringIO()
+            assert await run_console(core, stdin=io.StringIO(script), out=out, user="t") == 1
+            text = out.getvalue()
+            assert text.count(f"⚠️ video: cannot read {missing_video}: No such file or directory") == 3, text
+            assert f"⚠️ audio: cannot read {missing_audio}: No such file or directory" in text, text
+            # The missing change is named as the README and Discord name it, with the file as typed.
+            assert f"⚠️ change: is missing; e.g. /modify {tmp_path / 'clip.mp4'} make it snow" in text, text
+            assert "No job" not in text
+            # Nothing was queued: the mistyped audio file's name was not taken for the words.
+            assert await core.service.recent_jobs(UserRef(Platform.CONSOLE, "t")) == []

@@ -260,6 +260,76 @@ async def test_queue_shows_places_in_the_order_the_scheduler_sends_and_an_estima
             assert empty.entries == () and queue_text(empty).startswith("Your queue is empty")
 
 
+async def test_progress_messages_say_the_place_in_line_queue_shows_when_queued_and_as_the_queue_moves(tmp_path):
+    config = SandboxConfig(generation_seconds=30, accounts=[SandboxAccount(ALICE_MAIL, max_jobs=1)])
+    async with running_sandbox(config) as sandbox:
+        settings, notifier = fast_settings(tmp_path, sandbox), RecordingNotifier()
+        alice, bob, carol = requester("alice"), requester("bob"), requester("carol")
+
+        async def said_and_shown() -> tuple[dict[str, int], dict[str, int]]:
+            await core.progress.idle()
+            said = {job_id: p.queue_position for job_id, p in notifier.progress_events if p.queue_position}
+            shown = {
+                entry.job.id: entry.place
+                for who in (alice, bob, carol)
+                for entry in (await core.control.queue(who)).entries
+                if entry.place is not None
+            }
+            return said, shown
+
+        async with running_core(settings, notifier, start=False) as core:
+            a1, a2, a3 = [await core.service.create_single(alice, command(f"a{n}")) for n in (1, 2, 3)]
+            b1 = await core.service.create_single(bob, command("b1"))
+            c1, c2 = [await core.service.create_single(carol, command(f"c{n}")) for n in (1, 2)]
+            said, shown = await said_and_shown()
+            # Users take turns: Bob's only job goes second, not after Alice's three.
+            assert said[b1.id] == shown[b1.id] == 2
+            assert said[c2.id] == shown[c2.id] == 5
+            # Bob and Carol went ahead of Alice's third: the next pass tells her so.
+            assert said[a3.id] == 3 and shown[a3.id] == 6
+            # One slot: Alice's first goes and she waits her turn behind Bob and Carol.
+            assert await core.scheduler.submit_ready() == 1
+            said, shown = await said_and_shown()
+            assert {job.id: said[job.id] for job in (b1, c1, a2, c2, a3)} == shown
+            assert [shown[job.id] for job in (b1, c1, a2, c2, a3)] == [1, 2, 3, 4, 5]
+    assert a1.id not in shown
+
+
+async def test_a_newcomer_who_goes_ahead_moves_the_places_behind_and_they_are_retold(tmp_path):
+    config = SandboxConfig(generation_seconds=30, accounts=[SandboxAccount(ALICE_MAIL, max_jobs=1)])
+    async with running_sandbox(config) as sandbox:
+        settings, notifier = fast_settings(tmp_path, sandbox), RecordingNotifier()
+        alice, bob = requester("alice"), requester("bob")
+        async with running_core(settings, notifier, start=False) as core:
+            a1, a2, a3 = [await core.service.create_single(alice, command(f"a{n}")) for n in (1, 2, 3)]
+            assert await core.scheduler.submit_ready() == 1  # a1 runs; the slot stays taken
+            b1 = await core.service.create_single(bob, command("b1"))
+            # The slot is full, nothing leaves the queue: Bob's job, never served, still goes first.
+            assert await core.scheduler.submit_ready() == 0
+            await core.progress.idle()
+            said = {job_id: p.queue_position for job_id, p in notifier.progress_events if p.queue_position}
+            shown = {e.job.id: e.place for who in (alice, bob) for e in (await core.control.queue(who)).entries}
+    assert shown == {a1.id: None, b1.id: 1, a2.id: 2, a3.id: 3}
+    assert [said[job.id] for job in (b1, a2, a3)] == [1, 2, 3]
+
+
+async def test_the_fair_order_read_in_slices_is_the_order_of_the_places_queue_shows(tmp_path, sandbox):
+    settings, notifier = fast_settings(tmp_path, sandbox), RecordingNotifier()
+    counts = {"ann": 5, "ben": 1, "cy": 3, "dee": 2}
+    async with running_core(settings, notifier, start=False) as core:
+        for name, count in counts.items():
+            for n in range(count):
+                await core.service.create_single(requester(name), command(f"{name}{n}"))
+        everyone = [e.job for name in counts for e in (await core.control.queue(requester(name))).entries]
+        places = {job.id: await core.jobs.fair_place(job) for job in everyone}
+        by_place = sorted(everyone, key=lambda job: places[job.id])
+        assert sorted(places.values()) == list(range(1, 12))
+        for offset in range(12):
+            for limit in (1, 2, 3, 11):
+                sliced = await core.jobs.fair_slice(offset=offset, limit=limit)
+                assert [job.id for job in sliced] == [job.id for job in by_place[offset : offset + limit]]
+
+
 async def test_a_group_admin_sees_the_groups_queue_and_a_member_only_their_own(tmp_path, sandbox):
     settings, notifier = fast_settings(tmp_path, sandbox), RecordingNotifier()
     async with running_core(settings, notifier, start=False) as core:

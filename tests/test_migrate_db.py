@@ -46,10 +46,9 @@ async def state(db: SqlDatabase, user_key: str, job_ids: list[str], blob_id: str
     """What an operator would check after the move, read through the stores."""
     jobs, governance = SqlJobStore(db), SqlGovernanceStore(db)
     found = [await jobs.get(job_id) for job_id in job_ids]
-    length = await db.fetch_one("SELECT queued FROM queue_length")
     return {
         "jobs": found,
-        "positions": [await jobs.queue_position(job) for job in found if job is not None],
+        "places": [await jobs.fair_place(job) for job in found if job is not None],
         # Read by the group_key column (migration 0008), not by the requester's JSON.
         "group's unfinished": [job.id for job in await jobs.unfinished(group_key=GROUP_OF_ALICE, limit=10)],
         "usage": await SqlQuotaStore(db).usage("user", user_key, None),
@@ -61,7 +60,7 @@ async def state(db: SqlDatabase, user_key: str, job_ids: list[str], blob_id: str
         "secret": await db.get_meta("webhook_secret"),
         # Read by the off_peak column (migration 0009), not by the request's JSON.
         "off-peak": [job.id for job in await jobs.queued_off_peak(now=START + timedelta(days=1), limit=10)],
-        "queue length": None if length is None else int(length[0]),
+        "queue length": await jobs.queued_total(),
     }
 
 
@@ -98,7 +97,7 @@ async def test_a_sqlite_deployment_moves_to_postgresql_and_the_bot_runs_on_it(
     url = postgres_server.database()
     code, out = await migrate_db(Path(settings.bot_database), url)
     assert code == 0, out
-    assert "jobs: 5 rows" in out and "quota_ledger: 4 rows" in out and "queue_length: 1 rows" in out
+    assert "jobs: 5 rows" in out and "quota_ledger: 4 rows" in out
     async with await open_storage(url) as copied:
         assert await state(copied, alice.user.key, job_ids, picture.request.image_blob_id or "") == before
 

@@ -118,6 +118,8 @@ async def test_a_plain_video_has_no_sound_track(fake, bot: RunningBot) -> None:
         ),
         ("--model v5 --voice Emily", '--voice: needs words to speak: add --say "…"'),
         (f'--model v5 --say "{"x" * 141}"', "--say: is 141 characters long; at most 140 are allowed"),
+        # The upstream's own limit, refused in the words typed (not as sound_effect_prompt).
+        (f'--model v5 --sfx "{"w" * 2049}"', "--sfx: is 2049 characters long; at most 2048 are allowed"),
         ("--audio --model v5", "audio is only available on models v5.5, v5.6, not v5"),
     ],
 )
@@ -248,7 +250,11 @@ async def test_lipsync_refusals_name_what_is_wrong_and_the_limit(fake, bot) -> N
         ALICE_CHAT, ALICE, voice_note(0.5), duration=5, caption="/lipsync", reply_to=first, file_size=25 * 2**20
     )
     assert "audio: is 25.0 MB; Telegram lets a bot download at most 20 MB" in await reply_to(too_big, "audio")
-    assert len(fake.calls_to("getFile")) == getfiles  # both refused before anything was fetched
+    both = await fake.user_sends_voice(
+        ALICE_CHAT, ALICE, voice_note(0.5), duration=5, caption="/lipsync hello there", reply_to=first
+    )
+    assert "text: give words to speak or an audio track, not both" in await reply_to(both, "not both")
+    assert len(fake.calls_to("getFile")) == getfiles  # all refused before anything was fetched
     really_long = await fake.user_sends_voice(
         ALICE_CHAT, ALICE, voice_note(61.5), duration=0, caption="/lipsync", reply_to=first
     )  # Telegram did not say how long: the decoded length decides

@@ -291,9 +291,9 @@ class ConsoleSession:
     async def _generate(self, kind: GenerationKind, text: str) -> None:
         """`/<kind> [picture paths] [prompt] [options]`: a kind with pictures takes their paths first."""
         images: list[bytes] = []
+        paths: list[str] = []  # the files typed before the prompt: pictures, or the video
         if kind.pictures is not None:
             words = text.strip().split(" ") if text.strip() else []
-            paths: list[str] = []
             # Every leading file is a picture, however many: one too many is refused with
             # what the kind takes, never quietly read as the start of the prompt.
             while words and _looks_like_a_path(words[0], len(paths)):
@@ -312,9 +312,12 @@ class ConsoleSession:
             if not path:
                 raise InvalidInput("video", f"is missing; e.g. /{kind.name} clip.mp4 {kind.example.partition(' ')[2]}")
             video = await _read_file(path, "video")
+            paths.append(path)
         parsed = parse_options(text, kind.all_options)
         if kind.prompt_required and not parsed.prompt:
-            raise InvalidInput("prompt", f"is missing; e.g. /{kind.example}")
+            # The example as the console takes it: after the files the user typed.
+            example = " ".join([f"/{kind.name}", *paths, kind.example.partition(" ")[2]])
+            raise InvalidInput(kind.prompt_name, f"is missing; e.g. {example}")
         with parsed.in_users_words():
             command = parse_command(
                 kind.command, self._service.catalogue, prompt=parsed.prompt or None, **parsed.values
@@ -384,9 +387,18 @@ def _looks_like_a_path(word: str, taken: int) -> bool:
     return taken == 0 or Path(word).expanduser().is_file()
 
 
+# What the name of a video or audio file the console takes ends with. A first word ending
+# so names a file even when there is none (a typo): it is refused as unreadable, never
+# looked up as a job id nor spoken as the words of a lip-sync.
+MEDIA_FILE_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".wav"})
+
+
 def _names_a_file(text: str) -> bool:
     first = text.strip().partition(" ")[0]
-    return bool(first) and Path(first).expanduser().is_file()
+    if not first:
+        return False
+    path = Path(first).expanduser()
+    return path.suffix.lower() in MEDIA_FILE_SUFFIXES or path.is_file()
 
 
 async def _read_file(path_text: str, field: str) -> bytes:

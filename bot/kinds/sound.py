@@ -12,16 +12,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
 
 from bot.catalogue import Catalogue, Feature
 from bot.commands import _Command, yes_no
 from bot.errors import InvalidInput
-from bot.text_options import SPEECH_MAX_CHARS
+from bot.text_options import SOUND_EFFECT_MAX_CHARS, SPEECH_MAX_CHARS
 
 if TYPE_CHECKING:
     from bot.kinds.base import Lookups
 
+# command field -> the longest text it takes (the docs' limits, as text_options declares them)
+_MAX_CHARS = {"sound_effect": SOUND_EFFECT_MAX_CHARS, "speech": SPEECH_MAX_CHARS}
 # command field -> (the feature its model needs, what the refusal calls it)
 _NEEDS = {
     "sound_effect": (Feature.SOUND_EFFECTS, "a sound effect"),
@@ -45,11 +47,14 @@ class SoundCommand(_Command):
     def _text(cls, value: str | None) -> str | None:
         return value or None
 
-    @field_validator("speech")
+    @field_validator("sound_effect", "speech")
     @classmethod
-    def _speech(cls, value: str | None) -> str | None:
-        if value is not None and len(value) > SPEECH_MAX_CHARS:
-            raise ValueError(f"is {len(value)} characters long; at most {SPEECH_MAX_CHARS} are allowed")
+    def _within_limit(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Checked here, where the refusal names the option as typed (--sfx, --say), not
+        # by the upstream request model, which would name its own field.
+        limit = _MAX_CHARS[str(info.field_name)]
+        if value is not None and len(value) > limit:
+            raise ValueError(f"is {len(value)} characters long; at most {limit} are allowed")
         return value
 
     @field_validator("auto_sound", mode="before")

@@ -25,28 +25,3 @@ UPDATE jobs SET off_peak = 1
     WHERE request LIKE '%off_peak%' AND COALESCE(json_extract(request, '$.off_peak'), 0) = 1;
 DROP INDEX jobs_queued_off_peak;
 CREATE INDEX jobs_queued_off_peak ON jobs (off_peak, created_at, id) WHERE state = 'queued' AND off_peak = 1;
-
--- 3. How many jobs are queued, kept by triggers like queue_users: a queue position is this
--- less the jobs behind (storage.jobs.queue_position), and summing queue_users instead cost
--- a row per user who ever queued, on every accepted command.
-CREATE TABLE queue_length (
-    only   INTEGER PRIMARY KEY CHECK (only = 1),
-    queued INTEGER NOT NULL
-);
-INSERT INTO queue_length (only, queued) SELECT 1, COUNT(*) FROM jobs WHERE state = 'queued';
-
-CREATE TRIGGER queue_length_on_insert AFTER INSERT ON jobs WHEN NEW.state = 'queued'
-BEGIN
-    UPDATE queue_length SET queued = queued + 1;
-END;
-
-CREATE TRIGGER queue_length_on_update AFTER UPDATE OF state ON jobs
-    WHEN (NEW.state = 'queued') <> (OLD.state = 'queued')
-BEGIN
-    UPDATE queue_length SET queued = queued + CASE WHEN NEW.state = 'queued' THEN 1 ELSE -1 END;
-END;
-
-CREATE TRIGGER queue_length_on_delete AFTER DELETE ON jobs WHEN OLD.state = 'queued'
-BEGIN
-    UPDATE queue_length SET queued = queued - 1;
-END;

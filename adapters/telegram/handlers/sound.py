@@ -110,9 +110,11 @@ async def _lipsync(
 ) -> None:
     parsed = parse_options(text, (VOICE_OPTION,))
     with parsed.in_users_words():
+        # Nothing is fetched, audio or video, for a lip-sync that cannot go ahead (words or
+        # audio, not both; at most 200 characters).
+        sent_audio = message.voice is not None or message.audio is not None
+        core.service.check_lipsync(job_id, video=video is not None, text=parsed.prompt, audio=sent_audio)
         audio = await _audio_of(message, bot)
-        # A video is fetched only for a lip-sync that can go ahead (words or audio, not both).
-        core.service.check_lipsync(job_id, video=video is not None, text=parsed.prompt, audio=audio is not None)
         data = None
         if video is not None:
             data = await download_file(

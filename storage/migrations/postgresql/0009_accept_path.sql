@@ -18,32 +18,3 @@ ALTER TABLE jobs ADD COLUMN off_peak INTEGER NOT NULL DEFAULT 0;
 UPDATE jobs SET off_peak = 1 WHERE COALESCE((request::jsonb ->> 'off_peak')::boolean, false);
 DROP INDEX jobs_queued_off_peak;
 CREATE INDEX jobs_queued_off_peak ON jobs (off_peak, created_at, id) WHERE state = 'queued' AND off_peak = 1;
-
--- 3. How many jobs are queued (storage.jobs.queue_position), one row kept by a trigger.
--- "only" is quoted: a reserved word in PostgreSQL (the name is SQLite's, so that
--- migrate-db copies the table column for column).
-CREATE TABLE queue_length (
-    "only" INTEGER PRIMARY KEY CHECK ("only" = 1),
-    queued INTEGER NOT NULL
-);
-INSERT INTO queue_length ("only", queued) SELECT 1, COUNT(*) FROM jobs WHERE state = 'queued';
-
-CREATE FUNCTION jobs_count_queue() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    change INTEGER := 0;
-BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.state = 'queued' THEN
-        change := change - 1;
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.state = 'queued' THEN
-        change := change + 1;
-    END IF;
-    IF change <> 0 THEN
-        UPDATE queue_length SET queued = queued + change;
-    END IF;
-    RETURN NULL;
-END;
-$$;
-
-CREATE TRIGGER jobs_count_queue AFTER INSERT OR UPDATE OF state OR DELETE ON jobs
-    FOR EACH ROW EXECUTE FUNCTION jobs_count_queue();
