@@ -15,17 +15,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-from aiogram import BaseMiddleware, Bot, Dispatcher
+from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
-from aiogram.types import BotCommandScopeAllChatAdministrators, BotCommandScopeDefault, TelegramObject, Update
+from aiogram.types import BotCommandScopeAllChatAdministrators, BotCommandScopeDefault
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
@@ -33,7 +33,7 @@ from adapters.telegram.activity import Activity
 from adapters.telegram.admins import ChatAdmins
 from adapters.telegram.albums import AlbumParts, Albums
 from adapters.telegram.handlers import routers
-from adapters.telegram.middlewares import Admission, Counted
+from adapters.telegram.middlewares import Admission, Counted, FirstDelivery
 from adapters.telegram.notifier import Pacing, TelegramNotifier
 from adapters.telegram.texts import ADMIN_COMMANDS, USER_COMMANDS
 from bot.bootstrap import Core
@@ -248,27 +248,6 @@ class TelegramAdapter:
             self.webhook_url, secret_token=secret, allowed_updates=self.dispatcher.resolve_used_update_types()
         )
         log.info("Telegram updates come by webhook to %s", self.webhook_url)
-
-
-class FirstDelivery(BaseMiddleware):
-    """Drops an update some process (this one or another) has taken already: Telegram
-    delivers an update again when its webhook call got no answer in time, and behind a
-    load balancer that retry may reach a process other than the one handling it. The
-    update is recorded before it is handled, so it is handled at most once."""
-
-    def __init__(self, core: Core) -> None:
-        self._core = core
-
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
-        if isinstance(event, Update) and not await self._core.updates.first_time(Platform.TELEGRAM, event.update_id):
-            log.info("Telegram update %s was taken already; dropped", event.update_id)
-            return None
-        return await handler(event, data)
 
 
 @contextlib.asynccontextmanager

@@ -12,24 +12,29 @@ Handlers flagged `admin` are admin commands, which a mute never blocks; `/bot` (
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.dispatcher.flags import get_flag
-from aiogram.types import CallbackQuery, Message, TelegramObject
+from aiogram.types import CallbackQuery, Message, TelegramObject, Update
 
 from adapters.telegram.activity import Activity
 from adapters.telegram.admins import AdminsUnknown, ChatAdmins
 from adapters.telegram.parsing import requester_for
 from bot.bootstrap import Core
+from bot.domain import Platform
 
 # Handler flags: an admin command (a mute does not block it); /bot, which also runs while the bot is off.
 ADMIN = {"admin": True}
 TOGGLES_BOT = {"admin": True, "toggles_bot": True}
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+log = logging.getLogger(__name__)
 
 
 class Admission(BaseMiddleware):
@@ -73,3 +78,24 @@ class Counted(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         with self._activity.track():
             return await handler(event, data)
+
+
+class FirstDelivery(BaseMiddleware):
+    """Drops an update some process (this one or another) has taken already: Telegram
+    delivers an update again when its webhook call got no answer in time, and behind a
+    load balancer that retry may reach a process other than the one handling it. The
+    update is recorded before it is handled, so it is handled at most once."""
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        if isinstance(event, Update) and not await self._core.updates.first_time(Platform.TELEGRAM, event.update_id):
+            log.info("Telegram update %s was taken already; dropped", event.update_id)
+            return None
+        return await handler(event, data)
