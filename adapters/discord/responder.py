@@ -13,8 +13,11 @@ the same way everywhere:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 
 import discord
@@ -73,9 +76,25 @@ class Responder:
         a mute; `toggles_bot` (/bot) also runs while the bot is off.
         """
         try:
-            original_id = await self._defer(interaction) if acknowledge else None
-            requester = self._requester(interaction, admin_if=admin_if, original_message_id=original_id)
-            await self._gate.admit(requester, toggles_bot=toggles_bot, admin_command=admin_command)
+            requester = self._requester(interaction, admin_if=admin_if)
+            admitting = self._gate.admit(requester, toggles_bot=toggles_bot, admin_command=admin_command)
+            original_id = None
+            if acknowledge:
+                # The deferral goes out first; the gate's checks (a database read) run while it
+                # is on its way instead of after Discord's answer, so the first answer is not
+                # held back by both one after the other. A refusal is told once it is deferred.
+                checked = asyncio.ensure_future(admitting)
+                try:
+                    original_id = await self._defer(interaction)
+                except BaseException:
+                    checked.cancel()  # nothing to check for an interaction that cannot be answered
+                    with contextlib.suppress(Exception, asyncio.CancelledError):
+                        await checked
+                    raise
+                await checked
+            else:
+                await admitting
+            requester = replace(requester, context=self._context(interaction, original_id).to_context())
             answer = await work(requester)
             if answer:
                 await self.say(interaction, answer)
@@ -88,22 +107,13 @@ class Responder:
             log.exception("handling %s failed", _describe(interaction))
             await self._say_safely(interaction, APOLOGY)
 
-    def _requester(
-        self, interaction: discord.Interaction, *, admin_if: discord.Permissions, original_message_id: int | None
-    ) -> Requester:
-        """Who asked, where, and the interaction to answer the job's events through."""
+    def _requester(self, interaction: discord.Interaction, *, admin_if: discord.Permissions) -> Requester:
+        """Who asked and where; the interaction to answer through is added once it is deferred."""
         channel = interaction.channel
         chat_id, thread_id = interaction.channel_id, None
         if isinstance(channel, discord.Thread):  # a thread belongs to its parent channel's conversation
             chat_id, thread_id = channel.parent_id, channel.id
         guild_id = interaction.guild_id
-        context = InteractionContext(
-            application_id=interaction.application_id,
-            token=interaction.token,
-            expires_at=interaction.created_at + self._token_lifetime,
-            original_message_id=original_message_id,
-            upload_limit=interaction.filesize_limit,
-        )
         return Requester(
             user=user_ref(interaction.user),
             chat=ChatRef(
@@ -114,7 +124,16 @@ class Responder:
                 is_private=guild_id is None,
             ),
             is_group_admin=guild_id is not None and interaction.permissions.is_superset(admin_if),
-            context=context.to_context(),
+        )
+
+    def _context(self, interaction: discord.Interaction, original_message_id: int | None) -> InteractionContext:
+        """The deferred interaction the job's events are answered through while its token lives."""
+        return InteractionContext(
+            application_id=interaction.application_id,
+            token=interaction.token,
+            expires_at=interaction.created_at + self._token_lifetime,
+            original_message_id=original_message_id,
+            upload_limit=interaction.filesize_limit,
         )
 
     async def say(self, interaction: discord.Interaction, text: str) -> None:
