@@ -681,3 +681,30 @@ async def test_a_busy_channel_does_not_hold_back_a_new_members_first_answer(worl
             times = [r.at for r in _progress_edits(fake, interaction)]
             assert len(times) >= 2, times
             assert all(later - earlier >= gap * 0.95 for earlier, later in zip(times, times[1:], strict=False)), times
+
+
+CALLBACK = "POST /interactions/{interaction_id}/{interaction_token}/callback"
+
+
+async def test_the_gate_checks_while_the_deferral_is_on_its_way_and_answers_after_it(world: World) -> None:
+    """The gate runs while Discord has not yet answered the deferral: a refusal still edits the
+    deferred answer, after it; a deferral Discord refuses queues nothing, checked or not."""
+    fake = world.fake
+    async with world.running():
+        await world.reply(await fake.slash("ban", by=world.admin, user=world.bob))
+        fake.delay_next(CALLBACK, 0.3)
+        refused = await fake.slash("create_single", by=world.bob, prompt="a banned fox")
+        assert await world.reply(refused) == "You are not allowed to use this bot here."
+        assert refused.callback_type == DEFERRED_CHANNEL_MESSAGE
+        [deferral] = [r for r in fake.requests_to(CALLBACK) if r.at >= refused.dispatched_at]
+        [refusal] = [r for r in fake.requests if r.method == "PATCH" and refused.token in r.path]
+        assert refusal.at - refused.dispatched_at >= 0.3 and refusal.at > deferral.at
+
+        fake.fail_next(CALLBACK, 404, code=10062, message="Unknown interaction")
+        lost = await fake.slash("create_single", by=world.alice, prompt="a fox nobody acknowledged")
+        # The bot's apology is its second try at answering: Discord took that one.
+        assert await world.reply(lost) == APOLOGY
+        assert await world.core.jobs.in_states(list(JobState)) == []
+        # Alice's next command is not held back by anything the lost one left behind.
+        queued = await fake.slash("create_single", by=world.alice, prompt="a fox, again")
+        assert (await world.reply(queued)).startswith(("⏳ Queued", "🚀", "🎬"))

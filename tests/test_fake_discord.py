@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -281,3 +282,30 @@ async def test_an_identify_with_an_impossible_shard_is_closed_as_discord_does(fa
         assert closed.type is aiohttp.WSMsgType.CLOSE and closed.data == CLOSE_INVALID_SHARD
     assert fake.identified == 0 and fake.connected_shards == []
     assert len(fake.spec_violations) == 1 and f"shard {shard!r}" in fake.spec_violations[0]
+
+
+async def test_a_request_is_timed_when_it_arrives_not_after_the_fakes_own_work(
+    fake: FakeDiscord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Latencies are measured to `CapturedRequest.at`: the fake's spec check (2 ms for a
+    message with buttons) and a delay it was told to add must come after it, not inside it."""
+    import tests.fakes.discord_api as fake_module
+
+    checked_at: dict[str, float] = {}
+
+    def timed_check(method: str, path: str, *args: Any, **kwargs: Any) -> list[str]:
+        checked_at[path] = time.monotonic()
+        return check_request(method, path, *args, **kwargs)
+
+    monkeypatch.setattr(fake_module, "check_request", timed_check)
+    alice = fake.add_member("alice")
+    callback = "POST /interactions/{interaction_id}/{interaction_token}/callback"
+    async with running(fake):
+        fake.delay_next(callback, 0.3)
+        echo = await fake.slash("echo", by=alice, text="slowly")
+        await fake.wait_for(lambda: fake.original(echo), what="the echo")
+        [request] = fake.requests_to(callback)
+        assert request.at <= checked_at[request.path], "stamped after the fake's check"
+        answered = time.monotonic()
+        assert request.at - echo.dispatched_at < 0.3 <= answered - echo.dispatched_at
+    assert fake.spec_violations == []

@@ -369,6 +369,13 @@ class _Fault:
     times: int
 
 
+@dataclass
+class _Delay:
+    route: str  # "POST /interactions/{interaction_id}/{interaction_token}/callback"
+    seconds: float
+    times: int
+
+
 class FakeDiscord:
     """Discord's REST API and gateway for one application and one bot, in one guild or more.
 
@@ -415,6 +422,7 @@ class FakeDiscord:
         self._by_token: dict[str, FakeInteraction] = {}
         self._dm_channels: dict[int, FakeChannel] = {}
         self._faults: list[_Fault] = []
+        self._delays: list[_Delay] = []
         self._sockets: dict[web.WebSocketResponse, tuple[int, int]] = {}  # identified socket → (shard id, count)
         self._sequence = itertools.count(1)
         self._changed = asyncio.Event()
@@ -569,6 +577,10 @@ class FakeDiscord:
     def rate_limit_next(self, route: str, retry_after: float, *, times: int = 1) -> None:
         """Answer the next `times` requests to `route` with a 429 asking to retry after `retry_after` seconds."""
         self._add_fault(route, _rate_limited(retry_after), times)
+
+    def delay_next(self, route: str, seconds: float, *, times: int = 1) -> None:
+        """Answer the next `times` requests to `route` only `seconds` after they arrived (a slow Discord)."""
+        self._delays.append(_Delay(route, seconds, times))
 
     def _add_fault(self, route: str, error: DiscordError, times: int) -> None:
         method, _, template = route.partition(" ")
@@ -873,6 +885,10 @@ class FakeDiscord:
         # is the fake's cost, and a latency measured to `at` must not charge it to the bot.
         arrived = time.monotonic()
         status, answer, headers = 500, None, {}
+        delay = next((d for d in self._delays if route and d.route == f"{request.method} {route}" and d.times), None)
+        if delay is not None:
+            delay.times -= 1
+            await asyncio.sleep(delay.seconds)  # Discord is slow to answer this one: nothing is done before
         try:
             if route is None:
                 raise DiscordError(404, 0, "404: Not Found")
