@@ -43,11 +43,6 @@ QUEUE_MOVE_FRACTION = 5
 CLOSED_MEMORY = 4096
 # Chat lanes kept before idle ones are first forgotten (then: twice those still busy).
 LANE_SWEEP_MIN = 256
-# How long a job the caller has just written (`report(..., written=True)`) is taken as the
-# store's own state without reading it back. Only this process's outcomes could finish a
-# job that soon after its admission, and they close it first (`close`); another process
-# would have to send it upstream and hear its outcome in between.
-WRITTEN_SNAPSHOT_TRUSTED_FOR = 0.25
 
 # Stages in the order a job goes through them: a report of an earlier stage than the
 # one shown is stale (a snapshot read before the job moved on).
@@ -158,8 +153,7 @@ class ProgressReporter:
         self._jobs = jobs
         self._interval = interval
         self._clock = clock
-        # A job's newest progress not yet sent, and when the job was its store state (`written`).
-        self._pending: dict[str, tuple[Job, Progress, float | None]] = {}
+        self._pending: dict[str, tuple[Job, Progress]] = {}
         # What each job's message shows, and since when.
         self._shown: dict[str, tuple[float, Progress]] = {}
         # The send under way for a job: close() waits for it.
@@ -169,13 +163,8 @@ class ProgressReporter:
         self._sweep_at = LANE_SWEEP_MIN  # lanes that make `_lane` forget the idle ones
         self._stopping = False
 
-    async def report(self, job: Job, progress: Progress, *, written: bool = False) -> None:
-        """Show `progress` in the job's chat when its budget allows (a newer report replaces it).
-
-        `written`: `job` is what the caller has just written to the store (an admission), so
-        a send that follows at once needs not read it back first: a requester's first
-        answer goes out without another database round trip.
-        """
+    async def report(self, job: Job, progress: Progress) -> None:
+        """Show `progress` in the job's chat when its budget allows (a newer report replaces it)."""
         if self._stopping or job.is_finished or job.id in self._closed:
             return
         notifier = self._notifiers.for_job(job)
@@ -187,7 +176,7 @@ class ProgressReporter:
         shown = self._shown.get(job.id)
         if waiting is None and not worth_showing(shown[1] if shown else None, progress):
             return
-        self._pending[job.id] = (job, progress, self._clock() if written else None)
+        self._pending[job.id] = (job, progress)
         key = (job.chat.platform, notifier.budget_scope(job))
         lane = self._lane(key, job.chat, notifier)
         lane.waiting[job.id] = None
@@ -292,13 +281,12 @@ class ProgressReporter:
                 best = (job_id, due)
         return best
 
-    async def _send(self, reported: Job, progress: Progress, written_at: float | None) -> bool:
+    async def _send(self, reported: Job, progress: Progress) -> bool:
         """Show `progress` unless the job has reached its outcome; True when a request was made."""
         job_id = reported.id
         # The job as it is now, not as the reporter saw it: a snapshot read before a
         # webhook completed the job must not put "generating" back on its message.
-        just_written = written_at is not None and self._clock() - written_at < WRITTEN_SNAPSHOT_TRUSTED_FOR
-        job = reported if just_written else await self._jobs.get(job_id)
+        job = await self._jobs.get(job_id)
         shown = self._shown.get(job_id)
         if job is None or job.is_finished or job_id in self._closed or self._stopping:
             return False

@@ -478,7 +478,6 @@ class GenerationService:
             raise self._quotas.exceeded(refused, reservation)
         log.info("job %s queued for %s (%s)", job.id, requester.user.key, request.kind)
         position = await self._jobs.fair_place(job)
-        # `job` is what the admission just wrote: the first answer need not read it back.
-        await self._progress.report(job, Progress(ProgressStage.QUEUED, queue_position=position), written=True)
+        await self._progress.report(job, Progress(ProgressStage.QUEUED, queue_position=position))
         self._on_queued()
         return job
