@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.domain import Job
-from bot.ports import VideoDelivery
+from bot.ports import Posted, VideoDelivery
 from bot.sandbox import Sandbox
 from tests.harness import Delivered, RecordingNotifier
 
@@ -114,7 +114,7 @@ class TimingNotifier(RecordingNotifier):
     delivered_at: dict[str, float] = field(default_factory=dict)
     relayed_bytes: dict[str, int] = field(default_factory=dict)
 
-    async def deliver(self, job: Job, delivery: VideoDelivery) -> None:
+    async def deliver(self, job: Job, delivery: VideoDelivery) -> Posted:
         size = 0
         if delivery.file is not None and self.read_files:
             with delivery.file.open("rb") as video:
@@ -123,6 +123,7 @@ class TimingNotifier(RecordingNotifier):
         self.relayed_bytes[job.id] = size
         self.delivered_at[job.id] = time.monotonic()
         self.deliveries.append(Delivered(job.id, delivery.caption, tuple(delivery.buttons), None, delivery.link))
+        return Posted(message_ids=(f"video-{job.id}",))
 
 
 class CompletionClock:

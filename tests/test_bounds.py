@@ -19,7 +19,7 @@ from bot.errors import Refused
 from bot.gate import RATE_LIMITED_USERS_TRACKED, Gatekeeper, RateLimiter
 from bot.moderation.rules import load_default_blocklist
 from bot.moderation.service import CACHED_GROUP_BLOCKLISTS, CACHED_GROUP_SETTINGS, GroupSettings, ModerationService
-from bot.ports import ChatBudget, Progress, ProgressStage, VideoDelivery
+from bot.ports import ChatBudget, Posted, Progress, ProgressStage, VideoDelivery
 from bot.pricing import Pricing
 from bot.progress import LANE_SWEEP_MIN, Notifiers, ProgressReporter
 from bot.quota import CACHED_QUOTA_OVERRIDES, USER, QuotaPolicy, QuotaService, QuotaUnit, QuotaWindow
@@ -197,11 +197,14 @@ class _ProgressSink:
         self.shown.append(job.id)
         return None
 
-    async def deliver(self, job: Job, delivery: VideoDelivery) -> None:
+    async def deliver(self, job: Job, delivery: VideoDelivery) -> Posted:
         raise AssertionError("no delivery here")
 
-    async def failed(self, job: Job, reason: str) -> None:
+    async def failed(self, job: Job, reason: str) -> Posted:
         raise AssertionError("no failure here")
+
+    async def finish(self, job: Job, posted: Posted) -> None:
+        raise AssertionError("nothing to finish here")
 
     async def alert_operator(self, text: str) -> None:
         raise AssertionError("no alert here")
