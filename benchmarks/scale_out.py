@@ -23,8 +23,11 @@ Chosen so that the bot is what is measured, not the upstream or the limits:
 
 Where the time goes is measured too: the CPU seconds of every bot process, of the
 PostgreSQL server (the postmaster with its backends, live and exited) and of this
-process (the fake Telegram, the sandbox and the load balancer), per job. They say what
-more cores buy: one process per core until PostgreSQL or the upstream is the limit.
+process (the fake Telegram, the sandbox and the load balancer), per job; the bots' and
+PostgreSQL's together are reported as rows of their own (`cpu_per_job_N`, information:
+unlike a rate, CPU per job hardly moves with the machine's load). They say what more cores
+buy: one process per core until PostgreSQL, the one sending process or the upstream is the
+limit.
 
 Targets, honestly on 2 cores: 2 and 4 processes cannot do more than 2 cores' worth, and
 this process (the fakes) and PostgreSQL take a share of those 2 cores as well, so perfect
@@ -110,6 +113,11 @@ class RunResult:
     @property
     def jobs_per_second(self) -> float:
         return self.jobs / self.seconds
+
+    @property
+    def product_cpu_ms_per_job(self) -> float:
+        """CPU of the bots and PostgreSQL per job: what a deployment pays, whatever the load."""
+        return (sum(self.bot_cpu) + self.postgres_cpu) * 1000 / self.jobs
 
     def describe(self) -> str:
         per_job = 1000 / self.jobs
@@ -277,6 +285,23 @@ async def run(quick: bool) -> Outcome:
                 f"{processes} / 1 process ≥ {TARGET_RATIO:g}×",
                 measured / one >= TARGET_RATIO,
                 results[processes].describe(),
+            )
+        )
+    # Load-insensitive: the CPU a job costs the bots and PostgreSQL together, per process count.
+    # It says what extra processes cost in coordination, and with the rates above what more
+    # cores buy (README "Scaling out"); it informs, it is not a target.
+    for processes in PROCESS_COUNTS:
+        cpu = results[processes].product_cpu_ms_per_job
+        single = results[1].product_cpu_ms_per_job
+        metrics.append(
+            Metric(
+                f"{NAME}.cpu_per_job_{processes}",
+                cpu,
+                single if processes > 1 else None,
+                "ms",
+                cpu / single if processes > 1 else None,
+                "info (bots + PostgreSQL)",
+                None,
             )
         )
     return metrics
