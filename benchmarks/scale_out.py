@@ -34,7 +34,9 @@ this process (the fakes) and PostgreSQL take a share of those 2 cores as well, s
 scaling is not the target. Adding processes must not make it slower: 2 processes ≥ 1.0×
 the throughput of 1, and 4 processes ≥ 1.0× of 1 (coordination through PostgreSQL — the
 sender's advisory lock, NOTIFY, compare-and-set claims — must not cost more than the
-extra processes bring). Skipped where no PostgreSQL server programs are installed.
+extra processes bring). On a machine busy with other work the rates follow its load more
+than the number of processes (more processes get a larger share of a contended CPU): read
+the cpu_per_job rows beside them. Skipped where no PostgreSQL server programs are installed.
 """
 
 from __future__ import annotations
