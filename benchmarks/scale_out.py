@@ -141,13 +141,14 @@ def _postmaster_pid(server: PostgresServer) -> int:
 async def _serving(ports: list[int], bots: list[BotProcess], fake: FakeTelegram) -> bool:
     for bot in bots:
         bot.check_alive()
-    async with aiohttp.ClientSession() as session:
+    # A process that accepts the connection but never answers must not outlast START_TIMEOUT.
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
         for port in ports:
             try:
                 async with session.get(f"http://127.0.0.1:{port}/healthz") as answer:
                     if answer.status >= 500:
                         return False
-            except aiohttp.ClientConnectionError:
+            except (aiohttp.ClientConnectionError, TimeoutError):
                 return False
     return len(fake.calls_to("setWebhook")) >= len(bots)
 
