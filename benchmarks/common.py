@@ -277,9 +277,10 @@ def load_average() -> tuple[float, float, float]:
     return os.getloadavg()
 
 
-def pixverse_env(database: Path, upstream_url: str, upstream_token: str, **settings: object) -> dict[str, str]:
+def pixverse_env(database: Path | str, upstream_url: str, upstream_token: str, **settings: object) -> dict[str, str]:
     """The environment of a `pixverse-bot run` process: production defaults, but for where
-    its database and upstream are, and the `settings` given (NAME=value, as an operator sets them)."""
+    its database (a SQLite file or a PostgreSQL URL) and upstream are, and the `settings`
+    given (NAME=value, as an operator sets them)."""
     env = {
         "BOT_DATABASE": str(database),
         "USEAPI_BASE_URL": upstream_url,

@@ -24,15 +24,14 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 
 from benchmarks.common import free_port
 from bot.sandbox import SandboxConfig, running_sandbox
 from storage import open_storage
+from tests.fakes.load_balancer import RoundRobinProxy
 from tests.fakes.telegram_api import FakeChat, FakeTelegram, FakeUser
 from tests.fakes.telegram_fixtures import job_id_of
 from tests.harness import bot_env
@@ -49,50 +48,6 @@ KILL_AFTER_DELIVERED = 25
 # The log line of the process that sends queued jobs (it holds the scheduler's lock).
 SENDER_LOG = "this process now runs 'scheduler'"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-class RoundRobinProxy:
-    """Forwards every request to the next backend in turn; one that refuses the connection
-    (a dead process) is skipped for the next."""
-
-    def __init__(self, backends: list[str]) -> None:
-        self.backends = backends
-        self._next = 0
-        self.forwarded: Counter[str] = Counter()
-        self._session: aiohttp.ClientSession | None = None
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        assert self._session is not None
-        body = await request.read()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in {"host", "content-length"}}
-        for _ in range(len(self.backends)):
-            backend = self.backends[self._next % len(self.backends)]
-            self._next += 1
-            try:
-                async with self._session.request(
-                    request.method, backend + request.path_qs, data=body, headers=headers
-                ) as answer:
-                    payload = await answer.read()
-                    self.forwarded[backend] += 1
-                    return web.Response(status=answer.status, body=payload, content_type=answer.content_type or None)
-            except aiohttp.ClientConnectionError:
-                continue  # that backend is down: the next one
-        return web.Response(status=502)
-
-    @contextlib.asynccontextmanager
-    async def serving(self) -> AsyncIterator[str]:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        runner = web.AppRunner(app, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
-        try:
-            yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-        finally:
-            await self._session.close()
-            await runner.cleanup()
 
 
 async def start_process(env: dict[str, str], workdir: Path, number: int) -> tuple[asyncio.subprocess.Process, Path]:
