@@ -29,14 +29,15 @@ unlike a rate, CPU per job hardly moves with the machine's load). They say what 
 buy: one process per core until PostgreSQL, the one sending process or the upstream is the
 limit.
 
-Targets, honestly on 2 cores: 2 and 4 processes cannot do more than 2 cores' worth, and
-this process (the fakes) and PostgreSQL take a share of those 2 cores as well, so perfect
-scaling is not the target. Adding processes must not make it slower: 2 processes ≥ 1.0×
-the throughput of 1, and 4 processes ≥ 1.0× of 1 (coordination through PostgreSQL — the
-sender's advisory lock, NOTIFY, compare-and-set claims — must not cost more than the
-extra processes bring). On a machine busy with other work the rates follow its load more
-than the number of processes (more processes get a larger share of a contended CPU): read
-the cpu_per_job rows beside them. Skipped where no PostgreSQL server programs are installed.
+No target: the rates are information, as issue 17 asks ("the ratio shows how it scales on
+this 2-core machine"). 2 and 4 processes cannot do more than 2 cores' worth, and this
+process (the fakes) and PostgreSQL take a share of those 2 cores as well, so here a
+ratio near 1 is the expectation, and below 1 is the coordination's cost (read the
+cpu_per_job rows beside the rates: unlike a rate, CPU per job hardly moves with the
+machine's load; on a machine busy with other work, more processes get a larger share of
+a contended CPU and the rates follow its load). What still fails the run is wrong work:
+a job not posted exactly once or not created upstream exactly once raises.
+Skipped where no PostgreSQL server programs are installed.
 """
 
 from __future__ import annotations
@@ -78,7 +79,6 @@ WEBHOOK_CONNECTIONS = 40
 START_TIMEOUT = 40.0
 # Generous: even 5 jobs/s finish 300 jobs within it.
 RUN_TIMEOUT = 60.0
-TARGET_RATIO = 1.0
 
 
 def _tree_cpu_seconds(pid: int) -> float:
@@ -285,8 +285,8 @@ async def run(quick: bool) -> Outcome:
                 one,
                 "jobs/s",
                 measured / one,
-                f"{processes} / 1 process ≥ {TARGET_RATIO:g}×",
-                measured / one >= TARGET_RATIO,
+                f"info: {processes} / 1 process (2 cores: see README 'Scaling out')",
+                None,
                 results[processes].describe(),
             )
         )
