@@ -129,6 +129,8 @@ def _served_sql(last_served: datetime | None) -> str:
     return "" if last_served is None else to_sql_time(last_served)
 
 
+# A user's row of queue_users as fair_ahead needs it: where they stand in the fair order, how many queued.
+_STANDING = ("last_served", "oldest", "queued")
 # Per-user reads joined into one statement by JobStore.fair_slice (SQLite allows 500).
 USERS_PER_UNION = 64
 # Queued jobs, in SQL. Written out, not bound: SQLite uses an index made for queued jobs
@@ -469,39 +471,71 @@ class SqlJobStore:
     async def queued_rank(self, job: Job) -> int:
         """Which of its user's queued jobs `job` is: 1 for their oldest; 0 when it is not queued.
         Counts only that user's queued jobs older than it (their own index)."""
+        rank, _ = await self._rank(job, standing=False)
+        return rank
+
+    async def _rank(self, job: Job, *, standing: bool) -> tuple[int, Row | None]:
+        """`queued_rank`; with `standing`, also the user's queue_users row as `fair_ahead` needs
+        it (None when they have none), in the same statement."""
+        columns = "".join(f"(SELECT {name} FROM queue_users WHERE user_key = ?) AS {name}, " for name in _STANDING)
         row = await self._db.fetch_one(
-            "SELECT COUNT(*) AS older, EXISTS (SELECT 1 FROM jobs WHERE id = ? AND state = 'queued') AS queued"
+            f"SELECT {columns if standing else ''}COUNT(*) AS older,"
+            " EXISTS (SELECT 1 FROM jobs WHERE id = ? AND state = 'queued') AS queued_now"
             f" FROM jobs{self._db.dialect.index_hint('jobs_queued_by_user')}"
             f" WHERE user_key = ? AND {QUEUED_SQL} AND (created_at, id) < (?, ?)",
-            (job.id, job.user.key, to_sql_time(job.created_at), job.id),
+            (
+                *([job.user.key] * len(_STANDING) if standing else []),
+                job.id,
+                job.user.key,
+                to_sql_time(job.created_at),
+                job.id,
+            ),
         )
         assert row is not None  # an aggregate always answers one row
-        return int(row["older"]) + 1 if row["queued"] else 0
+        rank = int(row["older"]) + 1 if row["queued_now"] else 0
+        return rank, row if standing and row["queued"] is not None else None
 
     async def fair_ahead(self, user_key: str, rank: int) -> int:
         """How many other users' queued jobs the scheduler's fair order sends before the
-        user's `rank`-th queued job: each user who comes before them in that order
-        (queue_users' last_served, oldest, user_key) sends up to `rank` jobs first, each
-        who comes after up to `rank - 1`. A sum over the users with queued jobs, not the jobs."""
-        # The limits are cast: PostgreSQL infers a bare parameter in a CASE as text.
-        sends = (
-            "CASE WHEN (others.last_served, others.oldest, others.user_key) < (me.last_served, me.oldest, me.user_key)"
-            " THEN CAST(? AS INTEGER) ELSE CAST(? AS INTEGER) END"
-        )
+        user's `rank`-th queued job (0 for a rank below 1): each user who comes before them
+        in that order (queue_users' last_served, oldest, user_key) sends up to `rank` jobs
+        first, each who comes after up to `rank - 1`. Sums over the users with queued jobs,
+        read from queue_users' indexes alone (migration 0011), not the jobs."""
         row = await self._db.fetch_one(
-            f"SELECT COALESCE(SUM({self._db.dialect.lesser('others.queued', sends)}), 0) AS ahead"
-            " FROM queue_users AS others, queue_users AS me"
-            " WHERE me.user_key = ? AND others.queued > 0 AND others.user_key <> me.user_key",
-            (rank, max(rank - 1, 0), user_key),
+            f"SELECT {', '.join(_STANDING)} FROM queue_users WHERE user_key = ?", (user_key,)
         )
-        return int(row["ahead"]) if row else 0
+        return await self._ahead(user_key, row, rank)
+
+    async def _ahead(self, user_key: str, standing: Row | None, rank: int) -> int:
+        """`fair_ahead` of the user whose queue_users row is `standing` (None: they have none).
+
+        Every other user sends min(their queued, rank - 1) jobs first — a sum over the
+        count index, less the user's own share — and those ahead in the fair order with at
+        least `rank` queued send one more each: a count along the fair index up to the user.
+        """
+        if standing is None or rank < 1:
+            return 0
+        before = rank - 1
+        ahead = f"queue_users{self._db.dialect.index_hint('queue_users_fair')}"
+        # The limits are cast: PostgreSQL cannot infer a bare parameter's type in some places.
+        limit = "CAST(? AS INTEGER)"
+        row = await self._db.fetch_one(
+            f"SELECT (SELECT COALESCE(SUM(queued), 0) FROM queue_users WHERE queued > 0 AND queued < {limit})"
+            f" + {limit} * (SELECT COUNT(*) FROM queue_users WHERE queued > 0 AND queued >= {limit})"
+            f" + (SELECT COUNT(*) FROM {ahead} WHERE queued > 0 AND queued >= {limit}"
+            " AND (last_served, oldest, user_key) < (?, ?, ?)) AS ahead",
+            (before, before, before, rank, standing["last_served"], standing["oldest"], user_key),
+        )
+        assert row is not None  # an aggregate always answers one row
+        own = min(int(standing["queued"]), before)
+        return int(row["ahead"]) - own
 
     async def fair_place(self, job: Job) -> int:
         """1-based place of a queued job in the scheduler's fair order — the place /queue
         shows and progress messages say; 0 when it is not queued. Its user's older queued
         jobs plus a sum over the users with queued jobs (fair_ahead), no walk along the queue."""
-        rank = await self.queued_rank(job)
-        return rank + await self.fair_ahead(job.user.key, rank) if rank else 0
+        rank, standing = await self._rank(job, standing=True)
+        return rank + await self._ahead(job.user.key, standing, rank) if rank else 0
 
     async def fair_slice(self, *, offset: int, limit: int) -> list[Job]:
         """Queued jobs in the scheduler's fair order, `limit` of them from 0-based place
@@ -514,7 +548,8 @@ class SqlJobStore:
         """
         if limit <= 0:
             return []
-        # At most √(2 × queued jobs) rows, however many users there are.
+        # At most √(2 × queued jobs) rows, however many users there are, read along the count
+        # index (migration 0011) in its order: no sort.
         rows = await self._db.fetch_all(
             "SELECT queued, COUNT(*) AS users FROM queue_users WHERE queued > 0 GROUP BY queued ORDER BY queued"
         )
@@ -544,8 +579,10 @@ class SqlJobStore:
         """(user_key, queued) of the users in round `round_` of the fair order (those with at
         least that many queued jobs), in order, `limit` of them after the first `skip`."""
         rows = await self._db.fetch_all(
-            # `queued > 0` as the fair-order index says it, so that the walk in order uses it.
-            "SELECT user_key, queued FROM queue_users WHERE queued > 0 AND queued >= ?"
+            # Named, and `queued > 0` as the index says it, so that the walk in fair order reads
+            # it alone (SQLite might otherwise prefer the count index and sort every user).
+            f"SELECT user_key, queued FROM queue_users{self._db.dialect.index_hint('queue_users_fair')}"
+            " WHERE queued > 0 AND queued >= ?"
             " ORDER BY last_served, oldest, user_key LIMIT ? OFFSET ?",
             (max(round_, 1), limit, skip),
         )
