@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import logging
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields
 from datetime import datetime
 from enum import Enum
+from itertools import accumulate
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
@@ -177,25 +179,36 @@ async def count_unfinished_off_peak(transaction: Transaction, user_key: str) -> 
     return int(row[0])
 
 
-def _places_through_round(lengths: list[tuple[int, int]], rounds: int) -> int:
-    """How many places the fair order's first `rounds` rounds hold (`lengths`: how many
-    users have each number of queued jobs): each user's first `rounds` jobs at most."""
-    return sum(users * min(queued, rounds) for queued, users in lengths)
+class _Rounds:
+    """The fair order's rounds, from `lengths`: how many users have each number of queued
+    jobs, by that number ascending. Round r holds each user's r-th job."""
 
+    def __init__(self, lengths: list[tuple[int, int]]) -> None:
+        self._queued = [queued for queued, _ in lengths]
+        # Running sums, so that a count of places is two look-ups, not a sum over every length:
+        # _all_jobs[i], the jobs of the users with fewer than _queued[i]; _users_from[i], the
+        # users with at least _queued[i].
+        self._all_jobs = [0, *accumulate(queued * users for queued, users in lengths)]
+        self._users_from = [*accumulate((users for _, users in reversed(lengths)), initial=0)][::-1]
 
-def _first_round_holding(lengths: list[tuple[int, int]], offset: int) -> int:
-    """The round of the fair order that holds place `offset + 1`: the first whose rounds so
-    far hold more than `offset` (a binary search over the rounds); 0 when none does."""
-    if not lengths or _places_through_round(lengths, lengths[-1][0]) <= offset:
-        return 0
-    low, high = 1, lengths[-1][0]
-    while low < high:
-        middle = (low + high) // 2
-        if _places_through_round(lengths, middle) > offset:
-            high = middle
-        else:
-            low = middle + 1
-    return low
+    def places_through(self, rounds: int) -> int:
+        """How many places the first `rounds` rounds hold: each user's first `rounds` jobs at most."""
+        fewer = bisect_left(self._queued, rounds)  # the users with fewer jobs give all of theirs
+        return self._all_jobs[fewer] + rounds * self._users_from[fewer]
+
+    def holding(self, offset: int) -> int:
+        """The round that holds place `offset + 1`: the first whose rounds so far hold more
+        than `offset` (a binary search over the rounds); 0 when none does."""
+        if not self._queued or self.places_through(self._queued[-1]) <= offset:
+            return 0
+        low, high = 1, self._queued[-1]
+        while low < high:
+            middle = (low + high) // 2
+            if self.places_through(middle) > offset:
+                high = middle
+            else:
+                low = middle + 1
+        return low
 
 
 async def insert_job(transaction: Transaction, job: Job) -> None:
@@ -576,11 +589,11 @@ class SqlJobStore:
         rows = await self._db.fetch_all(
             "SELECT queued, COUNT(*) AS users FROM queue_users WHERE queued > 0 GROUP BY queued ORDER BY queued"
         )
-        lengths = [(int(row["queued"]), int(row["users"])) for row in rows]
-        round_ = _first_round_holding(lengths, offset)
+        rounds = _Rounds([(int(row["queued"]), int(row["users"])) for row in rows])
+        round_ = rounds.holding(offset)
         if round_ == 0:
             return []
-        skip = offset - _places_through_round(lengths, round_ - 1)
+        skip = offset - rounds.places_through(round_ - 1)
         users = await self._round_users(round_, skip=skip, limit=limit)
         whole_round = skip == 0 and len(users) < limit  # every user of this round was read
         picks: list[tuple[str, int]] = [(user_key, round_) for user_key, _ in users]
