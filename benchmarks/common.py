@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.domain import Job
-from bot.ports import VideoDelivery
+from bot.ports import Posted, VideoDelivery
 from bot.sandbox import Sandbox
 from tests.harness import Delivered, RecordingNotifier
 
@@ -114,7 +114,7 @@ class TimingNotifier(RecordingNotifier):
     delivered_at: dict[str, float] = field(default_factory=dict)
     relayed_bytes: dict[str, int] = field(default_factory=dict)
 
-    async def deliver(self, job: Job, delivery: VideoDelivery) -> None:
+    async def deliver(self, job: Job, delivery: VideoDelivery) -> Posted:
         size = 0
         if delivery.file is not None and self.read_files:
             with delivery.file.open("rb") as video:
@@ -123,6 +123,7 @@ class TimingNotifier(RecordingNotifier):
         self.relayed_bytes[job.id] = size
         self.delivered_at[job.id] = time.monotonic()
         self.deliveries.append(Delivered(job.id, delivery.caption, tuple(delivery.buttons), None, delivery.link))
+        return Posted(message_ids=(f"video-{job.id}",))
 
 
 class CompletionClock:
@@ -276,9 +277,10 @@ def load_average() -> tuple[float, float, float]:
     return os.getloadavg()
 
 
-def pixverse_env(database: Path, upstream_url: str, upstream_token: str, **settings: object) -> dict[str, str]:
+def pixverse_env(database: Path | str, upstream_url: str, upstream_token: str, **settings: object) -> dict[str, str]:
     """The environment of a `pixverse-bot run` process: production defaults, but for where
-    its database and upstream are, and the `settings` given (NAME=value, as an operator sets them)."""
+    its database (a SQLite file or a PostgreSQL URL) and upstream are, and the `settings`
+    given (NAME=value, as an operator sets them)."""
     env = {
         "BOT_DATABASE": str(database),
         "USEAPI_BASE_URL": upstream_url,

@@ -29,6 +29,7 @@ from benchmarks import (
     delivery_latency,
     discord_overhead,
     relay_memory,
+    scale_out,
     storage_p99,
     telegram_overhead,
     upstream_traffic,
@@ -44,6 +45,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     delivery_latency.NAME: delivery_latency.run,
     relay_memory.NAME: relay_memory.run,
     storage_p99.NAME: storage_p99.run,
+    scale_out.NAME: scale_out.run,
 }
 # A benchmark that hangs is stopped here (each one also bounds its own phases, well below this).
 HARD_LIMIT_SECONDS = 300.0

@@ -15,30 +15,48 @@ waiting ones, as the quota service would have left it.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import random
+import shutil
 import sqlite3
+import time
 from dataclasses import dataclass, fields
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import accumulate
 from pathlib import Path
 
 from bot.domain import ChatRef, GenerationRequest, Job, JobKind, JobState, Platform, Requester, UserRef, utcnow
-from storage.database import to_sql_time
+from bot.sandbox.videos import SANDBOX_USER_ID
+from storage import jobs as jobs_module
+from storage.database import load_migrations, to_sql_time
 
 # The store's own serialization, so seeded rows are what `SqlJobStore.add` writes.
 from storage.jobs import _columns
 
 USER = "__USER__"
 NUMBER = "__NUMBER__"
+# A running job's video number: the job number unpadded, as the sandbox numbers videos, so
+# that `video_id` names a video the sandbox can be told about (see `running_videos`).
+VIDEO_NUMBER = "__VIDEO_NUMBER__"
 ZIPF_EXPONENT = 0.8
 # Finished jobs are spread over this much history; waiting and running ones are recent
 # (younger than the queue timeout, or the scheduler's first pass would expire them).
 HISTORY = timedelta(days=30)
 RECENT = timedelta(minutes=30)
+# Running jobs were sent this recently: well inside the job timeout (30 min), or the
+# tracker's first pass would give them all up at once.
+RUNNING_SINCE = timedelta(minutes=10)
 ACCOUNTS = ("alice@sandbox.local", "bob@sandbox.local")
 PROMPT = "a fox running through snow at dusk"
 SEED_CACHE_KIB = 512 * 1024
-TIME_COLUMNS = ("created_at", "updated_at", "submitted_at", "finished_at")
+# When a job was made, and when it last moved (sent, finished): the seed table's `created` and `moved`.
+# Names a folder where seeded databases are kept for later runs (see `seed_cached`).
+SEED_CACHE_ENV = "BENCH_SEED_CACHE"
+# A kept database is seeded anew after this long: its queued jobs were made in the RECENT
+# before it was seeded, and must stay younger than the queue timeout (6 h).
+CACHE_MAX_AGE = timedelta(hours=4)
+TIME_COLUMNS = {"created_at": "created", "updated_at": "moved", "submitted_at": "moved", "finished_at": "moved"}
 
 
 @dataclass(frozen=True)
@@ -74,7 +92,8 @@ def prototype(state: JobState, population: Population, *, group: bool) -> dict[s
     now = utcnow()
     job = Job(id=NUMBER, requester=requester, request=request, created_at=now, updated_at=now)
     if state is not JobState.QUEUED:
-        job = job.evolve(video_id=f"user:1000-pixverse:{ACCOUNTS[0]}-video:{NUMBER}", account=ACCOUNTS[0])
+        number = VIDEO_NUMBER if state is JobState.GENERATING else NUMBER
+        job = job.evolve(video_id=f"user:{SANDBOX_USER_ID}-pixverse:{ACCOUNTS[0]}-video:{number}", account=ACCOUNTS[0])
         job = job.evolve(submitted_at=now)
     if state is JobState.DELIVERED:
         job = job.evolve(
@@ -99,6 +118,7 @@ def seed(path: Path, population: Population, *, rng: random.Random | None = None
     now = utcnow()
     old_step = HISTORY.total_seconds() / max(1, population.delivered)
     new_step = RECENT.total_seconds() / max(1, population.running + population.queued)
+    sent = {job_id: at for at, job_id in _sent_times(population, now)}
     rows = []
     for number, owner in enumerate(owners):
         if number < population.delivered:
@@ -108,7 +128,10 @@ def seed(path: Path, population: Population, *, rng: random.Random | None = None
             created = now - RECENT + timedelta(seconds=(number - population.delivered) * new_step)
             kind = 1 if number < population.delivered + population.running else 2
         group = owner % population.group_every == 0
-        rows.append((number, str(owner), f"{owner % population.groups:07d}", to_sql_time(created), kind, int(group)))
+        made = to_sql_time(created)
+        # Finished jobs moved last when they were made; running ones when they were sent.
+        moved = sent.get(f"{number:012d}", made)
+        rows.append((number, str(owner), f"{owner % population.groups:07d}", made, moved, kind, int(group)))
     kinds = [JobState.DELIVERED, JobState.GENERATING, JobState.QUEUED]
     connection = sqlite3.connect(path)
     try:
@@ -126,10 +149,10 @@ def seed(path: Path, population: Population, *, rng: random.Random | None = None
             for name, _ in indexes:
                 connection.execute(f'DROP INDEX "{name}"')
             connection.execute(
-                "CREATE TEMP TABLE seed (n INTEGER PRIMARY KEY, user TEXT, grp TEXT, created TEXT, kind INTEGER,"
-                " in_group INTEGER)"
+                "CREATE TEMP TABLE seed (n INTEGER PRIMARY KEY, user TEXT, grp TEXT, created TEXT, moved TEXT,"
+                " kind INTEGER, in_group INTEGER)"
             )
-            connection.executemany("INSERT INTO seed VALUES (?, ?, ?, ?, ?, ?)", rows)
+            connection.executemany("INSERT INTO seed VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             for kind, state in enumerate(kinds):
                 for in_group in (0, 1):
                     _insert_kind(connection, prototype(state, population, group=bool(in_group)), kind, in_group)
@@ -149,6 +172,67 @@ def seed(path: Path, population: Population, *, rng: random.Random | None = None
     return new_step
 
 
+def running_numbers(population: Population) -> range:
+    """The job numbers of the running jobs (their videos are `…-video:<number>` on ACCOUNTS[0])."""
+    return range(population.delivered, population.delivered + population.running)
+
+
+def _sent_times(population: Population, now: datetime) -> list[tuple[str, str]]:
+    """(sent at, job id) of each running job: spread over the last RUNNING_SINCE, oldest first."""
+    step = RUNNING_SINCE.total_seconds() / max(1, population.running)
+    return [
+        (to_sql_time(now - RUNNING_SINCE + timedelta(seconds=index * step)), f"{number:012d}")
+        for index, number in enumerate(running_numbers(population))
+    ]
+
+
+def seed_cached(path: Path, population: Population, *, rng_seed: int = 20240601) -> str:
+    """`seed` the (migrated) database at `path`, or, when the environment variable
+    BENCH_SEED_CACHE names a folder, copy a database seeded earlier for the same population,
+    seeding code, job columns and migrations (seeding a million jobs takes a minute, a copy
+    seconds). Returns how it was made, for the report.
+
+    A copy made from a cache entry is what seeding gives now: entries older than
+    CACHE_MAX_AGE (its queued jobs must stay younger than the queue timeout) are made anew,
+    and the running jobs' sending times are moved to the last RUNNING_SINCE.
+    """
+    started = time.monotonic()
+    folder = os.environ.get(SEED_CACHE_ENV)
+    if not folder:
+        seed(path, population, rng=random.Random(rng_seed))
+        return f"seeded in {time.monotonic() - started:.1f} s"
+    cached = Path(folder) / f"seeded-{_cache_key(population, rng_seed)}.sqlite3"
+    age = time.time() - cached.stat().st_mtime if cached.exists() else None
+    if age is None or age > CACHE_MAX_AGE.total_seconds():
+        seed(path, population, rng=random.Random(rng_seed))
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(".partial")
+        shutil.copyfile(path, partial)
+        partial.replace(cached)
+        return f"seeded in {time.monotonic() - started:.1f} s (kept in {folder})"
+    shutil.copyfile(cached, path)
+    connection = sqlite3.connect(path)
+    try:
+        with connection:
+            connection.executemany(
+                "UPDATE jobs SET submitted_at = ?1, updated_at = ?1 WHERE id = ?2", _sent_times(population, utcnow())
+            )
+    finally:
+        connection.close()
+    return f"copied from {cached} (seeded {age / 60:.0f} min ago) in {time.monotonic() - started:.1f} s"
+
+
+def _cache_key(population: Population, rng_seed: int) -> str:
+    """What a seeded database depends on: the population, the seeding code, the job store's
+    columns and the migrations (the schema the seeding writes into)."""
+    digest = hashlib.sha256(f"{population!r} {rng_seed} {sqlite3.sqlite_version}".encode())
+    for module in (__file__, jobs_module.__file__):
+        digest.update(Path(module).read_bytes())
+    for migration in load_migrations():
+        digest.update(migration.sql.encode())
+    return digest.hexdigest()[:16]
+
+
 def _insert_kind(connection: sqlite3.Connection, columns: dict[str, object], kind: int, in_group: int) -> None:
     names = list(columns)
     expressions = []
@@ -156,15 +240,15 @@ def _insert_kind(connection: sqlite3.Connection, columns: dict[str, object], kin
     for name in names:
         value = columns[name]
         if name in TIME_COLUMNS and value is not None:
-            expressions.append("seed.created")
+            expressions.append(f"seed.{TIME_COLUMNS[name]}")
         elif name == "chat_id" and in_group:
             expressions.append("'-100' || seed.grp")
-        elif isinstance(value, str) and (USER in value or NUMBER in value):
+        elif isinstance(value, str) and (USER in value or NUMBER in value or VIDEO_NUMBER in value):
             if in_group:
                 value = value.replace(f"-100{USER}", f"-100{'__GROUP__'}")
             expressions.append(
-                "replace(replace(replace(?, '__USER__', seed.user), '__GROUP__', seed.grp),"
-                " '__NUMBER__', printf('%012d', seed.n))"
+                "replace(replace(replace(replace(?, '__VIDEO_NUMBER__', seed.n), '__USER__', seed.user),"
+                " '__GROUP__', seed.grp), '__NUMBER__', printf('%012d', seed.n))"
             )
             params.append(value)
         else:

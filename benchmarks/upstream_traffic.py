@@ -3,9 +3,10 @@
 useapi.net lets an account run `maxJobs` 1…8 videos at once (5 by default); the sandbox
 here gives every account 5. 1,000 jobs are queued (bulk-seeded, benchmarks/seeding.py)
 and the real core runs them with its loops going, on 4 accounts and on 40, until the
-measurement window closes. Every request the sandbox receives is logged; a status
-request is one that asks how videos are doing (`GET videos` listings and
-`GET videos/{id}`). Three ways, same jobs, same core:
+measurement window closes: from one completed video to the one 3 waves of videos later
+(2 with 40 accounts, or in --quick), so every mode is measured over whole cycles. Every
+request the sandbox receives is logged; a status request is one that asks how videos are
+doing (`GET videos` listings and `GET videos/{id}`). Three ways, same jobs, same core:
 
 - batched (ours): the tracker lists each account's videos once per poll;
 - per-video (the baseline, what useapi.net's samples do): the same core, with the
@@ -16,7 +17,7 @@ request is one that asks how videos are doing (`GET videos` listings and
 
 Times are scaled so a run takes seconds (TIMING: a video takes 3 s and the tracker
 polls every 0.6 s; with 40 accounts 6 s and 1.2 s, so the per-video baseline keeps its
-pace; each window spans a whole number of videos, as the jobs start in waves). In
+pace; the window spans whole waves, as the jobs start in waves). In
 production videos take ~30–60 s and POLL_INTERVAL is 10 s; the ratios depend on video
 time / poll interval and on maxJobs, not on the scale. Targets: batched
 ≥ 4.5× fewer status requests per completed video than per-video polling at maxJobs 5
@@ -28,6 +29,7 @@ from 100 to 1,000 jobs.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import types
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,10 +49,14 @@ MAX_JOBS = 5
 ACCOUNTS, MANY_ACCOUNTS = 4, 40
 QUEUED, FEW_QUEUED = 1_000, 100
 USERS = 1_000
-# (video seconds, poll seconds, window seconds) per number of accounts. With 40 accounts the
+# (video seconds, poll seconds, waves measured) per number of accounts. With 40 accounts the
 # per-video baseline makes 200 requests a pass: slower time lets it keep its pace in one process.
-TIMING = {ACCOUNTS: (3.0, 0.6, 9.0), MANY_ACCOUNTS: (6.0, 1.2, 12.0)}
-QUICK_WINDOW = 6.0
+TIMING = {ACCOUNTS: (3.0, 0.6, 3), MANY_ACCOUNTS: (6.0, 1.2, 2)}
+QUICK_WAVES = 2
+# How often the request log's length is noted, to split it at the window's completions.
+SAMPLE_SECONDS = 0.005
+# A wave may take this many video times (the gap until slots are refilled included).
+WAVE_DEADLINE = 3
 TARGET_REDUCTION, CEILING = 4.5, float(MAX_JOBS)
 TARGET_WEBHOOK = 0.2
 TARGET_GROWTH = 1.2
@@ -97,8 +103,8 @@ def _is_status(path: str) -> bool:
 
 
 async def _traffic(mode: str, accounts: int, queued: int, quick: bool) -> Traffic:
-    generation, poll, window = TIMING[accounts]
-    window = QUICK_WINDOW if quick else window
+    generation, poll, waves = TIMING[accounts]
+    waves = QUICK_WAVES if quick else waves
     config = SandboxConfig(
         accounts=[SandboxAccount(f"account{i}@sandbox.local", max_jobs=MAX_JOBS) for i in range(accounts)],
         generation_seconds=generation,
@@ -124,20 +130,47 @@ async def _traffic(mode: str, accounts: int, queued: int, quick: bool) -> Traffi
                     core.tracker._poll_account = types.MethodType(_per_video_poll, core.tracker)  # type: ignore[method-assign]
                 async with serving_http(core.http_app, LOOPBACK, port):
                     await core.start_loops()
-                    return await _window(sandbox, generation, window)
+                    return await _window(sandbox, generation, waves, accounts * MAX_JOBS)
 
 
-async def _window(sandbox: Sandbox, generation_seconds: float, window: float) -> Traffic:
-    await asyncio.sleep(generation_seconds + 1.5)  # accounts filled, first videos done: the steady state
-    mark = len(sandbox.request_log)
-    opened = datetime.now(UTC)
-    await asyncio.sleep(window)
-    closed = datetime.now(UTC)
-    requests = sandbox.request_log[mark:]
-    status = sum(1 for method, path in requests if method == "GET" and _is_status(path))
+async def _window(sandbox: Sandbox, generation_seconds: float, waves: int, slots: int) -> Traffic:
+    """Status requests between two completions `waves × slots` videos apart.
+
+    Every slot is filled at once at the start and refilled when the tracker sees its
+    video end, so videos run in waves: a cycle is a video's time plus the gap until its
+    slot is sent a new job. A window of fixed length holds a varying whole number of
+    waves (40 or 60 videos in 9 s, which moved the ratio from 4.6× to 3.0×); a window
+    from one completion to the completion `waves × slots` later spans whole cycles, gap
+    included, the same way in every mode and every run.
+    """
+    samples: list[tuple[datetime, int]] = []  # (when, requests logged by then)
     generation = timedelta(seconds=generation_seconds)
-    completed = sum(1 for video in list(sandbox.videos.values()) if opened <= video.created_at + generation < closed)
-    return Traffic(status, len(requests) - status, completed, (closed - opened).total_seconds())
+
+    def completions() -> list[datetime]:
+        now = datetime.now(UTC)
+        return sorted(done for video in list(sandbox.videos.values()) if (done := video.created_at + generation) <= now)
+
+    await asyncio.sleep(generation_seconds + 1.5)  # accounts filled, first videos done: the steady state
+    steady = datetime.now(UTC)
+    needed = waves * slots
+    deadline = steady + WAVE_DEADLINE * (waves + 1) * generation
+    while True:
+        samples.append((datetime.now(UTC), len(sandbox.request_log)))
+        ended = [done for done in completions() if done >= steady]
+        if len(ended) > needed:
+            break
+        if samples[-1][0] > deadline:
+            raise TimeoutError(f"{len(ended)} of {needed + 1} videos completed within the window's deadline")
+        await asyncio.sleep(SAMPLE_SECONDS)
+    opened, closed = ended[0], ended[needed]
+
+    def logged_by(moment: datetime) -> int:
+        return samples[bisect.bisect_right(samples, moment, key=lambda sample: sample[0]) - 1][1]
+
+    start_index, end_index = logged_by(opened), logged_by(closed)
+    requests = sandbox.request_log[start_index:end_index]
+    status = sum(1 for method, path in requests if method == "GET" and _is_status(path))
+    return Traffic(status, len(requests) - status, needed, (closed - opened).total_seconds())
 
 
 def _describe(label: str, traffic: Traffic) -> str:

@@ -4,7 +4,10 @@ A finished video is streamed to a temporary file (never held whole in memory),
 checked against the platform's upload limit, and passed to the notifier; a video
 too large for the chat goes out as a link. Failures reach the user with the reason.
 The job becomes DELIVERED only after the notifier succeeded, so a crash or a chat
-outage means a later retry, never a lost result.
+outage means a later retry, never a lost result. It becomes DELIVERED right after the
+post itself, before the notifier marks the progress message final (`Notifier.finish`):
+a process that dies between the post and the record has the video posted again by
+whoever takes the job over, so nothing but the post may stand in between.
 
 Deliveries are bounded: at most `DeliveryPolicy.max_concurrent` download-and-post
 at once, and a failed one waits (doubling, capped) before the next try; the wait
@@ -27,7 +30,7 @@ from pathlib import Path
 from bot.catalogue import Catalogue, Feature, shipped_catalogue
 from bot.domain import OUTCOME_STATES, Job, JobKind, JobState, MediaType, ResultAction, utcnow
 from bot.kinds import kind_of
-from bot.ports import DeliveryFailed, JobStore, Notifier, Upstream, VideoDelivery
+from bot.ports import DeliveryFailed, JobStore, Notifier, Posted, Upstream, VideoDelivery
 from bot.progress import Notifiers, ProgressReporter
 from bot.upstream import errors as ue
 
@@ -252,14 +255,15 @@ class Deliverer:
         # Read again once closed: a first progress post still under way (slowed by a 429)
         # has now stored its message id, and the outcome must mark that message final.
         current = await self._jobs.get(job_id) or current
+        posted: Posted | None = None
         try:
             # Settle the quota (and count PixVerse refusals) before the user hears of it.
             await self._on_outcome(current)
             if current.state is JobState.COMPLETED:
-                await self._deliver_video(current, notifier)
+                posted = await self._deliver_video(current, notifier)
             else:
                 reason = current.failure or "The video could not be made."
-                await self._post(current, lambda job: notifier.failed(job, reason))
+                posted = await self._post(current, lambda job: notifier.failed(job, reason))
         except DeliveryFailed as exc:
             if exc.retry:
                 return await self._failed_try(current, notifier, str(exc))
@@ -269,9 +273,9 @@ class Deliverer:
         except Exception:
             log.exception("delivering job %s failed", job_id)
             return await self._failed_try(current, notifier, "an internal error")
-        return await self._mark_delivered(job_id)
+        return await self._mark_delivered(job_id, notifier, posted)
 
-    async def _deliver_video(self, job: Job, notifier: Notifier) -> None:
+    async def _deliver_video(self, job: Job, notifier: Notifier) -> Posted:
         caption = build_caption(job, notifier.caption_limit, synthetic=self._synthetic)
         buttons = result_buttons(job, self._catalogue)
         limit = notifier.upload_limit(job)
@@ -284,19 +288,18 @@ class Deliverer:
                 pass  # too large for the chat: the link goes instead
             else:
                 delivery = replace(delivery, file=path, size_bytes=size)
-            await self._post(job, lambda moved: notifier.deliver(moved, delivery))
+            return await self._post(job, lambda moved: notifier.deliver(moved, delivery))
 
-    async def _post(self, job: Job, send: Callable[[Job], Awaitable[None]]) -> None:
+    async def _post(self, job: Job, send: Callable[[Job], Awaitable[Posted]]) -> Posted:
         """Send to the job's chat; a chat that moved (DeliveryFailed.moved_to) is followed at once."""
         for _ in range(MAX_CHAT_MOVES):
             try:
-                await send(job)
-                return
+                return await send(job)
             except DeliveryFailed as exc:
                 if exc.moved_to is None or exc.moved_to == job.chat.chat_id:
                     raise
                 job = await self._move_chat(job, exc.moved_to)
-        await send(job)
+        return await send(job)
 
     async def _move_chat(self, job: Job, chat_id: str) -> Job:
         """Point the job at its chat's new id, so this post and every later one go there."""
@@ -328,11 +331,29 @@ class Deliverer:
             # a made video gets one plain message with its link instead.
             latest = await self._jobs.get(job.id) or job  # the chat may have moved meanwhile
             try:
-                await self._post(latest, lambda moved: notifier.failed(moved, undeliverable_text(moved, tries, reason)))
+                posted = await self._post(
+                    latest, lambda moved: notifier.failed(moved, undeliverable_text(moved, tries, reason))
+                )
             except Exception:  # given up means given up: no further tries, whatever this raised
                 log.exception("could not tell the requester of job %s either", job.id)
-        return await self._mark_delivered(job.id)
+            else:
+                return await self._mark_delivered(job.id, notifier, posted)
+        return await self._mark_delivered(job.id, notifier, None)
 
-    async def _mark_delivered(self, job_id: str) -> bool:
+    async def _mark_delivered(self, job_id: str, notifier: Notifier, posted: Posted | None) -> bool:
+        """Record the job DELIVERED, then have the notifier finish what it `posted` (None: nothing was).
+
+        The record comes first: a finish that fails, hangs on a rate limit or never runs
+        (the process died) costs a stale progress message, never a second post.
+        """
         self._progress.forget(job_id)
-        return await self._jobs.transition(job_id, OUTCOME_STATES, JobState.DELIVERED) is not None
+        delivered = await self._jobs.transition(job_id, OUTCOME_STATES, JobState.DELIVERED)
+        if delivered is None:
+            return False
+        if posted is not None:
+            try:
+                # The job as stored now: a chat that moved during the post is where its progress message is.
+                await notifier.finish(delivered, posted)
+            except Exception:
+                log.warning("job %s is delivered; its progress message was not marked final", job_id, exc_info=True)
+        return True

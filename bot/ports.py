@@ -261,6 +261,23 @@ class VideoDelivery:
         return suffix if suffix in PICTURE_EXTENSIONS else "jpg"
 
 
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """What a notifier posted as a job's outcome, and what it left for `Notifier.finish`.
+
+    Delivery is three steps so that a crash can post a video at most twice only while
+    the platform is answering the post itself: the notifier posts the outcome and returns
+    this; the core records the job DELIVERED; then the notifier finishes (marks the
+    progress message final). A finish that fails, or never runs because the process
+    died, leaves a stale progress message, never a second post.
+    """
+
+    # The platform's ids of the messages posted (for the log and the tests; the core keeps none).
+    message_ids: tuple[str, ...] = ()
+    # The progress message's last words in the platform's own text; None: nothing left to finish.
+    status: str | None = None
+
+
 class DeliveryFailed(Exception):
     """A notifier could not post; `retry` says whether trying later can help.
 
@@ -302,12 +319,18 @@ class Notifier(Protocol):
         scope and never after the job's outcome: the notifier neither throttles nor defers.
         """
 
-    async def deliver(self, job: Job, delivery: VideoDelivery) -> None:
-        """Post the finished video (or its link) with the result buttons."""
+    async def deliver(self, job: Job, delivery: VideoDelivery) -> Posted:
+        """Post the finished video (or its link) with the result buttons, and nothing else:
+        the core records the job delivered right after, and only then calls `finish`."""
 
-    async def failed(self, job: Job, reason: str) -> None:
+    async def failed(self, job: Job, reason: str) -> Posted:
         """Tell the requester, in plain words, why the job produced no video (or why its
-        video could not be posted, once the core gives up trying)."""
+        video could not be posted, once the core gives up trying); `finish` follows as
+        after `deliver`."""
+
+    async def finish(self, job: Job, posted: Posted) -> None:
+        """Mark the progress message final once the outcome is recorded (`job` as stored
+        then). May raise or give up: the outcome is posted and recorded either way."""
 
     async def alert_operator(self, text: str) -> None:
         """Something needs the operator (out of credits, account needs attention)."""

@@ -15,8 +15,10 @@ message shows goes through `ProgressReporter`, which decides three things:
   job edits its requester's own interaction response. Within a scope a job's
   first answer ("Queued") goes before other jobs' updates;
 - whether it may go out at all: nothing is shown for a job that has reached its
-  outcome. The job is read from the store right before each send, and `close()`
-  waits for a send under way, so no "generating" ever lands on a finished job.
+  outcome. Once a job has a progress message, it is read from the store right before
+  each send, and `close()` waits for a send under way, so no "generating" ever lands
+  on a finished job. Its first answer goes without that read: there is no message
+  yet to protect, and a job closed meanwhile is dropped all the same.
 """
 
 from __future__ import annotations
@@ -284,10 +286,16 @@ class ProgressReporter:
     async def _send(self, reported: Job, progress: Progress) -> bool:
         """Show `progress` unless the job has reached its outcome; True when a request was made."""
         job_id = reported.id
-        # The job as it is now, not as the reporter saw it: a snapshot read before a
-        # webhook completed the job must not put "generating" back on its message.
-        job = await self._jobs.get(job_id)
         shown = self._shown.get(job_id)
+        if shown is None and reported.status_message_id is None:
+            # The job's first answer: it has no message yet that a stale report could put
+            # "generating" back on, and its outcome cannot have been posted here (close()
+            # would have dropped this report), so the snapshot is as good as a read.
+            job: Job | None = reported
+        else:
+            # The job as it is now, not as the reporter saw it: a snapshot read before a
+            # webhook completed the job must not put "generating" back on its message.
+            job = await self._jobs.get(job_id)
         if job is None or job.is_finished or job_id in self._closed or self._stopping:
             return False
         if not worth_showing(shown[1] if shown else None, progress):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields
 from datetime import datetime
 from enum import Enum
+from itertools import accumulate
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
@@ -37,8 +40,28 @@ log = logging.getLogger(__name__)
 # fields missing from rows written by an older version fall back to their defaults.
 _REQUESTER = TypeAdapter(Requester)
 _REQUEST = TypeAdapter(GenerationRequest)
+# How many decoded requesters and requests are kept (each about a kilobyte).
+DECODED_KEPT = 1024
+
+
+# The same jobs are read again and again — the tracker's running jobs on every pass, the
+# front of the queue by every scheduler pass — and decoding a row was most of what reading
+# a job cost (some 15 µs, most of it parsing JSON: 3 ms for 200 running jobs, on the event
+# loop). Requesters and requests are frozen, so one decoded value serves every row with the
+# same text (a job's never change).
+@functools.lru_cache(maxsize=DECODED_KEPT)
+def _requester(text: str) -> Requester:
+    return _REQUESTER.validate_json(text)
+
+
+@functools.lru_cache(maxsize=DECODED_KEPT)
+def _request(text: str) -> GenerationRequest:
+    return _REQUEST.validate_json(text)
+
 
 _JOB_FIELDS = tuple(field.name for field in fields(Job))
+# The columns a Job is read from, in the order of its fields (each field has a column of its name).
+JOB_COLUMNS = ", ".join(_JOB_FIELDS)
 # `id` never changes; `state` (and the `outcome` it implies) change only by transition().
 _NOT_CHANGEABLE = frozenset({"id", "state", "outcome"})
 
@@ -88,30 +111,32 @@ def _optional(convert: Callable[[Any], T], value: Any) -> T | None:
     return None if value is None else convert(value)
 
 
+# How each column of JOB_COLUMNS becomes its Job field (None: as it is); NULL stays None.
+_DECODER_OF: dict[str, Callable[[Any], Any]] = {
+    "requester": _requester,
+    "request": _request,
+    "state": JobState,
+    "outcome": JobState,
+    "action": ResultAction,
+    "created_at": from_sql_time,
+    "updated_at": from_sql_time,
+    "submitted_at": from_sql_time,
+    "finished_at": from_sql_time,
+    "not_before": from_sql_time,
+    "deliver_after": from_sql_time,
+}
+_DECODERS = tuple(_DECODER_OF.get(name) for name in _JOB_FIELDS)
+
+
 def _job(row: Row) -> Job:
+    """The Job in a row of JOB_COLUMNS, read by position (by name, sqlite3.Row compares the
+    name with each column's in turn)."""
+    values = [row[index] for index in range(len(_DECODERS))]
     return Job(
-        id=row["id"],
-        requester=_REQUESTER.validate_json(row["requester"]),
-        request=_REQUEST.validate_json(row["request"]),
-        state=JobState(row["state"]),
-        outcome=_optional(JobState, row["outcome"]),
-        action=_optional(ResultAction, row["action"]),
-        parent_id=row["parent_id"],
-        video_id=row["video_id"],
-        account=row["account"],
-        result_url=row["result_url"],
-        failure=row["failure"],
-        status_message_id=row["status_message_id"],
-        created_at=from_sql_time(row["created_at"]),
-        updated_at=from_sql_time(row["updated_at"]),
-        submitted_at=_optional(from_sql_time, row["submitted_at"]),
-        finished_at=_optional(from_sql_time, row["finished_at"]),
-        not_before=_optional(from_sql_time, row["not_before"]),
-        attempts=row["attempts"],
-        delivery_attempts=row["delivery_attempts"],
-        deliver_after=_optional(from_sql_time, row["deliver_after"]),
-        cancel_requested_by=row["cancel_requested_by"],
-        owner=row["owner"],
+        *[
+            value if decode is None or value is None else decode(value)
+            for decode, value in zip(_DECODERS, values, strict=True)
+        ]
     )
 
 
@@ -129,6 +154,8 @@ def _served_sql(last_served: datetime | None) -> str:
     return "" if last_served is None else to_sql_time(last_served)
 
 
+# A user's row of queue_users as fair_ahead needs it: where they stand in the fair order, how many queued.
+_STANDING = ("last_served", "oldest", "queued")
 # Per-user reads joined into one statement by JobStore.fair_slice (SQLite allows 500).
 USERS_PER_UNION = 64
 # Queued jobs, in SQL. Written out, not bound: SQLite uses an index made for queued jobs
@@ -153,25 +180,36 @@ async def count_unfinished_off_peak(transaction: Transaction, user_key: str) -> 
     return int(row[0])
 
 
-def _places_through_round(lengths: list[tuple[int, int]], rounds: int) -> int:
-    """How many places the fair order's first `rounds` rounds hold (`lengths`: how many
-    users have each number of queued jobs): each user's first `rounds` jobs at most."""
-    return sum(users * min(queued, rounds) for queued, users in lengths)
+class _Rounds:
+    """The fair order's rounds, from `lengths`: how many users have each number of queued
+    jobs, by that number ascending. Round r holds each user's r-th job."""
 
+    def __init__(self, lengths: list[tuple[int, int]]) -> None:
+        self._queued = [queued for queued, _ in lengths]
+        # Running sums, so that a count of places is two look-ups, not a sum over every length:
+        # _all_jobs[i], the jobs of the users with fewer than _queued[i]; _users_from[i], the
+        # users with at least _queued[i].
+        self._all_jobs = [0, *accumulate(queued * users for queued, users in lengths)]
+        self._users_from = [*accumulate((users for _, users in reversed(lengths)), initial=0)][::-1]
 
-def _first_round_holding(lengths: list[tuple[int, int]], offset: int) -> int:
-    """The round of the fair order that holds place `offset + 1`: the first whose rounds so
-    far hold more than `offset` (a binary search over the rounds); 0 when none does."""
-    if not lengths or _places_through_round(lengths, lengths[-1][0]) <= offset:
-        return 0
-    low, high = 1, lengths[-1][0]
-    while low < high:
-        middle = (low + high) // 2
-        if _places_through_round(lengths, middle) > offset:
-            high = middle
-        else:
-            low = middle + 1
-    return low
+    def places_through(self, rounds: int) -> int:
+        """How many places the first `rounds` rounds hold: each user's first `rounds` jobs at most."""
+        fewer = bisect_left(self._queued, rounds)  # the users with fewer jobs give all of theirs
+        return self._all_jobs[fewer] + rounds * self._users_from[fewer]
+
+    def holding(self, offset: int) -> int:
+        """The round that holds place `offset + 1`: the first whose rounds so far hold more
+        than `offset` (a binary search over the rounds); 0 when none does."""
+        if not self._queued or self.places_through(self._queued[-1]) <= offset:
+            return 0
+        low, high = 1, self._queued[-1]
+        while low < high:
+            middle = (low + high) // 2
+            if self.places_through(middle) > offset:
+                high = middle
+            else:
+                low = middle + 1
+        return low
 
 
 async def insert_job(transaction: Transaction, job: Job) -> None:
@@ -211,7 +249,7 @@ class SqlJobStore:
         await self._db.transaction(lambda transaction: insert_job(transaction, job))
 
     async def get(self, job_id: str) -> Job | None:
-        row = await self._db.fetch_one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        row = await self._db.fetch_one(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
         return _optional(_job, row)
 
     async def transition(
@@ -258,7 +296,7 @@ class SqlJobStore:
         if only_in:
             sql += f" AND state IN ({placeholders(len(only_in))})"
             params += [state.value for state in only_in]
-        rows = await self._db.write(f"{sql} RETURNING *", params)
+        rows = await self._db.write(f"{sql} RETURNING {JOB_COLUMNS}", params)
         return _job(rows[0]) if rows else None
 
     async def in_states(self, states: Iterable[JobState]) -> list[Job]:
@@ -267,7 +305,7 @@ class SqlJobStore:
         if not wanted:
             return []
         rows = await self._db.fetch_all(
-            f"SELECT * FROM jobs WHERE state IN ({placeholders(len(wanted))}) ORDER BY created_at, id",
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ({placeholders(len(wanted))}) ORDER BY created_at, id",
             [state.value for state in wanted],
         )
         return [_job(row) for row in rows]
@@ -283,7 +321,7 @@ class SqlJobStore:
         wanted = _states(states)
         if not wanted:
             return []
-        sql = f"SELECT * FROM jobs WHERE state IN ({placeholders(len(wanted))})"
+        sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ({placeholders(len(wanted))})"
         params: list[object] = [state.value for state in wanted]
         if platforms is not None:
             names = [Platform(platform).value for platform in platforms]
@@ -328,7 +366,7 @@ class SqlJobStore:
         was read (`updated_at` is left alone: recovery's grace period counts from it)."""
         previous = "owner IS NULL" if job.owner is None else "owner = ?"
         rows = await self._db.write(
-            f"UPDATE jobs SET owner = ? WHERE id = ? AND state = ? AND {previous} RETURNING *",
+            f"UPDATE jobs SET owner = ? WHERE id = ? AND state = ? AND {previous} RETURNING {JOB_COLUMNS}",
             [self._owner, job.id, job.state.value, *([] if job.owner is None else [job.owner])],
         )
         if not rows:
@@ -341,7 +379,7 @@ class SqlJobStore:
     async def recent_for_user(self, user: UserRef, limit: int = 10) -> list[Job]:
         """A user's newest jobs first, at most `limit`."""
         rows = await self._db.fetch_all(
-            "SELECT * FROM jobs WHERE user_key = ? ORDER BY created_at DESC, id DESC LIMIT ?",
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE user_key = ? ORDER BY created_at DESC, id DESC LIMIT ?",
             # SQLite reads a negative LIMIT as "no limit".
             (user.key, max(limit, 0)),
         )
@@ -350,7 +388,7 @@ class SqlJobStore:
     async def find_by_video_id(self, video_id: str) -> Job | None:
         """The job that made upstream video `video_id` (the newest, should two claim it)."""
         row = await self._db.fetch_one(
-            "SELECT * FROM jobs WHERE video_id = ? ORDER BY created_at DESC LIMIT 1", (video_id,)
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE video_id = ? ORDER BY created_at DESC LIMIT 1", (video_id,)
         )
         return _optional(_job, row)
 
@@ -387,7 +425,7 @@ class SqlJobStore:
         # Named, so that SQLite never prefers another index of queued jobs to this one,
         # which holds the user's only.
         sql = (
-            f"SELECT * FROM jobs{self._db.dialect.index_hint('jobs_queued_by_user')}"
+            f"SELECT {JOB_COLUMNS} FROM jobs{self._db.dialect.index_hint('jobs_queued_by_user')}"
             f" WHERE user_key = ? AND {QUEUED_SQL} AND (not_before IS NULL OR not_before <= ?)"
         )
         params: list[object] = [user_key, to_sql_time(now)]
@@ -403,7 +441,8 @@ class SqlJobStore:
     async def queued_off_peak(self, *, now: datetime, after: Job | None = None, limit: int) -> list[Job]:
         """Queued off-peak jobs that may be sent at `now`, oldest first, after `after`; at most `limit`."""
         sql = (
-            f"SELECT * FROM jobs WHERE {QUEUED_SQL} AND {OFF_PEAK_SQL} = 1 AND (not_before IS NULL OR not_before <= ?)"
+            f"SELECT {JOB_COLUMNS} FROM jobs"
+            f" WHERE {QUEUED_SQL} AND {OFF_PEAK_SQL} = 1 AND (not_before IS NULL OR not_before <= ?)"
         )
         params: list[object] = [to_sql_time(now)]
         if after is not None:
@@ -423,7 +462,7 @@ class SqlJobStore:
         """Queued jobs oldest first: `limit` of them from 0-based place `offset` (a walk along
         the index, reading no rows before it), counted from just after `after` when given;
         only those made before `created_before` when given."""
-        sql = "SELECT * FROM jobs WHERE state = ?"
+        sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = ?"
         params: list[object] = [JobState.QUEUED.value]
         if after is not None:
             sql += " AND (created_at, id) > (?, ?)"
@@ -461,7 +500,7 @@ class SqlJobStore:
         column, key = ("user_key", user_key) if user_key is not None else ("group_key", group_key)
         # The column is one of two fixed names; the key is bound.
         rows = await self._db.fetch_all(
-            f"SELECT * FROM jobs WHERE {column} = ? AND {UNFINISHED_SQL} ORDER BY created_at, id LIMIT ?",
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE {column} = ? AND {UNFINISHED_SQL} ORDER BY created_at, id LIMIT ?",
             (key, max(limit, 0)),
         )
         return [_job(row) for row in rows]
@@ -469,39 +508,71 @@ class SqlJobStore:
     async def queued_rank(self, job: Job) -> int:
         """Which of its user's queued jobs `job` is: 1 for their oldest; 0 when it is not queued.
         Counts only that user's queued jobs older than it (their own index)."""
+        rank, _ = await self._rank(job, standing=False)
+        return rank
+
+    async def _rank(self, job: Job, *, standing: bool) -> tuple[int, Row | None]:
+        """`queued_rank`; with `standing`, also the user's queue_users row as `fair_ahead` needs
+        it (None when they have none), in the same statement."""
+        columns = "".join(f"(SELECT {name} FROM queue_users WHERE user_key = ?) AS {name}, " for name in _STANDING)
         row = await self._db.fetch_one(
-            "SELECT COUNT(*) AS older, EXISTS (SELECT 1 FROM jobs WHERE id = ? AND state = 'queued') AS queued"
+            f"SELECT {columns if standing else ''}COUNT(*) AS older,"
+            " EXISTS (SELECT 1 FROM jobs WHERE id = ? AND state = 'queued') AS queued_now"
             f" FROM jobs{self._db.dialect.index_hint('jobs_queued_by_user')}"
             f" WHERE user_key = ? AND {QUEUED_SQL} AND (created_at, id) < (?, ?)",
-            (job.id, job.user.key, to_sql_time(job.created_at), job.id),
+            (
+                *([job.user.key] * len(_STANDING) if standing else []),
+                job.id,
+                job.user.key,
+                to_sql_time(job.created_at),
+                job.id,
+            ),
         )
         assert row is not None  # an aggregate always answers one row
-        return int(row["older"]) + 1 if row["queued"] else 0
+        rank = int(row["older"]) + 1 if row["queued_now"] else 0
+        return rank, row if standing and row["queued"] is not None else None
 
     async def fair_ahead(self, user_key: str, rank: int) -> int:
         """How many other users' queued jobs the scheduler's fair order sends before the
-        user's `rank`-th queued job: each user who comes before them in that order
-        (queue_users' last_served, oldest, user_key) sends up to `rank` jobs first, each
-        who comes after up to `rank - 1`. A sum over the users with queued jobs, not the jobs."""
-        # The limits are cast: PostgreSQL infers a bare parameter in a CASE as text.
-        sends = (
-            "CASE WHEN (others.last_served, others.oldest, others.user_key) < (me.last_served, me.oldest, me.user_key)"
-            " THEN CAST(? AS INTEGER) ELSE CAST(? AS INTEGER) END"
-        )
+        user's `rank`-th queued job (0 for a rank below 1): each user who comes before them
+        in that order (queue_users' last_served, oldest, user_key) sends up to `rank` jobs
+        first, each who comes after up to `rank - 1`. Sums over the users with queued jobs,
+        read from queue_users' indexes alone (migration 0011), not the jobs."""
         row = await self._db.fetch_one(
-            f"SELECT COALESCE(SUM({self._db.dialect.lesser('others.queued', sends)}), 0) AS ahead"
-            " FROM queue_users AS others, queue_users AS me"
-            " WHERE me.user_key = ? AND others.queued > 0 AND others.user_key <> me.user_key",
-            (rank, max(rank - 1, 0), user_key),
+            f"SELECT {', '.join(_STANDING)} FROM queue_users WHERE user_key = ?", (user_key,)
         )
-        return int(row["ahead"]) if row else 0
+        return await self._ahead(user_key, row, rank)
+
+    async def _ahead(self, user_key: str, standing: Row | None, rank: int) -> int:
+        """`fair_ahead` of the user whose queue_users row is `standing` (None: they have none).
+
+        Every other user sends min(their queued, rank - 1) jobs first — a sum over the
+        count index, less the user's own share — and those ahead in the fair order with at
+        least `rank` queued send one more each: a count along the fair index up to the user.
+        """
+        if standing is None or rank < 1:
+            return 0
+        before = rank - 1
+        ahead = f"queue_users{self._db.dialect.index_hint('queue_users_fair')}"
+        # The limits are cast: PostgreSQL cannot infer a bare parameter's type in some places.
+        limit = "CAST(? AS INTEGER)"
+        row = await self._db.fetch_one(
+            f"SELECT (SELECT COALESCE(SUM(queued), 0) FROM queue_users WHERE queued > 0 AND queued < {limit})"
+            f" + {limit} * (SELECT COUNT(*) FROM queue_users WHERE queued > 0 AND queued >= {limit})"
+            f" + (SELECT COUNT(*) FROM {ahead} WHERE queued > 0 AND queued >= {limit}"
+            " AND (last_served, oldest, user_key) < (?, ?, ?)) AS ahead",
+            (before, before, before, rank, standing["last_served"], standing["oldest"], user_key),
+        )
+        assert row is not None  # an aggregate always answers one row
+        own = min(int(standing["queued"]), before)
+        return int(row["ahead"]) - own
 
     async def fair_place(self, job: Job) -> int:
         """1-based place of a queued job in the scheduler's fair order — the place /queue
         shows and progress messages say; 0 when it is not queued. Its user's older queued
         jobs plus a sum over the users with queued jobs (fair_ahead), no walk along the queue."""
-        rank = await self.queued_rank(job)
-        return rank + await self.fair_ahead(job.user.key, rank) if rank else 0
+        rank, standing = await self._rank(job, standing=True)
+        return rank + await self._ahead(job.user.key, standing, rank) if rank else 0
 
     async def fair_slice(self, *, offset: int, limit: int) -> list[Job]:
         """Queued jobs in the scheduler's fair order, `limit` of them from 0-based place
@@ -514,15 +585,16 @@ class SqlJobStore:
         """
         if limit <= 0:
             return []
-        # At most √(2 × queued jobs) rows, however many users there are.
+        # At most √(2 × queued jobs) rows, however many users there are, read along the count
+        # index (migration 0011) in its order: no sort.
         rows = await self._db.fetch_all(
             "SELECT queued, COUNT(*) AS users FROM queue_users WHERE queued > 0 GROUP BY queued ORDER BY queued"
         )
-        lengths = [(int(row["queued"]), int(row["users"])) for row in rows]
-        round_ = _first_round_holding(lengths, offset)
+        rounds = _Rounds([(int(row["queued"]), int(row["users"])) for row in rows])
+        round_ = rounds.holding(offset)
         if round_ == 0:
             return []
-        skip = offset - _places_through_round(lengths, round_ - 1)
+        skip = offset - rounds.places_through(round_ - 1)
         users = await self._round_users(round_, skip=skip, limit=limit)
         whole_round = skip == 0 and len(users) < limit  # every user of this round was read
         picks: list[tuple[str, int]] = [(user_key, round_) for user_key, _ in users]
@@ -544,8 +616,10 @@ class SqlJobStore:
         """(user_key, queued) of the users in round `round_` of the fair order (those with at
         least that many queued jobs), in order, `limit` of them after the first `skip`."""
         rows = await self._db.fetch_all(
-            # `queued > 0` as the fair-order index says it, so that the walk in order uses it.
-            "SELECT user_key, queued FROM queue_users WHERE queued > 0 AND queued >= ?"
+            # Named, and `queued > 0` as the index says it, so that the walk in fair order reads
+            # it alone (SQLite might otherwise prefer the count index and sort every user).
+            f"SELECT user_key, queued FROM queue_users{self._db.dialect.index_hint('queue_users_fair')}"
+            " WHERE queued > 0 AND queued >= ?"
             " ORDER BY last_served, oldest, user_key LIMIT ? OFFSET ?",
             (max(round_, 1), limit, skip),
         )
@@ -567,7 +641,7 @@ class SqlJobStore:
             reads, params = [], []
             for number, user_key in enumerate(users[start : start + USERS_PER_UNION]):
                 reads.append(
-                    f"SELECT * FROM (SELECT * FROM jobs WHERE user_key = ? AND {QUEUED_SQL}"
+                    f"SELECT * FROM (SELECT {JOB_COLUMNS} FROM jobs WHERE user_key = ? AND {QUEUED_SQL}"
                     f" ORDER BY created_at, id LIMIT ? OFFSET ?) AS user_{number}"
                 )
                 params += [user_key, last_rank[user_key] - first_rank[user_key] + 1, first_rank[user_key] - 1]

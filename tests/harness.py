@@ -15,7 +15,16 @@ from pydantic import SecretStr
 
 from bot.bootstrap import Core, open_core
 from bot.domain import ChatRef, Job, Platform, Requester, UserRef
-from bot.ports import UNLIMITED, ChatBudget, DeliveryFailed, JobAdmission, Progress, QuotaCharge, VideoDelivery
+from bot.ports import (
+    UNLIMITED,
+    ChatBudget,
+    DeliveryFailed,
+    JobAdmission,
+    Posted,
+    Progress,
+    QuotaCharge,
+    VideoDelivery,
+)
 from bot.quota import QuotaService
 from bot.settings import Settings, load_settings
 from tests import patience
@@ -60,6 +69,8 @@ class RecordingNotifier:
     progress_events: list[tuple[str, Progress]] = field(default_factory=list)
     deliveries: list[Delivered] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    # Jobs whose progress message the core had finished (after recording them delivered).
+    finished: list[str] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
     # Fault injection: the next N deliveries raise DeliveryFailed(retry=True).
     fail_next_deliveries: int = 0
@@ -79,16 +90,21 @@ class RecordingNotifier:
         self.progress_events.append((job.id, progress))
         return f"msg-{job.id}"
 
-    async def deliver(self, job: Job, delivery: VideoDelivery) -> None:
+    async def deliver(self, job: Job, delivery: VideoDelivery) -> Posted:
         self.delivery_tries.append((job.id, time.monotonic()))
         if self.fail_next_deliveries:
             self.fail_next_deliveries -= 1
             raise DeliveryFailed("chat is down", retry=True)
         data = delivery.file.read_bytes() if delivery.file else None
         self.deliveries.append(Delivered(job.id, delivery.caption, tuple(delivery.buttons), data, delivery.link))
+        return Posted(message_ids=(f"video-{job.id}",), status="done")
 
-    async def failed(self, job: Job, reason: str) -> None:
+    async def failed(self, job: Job, reason: str) -> Posted:
         self.failures.append((job.id, reason))
+        return Posted(message_ids=(f"failed-{job.id}",), status="failed")
+
+    async def finish(self, job: Job, posted: Posted) -> None:
+        self.finished.append(job.id)
 
     async def alert_operator(self, text: str) -> None:
         self.alerts.append(text)

@@ -33,3 +33,18 @@ def test_quick_benchmark_reports_environment_and_verdicts(tmp_path: Path) -> Non
     for metric in metrics:
         assert metric["measured"] >= 0 and metric["ratio"] is not None
         assert rows[metric["name"]] == ("MISS" if metric["name"] in missed else "PASS"), done.stdout
+
+
+async def test_scale_out_is_registered_and_skips_without_postgresql(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from benchmarks import scale_out
+    from benchmarks.common import Skipped
+    from benchmarks.run import BENCHMARKS
+    from tests.postgres_server import BIN_ENV
+
+    assert BENCHMARKS["scale_out"] is scale_out.run
+    # No server programs where it looks (BOT_TEST_POSTGRESQL_BIN, then PATH): a skip that says why.
+    monkeypatch.setenv(BIN_ENV, str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    outcome = await scale_out.run(quick=True)
+    assert isinstance(outcome, Skipped) and outcome.name == "scale_out"
+    assert "no PostgreSQL server programs" in outcome.reason and BIN_ENV in outcome.reason

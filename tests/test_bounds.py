@@ -19,7 +19,7 @@ from bot.errors import Refused
 from bot.gate import RATE_LIMITED_USERS_TRACKED, Gatekeeper, RateLimiter
 from bot.moderation.rules import load_default_blocklist
 from bot.moderation.service import CACHED_GROUP_BLOCKLISTS, CACHED_GROUP_SETTINGS, GroupSettings, ModerationService
-from bot.ports import ChatBudget, Progress, ProgressStage, VideoDelivery
+from bot.ports import ChatBudget, Posted, Progress, ProgressStage, VideoDelivery
 from bot.pricing import Pricing
 from bot.progress import LANE_SWEEP_MIN, Notifiers, ProgressReporter
 from bot.quota import CACHED_QUOTA_OVERRIDES, USER, QuotaPolicy, QuotaService, QuotaUnit, QuotaWindow
@@ -197,11 +197,14 @@ class _ProgressSink:
         self.shown.append(job.id)
         return None
 
-    async def deliver(self, job: Job, delivery: VideoDelivery) -> None:
+    async def deliver(self, job: Job, delivery: VideoDelivery) -> Posted:
         raise AssertionError("no delivery here")
 
-    async def failed(self, job: Job, reason: str) -> None:
+    async def failed(self, job: Job, reason: str) -> Posted:
         raise AssertionError("no failure here")
+
+    async def finish(self, job: Job, posted: Posted) -> None:
+        raise AssertionError("nothing to finish here")
 
     async def alert_operator(self, text: str) -> None:
         raise AssertionError("no alert here")
@@ -223,3 +226,33 @@ async def test_progress_lanes_of_many_chats_are_forgotten_once_idle(db: Database
     await reporter.idle()
     assert sorted(sink.shown) == sorted(f"j{chat}" for chat in range(chats))
     assert len(reporter._lanes) <= 2 * LANE_SWEEP_MIN
+
+
+async def test_a_jobs_first_answer_goes_without_a_store_read_and_later_ones_with_one(db: Database) -> None:
+    """The first answer needs no read (there is no message yet for a stale report to
+    overwrite), which saves a database round trip per command; once a job has a progress
+    message, each send reads the job first, so a report read before the job finished
+    never edits its message."""
+    jobs, sink, clock = SqlJobStore(db), _ProgressSink(), FakeClock()
+    notifiers = Notifiers()
+    notifiers.register(Platform.TELEGRAM, sink)
+    read: list[str] = []
+    real_get = jobs.get
+
+    async def noted_get(job_id: str) -> Job | None:
+        read.append(job_id)
+        return await real_get(job_id)
+
+    jobs.get = noted_get  # type: ignore[method-assign]
+    reporter = ProgressReporter(notifiers, jobs, interval=1.0, clock=clock)
+    job = Job(id="first", requester=member(1, 1), request=GenerationRequest(kind=JobKind.CREATE))
+    await jobs.add(job)
+
+    await reporter.report(job, Progress(ProgressStage.QUEUED, queue_position=1))
+    await reporter.idle()
+    assert sink.shown == ["first"] and read == []
+
+    clock.advance(1.0)
+    await reporter.report(job, Progress(ProgressStage.STARTED))
+    await reporter.idle()
+    assert sink.shown == ["first", "first"] and read == ["first"]

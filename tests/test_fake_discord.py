@@ -194,6 +194,27 @@ async def test_channel_messages_with_files_and_injected_faults(fake: FakeDiscord
     assert too_big.callback is not None
 
 
+async def test_a_repeated_nonce_is_answered_with_the_first_message_within_the_window(fake: FakeDiscord) -> None:
+    """Create Message with `enforce_nonce` (discord.py sends it with every nonce), as Discord does."""
+    async with running(fake) as bot:
+        channel = bot.get_partial_messageable(fake.channel.id)
+        first = await channel.send("one", nonce="video-abc")
+        again = await channel.send("one, sent again", nonce="video-abc")
+        other = await channel.send("two", nonce="video-xyz")
+        assert again.id == first.id and again.content == "one" and other.id != first.id
+        assert [m.content for m in fake.channel_messages(fake.channel)] == ["one", "two"]
+
+        fake.messages[first.id].deleted = True  # someone deleted it: its nonce, sent again, is a 404
+        with pytest.raises(discord.NotFound):
+            await channel.send("one, a third time", nonce="video-abc")
+
+        fake.nonce_window = 0.0  # Discord forgets a nonce after a few minutes
+        later = await channel.send("two, much later", nonce="video-xyz")
+        assert later.id != other.id
+    assert [m.content for m in fake.channel_messages(fake.channel) if not m.deleted] == ["two", "two, much later"]
+    assert fake.spec_violations == []
+
+
 async def test_discord_rules_a_bot_only_meets_in_production(fake: FakeDiscord) -> None:
     alice = fake.add_member("alice")
     async with running(fake) as bot:

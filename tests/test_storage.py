@@ -786,6 +786,40 @@ async def test_job_queries_use_indexes(db: Database, clock: FakeClock) -> None:
     assert step.startswith("SEARCH jobs USING") and "jobs_queued_by_user (user_key=?)" in step, step
 
 
+async def test_queue_places_read_queue_users_indexes_alone(db: Database) -> None:
+    """Queue places are sums over queue_users (a row per user with queued work: some 10,000 at
+    scale). Read from an index that lacked the count, each row was looked up in the table, and
+    the count per length was sorted: 4-7 ms per place, on the database thread (issue 14). Every
+    read of queue_users behind a place, a band of places or a page of the fair order reads an
+    index alone (migration 0011), in its order; only the one user asked about is looked up."""
+    jobs = SqlJobStore(db)
+    for user in (ALICE, BOB, UserRef(ALICE.platform, "99", "Carol")):
+        for seconds in range(3):
+            await jobs.add(make_job(user, created_at=START + timedelta(seconds=seconds)))
+    [job, *_] = await jobs.next_queued(BOB.key, now=utcnow(), limit=1)
+    traced: list[str] = []
+    await db.run(lambda connection: connection.set_trace_callback(traced.append))
+    await jobs.fair_place(job)
+    await jobs.fair_ahead(ALICE.key, 2)
+    await jobs.fair_slice(offset=4, limit=3)
+    await jobs.queued_users(limit=10)
+    await jobs.queued_total()
+    await db.run(lambda connection: connection.set_trace_callback(None))
+    statements = [statement for statement in traced if "queue_users" in statement and "-- batch" not in statement]
+    assert len(statements) >= 6, statements  # fair_slice reads a round's users once or more
+    for statement in statements:
+        plan = [row["detail"] for row in await db.fetch_all(f"EXPLAIN QUERY PLAN {statement}")]
+        assert not any("TEMP B-TREE" in step for step in plan), (statement, plan)
+        reads = [
+            step
+            for step in plan
+            if step.startswith(("SCAN", "SEARCH")) and " jobs " not in f"{step} " and step != "SCAN CONSTANT ROW"
+        ]
+        for step in reads:
+            one_user = "(user_key=?)" in step
+            assert one_user or "COVERING INDEX queue_users_" in step, (statement, step)
+
+
 async def test_queued_off_peak_jobs_are_read_from_their_own_index(db: Database) -> None:
     """Not by a walk along every queued job (jobs_by_state) looking for the off-peak ones:
     with 100,000 queued, that walk held the database thread for some 60 ms each pass."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 import re
 import subprocess
 import sys
@@ -379,6 +380,43 @@ def ids(listed: list[Job]) -> list[str]:
 def job_in(user: UserRef, chat: ChatRef, seconds: float) -> Job:
     job = make_job(user, created_at=START + timedelta(seconds=seconds))
     return job.evolve(requester=Requester(user=user, chat=chat))
+
+
+async def test_queue_places_are_the_fair_order_on_both_backends(store_db: SqlDatabase) -> None:
+    """fair_place, fair_ahead and fair_slice against the fair order worked out by hand from its
+    definition: round r holds each user's r-th queued job, the users never served first (by
+    their oldest job, then key), then those served longest ago. Sums over queue_users' indexes
+    (migration 0011) must tell the same places as a walk along the whole order would."""
+    clock = FakeClock()
+    jobs = SqlJobStore(store_db, clock=clock)
+    rng = random.Random(14)
+    users = [UserRef(ALICE.platform, f"u{number}", f"User {number}") for number in range(7)]
+    served_at: dict[str, float] = {}
+    for user in rng.sample(users, 3):  # served once each, one after the other
+        sent = make_job(user, created_at=START - timedelta(hours=1))
+        await jobs.add(sent)
+        await jobs.transition(sent.id, JobState.QUEUED, JobState.SUBMITTING)
+        served_at[user.key] = clock.advance(rng.randrange(1, 60)).timestamp()
+        await jobs.transition(sent.id, JobState.SUBMITTING, JobState.SUBMITTED, video_id=f"v-{user.user_id}")
+    queued: dict[str, list[Job]] = {}
+    for number in range(30):
+        user = rng.choice(users[:-1])  # the last user has nothing queued
+        job = make_job(user, created_at=START + timedelta(seconds=rng.randrange(600), microseconds=number))
+        await jobs.add(job)
+        queued.setdefault(user.key, []).append(job)
+    for listed in queued.values():
+        listed.sort(key=lambda job: (job.created_at, job.id))
+    order = sorted(queued, key=lambda key: (key in served_at, served_at.get(key, 0), queued[key][0].created_at, key))
+    fair = [queued[key][round_] for round_ in range(30) for key in order if round_ < len(queued[key])]
+
+    assert [await jobs.fair_place(job) for job in fair] == list(range(1, len(fair) + 1))
+    for key in order:
+        ahead = [(fair.index(job) - rank) for rank, job in enumerate(queued[key])]
+        assert [await jobs.fair_ahead(key, rank) for rank in range(1, len(queued[key]) + 1)] == ahead
+    assert await jobs.fair_ahead(users[-1].key, 1) == 0  # nothing queued
+    assert await jobs.fair_ahead(order[0], 0) == 0
+    for offset, limit in ((0, 5), (3, 9), (11, 64), (len(fair) - 2, 5), (len(fair), 3)):
+        assert ids(await jobs.fair_slice(offset=offset, limit=limit)) == ids(fair[offset : offset + limit])
 
 
 async def test_queue_places_and_the_estimate_read_the_same_on_both_backends(store_db: SqlDatabase) -> None:

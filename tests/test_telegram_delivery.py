@@ -75,7 +75,8 @@ async def test_a_video_telegram_finds_too_large_goes_out_as_a_link_with_the_butt
     assert outcomes(fake, "sendVideo") == [413]
     assert link["text"].startswith("a fox in the snow\n") and job.result_url in link["text"]
     assert buttons(link) == [f"px:{action}:{job.id}" for action in ("reroll", "remix", "upscale", "extend", "modify")]
-    assert status_message(fake, ALICE_CHAT, sent)["text"] == "✅ Done"
+    # Marked final once the link is recorded as delivered.
+    await fake.wait_for(lambda: status_message(fake, ALICE_CHAT, sent)["text"] == "✅ Done", what="✅ on the status")
     assert fake.spec_violations == []
 
 
@@ -87,7 +88,11 @@ async def test_a_progress_message_deleted_meanwhile_is_replaced(fake, bot) -> No
     job = await bot.delivered((await only_job(bot)).id)
     first, second = [m for m in replies_to(fake, ALICE_CHAT, sent) if "text" in m]
     assert job.status_message_id == str(second["message_id"])
-    assert second["text"] == "✅ Done"
+    # Marked final once the video is recorded as delivered.
+    await fake.wait_for(
+        lambda: [m["text"] for m in replies_to(fake, ALICE_CHAT, sent) if "text" in m][1] == "✅ Done",
+        what="✅ on the new status message",
+    )
     assert first["text"].startswith("⏳ Queued")  # "gone" as far as Telegram told the bot
     assert fake.spec_violations == []
 
@@ -222,8 +227,12 @@ async def test_a_made_video_that_could_not_be_posted_is_not_called_not_made(fake
         sent = await fake.user_sends_text(ALICE_CHAT, ALICE, "/create_single a fox in the snow")
         told = await wait_text_reply(fake, ALICE_CHAT, sent, "The video was made")
         job = await running.delivered((await only_job(running)).id)
+        # Marked final once the job is recorded as delivered.
+        status = await fake.wait_for(
+            lambda: (text := status_message(fake, ALICE_CHAT, sent)["text"]).startswith("⚠️") and text,
+            what="the status marked final",
+        )
     assert job.outcome is JobState.COMPLETED and job.result_url in told["text"]
     assert outcomes(fake, "sendVideo") == [500, 500]
-    status = status_message(fake, ALICE_CHAT, sent)["text"]
     assert status != "❌ Not made" and "made" in status and "not posted" in status
     assert fake.spec_violations == []

@@ -30,7 +30,7 @@ from bot.domain import ChatRef, Job, JobState, Platform, Requester, ResultAction
 from bot.errors import BotError, InvalidInput
 from bot.gate import Gatekeeper
 from bot.kinds import GenerationKind, kind_named
-from bot.ports import UNLIMITED, ChatBudget, Progress, VideoDelivery
+from bot.ports import UNLIMITED, ChatBudget, Posted, Progress, VideoDelivery
 from bot.ranges import MODLOG_ENTRIES, STATS_DAYS
 from bot.service import GenerationService
 from bot.text_options import VOICE_OPTION, parse_options
@@ -135,7 +135,7 @@ class ConsoleNotifier:
         self._say(f"[{job.id}] {progress_text(job, progress)}")
         return None
 
-    async def deliver(self, job: Job, delivery: VideoDelivery) -> None:
+    async def deliver(self, job: Job, delivery: VideoDelivery) -> Posted:
         buttons = " · ".join(f"/{a.value} {job.id}" + TEXT_WANTED.get(a, "") for a in delivery.buttons)
         if delivery.file is not None:
             target = self._output_dir / f"{job.id}.{delivery.extension}"
@@ -143,7 +143,7 @@ class ConsoleNotifier:
                 # Placed by a run that stopped before recording the delivery: the file is
                 # the delivery, so it is not announced twice.
                 self.settled.set()
-                return
+                return Posted(message_ids=(str(target),))
             self._output_dir.mkdir(parents=True, exist_ok=True)
             partial = target.with_suffix(".part")
             await asyncio.to_thread(shutil.copyfile, delivery.file, partial)
@@ -153,14 +153,19 @@ class ConsoleNotifier:
             where = delivery.link or "(no link)"
         self._say(f"[{job.id}] ✅ Done: {where}\n{delivery.caption}\n  {buttons}")
         self.settled.set()
+        return Posted(message_ids=(where,))
 
-    async def failed(self, job: Job, reason: str) -> None:
+    async def failed(self, job: Job, reason: str) -> Posted:
         if job.outcome is JobState.CANCELLED:
             self._say(f"[{job.id}] ✖️ {reason}")  # asked for: not a failure of the run
         else:
             self._say(f"[{job.id}] ❌ {reason}")
             self.failed_jobs += 1
         self.settled.set()
+        return Posted()
+
+    async def finish(self, job: Job, posted: Posted) -> None:
+        """Nothing to finish: progress lines are never edited, the outcome's line is the last."""
 
     async def alert_operator(self, text: str) -> None:
         self._say(f"[operator] ⚠️ {text}")

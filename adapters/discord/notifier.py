@@ -10,10 +10,18 @@ that mentions the requester. How often progress is edited is the core's business
 progress edits its own requester's response through that interaction's webhook,
 which Discord rate-limits per interaction, not per channel: so each job has a budget
 of its own (`budget_scope`), and a busy channel never delays a new member's answer.
+
+A post to the channel carries a nonce made of the job's id (discord.py sends it with
+`enforce_nonce`): Discord creates no second message for the same nonce within a few
+minutes, so a process that died after the post and before the job was recorded
+delivered has its successor's post answered with the first message, not a new one.
+An interaction's followup goes through its webhook, which takes no nonce: there a
+crash while Discord is answering the post can still post the video twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
@@ -27,7 +35,7 @@ from adapters.discord.context import DEFAULT_UPLOAD_LIMIT, InteractionContext
 from adapters.discord.responder import CONTENT_LIMIT, fit
 from adapters.discord.views import cancel_view, result_view
 from bot.domain import ChatRef, Job, JobState, utcnow
-from bot.ports import ChatBudget, DeliveryFailed, Progress, VideoDelivery
+from bot.ports import ChatBudget, DeliveryFailed, Posted, Progress, VideoDelivery
 from bot.texts import progress_text
 
 log = logging.getLogger(__name__)
@@ -41,9 +49,11 @@ DEFAULT_EDIT_INTERVAL = 2.0
 # What Discord answers when the interaction can no longer be answered through: its token
 # expired (Unknown Webhook, Invalid Webhook Token) or the user dismissed its message.
 _INTERACTION_GONE_CODES = frozenset({10015, 50027, 10008})
+# Discord's longest message nonce (Create Message: a string of at most 25 characters).
+NONCE_LIMIT = 25
 
-PostVia = Callable[[discord.Webhook, InteractionContext], Awaitable[None]]
-PostTo = Callable[[discord.abc.Messageable], Awaitable[None]]
+PostVia = Callable[[discord.Webhook, InteractionContext], Awaitable[Posted]]
+PostTo = Callable[[discord.abc.Messageable], Awaitable[Posted]]
 
 
 class DiscordNotifier:
@@ -87,7 +97,7 @@ class DiscordNotifier:
             log.warning("progress of job %s not shown: %s", job.id, exc)
         return str(context.original_message_id)
 
-    async def deliver(self, job: Job, delivery: VideoDelivery) -> None:
+    async def deliver(self, job: Job, delivery: VideoDelivery) -> Posted:
         def parts() -> dict[str, Any]:
             # Built per attempt: a file is consumed by the request that sends it.
             parts: dict[str, Any] = {"view": result_view(job.id, delivery.buttons)}
@@ -101,31 +111,49 @@ class DiscordNotifier:
                 )
             return parts
 
-        async def via_interaction(webhook: discord.Webhook, context: InteractionContext) -> None:
+        async def via_interaction(webhook: discord.Webhook, context: InteractionContext) -> Posted:
             # Settling the "thinking…" response first makes the followup a new, public message
             # (Discord turns the first followup after a deferral into an edit of that response).
             await self._edit_original_if_there(context, "✅ Done — your video is below.")
-            await webhook.send(delivery.caption, wait=True, allowed_mentions=discord.AllowedMentions.none(), **parts())
+            message = await webhook.send(
+                delivery.caption, wait=True, allowed_mentions=discord.AllowedMentions.none(), **parts()
+            )
+            return Posted(message_ids=(str(message.id),))
 
-        async def to_channel(channel: discord.abc.Messageable) -> None:
-            await channel.send(f"{_mention(job)}\n{delivery.caption}", allowed_mentions=_only(job), **parts())
+        async def to_channel(channel: discord.abc.Messageable) -> Posted:
+            message = await channel.send(
+                f"{_mention(job)}\n{delivery.caption}",
+                allowed_mentions=_only(job),
+                nonce=post_nonce("video", job),
+                **parts(),
+            )
+            return Posted(message_ids=(str(message.id),))
 
-        await self._post(job, via_interaction, to_channel)
+        return await self._post(job, via_interaction, to_channel)
 
-    async def failed(self, job: Job, reason: str) -> None:
+    async def failed(self, job: Job, reason: str) -> Posted:
         asked = _short(job.request.user_prompt or job.request.kind.value)
         # A made video reaches here only when its posting was given up on: it is not "no video".
         text = f"⚠️ “{asked}”: {reason}" if job.has_video else f"❌ No video for “{asked}”: {reason}"
         if job.outcome is JobState.CANCELLED:
             text = f"✖️ “{asked}”: {reason}"
 
-        async def via_interaction(_webhook: discord.Webhook, context: InteractionContext) -> None:
-            await self._edit_original(context, fit(text))
+        async def via_interaction(_webhook: discord.Webhook, context: InteractionContext) -> Posted:
+            await self._edit_original(context, fit(text))  # an edit: made twice, it is still one message
+            return Posted(message_ids=(str(context.original_message_id),) if context.original_message_id else ())
 
-        async def to_channel(channel: discord.abc.Messageable) -> None:
-            await channel.send(fit(f"{_mention(job)} {text}"), allowed_mentions=_only(job))
+        async def to_channel(channel: discord.abc.Messageable) -> Posted:
+            message = await channel.send(
+                fit(f"{_mention(job)} {text}"), allowed_mentions=_only(job), nonce=post_nonce("failed", job)
+            )
+            return Posted(message_ids=(str(message.id),))
 
-        await self._post(job, via_interaction, to_channel)
+        return await self._post(job, via_interaction, to_channel)
+
+    async def finish(self, job: Job, posted: Posted) -> None:
+        """Nothing is left once the outcome is posted: the interaction's response was settled
+        before the video's followup (it has to be, see `deliver`), and a channel post has no
+        progress message (progress is only ever shown in the interaction's response)."""
 
     async def alert_operator(self, text: str) -> None:
         for operator_id in self._operator_ids:
@@ -137,7 +165,7 @@ class DiscordNotifier:
 
     # ------------------------------------------------------------------ posting
 
-    async def _post(self, job: Job, via_interaction: PostVia, to_channel: PostTo) -> None:
+    async def _post(self, job: Job, via_interaction: PostVia, to_channel: PostTo) -> Posted:
         """Answer through the interaction while its token lives, else in the channel; map errors for the core."""
         if self._client.is_closed():
             raise DeliveryFailed("the Discord connection is closed", retry=True)
@@ -145,8 +173,7 @@ class DiscordNotifier:
         try:
             if context is not None:
                 try:
-                    await via_interaction(self._webhook(context), context)
-                    return
+                    return await via_interaction(self._webhook(context), context)
                 except discord.HTTPException as exc:
                     if exc.code not in _INTERACTION_GONE_CODES:
                         raise
@@ -154,7 +181,7 @@ class DiscordNotifier:
                         "job %s: the interaction cannot be answered any more (%s); posting to the channel", job.id, exc
                     )
                     context = None
-            await to_channel(self._channel(job))
+            return await to_channel(self._channel(job))
         except discord.Forbidden as exc:
             await self._report_forbidden(job, context)
             raise DeliveryFailed(
@@ -208,6 +235,17 @@ class DiscordNotifier:
             await self._edit_original(context, text, view=view)
         except discord.NotFound:  # the user dismissed the ephemeral progress message: nothing to update
             pass
+
+
+def post_nonce(what: str, job: Job) -> str:
+    """The nonce of the channel post of `what` ("video", "failed") for `job`: the same on every
+    try, so Discord answers a repeat within its nonce window with the first message.
+
+    Job ids are 8 characters; a longer one (never made by this bot) is hashed to fit."""
+    nonce = f"{what}-{job.id}"
+    if len(nonce) > NONCE_LIMIT:
+        nonce = f"{what}-{hashlib.sha256(job.id.encode()).hexdigest()}"[:NONCE_LIMIT]
+    return nonce
 
 
 def _mention(job: Job) -> str:

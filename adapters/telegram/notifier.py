@@ -9,6 +9,10 @@ refused request raise `DeliveryFailed(retry=False)`: the core records the job as
 delivered and logs it. Network trouble and Telegram's 5xx raise
 `DeliveryFailed(retry=True)`: the core tries again later. A group that became a
 supergroup raises `DeliveryFailed(moved_to=<new chat id>)`: the core follows it.
+An outcome is posted by `deliver`/`failed` alone; the edit of the progress message to its
+final words waits for `finish`, after the core recorded the job delivered, so a crash in
+that (paced) edit cannot have the video posted again. Telegram takes no idempotency key:
+a crash while it is answering the upload itself can still post a video twice.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from aiogram.exceptions import (
     TelegramMigrateToChat,
     TelegramRetryAfter,
 )
-from aiogram.types import FSInputFile, InlineKeyboardMarkup
+from aiogram.types import FSInputFile, InlineKeyboardMarkup, Message
 
 from adapters.telegram.activity import Activity
 from adapters.telegram.keyboards import cancel_keyboard, result_keyboard
@@ -45,7 +49,7 @@ from adapters.telegram.texts import (
     video_link_text,
 )
 from bot.domain import ChatRef, Job, JobState, MediaType
-from bot.ports import ChatBudget, DeliveryFailed, Progress, VideoDelivery
+from bot.ports import ChatBudget, DeliveryFailed, Posted, Progress, VideoDelivery
 from bot.texts import progress_text
 
 log = logging.getLogger(__name__)
@@ -118,29 +122,38 @@ class TelegramNotifier:
                 log.warning("progress of job %s not shown: %s", job.id, exc)
                 return job.status_message_id
 
-    async def deliver(self, job: Job, delivery: VideoDelivery) -> None:
+    async def deliver(self, job: Job, delivery: VideoDelivery) -> Posted:
         with self._active():
             place = reply_kwargs(job.requester)
             keyboard = result_keyboard(job.id, delivery.buttons)
             caption = delivery.caption[:CAPTION_LIMIT]
-            uploaded = delivery.file is not None and await self._upload(job, delivery, caption, place, keyboard)
-            if not uploaded:
+            message = await self._upload(job, delivery, caption, place, keyboard) if delivery.file is not None else None
+            if message is None:
                 text = video_link_text(caption, delivery.link)
-                await self._call(partial(self._bot.send_message, text=text, reply_markup=keyboard, **place))
-            await self._finish_status(job, STATUS_DONE)
+                message = await self._call(partial(self._bot.send_message, text=text, reply_markup=keyboard, **place))
+            return Posted(message_ids=(str(message.message_id),), status=STATUS_DONE)
 
-    async def failed(self, job: Job, reason: str) -> None:
+    async def failed(self, job: Job, reason: str) -> Posted:
         with self._active():
             # A cancel is said by the progress message (its ✖️ button goes with the edit), not
-            # by a new message; only when that message cannot be edited is one posted.
+            # by a new message; only when that message cannot be edited is one posted. That edit
+            # *is* the outcome, so it is made here, and nothing is left for `finish`.
             if job.outcome is JobState.CANCELLED and await self._finish_status(
                 job, f"{CANCELLED_MARK} {reason}"[:TEXT_LIMIT]
             ):
-                return
+                return Posted(message_ids=(str(job.status_message_id),))
             text = f"❌ {reason}"[:TEXT_LIMIT]
-            await self._call(partial(self._bot.send_message, text=text, **reply_kwargs(job.requester)))
+            message = await self._call(partial(self._bot.send_message, text=text, **reply_kwargs(job.requester)))
             # A made video reaches here only when its posting was given up on.
-            await self._finish_status(job, STATUS_NOT_POSTED if job.has_video else STATUS_FAILED)
+            return Posted(
+                message_ids=(str(message.message_id),), status=STATUS_NOT_POSTED if job.has_video else STATUS_FAILED
+            )
+
+    async def finish(self, job: Job, posted: Posted) -> None:
+        if posted.status is None or self._activity.stopping.is_set():
+            return  # stopping: the progress message stays as it was (the outcome is below it)
+        with self._active():
+            await self._finish_status(job, posted.status)
 
     async def alert_operator(self, text: str) -> None:
         with self._active():
@@ -196,7 +209,7 @@ class TelegramNotifier:
         try:
             await self._call(edit)
         except DeliveryFailed as exc:
-            # Failing here would make the core post the outcome a second time.
+            # The outcome stands on its own; a progress message left as it was is only untidy.
             log.info("progress message of job %s left as it was: %s", job.id, exc)
             return False
         return True
@@ -210,8 +223,8 @@ class TelegramNotifier:
         caption: str,
         place: dict[str, Any],
         keyboard: InlineKeyboardMarkup | None,
-    ) -> bool:
-        """Send the video file; False when Telegram finds it too large (then a link goes instead)."""
+    ) -> Message | None:
+        """Send the video file; None when Telegram finds it too large (then a link goes instead)."""
         assert delivery.file is not None
         upload = FSInputFile(delivery.file, filename=f"{job.id}.{delivery.extension}")
         if delivery.media is MediaType.PICTURE:
@@ -226,13 +239,12 @@ class TelegramNotifier:
                 **place,
             )
         try:
-            await self._call(send)
+            return await self._call(send)
         except TelegramEntityTooLarge:
             log.info(
                 "job %s's video (%s bytes) is too large for Telegram; sending its link", job.id, delivery.size_bytes
             )
-            return False
-        return True
+            return None
 
     async def _call(self, request: Callable[[], Awaitable[T]]) -> T:
         """Make a request, waiting out 429s; other Telegram errors become DeliveryFailed (413 passes)."""

@@ -57,6 +57,8 @@ API_PREFIX = "/api/v10"
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 TOKEN_LIFETIME = 15 * 60.0
 ACK_DEADLINE = 3.0
+# How long Create Message remembers a nonce sent with enforce_nonce ("the past few minutes").
+NONCE_WINDOW = 5 * 60.0
 EPHEMERAL = 1 << 6
 LOADING = 1 << 7
 
@@ -271,6 +273,7 @@ class FakeMessage:
     loading: bool = False  # a deferred response not yet edited ("… is thinking")
     deleted: bool = False
     edits: int = 0
+    nonce: str | None = None  # as the creating request sent it (Discord echoes it back)
 
     @property
     def ephemeral(self) -> bool:
@@ -305,6 +308,8 @@ class FakeMessage:
         if self.webhook_id is not None:
             data["webhook_id"] = str(self.webhook_id)
             data["application_id"] = str(self.webhook_id)
+        if self.nonce is not None:
+            data["nonce"] = self.nonce
         return data
 
 
@@ -393,8 +398,12 @@ class FakeDiscord:
         token_lifetime: float = TOKEN_LIFETIME,
         ack_deadline: float = ACK_DEADLINE,
         recommended_shards: int = 1,
+        nonce_window: float = NONCE_WINDOW,
     ) -> None:
         self.token = token
+        self.nonce_window = nonce_window
+        # (author id, nonce) → (message id, when created): Create Message's enforce_nonce memory.
+        self._nonces: dict[tuple[int, str], tuple[int, float]] = {}
         self.attachment_size_limit = attachment_size_limit
         self.token_lifetime = token_lifetime
         self.ack_deadline = ack_deadline
@@ -1131,7 +1140,23 @@ class FakeDiscord:
         channel = self.find_channel(int(params["channel_id"]))
         if channel is None:
             raise _unknown("Channel", 10003)
-        return 200, self._new_message(channel, body, files).to_api(self.base_url)
+        nonce = body.get("nonce")
+        key = (self.bot_user.id, str(nonce))
+        if nonce is not None and body.get("enforce_nonce"):
+            # Discord: "If true and nonce is present, it will be checked for uniqueness in the
+            # past few minutes. If another message was created by the same author with the same
+            # nonce, that message will be returned and no new message will be created."
+            earlier = self._nonces.get(key)
+            if earlier is not None and time.monotonic() - earlier[1] < self.nonce_window:
+                message = self.messages[earlier[0]]
+                if message.deleted:  # discord.py documents NotFound for a nonce deleted shortly before
+                    raise _unknown("Message", 10008)
+                return 200, message.to_api(self.base_url)
+        message = self._new_message(channel, body, files)
+        if nonce is not None:
+            message.nonce = str(nonce)
+            self._nonces[key] = (message.id, time.monotonic())
+        return 200, message.to_api(self.base_url)
 
     def _create_dm(
         self, _params: dict[str, str], _query: dict[str, str], body: Any, _files: list[FakeFile]

@@ -287,6 +287,7 @@ _FLOOD_COUNTED = ("send", "edit")
 class _Fault:
     error: _ApiError
     remaining: int
+    matching: Callable[[JSON], bool] | None = None  # only calls whose params it accepts (None: all)
 
 
 @dataclass
@@ -799,8 +800,10 @@ class FakeTelegram:
         retry_after: int = 1,
         description: str | None = None,
         times: int = 1,
+        matching: Callable[[JSON], bool] | None = None,
     ) -> None:
-        """Make the next `times` calls of `method` fail without effect.
+        """Make the next `times` calls of `method` fail without effect (with `matching`: the next
+        `times` calls whose params it accepts; other calls of `method` pass as usual).
 
         429 answers "Too Many Requests: retry after N" with `parameters.retry_after`;
         other statuses answer `description` or Telegram's usual text for the status
@@ -814,7 +817,7 @@ class FakeTelegram:
             )
         else:
             error = _ApiError(status, description or _STATUS_DESCRIPTIONS.get(status, "Error"))
-        self._faults[method.lower()].append(_Fault(error, times))
+        self._faults[method.lower()].append(_Fault(error, times, matching))
 
     async def post_update_to(self, url: str, update: JSON, *, secret_token: str | None = None) -> int:
         """POST an update to a webhook as Telegram does; return the HTTP status.
@@ -873,12 +876,12 @@ class FakeTelegram:
     async def _dispatch(self, known: bool, method: str, params: JSON, files: dict[str, UploadedFile]) -> Any:
         if not known:
             raise _ApiError(HTTPStatus.NOT_FOUND, "Not Found: method not found")
-        faults = self._faults.get(method.lower())
-        if faults:
-            fault = faults[0]
+        faults = self._faults.get(method.lower(), ())
+        fault = next((f for f in faults if f.matching is None or f.matching(params)), None)
+        if fault is not None:
             fault.remaining -= 1
             if fault.remaining <= 0:
-                faults.popleft()
+                self._faults[method.lower()].remove(fault)
             raise fault.error
         self._flood_control(method, params)
         if sum(len(upload.data) for upload in files.values()) > self.upload_limit:
