@@ -215,6 +215,7 @@ class Scheduler:
 
         async def take_turn(turn: _Turn, sending: _Sending) -> None:
             nonlocal passed_over
+            await sending.wait_for_room()  # before a slot is taken for the job
             job = await turn.next(self._jobs, now)
             if job is None:
                 # Their queued jobs wait out a retry delay (not_before): a read for nothing.
@@ -225,7 +226,7 @@ class Scheduler:
                 passed_over += 1  # no room for this job now; a job behind it may fit elsewhere
                 return
             in_flight[job.user.key] += 1  # counted while its create is in flight
-            await sending.start(send(job, email), job.id)
+            sending.start(send(job, email), job.id)
 
         def may_go(turn: _Turn) -> bool:
             return not turn.exhausted and in_flight[turn.user_key] < self._max_in_flight
@@ -320,9 +321,10 @@ class Scheduler:
         batch = await self._jobs.queued_off_peak(now=now, limit=OFF_PEAK_PER_PASS)
         async with _Sending() as sending:
             for job in batch:
+                await sending.wait_for_room()
                 email = await self._account_for(job)
                 if email is not None:
-                    await sending.start(send(job, email), job.id)
+                    sending.start(send(job, email), job.id)
         if len(batch) == OFF_PEAK_PER_PASS and sent:
             self.wake()  # more may be waiting: the next pass takes them
         return sent
@@ -597,7 +599,7 @@ class _Sending:
 
     Leaving the block waits for every one to be answered. A send that raises (a create's
     own failures are settled inside it; this is the database or a bug) stops new ones
-    from starting — `start` raises it — while those in flight still finish; the block
+    from starting — `wait_for_room` raises it — while those in flight still finish; the block
     then raises the first such error and logs any other. When the pass itself is
     cancelled (shutdown), the sends in flight are cancelled and waited for: a job whose
     create was on its way stays SUBMITTING, as after a crash, for `recover` to settle.
@@ -624,16 +626,16 @@ class _Sending:
         if error is not None and self._error is not None and self._error is not error:
             log.error("a send failed while the pass was failing", exc_info=self._error)
 
-    async def start(self, send: Coroutine[object, object, None], job_id: str) -> None:
-        """Send in a task of its own, once fewer than `SENDING_AT_ONCE` are in flight."""
-        try:
-            while len(self._tasks) >= SENDING_AT_ONCE:
-                await self.settle_one()
-            if self._error is not None:
-                raise self._error
-        except BaseException:
-            send.close()  # never started: nothing was sent, the job is still queued
-            raise
+    async def wait_for_room(self) -> None:
+        """Wait until fewer than `SENDING_AT_ONCE` are in flight; raises a send's error
+        (then no more jobs are picked: the pass is failing)."""
+        while len(self._tasks) >= SENDING_AT_ONCE:
+            await self.settle_one()
+        if self._error is not None:
+            raise self._error
+
+    def start(self, send: Coroutine[object, object, None], job_id: str) -> None:
+        """Send in a task of its own (after `wait_for_room`)."""
         self._tasks.add(asyncio.create_task(send, name=f"send {job_id}"))
 
     async def settle_one(self) -> bool:

@@ -152,3 +152,36 @@ async def test_a_pass_cancelled_while_creates_are_on_their_way_leaves_them_for_r
         assert state is (JobState.SUBMITTED if made[job.id] else JobState.QUEUED)
     assert creates(sandbox) == 4
     assert set(made.values()) <= {1}
+
+
+async def test_a_send_that_raises_is_reported_by_the_pass_and_the_others_still_finish(tmp_path, monkeypatch):
+    config = SandboxConfig(
+        generation_seconds=30, create_delay=0.2, accounts=[SandboxAccount("big@sandbox.local", max_jobs=10)]
+    )
+    async with running_sandbox(config) as sandbox:
+        settings = fast_settings(tmp_path, sandbox, max_jobs_in_flight_per_user=2, unknown_outcome_grace=0.5)
+        async with running_core(settings, RecordingNotifier(), start=False) as core:
+            jobs = [await core.service.create_single(requester(f"user{i}"), create(f"fox {i}")) for i in range(4)]
+            broken = jobs[1].id
+            transition = core.jobs.transition
+
+            async def database_fails_once(job_id, from_state, to_state, **changes):
+                # The database fails to record one job's video id (its create went through).
+                if job_id == broken and to_state is JobState.SUBMITTED:
+                    raise OSError("disk I/O error")
+                return await transition(job_id, from_state, to_state, **changes)
+
+            monkeypatch.setattr(core.jobs, "transition", database_fails_once)
+            with pytest.raises(OSError, match="disk I/O error"):
+                await core.scheduler.submit_ready()
+            monkeypatch.undo()
+            after = await states(core, jobs)
+            assert after == [JobState.SUBMITTED, JobState.SUBMITTING, JobState.SUBMITTED, JobState.SUBMITTED]
+
+            async def recovered() -> bool:
+                await core.scheduler.recover()
+                return await states(core, jobs) == [JobState.SUBMITTED] * 4
+
+            await eventually(recovered, timeout=10)  # looked up by its replyRef, as after a crash
+    assert creates(sandbox) == 4
+    assert set(videos_per_job(sandbox).values()) == {1}
