@@ -12,9 +12,10 @@ in a row doubles the backoff (up to a maximum); a job that goes through resets i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from bot.ports import Upstream
@@ -64,12 +65,27 @@ class AccountPool:
         self._listed = False  # a refresh has succeeded: the slots are the accounts in use
         # Accounts asked for (`only`) that the last refresh did not report: useapi.net does not know them.
         self._unknown: list[str] = []
+        # Passes with creates on their way (`sending`): useapi.net does not count a job
+        # before its create is answered, so a capacity read then would free their slots again.
+        self._sending = 0
 
     @property
     def accounts(self) -> list[AccountSlot]:
         return list(self._slots.values())
 
+    @contextlib.contextmanager
+    def sending(self) -> Iterator[None]:
+        """While jobs picked from this pool may be on their way upstream: no capacity refresh
+        (it would report their slots free, and more jobs would go than the accounts have room for)."""
+        self._sending += 1
+        try:
+            yield
+        finally:
+            self._sending -= 1
+
     async def refresh(self, *, force: bool = False) -> None:
+        if self._sending:
+            return  # the counts kept here are the right ones until the creates are answered
         now = self._clock()
         if not force and self._refreshed_at is not None and now - self._refreshed_at < self._refresh_interval:
             return

@@ -242,7 +242,7 @@ class Scheduler:
                     return True
             return passed_over >= MAX_PASSED_OVER
 
-        async with _Sending() as sending:
+        async with _Sending(self._accounts) as sending:
             async with contextlib.aclosing(self.fair_users(self._jobs, in_flight, self._max_in_flight)) as users:
                 async for user_key in users:
                     if await must_stop(sending):
@@ -319,7 +319,7 @@ class Scheduler:
                 sent += 1
 
         batch = await self._jobs.queued_off_peak(now=now, limit=OFF_PEAK_PER_PASS)
-        async with _Sending() as sending:
+        async with _Sending(self._accounts) as sending:
             for job in batch:
                 await sending.wait_for_room()
                 email = await self._account_for(job)
@@ -605,14 +605,23 @@ class _Sending:
     create was on its way stays SUBMITTING, as after a crash, for `recover` to settle.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, accounts: AccountPool) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
         self._error: BaseException | None = None
+        self._accounts = accounts
+        self._held = contextlib.ExitStack()
 
     async def __aenter__(self) -> _Sending:
+        self._held.enter_context(self._accounts.sending())
         return self
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        try:
+            await self._settle(kind, error)
+        finally:
+            self._held.close()
+
+    async def _settle(self, kind: type[BaseException] | None, error: BaseException | None) -> None:
         if kind is not None and not issubclass(kind, Exception):
             await self._cancel_all()  # cancelled (or the process is exiting): stop, as a crash would
             return

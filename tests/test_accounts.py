@@ -247,3 +247,17 @@ async def test_an_account_for_an_off_peak_job_takes_no_slot_and_a_full_one_will_
     assert pool.pick_without_slot() is None  # nothing usable: paused or busy
     clock.advance(BUSY_INITIAL)
     assert pool.pick_without_slot() == B
+
+
+async def test_capacity_is_not_re_read_while_picked_jobs_are_on_their_way(clock):
+    # useapi.net counts a job once its create is answered: read before that, it reports the
+    # slots taken by creates still on their way as free, and they would be handed out twice.
+    upstream = CapacityUpstream({A: (3, 3)})
+    pool = pool_for(upstream, clock)
+    await pool.refresh()
+    with pool.sending():
+        assert pick_all(pool) == [A, A, A]
+        await pool.refresh(force=True)  # the upstream still says 3 free
+        assert pool.pick() is None
+    await pool.refresh(force=True)  # answered (here: never admitted), the reading counts again
+    assert pick_all(pool) == [A, A, A]
