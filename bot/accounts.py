@@ -12,9 +12,10 @@ in a row doubles the backoff (up to a maximum); a job that goes through resets i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from bot.ports import Upstream
@@ -32,6 +33,9 @@ class AccountSlot:
     paused_until: float = 0.0  # monotonic time of the next probe
     busy_until: float = 0.0  # monotonic time a 429's backoff ends
     busy_backoff: float = 0.0  # length of the current backoff; 0 when the last job went through
+    # A job sent after a backoff ended is on its way: no other goes until it is answered
+    # (jobs are sent concurrently, and a busy account gets one probe, not a slot's worth).
+    probing: bool = False
 
     def is_busy(self, now: float) -> bool:
         return now < self.busy_until
@@ -61,12 +65,27 @@ class AccountPool:
         self._listed = False  # a refresh has succeeded: the slots are the accounts in use
         # Accounts asked for (`only`) that the last refresh did not report: useapi.net does not know them.
         self._unknown: list[str] = []
+        # Passes with creates on their way (`sending`): useapi.net does not count a job
+        # before its create is answered, so a capacity read then would free their slots again.
+        self._sending = 0
 
     @property
     def accounts(self) -> list[AccountSlot]:
         return list(self._slots.values())
 
+    @contextlib.contextmanager
+    def sending(self) -> Iterator[None]:
+        """While jobs picked from this pool may be on their way upstream: no capacity refresh
+        (it would report their slots free, and more jobs would go than the accounts have room for)."""
+        self._sending += 1
+        try:
+            yield
+        finally:
+            self._sending -= 1
+
     async def refresh(self, *, force: bool = False) -> None:
+        if self._sending:
+            return  # the counts kept here are the right ones until the creates are answered
         now = self._clock()
         if not force and self._refreshed_at is not None and now - self._refreshed_at < self._refresh_interval:
             return
@@ -153,7 +172,8 @@ class AccountPool:
 
     def _offers(self, slot: AccountSlot, now: float, *, needs_slot: bool) -> bool:
         has_room = slot.available > 0 or not needs_slot
-        return has_room and not slot.is_busy(now) and (slot.paused_reason is None or now >= slot.paused_until)
+        usable = not slot.is_busy(now) and not slot.probing
+        return has_room and usable and (slot.paused_reason is None or now >= slot.paused_until)
 
     def _take_slot(self, slot: AccountSlot, now: float, *, needs_slot: bool) -> str:
         if needs_slot:
@@ -161,6 +181,8 @@ class AccountPool:
         if slot.paused_reason is not None:
             # One probe per interval: push the next one out before trying this one.
             slot.paused_until = now + self._probe_interval
+        if slot.busy_backoff:
+            slot.probing = True  # its last answer was a 429: this job probes it, alone
         return slot.email
 
     def release(self, email: str) -> None:
@@ -168,6 +190,7 @@ class AccountPool:
 
         Not on a busy account: its 429 said the slot was never there.
         """
+        self.end_probe(email)
         slot = self._slots.get(email)
         if slot is not None and not slot.is_busy(self._clock()):
             slot.available = min(slot.max_jobs, slot.available + 1)
@@ -175,13 +198,27 @@ class AccountPool:
     def mark_busy(self, email: str) -> float:
         """A 429: offer the account to no job until its backoff ends; returns the backoff.
 
+        Only a 429 to a create sent after the last backoff began (the probe) grows it.
+
         No jitter: this process is the only one probing its accounts, so there is no
         crowd of retries to spread out.
         """
         slot = self._slots.setdefault(email, AccountSlot(email))
+        if slot.is_busy(self._clock()):
+            # No job is sent to a busy account: this 429 answers a create sent before the
+            # first one came back (the scheduler sends several at once). Same 429, same backoff.
+            return slot.busy_backoff
         slot.busy_backoff = min(self._busy_max, slot.busy_backoff * 2) if slot.busy_backoff else self._busy_initial
         slot.busy_until = self._clock() + slot.busy_backoff
+        slot.probing = False
         return slot.busy_backoff
+
+    def end_probe(self, email: str) -> None:
+        """A job sent to `email` was answered neither yes nor 429 (or its answer was lost):
+        it says nothing of the account's room, so the next job may probe it."""
+        slot = self._slots.get(email)
+        if slot is not None:
+            slot.probing = False
 
     def pause(self, email: str, reason: str) -> bool:
         """Stop using an account; returns True when it was not paused before."""
@@ -200,6 +237,7 @@ class AccountPool:
         if slot is None:
             return False
         slot.busy_until = slot.busy_backoff = 0.0
+        slot.probing = False
         was_paused = slot.paused_reason is not None
         slot.paused_reason = None
         return was_paused

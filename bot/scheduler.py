@@ -8,11 +8,12 @@ looking its replyRef (the job id) up upstream — never by sending it again.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import random
 from collections import defaultdict
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
 
 from bot.accounts import AccountPool
@@ -57,6 +58,13 @@ WAITING_PER_PASS = 256  # queued jobs told per pass that every account is paused
 # Bands of queue places reported (see _PositionBands): the last starts at place 5·2^20.
 POSITION_BANDS = 21
 WAITING_NOTES_REMEMBERED = 10_000
+# Creates one pass has in flight at once (`_Sending`). Free slots bound it first: a job is
+# sent only with a slot taken for it. This bounds a pass over many free slots: each create in
+# flight holds its job's pictures in memory while they upload (up to MAX_IMAGE_BYTES each)
+# and a connection of the upstream client (httpx's pool of 100, shared with status reads
+# and video downloads). At useapi.net's second-long create, 16 at once send about 16 jobs
+# a second — more than accounts free slots (accounts × maxJobs over minutes of generation).
+SENDING_AT_ONCE = 16
 
 
 class Scheduler:
@@ -187,16 +195,27 @@ class Scheduler:
         """Send jobs that take a slot, round-robin across users: everyone's first job, then
         everyone's second … (see `fair_users`), while any account has a free slot.
 
-        Each user's jobs are read a few at a time, and a job that cannot go now (an
-        upscale waiting for its own account) does not hold back the user's others; at
-        most `MAX_PASSED_OVER` such jobs (or users whose jobs all wait out a retry delay)
-        are looked at in one pass.
+        Jobs are picked one at a time, in that order, and sent concurrently (`_Sending`):
+        a picked job has its slot taken and counts towards its user's cap at once, before
+        its create is answered; a create that fails gives both back. Each user's jobs are
+        read a few at a time, and a job that cannot go now (an upscale waiting for its own
+        account) does not hold back the user's others; at most `MAX_PASSED_OVER` such jobs
+        (or users whose jobs all wait out a retry delay) are looked at in one pass.
         """
         turns: list[_Turn] = []
         sent = passed_over = 0
 
-        async def take_turn(turn: _Turn) -> None:
-            nonlocal sent, passed_over
+        async def send(job: Job, email: str) -> None:
+            nonlocal sent
+            if await self._submit(job, email):
+                self._left_queue.add(job.id)
+                sent += 1
+            else:
+                in_flight[job.user.key] -= 1  # it did not go: the user's turn is not used up
+
+        async def take_turn(turn: _Turn, sending: _Sending) -> None:
+            nonlocal passed_over
+            await sending.wait_for_room()  # before a slot is taken for the job
             job = await turn.next(self._jobs, now)
             if job is None:
                 # Their queued jobs wait out a retry delay (not_before): a read for nothing.
@@ -205,32 +224,60 @@ class Scheduler:
             email = await self._account_for(job)
             if email is None:
                 passed_over += 1  # no room for this job now; a job behind it may fit elsewhere
-            elif await self._submit(job, email):
-                self._left_queue.add(job.id)
-                in_flight[job.user.key] += 1
-                sent += 1
+                return
+            in_flight[job.user.key] += 1  # counted while its create is in flight
+            sending.start(send(job, email), job.id)
 
         def may_go(turn: _Turn) -> bool:
             return not turn.exhausted and in_flight[turn.user_key] < self._max_in_flight
 
-        def must_stop() -> bool:
-            """No slot left anywhere, or enough looked at for one pass."""
-            return passed_over >= MAX_PASSED_OVER or not self._accounts.has_room()
+        async def must_stop(sending: _Sending) -> bool:
+            """No slot left anywhere, or enough looked at for one pass.
 
-        async with contextlib.aclosing(self.fair_users(self._jobs, in_flight, self._max_in_flight)) as users:
-            async for user_key in users:
-                if must_stop():
-                    return sent
-                turn = _Turn(user_key)
-                await take_turn(turn)
-                turns.append(turn)
-        while (turns := [turn for turn in turns if may_go(turn)]) and not must_stop():
-            for turn in turns:
-                if must_stop():
-                    return sent
-                if may_go(turn):
-                    await take_turn(turn)
+            A create in flight that fails gives its slot back, so while the accounts are
+            full and creates are in flight, their answers are waited for before giving up.
+            """
+            while passed_over < MAX_PASSED_OVER and not self._accounts.has_room():
+                if not await sending.settle_one():
+                    return True
+            return passed_over >= MAX_PASSED_OVER
+
+        async with _Sending(self._accounts) as sending:
+            async with contextlib.aclosing(self.fair_users(self._jobs, in_flight, self._max_in_flight)) as users:
+                async for user_key in users:
+                    if await must_stop(sending):
+                        break
+                    turn = _Turn(user_key)
+                    await take_turn(turn, sending)
+                    turns.append(turn)
+                else:
+                    await self._later_rounds(turns, may_go, take_turn, must_stop, sending)
         return sent
+
+    @staticmethod
+    async def _later_rounds(
+        turns: list[_Turn],
+        may_go: Callable[[_Turn], bool],
+        take_turn: Callable[[_Turn, _Sending], Awaitable[None]],
+        must_stop: Callable[[_Sending], Awaitable[bool]],
+        sending: _Sending,
+    ) -> None:
+        """Everyone's second job, then everyone's third …, while they may go and there is room.
+
+        A user at their cap only because of a create still in flight may go again if it
+        fails: while nobody else may go, such answers are waited for.
+        """
+        while turns := [turn for turn in turns if not turn.exhausted]:
+            ready = [turn for turn in turns if may_go(turn)]
+            if not ready:
+                if await sending.settle_one():
+                    continue
+                return
+            for turn in ready:
+                if await must_stop(sending):
+                    return
+                if may_go(turn):
+                    await take_turn(turn, sending)
 
     @staticmethod
     async def fair_users(jobs: JobStore, in_flight: Mapping[str, int], cap: int) -> AsyncGenerator[str, None]:
@@ -259,16 +306,25 @@ class Scheduler:
 
     async def _submit_off_peak(self, now: datetime) -> int:
         """Send queued off-peak jobs, oldest first: they take no slot (`takes_slot`), so they
-        go whenever an account takes work, full or not, and no per-user cap holds them here."""
+        go whenever an account takes work, full or not, and no per-user cap holds them here.
+        They are sent concurrently, as many at once as `_Sending` allows."""
         sent = 0
         if not self._accounts.takes_work():
             return sent
-        batch = await self._jobs.queued_off_peak(now=now, limit=OFF_PEAK_PER_PASS)
-        for job in batch:
-            email = await self._account_for(job)
-            if email is not None and await self._submit(job, email):
+
+        async def send(job: Job, email: str) -> None:
+            nonlocal sent
+            if await self._submit(job, email):
                 self._left_queue.add(job.id)
                 sent += 1
+
+        batch = await self._jobs.queued_off_peak(now=now, limit=OFF_PEAK_PER_PASS)
+        async with _Sending(self._accounts) as sending:
+            for job in batch:
+                await sending.wait_for_room()
+                email = await self._account_for(job)
+                if email is not None:
+                    sending.start(send(job, email), job.id)
         if len(batch) == OFF_PEAK_PER_PASS and sent:
             self.wake()  # more may be waiting: the next pass takes them
         return sent
@@ -312,6 +368,9 @@ class Scheduler:
         return self._accounts.take(owner, needs_slot=needs_slot)
 
     async def _submit(self, job: Job, email: str) -> bool:
+        if job.id in self._submitting:  # already being sent (picked twice in one pass): the first send decides
+            self._release(job, email)
+            return False
         self._submitting.add(job.id)
         try:
             return await self._submit_claimed(job, email)
@@ -415,7 +474,9 @@ class Scheduler:
                 )
             await self._requeue(job)
         elif isinstance(exc, ue.OutcomeUnknown):
-            # The request may have run: leave it SUBMITTING for recover() to look up.
+            # The request may have run: leave it SUBMITTING for recover() to look up
+            # (its slot stays taken: it may be running).
+            self._accounts.end_probe(email)
             log.warning("job %s: submission outcome unknown (%r); will look it up", job.id, exc)
         elif isinstance(exc, ue.Moderated):
             await self._finish(job, JobState.MODERATED, str(exc))
@@ -531,6 +592,95 @@ class Scheduler:
             self._waiting_after = batch[-1] if batch else self._waiting_after
             if len(batch) < REPORT_CHUNK:
                 return  # the back of the queue: jobs queued later are told by a later pass
+
+
+class _Sending:
+    """The creates one pass has in flight, each in a task of its own, at most `SENDING_AT_ONCE`.
+
+    Leaving the block waits for every one to be answered. A send that raises (a create's
+    own failures are settled inside it; this is the database or a bug) stops new ones
+    from starting — `wait_for_room` raises it — while those in flight still finish; the block
+    then raises the first such error and logs any other. When the pass itself is
+    cancelled (shutdown), the sends in flight are cancelled and waited for: a job whose
+    create was on its way stays SUBMITTING, as after a crash, for `recover` to settle.
+    """
+
+    def __init__(self, accounts: AccountPool) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._error: BaseException | None = None
+        self._accounts = accounts
+        self._held = contextlib.ExitStack()
+
+    async def __aenter__(self) -> _Sending:
+        self._held.enter_context(self._accounts.sending())
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        try:
+            await self._settle(kind, error)
+        finally:
+            self._held.close()
+
+    async def _settle(self, kind: type[BaseException] | None, error: BaseException | None) -> None:
+        if kind is not None and not issubclass(kind, Exception):
+            await self._cancel_all()  # cancelled (or the process is exiting): stop, as a crash would
+            return
+        try:
+            await self.settle_all()
+        except BaseException:
+            await self._cancel_all()
+            raise
+        if error is None and self._error is not None:
+            raise self._error
+        if error is not None and self._error is not None and self._error is not error:
+            log.error("a send failed while the pass was failing", exc_info=self._error)
+
+    async def wait_for_room(self) -> None:
+        """Wait until fewer than `SENDING_AT_ONCE` are in flight; raises a send's error
+        (then no more jobs are picked: the pass is failing)."""
+        while len(self._tasks) >= SENDING_AT_ONCE:
+            await self.settle_one()
+        if self._error is not None:
+            raise self._error
+
+    def start(self, send: Coroutine[object, object, None], job_id: str) -> None:
+        """Send in a task of its own (after `wait_for_room`)."""
+        self._tasks.add(asyncio.create_task(send, name=f"send {job_id}"))
+
+    async def settle_one(self) -> bool:
+        """Wait for at least one send in flight to end; False when none was in flight."""
+        if not self._tasks:
+            return False
+        done, self._tasks = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            self._note(task)
+        return True
+
+    async def settle_all(self) -> None:
+        while await self.settle_one():
+            pass
+
+    def _note(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is None:
+            return
+        if self._error is None:
+            self._error = error
+        else:
+            log.error("another send failed in the same pass", exc_info=error)
+
+    async def _cancel_all(self) -> None:
+        tasks, self._tasks = self._tasks, set()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        for task in tasks:
+            self._note(task)
+        if self._error is not None:
+            log.error("a send failed before the pass was stopped", exc_info=self._error)
 
 
 class _Turn:

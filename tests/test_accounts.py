@@ -116,8 +116,11 @@ async def test_release_does_not_reopen_a_slot_on_a_busy_account(clock):
     pool.mark_busy(A)
     pool.release(A)
     clock.advance(BUSY_INITIAL)
-    # 3 reported, 1 used by the refused probe and not given back: the 429 proved it was not there.
-    assert pick_all(pool) == [A, A]
+    assert pick_all(pool) == [A]  # the probe, alone until it is answered
+    pool.accepted(A)
+    # 3 reported, 1 used by the refused job and not given back (the 429 proved it was not
+    # there), 1 by the probe.
+    assert pick_all(pool) == [A]
 
 
 async def test_a_capacity_refresh_does_not_wipe_the_busy_mark(clock):
@@ -149,6 +152,22 @@ async def test_429s_in_a_row_grow_the_backoff_up_to_its_maximum_and_a_success_re
     assert pool.accepted(A) is False  # it was busy, not paused: nothing to tell the operator
     assert pool.pick() == A  # no backoff once a job went through
     assert pool.mark_busy(A) == BUSY_INITIAL
+
+
+async def test_429s_to_jobs_sent_together_count_as_one_and_the_probe_after_goes_alone(clock):
+    pool = pool_for(CapacityUpstream({A: (3, 3)}), clock)
+    await pool.refresh()
+    assert pick_all(pool) == [A, A, A]  # sent together, before any answer
+    # All three come back 429: one backoff, not three doublings.
+    assert [pool.mark_busy(A) for _ in range(3)] == [BUSY_INITIAL] * 3
+    clock.advance(BUSY_INITIAL)
+    await pool.refresh(force=True)
+    assert pick_all(pool) == [A]  # one probe, however many slots are reported
+    assert pool.mark_busy(A) == 2 * BUSY_INITIAL  # the probe's 429 is the next in a row
+    clock.advance(2 * BUSY_INITIAL)
+    assert pick_all(pool) == [A]
+    pool.release(A)  # the probe went back to the queue for another reason: it said nothing
+    assert pool.pick() == A  # so another job may probe
 
 
 async def test_a_busy_account_leaves_the_work_to_the_others(clock):
@@ -228,3 +247,17 @@ async def test_an_account_for_an_off_peak_job_takes_no_slot_and_a_full_one_will_
     assert pool.pick_without_slot() is None  # nothing usable: paused or busy
     clock.advance(BUSY_INITIAL)
     assert pool.pick_without_slot() == B
+
+
+async def test_capacity_is_not_re_read_while_picked_jobs_are_on_their_way(clock):
+    # useapi.net counts a job once its create is answered: read before that, it reports the
+    # slots taken by creates still on their way as free, and they would be handed out twice.
+    upstream = CapacityUpstream({A: (3, 3)})
+    pool = pool_for(upstream, clock)
+    await pool.refresh()
+    with pool.sending():
+        assert pick_all(pool) == [A, A, A]
+        await pool.refresh(force=True)  # the upstream still says 3 free
+        assert pool.pick() is None
+    await pool.refresh(force=True)  # answered (here: never admitted), the reading counts again
+    assert pick_all(pool) == [A, A, A]

@@ -42,8 +42,9 @@ async def test_a_busy_upstream_keeps_jobs_queued_and_never_tells_the_user_it_fai
     assert creates(sandbox) > 3  # some answers were 429
 
 
-async def test_a_429_costs_one_probe_per_pass_not_one_create_per_queued_job(tmp_path):
-    # The account reports 3 free slots but answers every create with 429.
+async def test_a_429_costs_at_most_one_create_per_free_slot_not_one_per_queued_job(tmp_path):
+    # The account reports 3 free slots but answers every create with 429. Jobs are sent
+    # concurrently, so up to its 3 free slots' worth may be on their way before the first 429.
     account = SandboxAccount("full@sandbox.local", max_jobs=3, concurrency_limit=0)
     config = SandboxConfig(generation_seconds=0.3, accounts=[account])
     async with running_sandbox(config) as sandbox:
@@ -54,13 +55,14 @@ async def test_a_429_costs_one_probe_per_pass_not_one_create_per_queued_job(tmp_
         async with running_core(settings, notifier, start=False) as core:
             jobs = [await core.service.create_single(requester(), create(f"fox {i}")) for i in range(10)]
             assert await core.scheduler.submit_ready() == 0
-            assert creates(sandbox) == 1  # one probe, then the account is left alone
+            first = creates(sandbox)
+            assert 1 <= first <= 3  # at most its free slots, then the account is left alone
             # The account was the problem, not the job: none waits out a backoff of its own.
             assert all(j.state is JobState.QUEUED and j.not_before is None for j in await job_states(core, jobs))
             # A fresh capacity reading still says "3 free"; the account stays off until its backoff ends.
             core.accounts.invalidate()
             assert await core.scheduler.submit_ready() == 0
-            assert creates(sandbox) == 1
+            assert creates(sandbox) == first
     assert notifier.failures == []
 
 
@@ -75,12 +77,13 @@ async def test_after_a_429_the_backoff_ends_one_probe_goes_through_and_the_queue
         async with running_core(settings, notifier, start=False) as core:
             jobs = [await core.service.create_single(requester(), create(f"fox {i}")) for i in range(6)]
             assert await core.scheduler.submit_ready() == 0
-            assert creates(sandbox) == 1
+            refused = creates(sandbox)
+            assert 1 <= refused <= 3  # no more than its free slots
             sandbox.config.accounts[0].concurrency_limit = None  # PixVerse has room again
             await core.start_loops()
             done = await eventually(lambda: all_delivered(core, [j.id for j in jobs]), timeout=20)
     assert all(j.outcome is JobState.COMPLETED for j in done)
-    assert creates(sandbox) == 7  # the refused probe, then each job once
+    assert creates(sandbox) == refused + 6  # the refused creates, then each job once
     assert notifier.failures == []
 
 

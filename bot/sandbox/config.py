@@ -48,6 +48,9 @@ class SandboxConfig:
     unlisted_status_word: str = "enigma"  # in a prompt -> final 42 UNLISTED, no error, no url
     error_rate_5xx: float = 0.0  # fraction of requests answered 500/502/503
     response_delay: float = 0.0  # seconds added before every answer
+    # Seconds a create/upscale/extend/… takes before it is admitted and answered, as
+    # useapi.net's create round trip (a second or more); other requests stay fast.
+    create_delay: float = 0.0
     # The next N create/upscale/extend requests are carried out, then the connection
     # is closed without an answer: the client cannot know its video exists.
     drop_write_responses: int = 0

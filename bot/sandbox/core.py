@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -47,6 +49,11 @@ class Sandbox:
         # Video files being downloaded right now, and the most there ever were at once.
         self.media_in_flight = 0
         self.media_peak = 0
+        # Creates naming each account still being answered, and the most slots each account
+        # was ever asked for at once (jobs it runs + such creates): above its maxJobs, the
+        # client sent more than the account had room for.
+        self.creates_in_flight: dict[str, int] = {}
+        self.slot_demand_peak: dict[str, int] = {}
         self.rng = random.Random(self.config.random_seed)
         # Where it listens; set by `running_sandbox`, empty when only `app` is used.
         self.base_url = ""
@@ -86,6 +93,23 @@ class Sandbox:
     def executing(self, email: str) -> int:
         """Jobs counted against this account's maxJobs."""
         return sum(1 for video in self.in_scheduler() if video.email == email)
+
+    @contextlib.contextmanager
+    def create_arriving(self, email: str | None, *, off_peak: bool) -> Iterator[None]:
+        """A create naming `email` is being answered: count it towards the account's slot demand.
+
+        Off-peak creates and ones naming no account (useapi.net picks one with room) ask for no slot of a named account.
+        """
+        if email is None or off_peak:
+            yield
+            return
+        self.creates_in_flight[email] = self.creates_in_flight.get(email, 0) + 1
+        demand = self.executing(email) + self.creates_in_flight[email]
+        self.slot_demand_peak[email] = max(self.slot_demand_peak.get(email, 0), demand)
+        try:
+            yield
+        finally:
+            self.creates_in_flight[email] -= 1
 
     def occupying(self, email: str) -> int:
         """Jobs counted against this account's PixVerse concurrency limit."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from typing import Any
@@ -393,7 +394,13 @@ class GenerationRoutes(RouteGroup):
         outcome: VideoPhase | None = None,
         **video: Any,
     ) -> web.Response:
-        """Admit the job on its account (429/412 as documented), then start its video."""
+        """Admit the job on its account (429/412 as documented), then start its video.
+
+        Admission waits out `create_delay` first, as a create round trip at useapi.net does.
+        """
+        with self.sandbox.create_arriving(email, off_peak=off_peak):
+            if self.sandbox.config.create_delay > 0:
+                await asyncio.sleep(self.sandbox.config.create_delay)
         account = admit(self.sandbox, Admission(email, ask.maxJobs, off_peak, prompt, cost))
         started = SandboxVideo(
             number=self.sandbox.next_number(),
