@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 from bot.audio import convert
 from bot.blobs import ImageStorageFull, check_image, new_blob_id
@@ -37,7 +39,16 @@ from bot.kinds.create import CreateSingle
 from bot.kinds.edit import modify_quality
 from bot.media import UserVideo, VideoIntake, VideoLimits
 from bot.moderation.service import ModerationService
-from bot.ports import ImageStoreFull, JobAdmission, JobStore, NewImage, OffPeakLimitReached, Progress, ProgressStage
+from bot.ports import (
+    ImageStoreFull,
+    JobAdmission,
+    JobStore,
+    NewImage,
+    OffPeakLimitReached,
+    Progress,
+    ProgressStage,
+    QuotaReservation,
+)
 from bot.progress import ProgressReporter
 from bot.quota import QuotaService
 from bot.retention import RetentionPolicy
@@ -121,8 +132,24 @@ class GenerationService:
 
         Each picture and video is checked by its content; pictures are stored only if the job
         is admitted, and only until the job has uploaded them. A video is uploaded once the
-        request has passed every check but the quota's (see `_accept`).
+        request has passed every check but the quota's (see `accept`).
         """
+        prepared = await self.prepare_job(requester, kind, command, images, video)
+        return await self.accept(prepared, requester.context)
+
+    async def prepare_job(
+        self,
+        requester: Requester,
+        kind: GenerationKind,
+        command: object,
+        images: list[bytes] | tuple[()] = (),
+        video: bytes | None = None,
+    ) -> PreparedJob:
+        """`generate`'s first step: every check of the request but the quota's (input,
+        moderation) and the job it makes, with nothing written but a moderation refusal's
+        record. An adapter may run it while its acknowledgement is on its way, and `accept`
+        the job once the context it answers through is known; a job never accepted leaves
+        nothing queued or charged."""
         if kind.pictures is not None:
             kind.pictures.check(len(images), kind.name)
         elif images:
@@ -137,7 +164,7 @@ class GenerationService:
         request = kind.build(self._builder, command, tuple(new_blob_id() for _ in checked))
         if kind.with_video is not None and sent is not None:
             request = kind.with_video(request, sent)
-        return await self._accept(requester, request, images=checked, video=sent)
+        return await self._prepare(requester, request, images=checked, video=sent)
 
     async def prepared(self, requester: Requester, kind: GenerationKind, command: object) -> object:
         """`command` with what it names looked up (an effect by its name, a voice); unchanged for
@@ -431,6 +458,19 @@ class GenerationService:
         images: list[NewImage] | None = None,
         video: UserVideo | None = None,
     ) -> Job:
+        prepared = await self._prepare(requester, request, parent=parent, action=action, images=images, video=video)
+        return await self.accept(prepared, requester.context)
+
+    async def _prepare(
+        self,
+        requester: Requester,
+        request: GenerationRequest,
+        *,
+        parent: Job | None = None,
+        action: ResultAction | None = None,
+        images: list[NewImage] | None = None,
+        video: UserVideo | None = None,
+    ) -> PreparedJob:
         job = Job(
             id=new_job_id(),
             requester=requester,
@@ -453,15 +493,25 @@ class GenerationService:
                 request.speech,
             ],
         )
-        if video is not None:
+        # What the job would take and the limits it must fit: only read here, recorded by `accept`.
+        reservation = await self._quotas.reservation(job)
+        return PreparedJob(job, reservation, tuple(images or ()), video)
+
+    async def accept(self, prepared: PreparedJob, context: dict[str, Any]) -> Job:
+        """`generate`'s second step: queue the `prepared` job, answered through the adapter's
+        `context` (see `Requester.context`), if the quotas still have room for it."""
+        job = prepared.job.evolve(requester=replace(prepared.job.requester, context=context))
+        request = job.request
+        if prepared.video is not None:
             # The user's video goes up only now, checked and with its request accepted so far;
             # an upload costs no credits, and a failed one leaves nothing charged or queued.
-            job = job.evolve(request=request.with_changes(source_video_path=await self._videos.upload(video)))
+            job = job.evolve(request=request.with_changes(source_video_path=await self._videos.upload(prepared.video)))
         # One atomic unit records the reservation, keeps the image and inserts the job: a
         # refused request leaves nothing behind, and a caller cancelled while the unit is
         # queued leaves all of it (the job runs, and is charged like any other).
-        reservation = await self._quotas.reservation(job)
-        first, more = (images[0], images[1:]) if images else (None, [])
+        reservation = prepared.reservation
+        images = prepared.images
+        first, more = (images[0], list(images[1:])) if images else (None, [])
         refused = await self._admission.admit(
             job,
             reservation,
@@ -476,8 +526,18 @@ class GenerationService:
             raise TooManyOffPeakJobs(refused.limit)
         if refused is not None:
             raise self._quotas.exceeded(refused, reservation)
-        log.info("job %s queued for %s (%s)", job.id, requester.user.key, request.kind)
+        log.info("job %s queued for %s (%s)", job.id, job.user.key, request.kind)
         position = await self._jobs.fair_place(job)
         await self._progress.report(job, Progress(ProgressStage.QUEUED, queue_position=position))
         self._on_queued()
         return job
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedJob:
+    """A job that passed every check but the quota's (`GenerationService.prepare_job`), to `accept`."""
+
+    job: Job
+    reservation: QuotaReservation
+    images: tuple[NewImage, ...]
+    video: UserVideo | None

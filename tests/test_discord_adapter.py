@@ -18,7 +18,7 @@ from adapters.discord import running_discord
 from adapters.discord.cogs.admin import filter_mode_args
 from adapters.discord.responder import APOLOGY, fit
 from bot.bootstrap import Core, open_core
-from bot.domain import Job, JobState, ResultAction
+from bot.domain import Job, JobState, Platform, ResultAction, UserRef
 from bot.errors import InvalidInput
 from bot.sandbox import Sandbox
 from bot.settings import Settings
@@ -708,3 +708,49 @@ async def test_the_gate_checks_while_the_deferral_is_on_its_way_and_answers_afte
         # Alice's next command is not held back by anything the lost one left behind.
         queued = await fake.slash("create_single", by=world.alice, prompt="a fox, again")
         assert (await world.reply(queued)).startswith(("⏳ Queued", "🚀", "🎬"))
+
+
+async def test_the_command_is_checked_while_the_deferral_is_on_its_way(world: World) -> None:
+    """Parsing, moderation and the request's checks do not wait for Discord's answer to the
+    deferral (only queueing the job does, as it answers through the deferred response): a
+    blocked prompt is recorded while the deferral is still unanswered, and told after it."""
+    fake = world.fake
+    async with world.running():
+        assert await world.reply(await fake.slash("filter", by=world.admin, action="add", text="dragon")) == (
+            "Added “dragon”."
+        )
+        group = f"discord:{fake.guild_id}"
+        fake.delay_next(CALLBACK, 1.5)
+        blocked = await fake.slash("create_single", by=world.alice, prompt="a dragon over the hills")
+        [entry] = await eventually(lambda: world.core.moderation.log(group), what="the refusal recorded")
+        # Ordering, not timing: the moderation ran before the deferral was answered.
+        assert blocked.callback is None, "the deferral was answered before the prompt was moderated"
+        assert entry.rule == "dragon" and entry.user_key == f"discord:{world.alice.id}"
+        assert (await world.reply(blocked)).startswith(
+            "Your prompt was refused: it contains the blocked term “dragon”."
+        )
+        assert blocked.callback_type == DEFERRED_CHANNEL_MESSAGE
+        [deferral] = [r for r in fake.requests_to(CALLBACK) if r.at >= blocked.dispatched_at]
+        [refusal] = [r for r in fake.requests if r.method == "PATCH" and blocked.token in r.path]
+        assert refusal.at > deferral.at
+
+
+async def test_a_prepared_command_whose_deferral_discord_refuses_is_neither_queued_nor_charged(world: World) -> None:
+    """The request is checked and its quota reservation worked out while the deferral is on its
+    way; a deferral Discord refuses leaves no job, nothing reserved or used, and the quota whole."""
+    fake = world.fake
+    async with world.running():
+        alice = UserRef(Platform.DISCORD, str(world.alice.id), "alice")
+        fake.delay_next(CALLBACK, 0.5)  # time enough for the checks to finish before the refusal
+        fake.fail_next(CALLBACK, 404, code=10062, message="Unknown interaction")
+        lost = await fake.slash("create_single", by=world.alice, prompt="a fox nobody acknowledged")
+        assert await world.reply(lost) == APOLOGY
+        assert await world.core.jobs.in_states(list(JobState)) == []
+        mine, _pool = await world.core.quotas.status(alice)
+        assert (mine.used, mine.reserved) == (0, 0)
+
+        queued = await fake.slash("create_single", by=world.alice, prompt="a fox, again")
+        assert (await world.reply(queued)).startswith(("⏳ Queued", "🚀", "🎬"))
+        [job] = await world.core.jobs.in_states(list(JobState))
+        mine, _pool = await world.core.quotas.status(alice)
+        assert mine.used + mine.reserved == world.core.quotas.cost(job)  # charged once, for the job that runs

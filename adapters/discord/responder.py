@@ -38,6 +38,9 @@ GROUP_ADMIN = discord.Permissions(manage_guild=True)
 MESSAGE_MODERATOR = discord.Permissions(manage_messages=True)
 
 Work = Callable[[Requester], Awaitable[str | None]]
+# The first step of a two-step handler (`Responder.run_prepared`): given who asked, it returns
+# the work to run once the interaction is deferred.
+Prepare = Callable[[Requester], Awaitable[Work]]
 
 
 def user_ref(user: discord.abc.User) -> UserRef:
@@ -75,25 +78,57 @@ class Responder:
         cannot follow a deferral) and must be quick. An `admin_command` is not blocked by
         a mute; `toggles_bot` (/bot) also runs while the bot is off.
         """
+
+        async def at_once(_requester: Requester) -> Work:
+            return work
+
+        await self.run_prepared(
+            interaction,
+            at_once,
+            admin_if=admin_if,
+            acknowledge=acknowledge,
+            toggles_bot=toggles_bot,
+            admin_command=admin_command,
+        )
+
+    async def run_prepared(
+        self,
+        interaction: discord.Interaction,
+        prepare: Prepare,
+        *,
+        admin_if: discord.Permissions = GROUP_ADMIN,
+        acknowledge: bool = True,
+        toggles_bot: bool = False,
+        admin_command: bool = False,
+    ) -> None:
+        """`run`, for work in two steps: `prepare` (checks and reads, nothing that a deferral
+        Discord refuses would have to undo) runs once the gate admits the requester, while the
+        deferral is on its way; the work it returns runs once the interaction is deferred, with
+        the deferred response to answer through. A refusal from either is told after the deferral.
+        """
         try:
             requester = self._requester(interaction, admin_if=admin_if)
-            admitting = self._gate.admit(requester, toggles_bot=toggles_bot, admin_command=admin_command)
+
+            async def admitted_and_prepared() -> Work:
+                await self._gate.admit(requester, toggles_bot=toggles_bot, admin_command=admin_command)
+                return await prepare(requester)
+
             original_id = None
             if acknowledge:
-                # The deferral goes out first; the gate's checks (a database read) run while it
-                # is on its way instead of after Discord's answer, so the first answer is not
-                # held back by both one after the other. A refusal is told once it is deferred.
-                checked = asyncio.ensure_future(admitting)
+                # The deferral goes out first; the gate's checks and the preparation (database
+                # reads, moderation) run while it is on its way instead of after Discord's answer,
+                # so the first answer is not held back by both one after the other.
+                preparing = asyncio.ensure_future(admitted_and_prepared())
                 try:
                     original_id = await self._defer(interaction)
                 except BaseException:
-                    checked.cancel()  # nothing to check for an interaction that cannot be answered
+                    preparing.cancel()  # nothing to prepare for an interaction that cannot be answered
                     with contextlib.suppress(Exception, asyncio.CancelledError):
-                        await checked
+                        await preparing
                     raise
-                await checked
+                work = await preparing
             else:
-                await admitting
+                work = await admitted_and_prepared()
             requester = replace(requester, context=self._context(interaction, original_id).to_context())
             answer = await work(requester)
             if answer:

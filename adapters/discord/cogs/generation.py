@@ -11,7 +11,7 @@ from discord.ext import commands
 
 from adapters.discord.effects import effect_choices, show_listing
 from adapters.discord.kinds import slash_command
-from adapters.discord.responder import Responder, user_ref
+from adapters.discord.responder import Responder, Work, user_ref
 from adapters.discord.views import buttons_legend
 from bot.audio import MAX_AUDIO_BYTES, WHAT_TO_SEND
 from bot.blobs import ALLOWED_IMAGE_TYPES, human_size
@@ -79,18 +79,25 @@ class GenerationCog(commands.Cog, name="Videos"):
         attachments: list[discord.Attachment],
         video: discord.Attachment | None,
     ) -> None:
-        async def generate(requester: Requester) -> None:
+        async def prepare(requester: Requester) -> Work:
+            # Parsing, fetching the attachments and the core's checks run while the deferral is
+            # on its way; only queueing the job waits for it (it answers through the deferred response).
             command = parse_command(kind.command, self._service.catalogue, **fields)
             if video is not None:
                 # Refused before the download when the options or the request cannot pass.
                 self._service.check(kind, command, 0)
                 data = await self._read_video(video)
-                await self._service.generate(requester, kind, command, video=data)
-                return
-            images = [await self._read_image(attachment) for attachment in attachments]
-            await self._service.generate(requester, kind, command, images)
+                prepared = await self._service.prepare_job(requester, kind, command, video=data)
+            else:
+                images = [await self._read_image(attachment) for attachment in attachments]
+                prepared = await self._service.prepare_job(requester, kind, command, images)
 
-        await self._responder.run(interaction, generate)
+            async def queue(deferred: Requester) -> None:
+                await self._service.accept(prepared, deferred.context)
+
+            return queue
+
+        await self._responder.run_prepared(interaction, prepare)
 
     async def _read_video(self, video: discord.Attachment) -> bytes:
         """The attachment's bytes, unless its size alone shows it cannot pass (the core checks
