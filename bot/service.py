@@ -164,7 +164,7 @@ class GenerationService:
         request = kind.build(self._builder, command, tuple(new_blob_id() for _ in checked))
         if kind.with_video is not None and sent is not None:
             request = kind.with_video(request, sent)
-        return await self._prepare(requester, request, images=checked, video=sent)
+        return await self._checked_job(requester, request, images=checked, video=sent)
 
     async def prepared(self, requester: Requester, kind: GenerationKind, command: object) -> object:
         """`command` with what it names looked up (an effect by its name, a voice); unchanged for
@@ -458,10 +458,10 @@ class GenerationService:
         images: list[NewImage] | None = None,
         video: UserVideo | None = None,
     ) -> Job:
-        prepared = await self._prepare(requester, request, parent=parent, action=action, images=images, video=video)
+        prepared = await self._checked_job(requester, request, parent=parent, action=action, images=images, video=video)
         return await self.accept(prepared, requester.context)
 
-    async def _prepare(
+    async def _checked_job(
         self,
         requester: Requester,
         request: GenerationRequest,
@@ -471,6 +471,7 @@ class GenerationService:
         images: list[NewImage] | None = None,
         video: UserVideo | None = None,
     ) -> PreparedJob:
+        """The job asking for `request`, checked (upstream's rules, moderation) and priced."""
         job = Job(
             id=new_job_id(),
             requester=requester,
