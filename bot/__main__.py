@@ -203,7 +203,7 @@ class AdapterStartError(Exception):
 
 
 async def _run(settings: Settings) -> int:
-    from bot.bootstrap import freeze_startup_heap, open_core, serving_http
+    from bot.bootstrap import freeze_startup_heap, open_core, serving_http, tune_garbage_collection
 
     if not (settings.telegram_bot_token or settings.discord_bot_token):
         print(
@@ -244,6 +244,7 @@ async def _run(settings: Settings) -> int:
             async with serving_http(core.http_app, settings.bot_http_host, settings.bot_http_port) as url:
                 log.info("HTTP server on %s (healthz, webhooks)", url)
                 freeze_startup_heap()
+                tune_garbage_collection()
                 await _until_signalled(asyncio.Event().wait())
     except AdapterStartError as exc:
         print(f"pixverse-bot run: {exc}", file=sys.stderr)

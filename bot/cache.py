@@ -8,10 +8,11 @@ where an entry only matters for a while, an idle time after which it is dropped.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, MutableMapping, MutableSet
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -138,3 +139,34 @@ class SharedCache(Mapping[K, V]):
         """Drop everything: it may have changed."""
         self._generation += 1
         self._entries.clear()
+
+
+class SharedSnapshot(Generic[V]):
+    """One value read whole from the database — a small table, held so that a command needs
+    no read of it — which other processes may change (like `SharedCache`): `forget`, called
+    when one announces a change, drops it, and a value read while a `forget` came is
+    returned but not kept. Concurrent first uses share one read."""
+
+    def __init__(self) -> None:
+        self._value: V | None = None
+        self._held = False
+        self._generation = 0
+        self._loading = asyncio.Lock()
+
+    async def get_or_load(self, load: Callable[[], Awaitable[V]]) -> V:
+        """The value held, else `load()`'s (held unless forgotten meanwhile)."""
+        if self._held:
+            return self._value  # type: ignore[return-value]
+        async with self._loading:
+            if self._held:  # read by the use this one waited for
+                return self._value  # type: ignore[return-value]
+            generation = self._generation
+            value = await load()
+            if generation == self._generation:
+                self._value, self._held = value, True
+            return value
+
+    def forget(self) -> None:
+        """Drop the value: it may have changed."""
+        self._generation += 1
+        self._value, self._held = None, False

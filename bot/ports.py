@@ -385,6 +385,9 @@ class QuotaStore(Protocol):
     async def get_override(self, scope: str, subject: str) -> tuple[bool, int | None]:
         """(has an override, its limit — None meaning unlimited)."""
 
+    async def overrides(self, at_most: int) -> dict[tuple[str, str], int | None] | None:
+        """Every override by (scope, subject), in one read; None when there are more than `at_most`."""
+
     async def set_override(self, scope: str, subject: str, limit: int | None) -> None: ...
 
     async def reset(self, scope: str, subject: str, at: datetime) -> None:
@@ -442,6 +445,19 @@ class JobAdmission(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class AccessLists:
+    """Who is banned where, and muted where until when: the whole of both lists (`GovernanceStore.access_lists`)."""
+
+    bans: frozenset[tuple[str, str]]  # (user key, scope)
+    mutes: dict[tuple[str, str], datetime]  # (user key, group key or "*") → muted until
+
+    def access(self, user_key: str, ban_scopes: Sequence[str], mute_scope: str) -> tuple[bool, datetime | None]:
+        """What `GovernanceStore.access` answers, from these lists."""
+        banned = any((user_key, scope) in self.bans for scope in ban_scopes)
+        return banned, self.mutes.get((user_key, mute_scope))
+
+
+@dataclass(frozen=True, slots=True)
 class ModerationLogEntry:
     at: datetime
     group_key: str
@@ -496,6 +512,9 @@ class GovernanceStore(Protocol):
 
     async def access(self, user_key: str, ban_scopes: Sequence[str], mute_scope: str) -> tuple[bool, datetime | None]:
         """(banned in any of `ban_scopes`, muted until) for one user, in one read."""
+
+    async def access_lists(self, at_most: int, now: datetime) -> AccessLists | None:
+        """Every ban and every mute still in force at `now`, in one read; None when there are more than `at_most`."""
 
     async def log_moderation(self, entry: ModerationLogEntry) -> None: ...
 

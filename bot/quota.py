@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from bot.cache import SharedCache
+from bot.cache import SharedCache, SharedSnapshot
 from bot.domain import Job, JobState, UserRef, utcnow
 from bot.errors import BotError
 from bot.ports import Coordinator, GovernanceStore, QuotaCharge, QuotaReservation, QuotaStore, UsageStats
@@ -21,8 +21,9 @@ from bot.pricing import Pricing
 
 USER, GROUP = "user", "group"
 
-# Users and groups whose quota override (or lack of one) is remembered. Those past it
-# are simply read from the store again on their next request: one small query.
+# Quota overrides held in memory: all of them, while there are no more than this. Past it,
+# a subject's override (or lack of one) is remembered for this many users and groups, and
+# those past that are simply read from the store again on their next request: one small query.
 CACHED_QUOTA_OVERRIDES = 10_000
 # What another process announces when it changed an override (`bot.ports.Coordinator`).
 OVERRIDES_TOPIC = "quota-overrides"
@@ -107,10 +108,15 @@ class QuotaService:
         coordinator: Coordinator | None = None,
     ) -> None:
         self._clock = clock
+        # Overrides are few (an admin sets each): all of them are held, so a user never seen
+        # before needs no read to learn they have none. Only past CACHED_QUOTA_OVERRIDES of
+        # them (None) is each subject's looked up, and the last used kept.
+        self._all_overrides: SharedSnapshot[dict[tuple[str, str], int | None] | None] = SharedSnapshot()
         self._overrides: SharedCache[tuple[str, str], tuple[bool, int | None]] = SharedCache(CACHED_QUOTA_OVERRIDES)
         # Other processes on the same database change overrides too: they say so.
         self._coordinator = coordinator
         if coordinator is not None:
+            coordinator.subscribe(OVERRIDES_TOPIC, self._all_overrides.forget)
             coordinator.subscribe(OVERRIDES_TOPIC, self._overrides.forget)
         self._store = store
         self._stats = stats
@@ -131,9 +137,13 @@ class QuotaService:
     async def limit_for(self, scope: str, subject: str) -> int | None:
         # Overrides change only by admin commands (of this process, or of another that
         # announces it): cache them.
-        has_override, limit = await self._overrides.get_or_load(
-            (scope, subject), lambda: self._store.get_override(scope, subject)
-        )
+        every = await self._all_overrides.get_or_load(lambda: self._store.overrides(CACHED_QUOTA_OVERRIDES))
+        if every is not None:
+            has_override, limit = (scope, subject) in every, every.get((scope, subject))
+        else:
+            has_override, limit = await self._overrides.get_or_load(
+                (scope, subject), lambda: self._store.get_override(scope, subject)
+            )
         if has_override:
             return limit
         if scope == USER:
@@ -205,6 +215,7 @@ class QuotaService:
 
     async def set_limit(self, scope: str, subject: str, limit: int | None) -> None:
         await self._store.set_override(scope, subject, limit)
+        self._all_overrides.forget()
         self._overrides.put((scope, subject), (True, limit))
         if self._coordinator is not None:
             await self._coordinator.announce(OVERRIDES_TOPIC)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import defaultdict
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
@@ -107,6 +108,9 @@ class Scheduler:
         self._busy_max = busy_retry_max
         self._queue_timeout = timedelta(seconds=queue_timeout)
         self._loop = PeriodicTask(self.submit_ready, interval, "scheduler")
+        self._interval = interval
+        # When the queue's upkeep last ran (`_upkeep_due`); None: the next pass runs it.
+        self._upkept_at: float | None = None
         # A job leaves the queue within the queue timeout, so an id not looked at for
         # that long is of a job gone from it: it is forgotten then.
         self._told_waiting: LruSet[str] = LruSet(WAITING_NOTES_REMEMBERED, ttl=queue_timeout)
@@ -142,7 +146,7 @@ class Scheduler:
         goes back to the queue. A job is looked up only once it has been SUBMITTING for
         the grace period, at start-up too: the upstream lists a video it has just
         accepted late, and a lookup before then would miss it and send the job again —
-        paying twice. Younger ones are left to a later pass (each pass calls this).
+        paying twice. Younger ones are left to a later pass (the upkeep calls this once an interval).
         Jobs this process is submitting right now are left alone, and so are those another
         live process is submitting (its own pass recovers them); a job whose process is
         gone (its lease ran out) is taken over and recovered here, just the same.
@@ -166,6 +170,17 @@ class Scheduler:
 
     # ------------------------------------------------------------------ the pass
 
+    def _upkeep_due(self) -> bool:
+        """Whether this pass does the queue's upkeep — recovering lost submissions, failing
+        jobs queued too long — which is due once an interval (and on the first pass), not
+        on every wake: in a busy bot every arrival wakes the scheduler, and the upkeep's
+        reads would be paid per arrival for what changes only with time."""
+        now = time.monotonic()
+        if self._upkept_at is not None and now - self._upkept_at < self._interval:
+            return False
+        self._upkept_at = now
+        return True
+
     async def submit_ready(self) -> int:
         """Submit as many queued jobs as accounts can take; returns how many went out.
 
@@ -173,20 +188,27 @@ class Scheduler:
         read in fair order a page at a time (`JobStore.queued_users`), each user's next
         jobs by an index, and only until the accounts are full.
         """
-        await self.recover()
+        upkeep = self._upkeep_due()
+        if upkeep:
+            await self.recover()
         if self._may_send is not None and not await self._may_send():
             return 0
         if not await self._jobs.queued_users(limit=1):
             return 0
         self._left_queue.clear()  # jobs submitted, failed or expired during this pass
         now = utcnow()
-        await self._expire_stale(now)
-        # Only jobs that hold a slot count against the per-user cap (off-peak ones have their own, at accept).
-        in_flight: dict[str, int] = defaultdict(
-            int, await self._jobs.count_in_flight_by_user(IN_FLIGHT_STATES, off_peak=False)
-        )
+        if upkeep:
+            await self._expire_stale(now)
         await self._accounts.refresh()
-        sent = await self._submit_in_fair_order(in_flight, now)
+        sent = 0
+        # Every slot taken (as last counted: a finished job re-reads capacity), no job that
+        # takes one can go: an arrival's pass then reads none of them, only retells places.
+        if self._accounts.has_room():
+            # Only jobs that hold a slot count against the per-user cap (off-peak ones have their own, at accept).
+            in_flight: dict[str, int] = defaultdict(
+                int, await self._jobs.count_in_flight_by_user(IN_FLIGHT_STATES, off_peak=False)
+            )
+            sent += await self._submit_in_fair_order(in_flight, now)
         sent += await self._submit_off_peak(now)
         await self._report_positions()
         return sent
@@ -521,6 +543,7 @@ class Scheduler:
         for job in stale:
             await self._fail_queued(job, "Timed out waiting in the queue; nothing was charged. Please try again later.")
         if len(stale) == EXPIRE_PER_PASS:
+            self._upkept_at = None  # more are due: the next pass takes them
             self.wake()
 
     async def _fail_queued(self, job: Job, reason: str) -> None:

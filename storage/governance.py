@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.domain import utcnow
-from bot.ports import ModerationLogEntry, QuotaCharge, QuotaReservation, QuotaUsage, UsageStats
+from bot.ports import AccessLists, ModerationLogEntry, QuotaCharge, QuotaReservation, QuotaUsage, UsageStats
 from storage.database import from_sql_time, to_sql_time
 from storage.sql import Dialect, SqlDatabase, Transaction, placeholders
 
@@ -113,6 +113,12 @@ class SqlQuotaStore:
             "SELECT quota FROM quota_overrides WHERE scope = ? AND subject = ?", (scope, subject)
         )
         return (False, None) if row is None else (True, row["quota"])
+
+    async def overrides(self, at_most: int) -> dict[tuple[str, str], int | None] | None:
+        rows = await self._db.fetch_all("SELECT scope, subject, quota FROM quota_overrides LIMIT ?", (at_most + 1,))
+        if len(rows) > at_most:
+            return None
+        return {(row["scope"], row["subject"]): row["quota"] for row in rows}
 
     async def set_override(self, scope: str, subject: str, limit: int | None) -> None:
         await self._db.write(
@@ -251,6 +257,19 @@ class SqlGovernanceStore:
         )
         assert row is not None
         return bool(row["banned"]), from_sql_time(row["until"]) if row["until"] else None
+
+    async def access_lists(self, at_most: int, now: datetime) -> AccessLists | None:
+        rows = await self._db.fetch_all(
+            "SELECT * FROM (SELECT 'ban' AS kind, user_key, scope, NULL AS until FROM bans LIMIT ?) AS b"
+            " UNION ALL SELECT * FROM (SELECT 'mute' AS kind, user_key, group_key, until FROM mutes"
+            " WHERE until > ? LIMIT ?) AS m",
+            (at_most + 1, to_sql_time(now), at_most + 1),
+        )
+        if len(rows) > at_most:
+            return None
+        bans = frozenset((row["user_key"], row["scope"]) for row in rows if row["kind"] == "ban")
+        mutes = {(row["user_key"], row["scope"]): from_sql_time(row["until"]) for row in rows if row["kind"] == "mute"}
+        return AccessLists(bans, mutes)
 
     async def log_moderation(self, entry: ModerationLogEntry) -> None:
         await self._db.write(

@@ -7,8 +7,10 @@ driven by many distinct users and groups over the real SQLite stores.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Set
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -256,3 +258,79 @@ async def test_a_jobs_first_answer_goes_without_a_store_read_and_later_ones_with
     await reporter.report(job, Progress(ProgressStage.STARTED))
     await reporter.idle()
     assert sink.shown == ["first", "first"] and read == ["first"]
+
+
+class _CountedStore:
+    """A real store whose every (async) call is counted by name: what a command costs the database."""
+
+    def __init__(self, store: object) -> None:
+        self._store = store
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self._store, name)
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return await real(*args, **kwargs)
+
+        return counted
+
+
+def _governed(db: Database) -> tuple[_CountedStore, ModerationService, Gatekeeper, _CountedStore, QuotaService]:
+    governance = _CountedStore(SqlGovernanceStore(db))
+    moderation = ModerationService(
+        governance,  # type: ignore[arg-type]
+        load_default_blocklist(),
+        defaults=GroupSettings(),
+        operators=frozenset(),
+    )
+    gate = Gatekeeper(moderation, RateLimiter(6, 30.0))
+    quota_store = _CountedStore(SqlQuotaStore(db))
+    policy = QuotaPolicy(QuotaUnit.VIDEOS, QuotaWindow.DAILY, ZoneInfo("UTC"), 10, None, frozenset())
+    quotas = QuotaService(quota_store, SqlGovernanceStore(db), Pricing.load(), policy)  # type: ignore[arg-type]
+    return governance, moderation, gate, quota_store, quotas
+
+
+async def test_commands_of_new_users_read_neither_bans_mutes_nor_quota_overrides(db: Database) -> None:
+    """Bans, mutes and overrides are few and seldom change: held whole, the gate and the
+    quota answer every newcomer from memory; a ban or override set here counts at once."""
+    governance, moderation, gate, quota_store, quotas = _governed(db)
+    await quotas.set_limit(USER, "telegram:7", 3)
+    users = 50
+    for user in range(users):
+        await gate.admit(member(user, group=1))
+        await quotas.limit_for(USER, f"telegram:{user}")
+    assert governance.calls["access"] == 0 and governance.calls["access_lists"] == 1
+    assert quota_store.calls["get_override"] == 0 and quota_store.calls["overrides"] == 1
+    assert await quotas.limit_for(USER, "telegram:7") == 3
+
+    await moderation.ban("telegram:3", "*", by="telegram:0")
+    with pytest.raises(Refused, match="not allowed"):
+        await gate.admit(member(3, group=1))
+    await gate.admit(member(4, group=1))
+    assert await moderation.unban("telegram:3", "*")
+    await gate.admit(member(3, group=1))
+    await quotas.set_limit(USER, "telegram:8", None)
+    assert await quotas.limit_for(USER, "telegram:8") is None
+    assert governance.calls["access"] == 0 and quota_store.calls["get_override"] == 0
+
+
+async def test_past_the_held_bound_each_command_reads_its_own_ban_and_override(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bot with more bans (or overrides) than memory holds whole still enforces each one, a read per command."""
+    monkeypatch.setattr("bot.moderation.service.HELD_ACCESS_ENTRIES", 2)
+    monkeypatch.setattr("bot.quota.CACHED_QUOTA_OVERRIDES", 2)
+    governance, moderation, gate, quota_store, quotas = _governed(db)
+    for user in range(3):
+        await moderation.ban(f"telegram:{user}", "*", by="telegram:99")
+        await quotas.set_limit(USER, f"telegram:{user}", user)
+    for user in range(3):
+        with pytest.raises(Refused, match="not allowed"):
+            await gate.admit(member(user, group=1))
+        assert await quotas.limit_for(USER, f"telegram:{user}") == user
+    await gate.admit(member(5, group=1))
+    assert await quotas.limit_for(USER, "telegram:5") == 10
+    assert governance.calls["access"] == 4 and quota_store.calls["get_override"] == 4
+    assert largest_map(quotas) <= 2

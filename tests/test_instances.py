@@ -210,6 +210,44 @@ async def test_a_group_setting_changed_in_one_process_is_enforced_by_another(
         await eventually(lambda: _limit(b, member.user.key, 3), timeout=2, what="B sees the new quota")
 
 
+async def test_a_ban_or_mute_set_in_one_process_is_enforced_by_another(
+    tmp_path, sandbox: Sandbox, postgres_url: str
+) -> None:
+    """Each process holds the bans and mutes in memory (a command reads neither): a change
+    made through one is announced, and the other reads them again."""
+    settings = fast_settings(tmp_path, sandbox, bot_database=postgres_url)
+    member = requester("member", "group-1")
+    group = member.chat.group_key
+    assert group is not None
+    async with (
+        running_core(settings, RecordingNotifier(), start=False) as a,
+        running_core(settings, RecordingNotifier(), start=False) as b,
+    ):
+        await b.gate.admit(member)  # B holds the (empty) lists now
+        await a.moderation.ban(member.user.key, group, by="operator")
+        await eventually(lambda: _refused(b, member), timeout=2, what="B refuses once A banned the user")
+        assert await a.moderation.unban(member.user.key, group)
+        await eventually(lambda: _admitted(b, member), timeout=2, what="B admits once A lifted the ban")
+
+        await a.moderation.update_settings(group, filter_mode=FilterMode.STRIKE, strike_limit=1)
+        await a.moderation.record(member.user, group, "a bad prompt", "bad", "blocklist")  # the strike that mutes
+        await eventually(lambda: _refused(b, member), timeout=2, what="B refuses once A muted the user")
+        assert await a.moderation.unmute(member.user.key, group)
+        await eventually(lambda: _admitted(b, member), timeout=2, what="B admits once A lifted the mute")
+
+
+async def _refused(core, who) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        await core.gate.admit(who, rate_limited=False)
+    except Refused:
+        return True
+    return False
+
+
+async def _admitted(core, who) -> bool:  # type: ignore[no-untyped-def]
+    return not await _refused(core, who)
+
+
 async def _filter_mode(core, group: str, mode: FilterMode) -> bool:  # type: ignore[no-untyped-def]
     return (await core.moderation.settings_for(group)).filter_mode is mode
 

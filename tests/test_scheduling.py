@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from bot.commands import CreateSingle, parse_command
 from bot.domain import JobState, ResultAction
 from bot.ports import ProgressStage
@@ -224,3 +226,42 @@ async def test_an_upscale_whose_account_is_gone_fails_clearly_and_is_refunded(tm
     assert "account this bot no longer uses" in reason and "Nothing was charged" in reason
     assert sandbox.count("POST", "/v2/pixverse/videos/upscale") == 0
     assert (quota.used, quota.reserved) == (1, 0)  # the source only: the upscale was refunded
+
+
+async def test_an_arrival_while_every_slot_is_taken_costs_no_submission_reads(tmp_path):
+    """In a busy bot every accepted job wakes the scheduler. With every slot taken nothing
+    can go, so the pass reads none of the fair order, and the upkeep (lost submissions,
+    stale jobs) waits for its own schedule: it only looks whether anyone waits, at the
+    off-peak jobs (which need no slot) and at the places to retell."""
+    config = SandboxConfig(generation_seconds=3600, accounts=[SandboxAccount("solo@sandbox.local", max_jobs=1)])
+    async with running_sandbox(config) as sandbox:
+        settings = fast_settings(tmp_path, sandbox, scheduler_interval=600)
+        async with running_core(settings, RecordingNotifier(), start=False) as core:
+            await core.service.create_single(requester("first"), create("a fox"))
+            assert await core.scheduler.submit_ready() == 1  # the one slot is taken now
+            read: Counter[str] = Counter()
+            for name in (
+                "claimable",
+                "queued_slice",
+                "count_in_flight_by_user",
+                "queued_users",
+                "queued_users_named",
+                "next_queued",
+                "queued_off_peak",
+                "fair_slice",
+            ):
+                real = getattr(core.jobs, name)
+
+                def counted(*args, _real=real, _name=name, **kwargs):  # type: ignore[no-untyped-def]
+                    read[_name] += 1
+                    return _real(*args, **kwargs)
+
+                setattr(core.jobs, name, counted)
+
+            waiting = await core.service.create_single(requester("second"), create("an owl"))
+            assert await core.scheduler.submit_ready() == 0
+            assert (await core.jobs.get(waiting.id)).state is JobState.QUEUED
+            assert read["queued_users"] == 1  # whether anyone waits, nothing more of the fair order
+            assert read["count_in_flight_by_user"] == read["queued_users_named"] == read["next_queued"] == 0
+            assert read["claimable"] == read["queued_slice"] == 0  # the upkeep is not due
+            assert read["fair_slice"] >= 1  # the newcomer moved places: they are retold

@@ -160,9 +160,12 @@ def worth_moving(before: int, after: int) -> bool:
 
 
 def all_positions_current(fake: FakeTelegram, commands: list[dict]) -> bool:
-    """Every job still queued shows its place, or one it has not moved meaningfully from."""
+    """Every job still queued shows its place, or one it has not moved meaningfully from.
+
+    Places in the order the jobs were admitted: commands that arrive together are handled
+    concurrently, so that need not be the order they were sent in."""
     shown = [position_in(texts_shown(fake, command)[-1]) for command in commands]
-    waiting = [position for position in shown if position is not None]
+    waiting = sorted(position for position in shown if position is not None)
     return all(not worth_moving(position, place) for place, position in enumerate(waiting, 1))
 
 

@@ -19,11 +19,11 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from bot.cache import SharedCache
+from bot.cache import SharedCache, SharedSnapshot
 from bot.domain import Requester, UserRef, utcnow
 from bot.errors import BotError, InvalidInput, Refused
 from bot.moderation.rules import Blocklist, InvalidRule, parse_entry
-from bot.ports import Coordinator, GovernanceStore, ModerationLogEntry
+from bot.ports import AccessLists, Coordinator, GovernanceStore, ModerationLogEntry
 from bot.ranges import MUTE_MINUTES, STRIKE_LIMIT, STRIKE_WINDOW_HOURS, NumberRange
 
 log = logging.getLogger(__name__)
@@ -36,9 +36,14 @@ CACHED_GROUP_SETTINGS = 10_000
 # Groups whose merged blocklist is kept. Each holds the whole global list merged with the
 # group's own, so it is the larger entry; a group past the bound merges again on its next prompt.
 CACHED_GROUP_BLOCKLISTS = 1_000
-# What another process announces when it changed group settings or filters (`bot.ports.Coordinator`).
+# Bans and mutes in force held in memory at most, so that a command reads neither; with
+# more than this (a bot that bans by the thousand), each command reads its user's (one query).
+HELD_ACCESS_ENTRIES = 10_000
+# What another process announces when it changed group settings, filters, or bans and mutes
+# (`bot.ports.Coordinator`).
 SETTINGS_TOPIC = "group-settings"
 FILTERS_TOPIC = "filters"
+ACCESS_TOPIC = "access"
 
 
 class FilterMode(StrEnum):
@@ -147,11 +152,15 @@ class ModerationService:
         self._external = external
         self._lists: SharedCache[str, Blocklist] = SharedCache(CACHED_GROUP_BLOCKLISTS)
         self._settings: SharedCache[str, GroupSettings] = SharedCache(CACHED_GROUP_SETTINGS)
+        # Every command asks whether its user is banned or muted, and nearly all are not:
+        # both lists, held whole, answer without a read (None: too long to hold).
+        self._access: SharedSnapshot[AccessLists | None] = SharedSnapshot()
         # Other processes on the same database change settings and lists too: they say so.
         self._coordinator = coordinator
         if coordinator is not None:
             coordinator.subscribe(SETTINGS_TOPIC, self._settings.forget)
             coordinator.subscribe(FILTERS_TOPIC, self._lists.forget)
+            coordinator.subscribe(ACCESS_TOPIC, self._access.forget)
 
     # --------------------------------------------------------------- settings
 
@@ -206,10 +215,14 @@ class ModerationService:
         """
         group = requester.chat.group_key
         scopes = [BOT_WIDE] + ([group] if group else [])
-        banned, until = await self._store.access(requester.user.key, scopes, group or BOT_WIDE)
+        now = self._clock()
+        lists = await self._access.get_or_load(lambda: self._store.access_lists(HELD_ACCESS_ENTRIES, now))
+        if lists is not None:
+            banned, until = lists.access(requester.user.key, scopes, group or BOT_WIDE)
+        else:
+            banned, until = await self._store.access(requester.user.key, scopes, group or BOT_WIDE)
         if banned:
             raise Refused("You are not allowed to use this bot here.")
-        now = self._clock()
         if admin_command or until is None or until <= now:
             return
         if self.is_exempt(requester, await self.settings_for(group)):
@@ -252,6 +265,7 @@ class ModerationService:
             consequence = f" Strike {strikes} of {settings.strike_limit} in {settings.strike_window_hours:g} h."
             if strikes >= settings.strike_limit:
                 await self._store.set_mute(user.key, scope, now + timedelta(minutes=settings.mute_minutes))
+                await self._access_changed()
                 action = "muted"
                 consequence = (
                     f" That was strike {strikes}: you are muted from the bot here for {settings.mute_minutes:g} min."
@@ -305,16 +319,26 @@ class ModerationService:
 
     async def ban(self, user_key: str, scope: str, by: str) -> None:
         await self._store.set_ban(user_key, scope, by, self._clock())
+        await self._access_changed()
 
     async def unban(self, user_key: str, scope: str) -> bool:
-        return await self._store.remove_ban(user_key, scope)
+        removed = await self._store.remove_ban(user_key, scope)
+        await self._access_changed()
+        return removed
 
     async def unmute(self, user_key: str, scope: str) -> bool:
         """Lift the user's mute in `scope` (bot-wide: in every group) and clear the strikes that led to it.
 
         True when a mute still in force was lifted.
         """
-        return await self._store.remove_mutes(user_key, None if scope == BOT_WIDE else scope, self._clock())
+        lifted = await self._store.remove_mutes(user_key, None if scope == BOT_WIDE else scope, self._clock())
+        await self._access_changed()
+        return lifted
+
+    async def _access_changed(self) -> None:
+        """A ban or mute was set or lifted: read the lists again here, and tell the other processes."""
+        self._access.forget()
+        await self._announce(ACCESS_TOPIC)
 
     async def known_name(self, user_key: str) -> str | None:
         """The name a user last went by in a job or a moderation record (None if never seen)."""
