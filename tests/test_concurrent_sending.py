@@ -185,3 +185,25 @@ async def test_a_send_that_raises_is_reported_by_the_pass_and_the_others_still_f
             await eventually(recovered, timeout=10)  # looked up by its replyRef, as after a crash
     assert creates(sandbox) == 4
     assert set(videos_per_job(sandbox).values()) == {1}
+
+
+async def test_a_poll_reads_the_accounts_listings_at_once_not_one_after_another(tmp_path):
+    """With 40 accounts, a listing round trip each one after another outlasts the poll
+    interval; read together, a pass costs about one listing (`ACCOUNTS_POLLED_AT_ONCE` at a time)."""
+    listing = 0.4
+    accounts = [SandboxAccount(f"a{i}@sandbox.local", max_jobs=1) for i in range(8)]
+    config = SandboxConfig(generation_seconds=30, listing_delay=listing, accounts=accounts)
+    async with running_sandbox(config) as sandbox:
+        settings = fast_settings(tmp_path, sandbox, max_jobs_in_flight_per_user=2)
+        async with running_core(settings, RecordingNotifier(), start=False) as core:
+            jobs = [await core.service.create_single(requester(f"user{i}"), create(f"fox {i}")) for i in range(8)]
+            assert await core.scheduler.submit_ready() == 8
+            assert {video.email for video in sandbox.videos.values()} == {account.email for account in accounts}
+            listings_before = sandbox.count("GET", "/v2/pixverse/videos")
+            started = time.monotonic()
+            await core.tracker.poll_once()
+            elapsed = time.monotonic() - started
+            assert sandbox.count("GET", "/v2/pixverse/videos") - listings_before >= 8  # every account was read
+            assert set(await states(core, jobs)) <= {JobState.SUBMITTED, JobState.GENERATING}
+    # One after another: 8 × 0.4 s = 3.2 s at the least.
+    assert elapsed < 8 * listing / 2, f"8 listings of {listing} s took {elapsed:.2f} s"

@@ -51,6 +51,8 @@ class SandboxConfig:
     # Seconds a create/upscale/extend/… takes before it is admitted and answered, as
     # useapi.net's create round trip (a second or more); other requests stay fast.
     create_delay: float = 0.0
+    # Seconds a `GET videos` listing takes to be answered (a status read over the internet).
+    listing_delay: float = 0.0
     # The next N create/upscale/extend requests are carried out, then the connection
     # is closed without an answer: the client cannot know its video exists.
     drop_write_responses: int = 0

@@ -26,7 +26,9 @@ class VideoRoutes(RouteGroup):
         ]
 
     async def list_videos(self, request: web.Request) -> web.Response:
-        """Newest first, generating ones included."""
+        """Newest first, generating ones included (after `listing_delay`)."""
+        if self.sandbox.config.listing_delay > 0:
+            await asyncio.sleep(self.sandbox.config.listing_delay)
         account = queried_account(self.sandbox, request)
         limit = query_int(request, "limit", default=DEFAULT_PAGE_SIZE, minimum=1)
         offset = query_int(request, "offset", default=0, minimum=0)
